@@ -1,0 +1,279 @@
+// Pure arithmetic of every algorithm over one key's state.
+//
+// A state is three numbers (sA, sB, sC) plus `sLive` (false = "as if never
+// seen"). `evaluate` reads them and the policy, and writes the outcome to the
+// `o*` globals without touching memory, so a caller can evaluate several gates
+// first and commit only when every gate admits. Globals instead of return
+// structs: no allocation on the hot path, and the values stay in wasm globals.
+//
+// Times are epoch milliseconds as f64. Every formula here is mirrored,
+// operation for operation, by test/reference-model.ts: the property tests
+// require bit-identical results, so change both together.
+
+// Policy kinds. A continuous token bucket is the same arithmetic as GCRA
+// (emission interval = period / refill, burst = capacity), so it shares KIND_GCRA.
+export const KIND_GCRA: u32 = 0;
+export const KIND_TOKEN_INTERVAL: u32 = 1;
+export const KIND_FIXED: u32 = 2;
+export const KIND_LINEAR: u32 = 3;
+export const KIND_SLIDING: u32 = 4;
+
+// A denial always asks the caller to wait at least this long (1 µs), so that a
+// retry loop can never spin on a zero wait produced by rounding.
+export const MIN_RETRY_MS: f64 = 0.001;
+// Added before flooring a remaining count so that 0.9999999999 reads as 1.
+const REMAINING_EPSILON: f64 = 1e-9;
+
+// Input state.
+export let sLive: bool = false;
+export let sA: f64 = 0;
+export let sB: f64 = 0;
+export let sC: f64 = 0;
+
+// Outcome of `evaluate`.
+export let oAllowed: bool = false;
+export let oA: f64 = 0;
+export let oB: f64 = 0;
+export let oC: f64 = 0;
+/** Time at which the new state decays to "as if never seen"; -Infinity = already. */
+export let oExp: f64 = 0;
+export let oRemaining: f64 = 0;
+export let oRetry: f64 = 0;
+export let oReset: f64 = 0;
+
+@inline function denyAfter(wait: f64): void {
+  oAllowed = false;
+  oRetry = wait < MIN_RETRY_MS ? MIN_RETRY_MS : wait;
+}
+
+/**
+ * Decides a request of `cost` at time `t` against the state in `s*`.
+ * p0, p1, p2 are the policy's parameters (see policy.ts for each kind).
+ */
+export function evaluate(kind: u32, p0: f64, p1: f64, p2: f64, cost: f64, t: f64): void {
+  oRetry = 0;
+  if (kind == KIND_GCRA) {
+    // p0 = emission interval T, p1 = burst B, p2 = B * T.
+    // State: sA = TAT, the theoretical arrival time of the next request.
+    let tat = sLive && sA > t ? sA : t;
+    let newTat = tat + cost * p0;
+    let allowAt = newTat - p2;
+    if (allowAt <= t) {
+      oAllowed = true;
+      oA = newTat;
+    } else {
+      denyAfter(allowAt - t);
+      oA = tat;
+    }
+    oB = 0;
+    oC = 0;
+    oExp = oA;
+    let rem = Math.floor((t + p2 - oA) / p0 + REMAINING_EPSILON);
+    oRemaining = rem < 0 ? 0 : rem > p1 ? p1 : rem;
+    oReset = oA - t;
+    if (oReset < 0) oReset = 0;
+  } else if (kind == KIND_TOKEN_INTERVAL) {
+    // p0 = capacity C, p1 = refill R, p2 = period P.
+    // State: sA = anchor (the latest refill boundary), sB = tokens at the anchor.
+    let anchor = t;
+    let tokens = p0;
+    if (sLive) {
+      anchor = sA;
+      tokens = sB;
+      if (t < anchor) {
+        // A reservation booked the bucket from a future boundary on.
+        denyAfter(anchor - t);
+        oA = anchor;
+        oB = tokens;
+        oC = 0;
+        oExp = anchor + Math.ceil((p0 - tokens) / p1) * p2;
+        oRemaining = 0;
+        oReset = oExp - t;
+        return;
+      }
+      let k = Math.floor((t - anchor) / p2);
+      if (k > 0) {
+        tokens = tokens + k * p1;
+        if (tokens > p0) tokens = p0;
+        anchor = anchor + k * p2;
+      }
+    }
+    if (tokens >= cost) {
+      oAllowed = true;
+      tokens = tokens - cost;
+    } else {
+      denyAfter(anchor + Math.ceil((cost - tokens) / p1) * p2 - t);
+    }
+    oA = anchor;
+    oB = tokens;
+    oC = 0;
+    oExp = tokens >= p0 ? -Infinity : anchor + Math.ceil((p0 - tokens) / p1) * p2;
+    oRemaining = Math.floor(tokens);
+    oReset = tokens >= p0 ? 0 : oExp - t;
+  } else if (kind == KIND_FIXED) {
+    // p0 = window W, p1 = limit L. State: sA = window index, sB = count.
+    let idx = Math.floor(t / p0);
+    let count: f64 = 0;
+    if (sLive) {
+      if (sA > idx) {
+        denyAfter(sA * p0 - t);
+        oA = sA;
+        oB = sB;
+        oC = 0;
+        oExp = (sA + 1) * p0;
+        oRemaining = 0;
+        oReset = oExp - t;
+        return;
+      }
+      if (sA == idx) count = sB;
+    }
+    if (count + cost <= p1) {
+      oAllowed = true;
+      count = count + cost;
+    } else {
+      denyAfter((idx + 1) * p0 - t);
+    }
+    oA = idx;
+    oB = count;
+    oC = 0;
+    oExp = count > 0 ? (idx + 1) * p0 : -Infinity;
+    oRemaining = p1 - count;
+    oReset = count > 0 ? oExp - t : 0;
+  } else if (kind == KIND_LINEAR) {
+    // p0 = within W, p1 = limit L. State: sA = window start (the first
+    // admission after the previous window expired), sB = count.
+    let start = t;
+    let count: f64 = 0;
+    if (sLive) {
+      if (t < sA) {
+        denyAfter(sA - t);
+        oA = sA;
+        oB = sB;
+        oC = 0;
+        oExp = sA + p0;
+        oRemaining = 0;
+        oReset = oExp - t;
+        return;
+      }
+      if (t < sA + p0) {
+        start = sA;
+        count = sB;
+      }
+    }
+    if (count + cost <= p1) {
+      oAllowed = true;
+      count = count + cost;
+    } else {
+      denyAfter(start + p0 - t);
+    }
+    oA = start;
+    oB = count;
+    oC = 0;
+    oExp = count > 0 ? start + p0 : -Infinity;
+    oRemaining = p1 - count;
+    oReset = count > 0 ? oExp - t : 0;
+  } else {
+    // KIND_SLIDING. p0 = window W, p1 = limit L.
+    // State: sA = current window index, sB = its count, sC = previous window's count.
+    // Estimate = prev * (1 - elapsed fraction of current window) + cur.
+    let idx = Math.floor(t / p0);
+    let cur: f64 = 0;
+    let prev: f64 = 0;
+    if (sLive) {
+      if (sA > idx) {
+        denyAfter(sA * p0 - t);
+        oA = sA;
+        oB = sB;
+        oC = sC;
+        oExp = (sA + 2) * p0;
+        oRemaining = 0;
+        oReset = oExp - t;
+        return;
+      }
+      if (sA == idx) {
+        cur = sB;
+        prev = sC;
+      } else if (sA == idx - 1) {
+        prev = sB;
+      }
+    }
+    let start = idx * p0;
+    let frac = (t - start) / p0;
+    let estimate = prev * (1 - frac) + cur;
+    if (estimate + cost <= p1) {
+      oAllowed = true;
+      cur = cur + cost;
+      estimate = estimate + cost;
+    } else if (cur + cost <= p1) {
+      // Wait inside this window until the previous window's weight has decayed enough.
+      denyAfter(start + (1 - (p1 - cost - cur) / prev) * p0 - t);
+    } else {
+      // Wait for the next window, where this window's count becomes the decaying one.
+      let f = 1 - (p1 - cost) / cur;
+      if (f < 0) f = 0;
+      denyAfter(start + p0 + f * p0 - t);
+    }
+    oA = idx;
+    oB = cur;
+    oC = prev;
+    oExp = cur > 0 ? (idx + 2) * p0 : prev > 0 ? (idx + 1) * p0 : -Infinity;
+    let rem = Math.floor(p1 - estimate + REMAINING_EPSILON);
+    oRemaining = rem < 0 ? 0 : rem;
+    oReset = oExp > t ? oExp - t : 0;
+  }
+}
+
+/**
+ * Gives `cost` back to the state in `s*` at time `t`, writing the new state to
+ * o{A,B,C,Exp}. Refunding more than was consumed saturates at "full".
+ */
+export function refund(kind: u32, p0: f64, p1: f64, p2: f64, cost: f64, t: f64): void {
+  oA = sA;
+  oB = sB;
+  oC = sC;
+  if (kind == KIND_GCRA) {
+    oA = sA - cost * p0;
+    oExp = oA > t ? oA : -Infinity;
+  } else if (kind == KIND_TOKEN_INTERVAL) {
+    // Bring the bucket up to date first, so the refund lands on today's tokens.
+    let anchor = sA;
+    let tokens = sB;
+    if (t > anchor) {
+      let k = Math.floor((t - anchor) / p2);
+      if (k > 0) {
+        tokens = tokens + k * p1;
+        anchor = anchor + k * p2;
+      }
+    }
+    tokens = tokens + cost;
+    if (tokens > p0) tokens = p0;
+    oA = anchor;
+    oB = tokens;
+    oExp = tokens >= p0 ? -Infinity : anchor + Math.ceil((p0 - tokens) / p1) * p2;
+  } else if (kind == KIND_FIXED || kind == KIND_LINEAR) {
+    let count = sB - cost;
+    if (count < 0) count = 0;
+    oB = count;
+    oExp = count > 0 ? (kind == KIND_FIXED ? (sA + 1) * p0 : sA + p0) : -Infinity;
+  } else {
+    // Sliding: take from the current window's count first, then the previous one's.
+    let idx = Math.floor(t / p0);
+    let cur = sB;
+    let prev = sC;
+    if (sA < idx) {
+      prev = sA == idx - 1 ? cur : 0;
+      cur = 0;
+    }
+    let left = cost;
+    let take = cur < left ? cur : left;
+    cur = cur - take;
+    left = left - take;
+    prev = prev - left;
+    if (prev < 0) prev = 0;
+    let base = sA > idx ? sA : idx;
+    oA = base;
+    oB = cur;
+    oC = prev;
+    oExp = cur > 0 ? (base + 2) * p0 : prev > 0 ? (base + 1) * p0 : -Infinity;
+  }
+}

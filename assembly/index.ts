@@ -1,0 +1,323 @@
+// The ABI of the cellgate core: everything TypeScript calls.
+//
+// One instance holds one state table and the policies registered into it.
+// A limiter with several policies ("gates") registers them as consecutive
+// policy ids gate0 .. gate0+gates-1; each gate keeps its own record per key
+// (the key's low half is mixed with the policy id), and a request passes only
+// if every gate admits it. A denial by one gate charges none of them.
+//
+// Results that do not fit the i32 return value go to a fixed result area:
+//
+//   result (32 bytes)
+//   0                  8                  16                 24            32
+//   ┌──────────────────┬──────────────────┬──────────────────┬─────────────┐
+//   │ remaining: f64   │ retryAfterMs: f64│ resetAfterMs: f64│ (spare)     │
+//   └──────────────────┴──────────────────┴──────────────────┴─────────────┘
+//
+// The i32 return value of decide/reserve is `allowed | bindingGate << 1`, where
+// bindingGate is the gate (0-based) whose numbers the decision reports.
+//
+// Batch entry (32 bytes), `batchCapacity` of them from batchPtr():
+//
+//   0        4        8         12      15  16                 24                 32
+//   ┌────────┬────────┬─────────┬───────┬───┬──────────────────┬──────────────────┐
+//   │ keyLo  │ keyHi  │ cost in │ spare │out│ retryAfterMs out │ resetAfterMs out │
+//   │ u32    │ u32    │ u32;    │       │u8 │ f64              │ f64              │
+//   │        │        │remaining│       │   │                  │                  │
+//   │        │        │ out     │       │   │                  │                  │
+//   └────────┴────────┴─────────┴───────┴───┴──────────────────┴──────────────────┘
+//   byte 15 out = allowed | bindingGate << 1.
+
+import {
+  evaluate,
+  refund as refundState,
+  sLive, sA, sB, sC,
+  oAllowed, oA, oB, oC, oExp, oRemaining, oRetry, oReset,
+  KIND_SLIDING,
+  MIN_RETRY_MS,
+} from "./algorithms";
+import { tableInit, find, claim, foundLive, evictionCount, slotCount, liveCount, clearTable } from "./table";
+
+// Policy record (32 bytes): kind u32 @0, p0 f64 @8, p1 f64 @16, p2 f64 @24.
+const POLICY_BYTES: usize = 32;
+/** Most gates one limiter may stack. */
+export const MAX_GATES: u32 = 16;
+// Per-gate scratch of a multi-gate decision (64 bytes each):
+// slot addr @0, key lo @8, allowed @12, a @16, b @24, c @32, exp @40, remaining @48, reset @56.
+const GATE_BYTES: usize = 64;
+
+let policies: usize = 0;
+let policyCapacity: u32 = 0;
+let gateScratch: usize = 0;
+let result: usize = 0;
+let batch: usize = 0;
+let batchCapacity: u32 = 0;
+
+/**
+ * Allocates everything, once: 2^shardBits shards of `bucketsPerShard` buckets
+ * of 8 slots, room for `maxPolicies` policies and a batch area of
+ * `batchEntries` entries. Returns the table's size in bytes.
+ */
+export function init(shardBits: u32, bucketsPerShard: u32, maxPolicies: u32, batchEntries: u32): usize {
+  policyCapacity = maxPolicies;
+  policies = heap.alloc(<usize>maxPolicies * POLICY_BYTES);
+  gateScratch = heap.alloc(<usize>MAX_GATES * GATE_BYTES);
+  result = heap.alloc(32);
+  batchCapacity = batchEntries;
+  batch = heap.alloc(<usize>batchEntries * 32);
+  return tableInit(shardBits, bucketsPerShard);
+}
+
+export function resultPtr(): usize {
+  return result;
+}
+export function batchPtr(): usize {
+  return batch;
+}
+
+export function setPolicy(id: u32, kind: u32, p0: f64, p1: f64, p2: f64): void {
+  if (id >= policyCapacity) unreachable();
+  let p = policies + <usize>id * POLICY_BYTES;
+  store<u32>(p, kind);
+  store<f64>(p, p0, 8);
+  store<f64>(p, p1, 16);
+  store<f64>(p, p2, 24);
+}
+
+export function evictions(): f64 {
+  return <f64>evictionCount();
+}
+export function slots(): f64 {
+  return <f64>slotCount();
+}
+export function live(now: f64): u32 {
+  return liveCount(now);
+}
+export function clear(): void {
+  clearTable();
+}
+
+/** Each gate keys its records by the key's hash mixed with the policy id. */
+@inline function gateLo(lo: u32, id: u32): u32 {
+  return lo ^ (id * 0x9e3779b1);
+}
+
+/** (0, 0) is what a never-used slot holds; keep real keys off it. */
+@inline function fixKey(lo: u32, hi: u32): u32 {
+  return lo == 0 && hi == 0 ? 1 : lo;
+}
+
+@inline function loadState(kind: u32, addr: usize): void {
+  sA = load<f64>(addr, 8);
+  if (kind == KIND_SLIDING) {
+    sB = <f64>load<u32>(addr, 16);
+    sC = <f64>load<u32>(addr, 20);
+  } else {
+    sB = load<f64>(addr, 16);
+    sC = 0;
+  }
+}
+
+@inline function storeState(kind: u32, addr: usize, a: f64, b: f64, c: f64, exp: f64): void {
+  store<f64>(addr, a, 8);
+  if (kind == KIND_SLIDING) {
+    store<u32>(addr, <u32>b, 16);
+    store<u32>(addr, <u32>c, 20);
+  } else {
+    store<f64>(addr, b, 16);
+  }
+  store<f64>(addr, exp, 24);
+}
+
+/** Looks up gate `id`'s record for the key and evaluates `cost` at `t`; returns the slot or 0. */
+@inline function evaluateGate(id: u32, lo: u32, hi: u32, cost: f64, t: f64, now: f64): usize {
+  let p = policies + <usize>id * POLICY_BYTES;
+  let kind = load<u32>(p);
+  let addr = find(lo, hi, now);
+  sLive = foundLive;
+  if (foundLive) loadState(kind, addr);
+  evaluate(kind, load<f64>(p, 8), load<f64>(p, 16), load<f64>(p, 24), cost, t);
+  return addr;
+}
+
+@inline function commitGate(id: u32, addr: usize, lo: u32, hi: u32, now: f64, a: f64, b: f64, c: f64, exp: f64): void {
+  if (exp <= now) {
+    // Decayed to "never seen": keep no record.
+    if (addr != 0) store<f64>(addr, -Infinity, 24);
+    return;
+  }
+  let kind = load<u32>(policies + <usize>id * POLICY_BYTES);
+  if (addr == 0) {
+    find(lo, hi, now); // refresh the candidate: another gate may have taken it
+  }
+  storeState(kind, claim(addr, lo, hi, now), a, b, c, exp);
+}
+
+// Aggregated outcome of a decision at time t over all gates.
+let dRemaining: f64 = 0;
+let dRetry: f64 = 0;
+let dReset: f64 = 0;
+let dGate: u32 = 0;
+
+/**
+ * Evaluates every gate at time t (reading state as of `now`), and commits all
+ * of them when all admit and `commit` is set. Returns whether all admitted.
+ */
+function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t: f64, now: f64, commit: bool): bool {
+  if (gates == 1) {
+    // The common case, without the scratch round trip.
+    let lo = fixKey(gateLo(lo0, gate0), hi);
+    let addr = evaluateGate(gate0, lo, hi, cost, t, now);
+    dRemaining = oRemaining;
+    dRetry = oRetry;
+    dReset = oReset;
+    dGate = 0;
+    if (oAllowed && commit) commitGate(gate0, addr, lo, hi, now, oA, oB, oC, oExp);
+    return oAllowed;
+  }
+  let all = true;
+  for (let g: u32 = 0; g < gates; g++) {
+    let id = gate0 + g;
+    let lo = fixKey(gateLo(lo0, id), hi);
+    let s = gateScratch + <usize>g * GATE_BYTES;
+    let addr = evaluateGate(id, lo, hi, cost, t, now);
+    store<usize>(s, addr);
+    store<u32>(s, lo, 8);
+    store<u32>(s, oAllowed ? 1 : 0, 12);
+    store<f64>(s, oA, 16);
+    store<f64>(s, oB, 24);
+    store<f64>(s, oC, 32);
+    store<f64>(s, oExp, 40);
+    store<f64>(s, oRemaining, 48);
+    store<f64>(s, oReset, 56);
+    if (!oAllowed) {
+      if (all || oRetry > dRetry) {
+        dRetry = oRetry;
+        dGate = g;
+      }
+      all = false;
+    }
+  }
+  if (all) {
+    dRetry = 0;
+    dGate = 0;
+    dRemaining = Infinity;
+    dReset = 0;
+    for (let g: u32 = 0; g < gates; g++) {
+      let s = gateScratch + <usize>g * GATE_BYTES;
+      let rem = load<f64>(s, 48);
+      if (rem < dRemaining) {
+        dRemaining = rem;
+        dGate = g;
+      }
+      let reset = load<f64>(s, 56);
+      if (reset > dReset) dReset = reset;
+      if (commit) {
+        commitGate(gate0 + g, load<usize>(s), load<u32>(s, 8), hi, now,
+          load<f64>(s, 16), load<f64>(s, 24), load<f64>(s, 32), load<f64>(s, 40));
+      }
+    }
+    return true;
+  }
+  // Denied: nothing is charged, so report every gate as it stands, which for
+  // the gates that would have admitted means re-evaluating at cost 0.
+  dRemaining = Infinity;
+  dReset = 0;
+  for (let g: u32 = 0; g < gates; g++) {
+    let s = gateScratch + <usize>g * GATE_BYTES;
+    let rem = load<f64>(s, 48);
+    let reset = load<f64>(s, 56);
+    if (load<u32>(s, 12) != 0) {
+      evaluateGate(gate0 + g, load<u32>(s, 8), hi, 0, t, now);
+      rem = oRemaining;
+      reset = oReset;
+    }
+    if (rem < dRemaining) dRemaining = rem;
+    if (reset > dReset) dReset = reset;
+  }
+  return false;
+}
+
+@inline function writeResult(remaining: f64, retry: f64, reset: f64): void {
+  store<f64>(result, remaining);
+  store<f64>(result, retry, 8);
+  store<f64>(result, reset, 16);
+}
+
+/**
+ * Decides one request of `cost` for key (lo, hi) at `now`. With `dryRun` set
+ * nothing is charged (peek). Returns allowed | bindingGate << 1; the numbers
+ * go to the result area.
+ */
+export function decide(lo: u32, hi: u32, gate0: u32, gates: u32, cost: f64, now: f64, dryRun: bool): u32 {
+  let ok = decideAt(lo, hi, gate0, gates, cost, now, now, !dryRun);
+  writeResult(dRemaining, dRetry, dReset);
+  return (ok ? 1 : 0) | (dGate << 1);
+}
+
+/**
+ * Books the earliest moment at or after `now` at which every gate admits
+ * `cost`, provided it is at most `maxWait` ms away, and charges the gates as of
+ * that moment. The wait goes to the result's retryAfterMs slot. Returns
+ * allowed | bindingGate << 1; when not allowed nothing is charged and the slot
+ * holds the wait that would have been needed.
+ */
+export function reserve(lo: u32, hi: u32, gate0: u32, gates: u32, cost: f64, now: f64, maxWait: f64): u32 {
+  let t = now;
+  // Each round moves t to a time at which the gate that denied admits; with
+  // several gates this converges in a few rounds. The bound is a safety net.
+  for (let round = 0; round < 1000; round++) {
+    if (decideAt(lo, hi, gate0, gates, cost, t, now, false)) {
+      if (t - now > maxWait) break;
+      decideAt(lo, hi, gate0, gates, cost, t, now, true);
+      writeResult(dRemaining, t - now, dReset + (t - now));
+      return 1 | (dGate << 1);
+    }
+    t = t + (dRetry < MIN_RETRY_MS ? MIN_RETRY_MS : dRetry);
+    if (t - now > maxWait) break;
+  }
+  writeResult(dRemaining, t - now, dReset);
+  return dGate << 1;
+}
+
+/** Gives `cost` back to every gate's record of the key. */
+export function refund(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, now: f64): void {
+  for (let g: u32 = 0; g < gates; g++) {
+    let id = gate0 + g;
+    let lo = fixKey(gateLo(lo0, id), hi);
+    let addr = find(lo, hi, now);
+    if (!foundLive) continue;
+    let p = policies + <usize>id * POLICY_BYTES;
+    let kind = load<u32>(p);
+    loadState(kind, addr);
+    refundState(kind, load<f64>(p, 8), load<f64>(p, 16), load<f64>(p, 24), cost, now);
+    commitGate(id, addr, lo, hi, now, oA, oB, oC, oExp);
+  }
+}
+
+/** Forgets the key in every gate. */
+export function reset(lo0: u32, hi: u32, gate0: u32, gates: u32, now: f64): void {
+  for (let g: u32 = 0; g < gates; g++) {
+    let lo = fixKey(gateLo(lo0, gate0 + g), hi);
+    let addr = find(lo, hi, now);
+    if (addr != 0) store<f64>(addr, -Infinity, 24);
+  }
+}
+
+/**
+ * Decides the first `n` batch entries at `now`, each as `decide` would, in
+ * order. Returns how many were admitted.
+ */
+export function decideBatch(n: u32, gate0: u32, gates: u32, now: f64, dryRun: bool): u32 {
+  if (n > batchCapacity) unreachable();
+  let admitted: u32 = 0;
+  for (let e = batch, end = batch + <usize>n * 32; e < end; e += 32) {
+    let ok = decideAt(load<u32>(e), load<u32>(e, 4), gate0, gates, <f64>load<u32>(e, 8), now, now, !dryRun);
+    if (ok) admitted++;
+    store<u32>(e, <u32>dRemaining, 8);
+    store<u8>(e, <u8>((ok ? 1 : 0) | (dGate << 1)), 15);
+    store<f64>(e, dRetry, 16);
+    store<f64>(e, dReset, 24);
+  }
+  return admitted;
+}

@@ -1,0 +1,279 @@
+import { systemClock, type Clock } from './clock.js';
+import type { Decision, Reservation } from './decision.js';
+import { EmbeddedStore } from './embedded-store.js';
+import { AcquireTimeoutError, ArgumentError, ConfigError } from './errors.js';
+import { checkKey } from './key-hash.js';
+import { optionsObject } from './policies/policy.js';
+import type { Policy } from './policies/index.js';
+import type { Store, StoreBinding } from './store.js';
+
+/** Most policies one limiter may stack as gates. */
+export const MAX_GATES = 16;
+
+/** Options of {@link Limiter}. */
+export interface LimiterOptions {
+  /** One policy, or several gates that must all admit a request (a denial by one charges none). */
+  policy: Policy | readonly Policy[];
+  /** Where state lives (default: a new {@link EmbeddedStore}). */
+  store?: Store;
+  /** Epoch milliseconds (default: {@link systemClock}); inject one in tests. */
+  clock?: Clock;
+}
+
+/** Options of {@link Limiter.limit}, {@link Limiter.limitSync} and {@link Limiter.peek}. */
+export interface LimitOptions {
+  /** Units this request takes (default 1): a positive integer no larger than the policy's capacity. */
+  cost?: number;
+}
+
+/** Options of {@link Limiter.reserve}. */
+export interface ReserveOptions extends LimitOptions {
+  /** Book only if the wait is at most this long (default: no bound). */
+  maxWaitMs?: number;
+}
+
+/** Options of {@link Limiter.acquire}. */
+export interface AcquireOptions extends ReserveOptions {
+  /** Aborts the wait; the booked capacity is refunded. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Rate-limits keys under one policy (or several stacked gates), in process by
+ * default or in a shared store. Being limited is data: every method answers
+ * with a {@link Decision}, and only bad input throws.
+ *
+ * @example
+ * ```ts
+ * const limiter = new Limiter({ policy: gcra({ limit: 5, period: '1s' }) });
+ * const d = await limiter.limit('user:42');
+ * if (!d.allowed) console.log(`retry in ${d.retryAfterMs} ms`);
+ * ```
+ */
+export class Limiter {
+  readonly #binding: StoreBinding;
+  readonly #maxCost: number;
+  /** The gates, in order. */
+  readonly policies: readonly Policy[];
+
+  constructor(options: LimiterOptions) {
+    const o = optionsObject(options, 'Limiter options');
+    const policies = checkPolicies(o.policy);
+    const clock = o.clock === undefined ? systemClock : o.clock;
+    if (typeof clock !== 'function') throw new ConfigError('clock', clock, 'a function returning epoch milliseconds');
+    const store = o.store === undefined ? new EmbeddedStore() : o.store;
+    if (typeof store !== 'object' || store === null || typeof (store as Store).bind !== 'function') {
+      throw new ConfigError('store', store, 'a Store such as new EmbeddedStore()');
+    }
+    this.policies = policies;
+    this.#maxCost = Math.min(...policies.map((p) => p.core.capacity));
+    this.#binding = (store as Store).bind(policies, clock as Clock);
+  }
+
+  /**
+   * Decides whether `key` may pass now and charges it if so.
+   *
+   * @example
+   * ```ts
+   * const { allowed, retryAfterMs } = await limiter.limit('user:42', { cost: 2 });
+   * ```
+   */
+  async limit(key: string, options?: LimitOptions): Promise<Decision> {
+    return this.#binding.limit(key, this.#cost(key, options), false);
+  }
+
+  /**
+   * {@link Limiter.limit}, synchronously: for stores that decide in process
+   * (the embedded store). The fastest path.
+   *
+   * @example
+   * ```ts
+   * if (!limiter.limitSync(ip).allowed) res.statusCode = 429;
+   * ```
+   */
+  limitSync(key: string, options?: LimitOptions): Decision {
+    const cost = this.#cost(key, options);
+    const binding = this.#binding;
+    if (!binding.sync) throw new ConfigError('store', 'async', 'a store that decides synchronously for limitSync');
+    return binding.limit(key, cost, false) as Decision;
+  }
+
+  /**
+   * Decides many keys at once, in order, at one instant: one clock read and
+   * one call into the core per 1024 keys. The same decisions as calling
+   * `limit` for each key in turn.
+   *
+   * @example
+   * ```ts
+   * const decisions = await limiter.limitMany(['a', 'b', 'a']);
+   * ```
+   */
+  async limitMany(keys: readonly string[], options?: LimitOptions): Promise<Decision[]> {
+    return this.#binding.limitMany(keys, this.#manyCost(keys, options));
+  }
+
+  /**
+   * {@link Limiter.limitMany}, synchronously (embedded store).
+   *
+   * @example
+   * ```ts
+   * const allowed = limiter.limitManySync(keys).filter((d) => d.allowed).length;
+   * ```
+   */
+  limitManySync(keys: readonly string[], options?: LimitOptions): Decision[] {
+    const cost = this.#manyCost(keys, options);
+    if (!this.#binding.sync) throw new ConfigError('store', 'async', 'a store that decides synchronously for limitManySync');
+    return this.#binding.limitMany(keys, cost) as Decision[];
+  }
+
+  /**
+   * The decision `limit` would make now, without charging anything.
+   *
+   * @example
+   * ```ts
+   * const { remaining } = await limiter.peek('user:42');
+   * ```
+   */
+  async peek(key: string, options?: LimitOptions): Promise<Decision> {
+    return this.#binding.limit(key, this.#cost(key, options), true);
+  }
+
+  /**
+   * Books the earliest moment the request can pass and charges it as of then:
+   * callers that each fire after their `waitMs` arrive exactly spaced, first
+   * come first served, instead of retrying in a herd.
+   *
+   * @example
+   * ```ts
+   * const r = await limiter.reserve('partner-api');
+   * await new Promise((ok) => setTimeout(ok, r.waitMs));
+   * ```
+   */
+  async reserve(key: string, options?: ReserveOptions): Promise<Reservation> {
+    const cost = this.#cost(key, options);
+    return this.#binding.reserve(key, cost, maxWait(options));
+  }
+
+  /**
+   * Waits until the request is admitted, then resolves with its decision.
+   * Never drops: it rejects only when `signal` aborts (with the signal's
+   * reason; the booking is refunded) or when admission would take longer than
+   * `maxWaitMs` ({@link AcquireTimeoutError}, nothing charged).
+   *
+   * @example
+   * ```ts
+   * await limiter.acquire('partner-api', { signal: AbortSignal.timeout(5000) });
+   * await fetch(url);
+   * ```
+   */
+  async acquire(key: string, options?: AcquireOptions): Promise<Decision> {
+    const cost = this.#cost(key, options);
+    const limit = maxWait(options);
+    const signal = options?.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new ArgumentError('signal', signal, 'an AbortSignal');
+    }
+    signal?.throwIfAborted();
+    const r = await this.#binding.reserve(key, cost, limit);
+    if (!r.allowed) throw new AcquireTimeoutError(key, r.waitMs, limit);
+    if (r.waitMs > 0) {
+      try {
+        await sleep(r.waitMs, signal);
+      } catch (error) {
+        await this.#binding.refund(key, cost);
+        throw error;
+      }
+    }
+    return { allowed: true, limit: r.limit, remaining: r.remaining, retryAfterMs: 0, resetAfterMs: 0, source: r.source };
+  }
+
+  /**
+   * Gives `cost` units back to `key` (e.g. the work was not done after all).
+   * Refunding more than was taken leaves the key full.
+   *
+   * @example
+   * ```ts
+   * await limiter.refund('user:42', 1);
+   * ```
+   */
+  async refund(key: string, cost: number): Promise<void> {
+    checkKey(key);
+    if (typeof cost !== 'number' || !Number.isInteger(cost) || cost < 1 || cost > 1_000_000_000) {
+      throw new ArgumentError('cost', cost, 'a positive integer');
+    }
+    await this.#binding.refund(key, cost);
+  }
+
+  /**
+   * Forgets `key`: its next request is treated as its first.
+   *
+   * @example
+   * ```ts
+   * await limiter.reset('user:42');
+   * ```
+   */
+  async reset(key: string): Promise<void> {
+    checkKey(key);
+    await this.#binding.reset(key);
+  }
+
+  #cost(key: unknown, options: LimitOptions | undefined): number {
+    checkKey(key);
+    if (options === undefined) return 1;
+    if (typeof options !== 'object' || options === null) throw new ArgumentError('options', options, 'an options object');
+    return checkCost(options.cost, this.#maxCost);
+  }
+
+  #manyCost(keys: unknown, options: LimitOptions | undefined): number {
+    if (!Array.isArray(keys)) throw new ArgumentError('keys', keys, 'an array of keys');
+    for (let i = 0; i < keys.length; i++) checkKey(keys[i], `keys[${i}]`);
+    if (options === undefined) return 1;
+    if (typeof options !== 'object' || options === null) throw new ArgumentError('options', options, 'an options object');
+    return checkCost(options.cost, this.#maxCost);
+  }
+}
+
+function checkCost(cost: unknown, max: number): number {
+  if (cost === undefined) return 1;
+  if (typeof cost !== 'number' || !Number.isInteger(cost) || cost < 1 || cost > max) {
+    throw new ArgumentError('cost', cost, `a positive integer no larger than ${max}, the most this policy can ever admit`);
+  }
+  return cost;
+}
+
+function maxWait(options: ReserveOptions | undefined): number {
+  const value = options?.maxWaitMs;
+  if (value === undefined) return Infinity;
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
+    throw new ArgumentError('maxWaitMs', value, 'a non-negative number of milliseconds');
+  }
+  return value;
+}
+
+function checkPolicies(value: unknown): readonly Policy[] {
+  const list = Array.isArray(value) ? value : [value];
+  if (list.length === 0 || list.length > MAX_GATES) {
+    throw new ConfigError('policy', value, `a policy or an array of 1 to ${MAX_GATES} policies`);
+  }
+  for (const p of list) {
+    const core = (p as Policy | undefined)?.core;
+    if (typeof core !== 'object' || core === null || typeof core.code !== 'number') {
+      throw new ConfigError('policy', p, 'a policy built by gcra(), tokenBucket(), fixedWindow(), linearWindow() or slidingWindow()');
+    }
+  }
+  return Object.freeze([...list]) as readonly Policy[];
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,15 @@
+import type { GcraPolicy } from './gcra.js';
+import type { TokenBucketPolicy } from './token-bucket.js';
+import type { FixedWindowPolicy } from './fixed-window.js';
+import type { LinearWindowPolicy } from './linear-window.js';
+import type { SlidingWindowPolicy } from './sliding-window.js';
+
+export { gcra, type GcraOptions, type GcraPolicy } from './gcra.js';
+export { tokenBucket, type TokenBucketOptions, type TokenBucketPolicy } from './token-bucket.js';
+export { fixedWindow, type FixedWindowOptions, type FixedWindowPolicy } from './fixed-window.js';
+export { linearWindow, type LinearWindowOptions, type LinearWindowPolicy } from './linear-window.js';
+export { slidingWindow, type SlidingWindowOptions, type SlidingWindowPolicy } from './sliding-window.js';
+export { MAX_COUNT, type CoreParams } from './policy.js';
+
+/** Any built-in policy. */
+export type Policy = GcraPolicy | TokenBucketPolicy | FixedWindowPolicy | LinearWindowPolicy | SlidingWindowPolicy;

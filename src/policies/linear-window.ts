@@ -1,0 +1,30 @@
+import type { Duration } from '../duration.js';
+import { CODE, windowPolicy, type WindowPolicyFields } from './windows.js';
+
+/** Options of {@link linearWindow}. */
+export interface LinearWindowOptions {
+  /** Admissions per window. */
+  limit: number;
+  /** Window length, counted from the window's first admission. */
+  within: Duration;
+}
+
+/** A linear-window policy, as built by {@link linearWindow}. */
+export interface LinearWindowPolicy extends WindowPolicyFields {
+  readonly kind: 'linearWindow';
+}
+
+/**
+ * Linear window, the per-resource limiter of operator frameworks: at most
+ * `limit` admissions within `within`, the window opening at the first admission
+ * after the previous one expired. With limit 2 within 3 s, admissions at 0 s
+ * and 1 s block the key until 3 s.
+ *
+ * @example
+ * ```ts
+ * const reconcile = linearWindow({ limit: 2, within: '3s' });
+ * ```
+ */
+export function linearWindow(options: LinearWindowOptions): LinearWindowPolicy {
+  return windowPolicy('linearWindow', CODE.linear, options, 'within');
+}

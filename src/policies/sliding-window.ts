@@ -1,0 +1,30 @@
+import type { Duration } from '../duration.js';
+import { CODE, windowPolicy, type WindowPolicyFields } from './windows.js';
+
+/** Options of {@link slidingWindow}. */
+export interface SlidingWindowOptions {
+  /** Requests per window. */
+  limit: number;
+  /** Window length; the underlying windows are aligned to the epoch. */
+  window: Duration;
+}
+
+/** A sliding-window policy, as built by {@link slidingWindow}. */
+export interface SlidingWindowPolicy extends WindowPolicyFields {
+  readonly kind: 'slidingWindow';
+}
+
+/**
+ * Sliding window, the two-window weighted approximation: the count of the
+ * previous window, weighted by how much of it still overlaps the sliding
+ * window, plus the current window's count. Smooths the fixed window's boundary
+ * bursts at the cost of two counters.
+ *
+ * @example
+ * ```ts
+ * const api = slidingWindow({ limit: 100, window: '1m' });
+ * ```
+ */
+export function slidingWindow(options: SlidingWindowOptions): SlidingWindowPolicy {
+  return windowPolicy('slidingWindow', CODE.sliding, options, 'window');
+}

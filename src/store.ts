@@ -1,0 +1,31 @@
+import type { Clock } from './clock.js';
+import type { Decision, Reservation } from './decision.js';
+import type { Policy } from './policies/index.js';
+
+/**
+ * Where limit state lives. A store is told the policies of a limiter once
+ * ({@link Store.bind}) and hands back a binding that decides for them. Every
+ * argument reaching a binding has been validated by the {@link Limiter}.
+ *
+ * @example
+ * ```ts
+ * const store = new EmbeddedStore({ maxKeys: 1_000_000 }); // shared by two limiters
+ * const a = new Limiter({ policy: gcra({ limit: 5, period: '1s' }), store });
+ * const b = new Limiter({ policy: fixedWindow({ limit: 100, window: '1m' }), store });
+ * ```
+ */
+export interface Store {
+  /** Registers the gates of one limiter (all must admit a request) and returns what decides for them. */
+  bind(gates: readonly Policy[], clock: Clock): StoreBinding;
+}
+
+/** What decides for one limiter's gates in a {@link Store}. */
+export interface StoreBinding {
+  /** Whether the methods answer synchronously (required by `limitSync`). */
+  readonly sync: boolean;
+  limit(key: string, cost: number, dryRun: boolean): Decision | Promise<Decision>;
+  limitMany(keys: readonly string[], cost: number): Decision[] | Promise<Decision[]>;
+  reserve(key: string, cost: number, maxWaitMs: number): Reservation | Promise<Reservation>;
+  refund(key: string, cost: number): void | Promise<void>;
+  reset(key: string): void | Promise<void>;
+}
