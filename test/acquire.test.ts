@@ -1,0 +1,61 @@
+// acquire waits (never drops), rejects only on abort or maxWaitMs.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { AcquireTimeoutError, Limiter, gcra, linearWindow } from '../src/index.js';
+
+describe('acquire', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ now: 0 });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('admits concurrent waiters at exactly spaced moments, in arrival order', async () => {
+    const limiter = new Limiter({ policy: gcra({ limit: 10, period: '1s' }), clock: () => Date.now() });
+    const fired: [number, number][] = [];
+    const all = [0, 1, 2, 3].map((i) => limiter.acquire('k').then((d) => fired.push([i, Date.now()]) && d));
+    await vi.advanceTimersByTimeAsync(1000);
+    const decisions = await Promise.all(all);
+    expect(fired).toEqual([[0, 0], [1, 100], [2, 200], [3, 300]]);
+    expect(decisions.every((d) => d.allowed && d.source === 'local')).toBe(true);
+  });
+
+  it('postpones a third reconciliation to the end of the linear window', async () => {
+    const limiter = new Limiter({ policy: linearWindow({ limit: 2, within: '3s' }), clock: () => Date.now() });
+    await limiter.acquire('resource-a');
+    await vi.advanceTimersByTimeAsync(1000);
+    await limiter.acquire('resource-a');
+    await vi.advanceTimersByTimeAsync(500);
+    let ranAt = -1;
+    const third = limiter.acquire('resource-a').then(() => (ranAt = Date.now()));
+    // Another resource is not held back.
+    await limiter.acquire('resource-b');
+    expect(Date.now()).toBe(1500);
+    await vi.advanceTimersByTimeAsync(2000);
+    await third;
+    expect(ranAt).toBe(3000);
+  });
+
+  it('rejects with AcquireTimeoutError when the wait exceeds maxWaitMs, charging nothing', async () => {
+    const limiter = new Limiter({ policy: gcra({ limit: 1, period: '1s' }), clock: () => Date.now() });
+    await limiter.acquire('k');
+    const error = await limiter.acquire('k', { maxWaitMs: 500 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AcquireTimeoutError);
+    expect((error as AcquireTimeoutError).waitMs).toBe(1000);
+    // Nothing was booked: the next slot is still at 1000.
+    expect(await limiter.reserve('k')).toMatchObject({ allowed: true, waitMs: 1000 });
+  });
+
+  it('rejects with the signal reason on abort and gives the booked slot back', async () => {
+    const limiter = new Limiter({ policy: gcra({ limit: 1, period: '1s' }), clock: () => Date.now() });
+    await limiter.acquire('k');
+    const controller = new AbortController();
+    const waiting = limiter.acquire('k', { signal: controller.signal }).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(100);
+    controller.abort(new Error('shutting down'));
+    expect(await waiting).toMatchObject({ message: 'shutting down' });
+    expect(await limiter.reserve('k')).toMatchObject({ allowed: true, waitMs: 900 });
+    const aborted = AbortSignal.abort();
+    await expect(limiter.acquire('k', { signal: aborted })).rejects.toBe(aborted.reason);
+  });
+});

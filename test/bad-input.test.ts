@@ -1,0 +1,136 @@
+// Every public entry point, fed wrong types, NaN, infinities, negatives, zero,
+// huge numbers and bad keys: each throws a typed error naming the parameter,
+// and nothing changes.
+import { describe, expect, it } from 'vitest';
+import {
+  ArgumentError,
+  ConfigError,
+  EmbeddedStore,
+  Limiter,
+  MAX_KEY_LENGTH,
+  fixedWindow,
+  gcra,
+  linearWindow,
+  parseDuration,
+  slidingWindow,
+  tokenBucket,
+} from '../src/index.js';
+
+const badNumbers: unknown[] = [0, -1, -0.5, 0.5, 1.5, NaN, Infinity, -Infinity, 1e300, 2 ** 53, '5', null, true, {}, [], 10n];
+const badDurations: unknown[] = [0, -1, NaN, Infinity, -Infinity, 1e300, '', 'soon', '3 weeks', '-1s', '1e3s', 's', null, {}, [], true];
+const badKeys: unknown[] = ['', 'x'.repeat(MAX_KEY_LENGTH + 1), 42, null, undefined, {}, ['k'], Symbol('k')];
+const badCosts: unknown[] = [0, -1, 1.5, NaN, Infinity, -Infinity, 1e300, 2 ** 53, '1', null, true];
+
+type Case = [label: string, fn: () => unknown, errorClass: typeof ConfigError | typeof ArgumentError, parameter: string];
+
+const factoryCases: Case[] = [
+  ...badNumbers.map((v): Case => [`gcra limit ${String(v)}`, () => gcra({ limit: v as number, period: '1s' }), ConfigError, 'limit']),
+  ...badNumbers.map((v): Case => [`gcra burst ${String(v)}`, () => gcra({ limit: 1, period: '1s', burst: v as number }), ConfigError, 'burst']),
+  ...badDurations.map((v): Case => [`gcra period ${String(v)}`, () => gcra({ limit: 1, period: v as never }), ConfigError, 'period']),
+  ...badNumbers.map((v): Case => [`tokenBucket capacity ${String(v)}`, () => tokenBucket({ capacity: v as number, period: '1s' }), ConfigError, 'capacity']),
+  ...badNumbers.map((v): Case => [`tokenBucket refill ${String(v)}`, () => tokenBucket({ capacity: 1, refill: v as number, period: '1s' }), ConfigError, 'refill']),
+  ...badDurations.map((v): Case => [`tokenBucket period ${String(v)}`, () => tokenBucket({ capacity: 1, period: v as never }), ConfigError, 'period']),
+  [`tokenBucket mode`, () => tokenBucket({ capacity: 1, period: '1s', mode: 'bursty' as never }), ConfigError, 'mode'],
+  ...badNumbers.map((v): Case => [`fixedWindow limit ${String(v)}`, () => fixedWindow({ limit: v as number, window: '1s' }), ConfigError, 'limit']),
+  ...badDurations.map((v): Case => [`fixedWindow window ${String(v)}`, () => fixedWindow({ limit: 1, window: v as never }), ConfigError, 'window']),
+  ...badNumbers.map((v): Case => [`linearWindow limit ${String(v)}`, () => linearWindow({ limit: v as number, within: '1s' }), ConfigError, 'limit']),
+  ...badDurations.map((v): Case => [`linearWindow within ${String(v)}`, () => linearWindow({ limit: 1, within: v as never }), ConfigError, 'within']),
+  ...badNumbers.map((v): Case => [`slidingWindow limit ${String(v)}`, () => slidingWindow({ limit: v as number, window: '1s' }), ConfigError, 'limit']),
+  ...badDurations.map((v): Case => [`slidingWindow window ${String(v)}`, () => slidingWindow({ limit: 1, window: v as never }), ConfigError, 'window']),
+  ...badDurations.map((v): Case => [`parseDuration ${String(v)}`, () => parseDuration(v, 'timeout'), ConfigError, 'timeout']),
+  [`gcra without options`, () => (gcra as (o?: unknown) => unknown)(), ConfigError, 'gcra options'],
+  [`Limiter without options`, () => new (Limiter as new (o?: unknown) => Limiter)(), ConfigError, 'Limiter options'],
+  ...[undefined, null, 5, {}, { core: null }, [], new Array(17).fill(gcra({ limit: 1, period: 1 })), [gcra({ limit: 1, period: 1 }), 'x']].map(
+    (v): Case => [`Limiter policy ${JSON.stringify(v)?.slice(0, 30)}`, () => new Limiter({ policy: v as never }), ConfigError, 'policy'],
+  ),
+  ...[5, 'now', null].map((v): Case => [`Limiter clock ${String(v)}`, () => new Limiter({ policy: gcra({ limit: 1, period: 1 }), clock: v as never }), ConfigError, 'clock']),
+  ...[5, 'redis', {}].map((v): Case => [`Limiter store ${String(v)}`, () => new Limiter({ policy: gcra({ limit: 1, period: 1 }), store: v as never }), ConfigError, 'store']),
+  ...[0, -1, 1.5, NaN, Infinity, 2 ** 40, '100'].map((v): Case => [`EmbeddedStore maxKeys ${String(v)}`, () => new EmbeddedStore({ maxKeys: v as number }), ConfigError, 'maxKeys']),
+];
+
+describe('policies and constructors reject bad configuration', () => {
+  it.each(factoryCases)('%s', (_label, fn, errorClass, parameter) => {
+    expectTypedError(fn, errorClass, parameter);
+  });
+});
+
+describe('calls reject bad arguments and change nothing', () => {
+  let now = 1_000;
+  const store = new EmbeddedStore({ maxKeys: 1000 });
+  // Burst 4, so that a cost of 5 exceeds what the policy can ever admit.
+  const limiter = new Limiter({ policy: [gcra({ limit: 4, period: '1s', burst: 4 }), fixedWindow({ limit: 10, window: '1s' })], store, clock: () => now });
+
+  // What a charge, a refund or a reset of 'k' would change.
+  const snapshot = async () => ({ k: await limiter.peek('k'), other: await limiter.peek('other'), stats: store.stats(now) });
+
+  const callCases: Case[] = [
+    ...badKeys.flatMap((k): Case[] => [
+      [`limitSync key ${String(k).slice(0, 20)}`, () => limiter.limitSync(k as string), ArgumentError, 'key'],
+      [`limit key`, () => limiter.limit(k as string), ArgumentError, 'key'],
+      [`peek key`, () => limiter.peek(k as string), ArgumentError, 'key'],
+      [`reserve key`, () => limiter.reserve(k as string), ArgumentError, 'key'],
+      [`acquire key`, () => limiter.acquire(k as string), ArgumentError, 'key'],
+      [`refund key`, () => limiter.refund(k as string, 1), ArgumentError, 'key'],
+      [`reset key`, () => limiter.reset(k as string), ArgumentError, 'key'],
+      [`limitManySync keys[1]`, () => limiter.limitManySync(['ok', k as string]), ArgumentError, 'keys[1]'],
+    ]),
+    ...[...badCosts, 5].flatMap((c): Case[] => [
+      [`limitSync cost ${String(c)}`, () => limiter.limitSync('k', { cost: c as number }), ArgumentError, 'cost'],
+      [`limit cost ${String(c)}`, () => limiter.limit('k', { cost: c as number }), ArgumentError, 'cost'],
+      [`peek cost ${String(c)}`, () => limiter.peek('k', { cost: c as number }), ArgumentError, 'cost'],
+      [`reserve cost ${String(c)}`, () => limiter.reserve('k', { cost: c as number }), ArgumentError, 'cost'],
+      [`acquire cost ${String(c)}`, () => limiter.acquire('k', { cost: c as number }), ArgumentError, 'cost'],
+      [`limitManySync cost ${String(c)}`, () => limiter.limitManySync(['k'], { cost: c as number }), ArgumentError, 'cost'],
+    ]),
+    ...badCosts.map((c): Case => [`refund cost ${String(c)}`, () => limiter.refund('k', c as number), ArgumentError, 'cost']),
+    ...[-1, NaN, '10', null].flatMap((w): Case[] => [
+      [`reserve maxWaitMs ${String(w)}`, () => limiter.reserve('k', { maxWaitMs: w as number }), ArgumentError, 'maxWaitMs'],
+      [`acquire maxWaitMs ${String(w)}`, () => limiter.acquire('k', { maxWaitMs: w as number }), ArgumentError, 'maxWaitMs'],
+    ]),
+    [`acquire signal`, () => limiter.acquire('k', { signal: 'stop' as never }), ArgumentError, 'signal'],
+    [`limitSync options`, () => limiter.limitSync('k', 5 as never), ArgumentError, 'options'],
+    [`limitManySync keys`, () => limiter.limitManySync('k' as never), ArgumentError, 'keys'],
+  ];
+
+  it.each(callCases)('%s', async (_label, fn, errorClass, parameter) => {
+    now += 1000;
+    limiter.limitSync('k', { cost: 2 }); // 'k' holds state that a charge, refund or reset would change
+    const before = await snapshot();
+    expect(before.k.remaining).toBe(1); // 4 - 2, less the 1 that peek would take
+    await expectTypedErrorAsync(fn, errorClass, parameter);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('a clock returning garbage is a typed error, not a decision', () => {
+    const broken = new Limiter({ policy: gcra({ limit: 1, period: 1 }), clock: () => NaN });
+    expectTypedError(() => broken.limitSync('k'), ConfigError, 'clock');
+  });
+});
+
+function check(error: unknown, errorClass: typeof ConfigError | typeof ArgumentError, parameter: string): void {
+  expect(error).toBeInstanceOf(errorClass);
+  expect(error).toBeInstanceOf(RangeError);
+  const e = error as ConfigError;
+  expect(e.parameter).toBe(parameter);
+  expect(e.message.startsWith(`${parameter} must be`)).toBe(true);
+}
+
+function expectTypedError(fn: () => unknown, errorClass: typeof ConfigError | typeof ArgumentError, parameter: string): void {
+  let thrown: unknown;
+  try {
+    fn();
+  } catch (error) {
+    thrown = error;
+  }
+  check(thrown, errorClass, parameter);
+}
+
+async function expectTypedErrorAsync(fn: () => unknown, errorClass: typeof ConfigError | typeof ArgumentError, parameter: string): Promise<void> {
+  let thrown: unknown;
+  try {
+    await fn();
+  } catch (error) {
+    thrown = error;
+  }
+  check(thrown, errorClass, parameter);
+}
