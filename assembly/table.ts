@@ -84,21 +84,36 @@ let bucket2: usize = 0;
  */
 export function find(lo: u32, hi: u32, now: f64): usize {
   locate(lo, hi);
-  let best: usize = 0;
-  let bestExp: f64 = Infinity;
-  let free: usize = 0;
-  let base = bucket1;
-  for (let round = 0; round < 2; round++) {
-    for (let i: usize = 0; i < SLOTS_PER_BUCKET; i++) {
-      let p = base + i * SLOT_BYTES;
-      let exp = load<f64>(p, 24);
-      if (load<u32>(p) == lo && load<u32>(p, 4) == hi) {
-        foundLive = exp > now;
+  // Hits first, in a tight loop comparing both halves at once: most lookups
+  // end in the first slots of bucket1.
+  let key = (<u64>hi << 32) | <u64>lo;
+  for (let p = bucket1, end = bucket1 + BUCKET_BYTES; p < end; p += SLOT_BYTES) {
+    if (load<u64>(p) == key) {
+      foundLive = load<f64>(p, 24) > now;
+      return p;
+    }
+  }
+  if (bucket2 != bucket1) {
+    for (let p = bucket2, end = bucket2 + BUCKET_BYTES; p < end; p += SLOT_BYTES) {
+      if (load<u64>(p) == key) {
+        foundLive = load<f64>(p, 24) > now;
         return p;
       }
+    }
+  }
+  // A miss: the first free slot, else room made by displacement or eviction.
+  foundLive = false;
+  let best: usize = 0;
+  let bestExp: f64 = Infinity;
+  let base = bucket1;
+  for (let round = 0; round < 2; round++) {
+    for (let p = base, end = base + BUCKET_BYTES; p < end; p += SLOT_BYTES) {
+      let exp = load<f64>(p, 24);
       if (exp <= now) {
-        if (free == 0) free = p;
-      } else if (exp < bestExp) {
+        candidate = p;
+        return 0;
+      }
+      if (exp < bestExp) {
         bestExp = exp;
         best = p;
       }
@@ -106,8 +121,7 @@ export function find(lo: u32, hi: u32, now: f64): usize {
     if (bucket2 == bucket1) break;
     base = bucket2;
   }
-  foundLive = false;
-  candidate = free != 0 ? free : displace(now, best);
+  candidate = displace(now, best);
   return 0;
 }
 

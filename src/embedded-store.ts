@@ -1,4 +1,4 @@
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, taskClock, type Clock } from './clock.js';
 import { ConfigError } from './errors.js';
 import type { Decision, Reservation } from './decision.js';
 import { hashKey, keyHi, keyLo } from './key-hash.js';
@@ -69,7 +69,7 @@ export class EmbeddedStore implements Store {
     this.#tableBytes = this.#core.init(shardBits, perShard, MAX_POLICIES, BATCH_ENTRIES);
   }
 
-  bind(gates: readonly Policy[], clock: Clock = systemClock): EmbeddedBinding {
+  bind(gates: readonly Policy[], clock: Clock = taskClock): EmbeddedBinding {
     if (this.#policies + gates.length > MAX_POLICIES) {
       throw new ConfigError('policy', gates.length, `room in the store: it holds at most ${MAX_POLICIES} policies`);
     }

@@ -1,4 +1,4 @@
-import { systemClock, type Clock } from './clock.js';
+import { taskClock, type Clock } from './clock.js';
 import type { Decision, Reservation } from './decision.js';
 import { EmbeddedStore } from './embedded-store.js';
 import { AcquireTimeoutError, ArgumentError, ConfigError } from './errors.js';
@@ -16,7 +16,7 @@ export interface LimiterOptions {
   policy: Policy | readonly Policy[];
   /** Where state lives (default: a new {@link EmbeddedStore}). */
   store?: Store;
-  /** Epoch milliseconds (default: {@link systemClock}); inject one in tests. */
+  /** Epoch milliseconds (default: {@link taskClock}, one reading per task); inject one in tests. */
   clock?: Clock;
 }
 
@@ -59,7 +59,7 @@ export class Limiter {
   constructor(options: LimiterOptions) {
     const o = optionsObject(options, 'Limiter options');
     const policies = checkPolicies(o.policy);
-    const clock = o.clock === undefined ? systemClock : o.clock;
+    const clock = o.clock === undefined ? taskClock : o.clock;
     if (typeof clock !== 'function') throw new ConfigError('clock', clock, 'a function returning epoch milliseconds');
     const store = o.store === undefined ? new EmbeddedStore() : o.store;
     if (typeof store !== 'object' || store === null || typeof (store as Store).bind !== 'function') {

@@ -13,7 +13,7 @@ describe('acquire', () => {
   it('admits concurrent waiters at exactly spaced moments, in arrival order', async () => {
     const limiter = new Limiter({ policy: gcra({ limit: 10, period: '1s' }), clock: () => Date.now() });
     const fired: [number, number][] = [];
-    const all = [0, 1, 2, 3].map((i) => limiter.acquire('k').then((d) => fired.push([i, Date.now()]) && d));
+    const all = [0, 1, 2, 3].map((i) => limiter.acquire("k").then((d) => (fired.push([i, Date.now()]), d)));
     await vi.advanceTimersByTimeAsync(1000);
     const decisions = await Promise.all(all);
     expect(fired).toEqual([[0, 0], [1, 100], [2, 200], [3, 300]]);
