@@ -321,3 +321,14 @@ export function decideBatch(n: u32, gate0: u32, gates: u32, now: f64, dryRun: bo
   }
   return admitted;
 }
+
+/**
+ * Writes gate `gate`'s state for key (lo, hi) as another store (Redis) last
+ * reported it: the local mirror that answers denials without a round trip and
+ * seeds the fallback. An `exp` at or before `now` removes the record.
+ */
+export function putState(lo0: u32, hi: u32, gate: u32, a: f64, b: f64, c: f64, exp: f64, now: f64): void {
+  let lo = fixKey(gateLo(lo0, gate), hi);
+  let addr = find(lo, hi, now);
+  commitGate(gate, addr, lo, hi, now, a, b, c, exp, false);
+}

@@ -210,4 +210,19 @@ export class EmbeddedBinding implements StoreBinding {
     hashKey(key);
     this.#core.reset(keyLo, keyHi, this.#gate0, this.#gates, now);
   }
+
+  /**
+   * Overwrites the key's state in every gate with what another store (Redis)
+   * reported: 4 numbers per gate, `a b c exp`, from `states[offset]` on. The
+   * local mirror of the Redis store.
+   * @internal
+   */
+  putStates(key: string, states: readonly number[], offset: number): void {
+    const now = this.#now();
+    hashKey(key);
+    for (let g = 0; g < this.#gates; g++) {
+      const o = offset + g * 4;
+      this.#core.putState(keyLo, keyHi, this.#gate0 + g, states[o]!, states[o + 1]!, states[o + 2]!, states[o + 3]!, now);
+    }
+  }
 }

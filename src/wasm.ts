@@ -16,6 +16,7 @@ export interface CoreExports {
   refund(lo: number, hi: number, gate0: number, gates: number, cost: number, now: number): void;
   reset(lo: number, hi: number, gate0: number, gates: number, now: number): void;
   decideBatch(n: number, gate0: number, gates: number, now: number, dryRun: number): number;
+  putState(lo: number, hi: number, gate: number, a: number, b: number, c: number, exp: number, now: number): void;
   evictions(): number;
   slots(): number;
   live(now: number): number;

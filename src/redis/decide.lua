@@ -1,0 +1,412 @@
+-- decide.lua: decides a batch of requests for one limiter's gates, atomically.
+--
+-- Every key of one call shares one hash tag (the virtual shard), so the call
+-- lives in one cluster slot. The arithmetic mirrors assembly/algorithms.ts and
+-- test/reference-model.ts formula by formula: change all three together.
+--
+-- KEYS[1]  the shard's anchor key "<prefix>{<shard>}"; only routes the call,
+--          nothing is stored under it. Per-gate state keys are built from it.
+-- ARGV[1]  now override in epoch ms ("" = use Redis TIME, the only clock in
+--          production; the override exists for deterministic tests)
+-- ARGV[2]  G, the number of gates; then per gate 5 values:
+--            id (string, distinguishes policies), code, p0, p1, p2
+--          codes: 0 GCRA (p0 emission interval ms, p1 burst, p2 burst*interval)
+--                 1 token bucket, interval refill (p0 capacity, p1 refill, p2 period ms)
+--                 2 fixed window (p0 window ms, p1 limit)
+--                 3 linear window (p0 within ms, p1 limit)
+--                 4 sliding window (p0 window ms, p1 limit)
+-- then entries until ARGV ends, each:
+--          key (the user's key), H (number of hits), then per hit 3 values:
+--            op (0 limit, 1 peek, 2 reserve, 3 refund, 4 reset), cost (units),
+--            maxWait (ms, reserve only; "inf" for none)
+--
+-- State of gate g of key k lives at "<KEYS[1]>:<k>|<gate id>" as the string
+-- "a b c exp" (each %.17g, so times survive exactly), with a PX expiry at the time
+-- the state decays to "never seen" (plus a day with a client clock). No key =
+-- never seen; a key whose exp has passed counts as none.
+--
+-- Returns: { now, then per hit 5 values: flags (allowed | gate << 1),
+--   remaining, retryAfterMs (reserve: waitMs), resetAfterMs, then per entry
+--   per gate 4 values: a, b, c, exp (the state after the entry's hits, for the
+--   caller's local mirror; exp "-inf" = no state) }. Fractions are returned as
+--   strings: Redis would truncate Lua numbers to integers.
+
+local MIN_RETRY_MS = 0.001
+local REMAINING_EPSILON = 1e-9
+local INF = math.huge
+local floor, ceil = math.floor, math.ceil
+
+local function fmt(x)
+  if x == INF then return 'inf' end
+  if x == -INF then return '-inf' end
+  return string.format('%.17g', x)
+end
+
+local function num(s)
+  if s == 'inf' then return INF end
+  if s == '-inf' then return -INF end
+  return tonumber(s)
+end
+
+local function denyAfter(wait)
+  if wait < MIN_RETRY_MS then return MIN_RETRY_MS end
+  return wait
+end
+
+-- One algorithm step. live: whether state (sa, sb, sc) exists. Returns
+-- allowed, a, b, c, exp, remaining, retry, reset.
+local function evaluate(code, p0, p1, p2, live, sa, sb, sc, cost, t)
+  if code == 0 then
+    local tat = t
+    if live and sa > t then tat = sa end
+    local newTat = tat + cost * p0
+    local allowAt = newTat - p2
+    local allowed, a, retry = false, tat, 0
+    if allowAt <= t then
+      allowed, a = true, newTat
+    else
+      retry = denyAfter(allowAt - t)
+    end
+    local rem = floor((t + p2 - a) / p0 + REMAINING_EPSILON)
+    if rem < 0 then rem = 0 elseif rem > p1 then rem = p1 end
+    local reset = a - t
+    if reset < 0 then reset = 0 end
+    return allowed, a, 0, 0, a, rem, retry, reset
+  elseif code == 1 then
+    local anchor, tokens = t, p0
+    if live then
+      anchor, tokens = sa, sb
+      if t < anchor then
+        local exp = anchor + ceil((p0 - tokens) / p1) * p2
+        return false, anchor, tokens, 0, exp, 0, denyAfter(anchor - t), exp - t
+      end
+      local k = floor((t - anchor) / p2)
+      if k > 0 then
+        tokens = tokens + k * p1
+        if tokens > p0 then tokens = p0 end
+        anchor = anchor + k * p2
+      end
+    end
+    local allowed, retry = false, 0
+    if tokens >= cost then
+      allowed = true
+      tokens = tokens - cost
+    else
+      retry = denyAfter(anchor + ceil((cost - tokens) / p1) * p2 - t)
+    end
+    local exp, reset = -INF, 0
+    if tokens < p0 then
+      exp = anchor + ceil((p0 - tokens) / p1) * p2
+      reset = exp - t
+    end
+    return allowed, anchor, tokens, 0, exp, floor(tokens), retry, reset
+  elseif code == 2 or code == 3 then
+    local start, finish, count
+    count = 0
+    if code == 2 then
+      local idx = floor(t / p0)
+      if live and sa > idx then
+        local exp = (sa + 1) * p0
+        return false, sa, sb, 0, exp, 0, denyAfter(sa * p0 - t), exp - t
+      end
+      if live and sa == idx then count = sb end
+      start, finish = idx, (idx + 1) * p0
+    else
+      start = t
+      if live then
+        if t < sa then
+          local exp = sa + p0
+          return false, sa, sb, 0, exp, 0, denyAfter(sa - t), exp - t
+        end
+        if t < sa + p0 then
+          start, count = sa, sb
+        end
+      end
+      finish = start + p0
+    end
+    local allowed, retry = false, 0
+    if count + cost <= p1 then
+      allowed = true
+      count = count + cost
+    else
+      retry = denyAfter(finish - t)
+    end
+    local exp, reset = -INF, 0
+    if count > 0 then
+      exp = finish
+      reset = exp - t
+    end
+    return allowed, start, count, 0, exp, p1 - count, retry, reset
+  else
+    local idx = floor(t / p0)
+    if live and sa > idx then
+      local exp = (sa + 2) * p0
+      return false, sa, sb, sc, exp, 0, denyAfter(sa * p0 - t), exp - t
+    end
+    local cur, prev = 0, 0
+    if live and sa == idx then
+      cur, prev = sb, sc
+    elseif live and sa == idx - 1 then
+      prev = sb
+    end
+    local start = idx * p0
+    local frac = (t - start) / p0
+    local estimate = prev * (1 - frac) + cur
+    local allowed, retry = false, 0
+    if estimate + cost <= p1 then
+      allowed = true
+      cur = cur + cost
+      estimate = estimate + cost
+    elseif cur + cost <= p1 then
+      retry = denyAfter(start + (1 - (p1 - cost - cur) / prev) * p0 - t)
+    else
+      local f = 1 - (p1 - cost) / cur
+      if f < 0 then f = 0 end
+      retry = denyAfter(start + p0 + f * p0 - t)
+    end
+    local exp = -INF
+    if cur > 0 then exp = (idx + 2) * p0 elseif prev > 0 then exp = (idx + 1) * p0 end
+    local rem = floor(p1 - estimate + REMAINING_EPSILON)
+    if rem < 0 then rem = 0 end
+    local reset = 0
+    if exp > t then reset = exp - t end
+    return allowed, idx, cur, prev, exp, rem, retry, reset
+  end
+end
+
+-- Gives cost back to live state; returns a, b, c, exp.
+local function refund(code, p0, p1, p2, sa, sb, sc, cost, t)
+  if code == 0 then
+    local a = sa - cost * p0
+    if a > t then return a, 0, 0, a end
+    return a, 0, 0, -INF
+  elseif code == 1 then
+    local anchor, tokens = sa, sb
+    if t > anchor then
+      local k = floor((t - anchor) / p2)
+      if k > 0 then
+        tokens = tokens + k * p1
+        anchor = anchor + k * p2
+      end
+    end
+    tokens = tokens + cost
+    if tokens > p0 then tokens = p0 end
+    if tokens >= p0 then return anchor, tokens, 0, -INF end
+    return anchor, tokens, 0, anchor + ceil((p0 - tokens) / p1) * p2
+  elseif code == 2 or code == 3 then
+    local count = sb - cost
+    if count < 0 then count = 0 end
+    if count <= 0 then return sa, count, sc, -INF end
+    if code == 2 then return sa, count, sc, (sa + 1) * p0 end
+    return sa, count, sc, sa + p0
+  else
+    local idx = floor(t / p0)
+    local cur, prev = sb, sc
+    if sa < idx then
+      if sa == idx - 1 then prev = cur else prev = 0 end
+      cur = 0
+    end
+    local take = cost
+    if cur < take then take = cur end
+    cur = cur - take
+    prev = prev - (cost - take)
+    if prev < 0 then prev = 0 end
+    local base = idx
+    if sa > idx then base = sa end
+    local exp = -INF
+    if cur > 0 then exp = (base + 2) * p0 elseif prev > 0 then exp = (base + 1) * p0 end
+    return base, cur, prev, exp
+  end
+end
+
+-- Clock. With a client clock, keys get a day of slack on their expiry: Redis
+-- expires them by its own clock, which need not run with the client's.
+local now
+local slack = 0
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+  slack = 86400000
+else
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+end
+
+-- Gates.
+local G = tonumber(ARGV[2])
+local gid, gcode, gp0, gp1, gp2 = {}, {}, {}, {}, {}
+local i = 3
+for g = 1, G do
+  gid[g] = ARGV[i]
+  gcode[g] = tonumber(ARGV[i + 1])
+  gp0[g] = tonumber(ARGV[i + 2])
+  gp1[g] = tonumber(ARGV[i + 3])
+  gp2[g] = tonumber(ARGV[i + 4])
+  i = i + 5
+end
+
+local out = { fmt(now) }
+local mirror = {}
+local base = KEYS[1] .. ':'
+
+-- Per entry: states of each gate, read once, written once.
+local live, sa, sb, sc, sexp, dirty = {}, {}, {}, {}, {}, {}
+
+local function load(key)
+  for g = 1, G do
+    local v = redis.call('GET', key .. '|' .. gid[g])
+    dirty[g] = false
+    if v then
+      local x, y, z, e = string.match(v, '^(%S+) (%S+) (%S+) (%S+)$')
+      live[g], sa[g], sb[g], sc[g], sexp[g] = true, num(x), num(y), num(z), num(e)
+      if sexp[g] <= now then live[g] = false end
+    else
+      live[g], sa[g], sb[g], sc[g], sexp[g] = false, 0, 0, 0, -INF
+    end
+  end
+end
+
+local function store(key)
+  for g = 1, G do
+    local k = key .. '|' .. gid[g]
+    if dirty[g] then
+      if live[g] and sexp[g] > now then
+        local ttl = ceil(sexp[g] - now) + slack
+        if ttl < 1 then ttl = 1 end
+        redis.call('SET', k, fmt(sa[g]) .. ' ' .. fmt(sb[g]) .. ' ' .. fmt(sc[g]) .. ' ' .. fmt(sexp[g]), 'PX', ttl)
+      else
+        redis.call('DEL', k)
+      end
+    end
+    mirror[#mirror + 1] = fmt(sa[g])
+    mirror[#mirror + 1] = fmt(sb[g])
+    mirror[#mirror + 1] = fmt(sc[g])
+    if live[g] then mirror[#mirror + 1] = fmt(sexp[g]) else mirror[#mirror + 1] = '-inf' end
+  end
+end
+
+local function commit(g, a, b, c, exp)
+  dirty[g] = true
+  if exp <= now then
+    live[g], sexp[g] = false, -INF
+  else
+    live[g], sa[g], sb[g], sc[g], sexp[g] = true, a, b, c, exp
+  end
+end
+
+-- All gates at time t (state as of now); commits when all admit and doCommit.
+-- Returns allowed, gate (0-based), remaining, retry, reset.
+local ra, rb, rc, rexp, rok, rrem, rreset = {}, {}, {}, {}, {}, {}, {}
+local function decideAt(cost, t, doCommit)
+  local all, dRetry, dGate, first = true, 0, 0, true
+  for g = 1, G do
+    local ok, a, b, c, exp, rem, retry, reset = evaluate(gcode[g], gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, t)
+    ra[g], rb[g], rc[g], rexp[g], rok[g], rrem[g], rreset[g] = a, b, c, exp, ok, rem, reset
+    if G == 1 then
+      if ok and doCommit then commit(1, a, b, c, exp) end
+      return ok, 0, rem, retry, reset
+    end
+    if not ok then
+      if first or retry > dRetry then
+        dRetry, dGate = retry, g - 1
+      end
+      first = false
+      all = false
+    end
+  end
+  if all then
+    local dRem, dReset = INF, 0
+    dGate = 0
+    for g = 1, G do
+      if rrem[g] < dRem then dRem, dGate = rrem[g], g - 1 end
+      if rreset[g] > dReset then dReset = rreset[g] end
+      if doCommit then commit(g, ra[g], rb[g], rc[g], rexp[g]) end
+    end
+    return true, dGate, dRem, 0, dReset
+  end
+  local dRem, dReset = INF, 0
+  for g = 1, G do
+    local rem, reset = rrem[g], rreset[g]
+    if rok[g] then
+      local _, _, _, _, _, zrem, _, zreset = evaluate(gcode[g], gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], 0, t)
+      rem, reset = zrem, zreset
+    end
+    if rem < dRem then dRem = rem end
+    if reset > dReset then dReset = reset end
+  end
+  return false, dGate, dRem, dRetry, dReset
+end
+
+local function flags(ok, gate)
+  if ok then return 1 + gate * 2 end
+  return gate * 2
+end
+
+while i <= #ARGV do
+  local key = base .. ARGV[i]
+  local H = tonumber(ARGV[i + 1])
+  i = i + 2
+  load(key)
+  for h = 1, H do
+    local op, cost, maxWait = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), num(ARGV[i + 2])
+    i = i + 3
+    if op == 0 or op == 1 then
+      local ok, gate, rem, retry, reset = decideAt(cost, now, op == 0)
+      out[#out + 1] = flags(ok, gate)
+      out[#out + 1] = fmt(rem)
+      out[#out + 1] = fmt(retry)
+      out[#out + 1] = fmt(reset)
+    elseif op == 2 then
+      local t = now
+      local ok, gate, rem, retry, reset = false, 0, 0, 0, 0
+      local booked = false
+      for round = 1, 1000 do
+        ok, gate, rem, retry, reset = decideAt(cost, t, false)
+        if ok then
+          if t - now <= maxWait then
+            ok, gate, rem, retry, reset = decideAt(cost, t, true)
+            booked = true
+          end
+          break
+        end
+        if retry < MIN_RETRY_MS then retry = MIN_RETRY_MS end
+        t = t + retry
+        if t - now > maxWait then break end
+      end
+      if booked then
+        out[#out + 1] = flags(true, gate)
+        out[#out + 1] = fmt(rem)
+        out[#out + 1] = fmt(t - now)
+        out[#out + 1] = fmt(reset + (t - now))
+      else
+        out[#out + 1] = flags(false, gate)
+        out[#out + 1] = fmt(rem)
+        out[#out + 1] = fmt(t - now)
+        out[#out + 1] = fmt(reset)
+      end
+    elseif op == 3 then
+      for g = 1, G do
+        if live[g] then
+          local a, b, c, exp = refund(gcode[g], gp0[g], gp1[g], gp2[g], sa[g], sb[g], sc[g], cost, now)
+          commit(g, a, b, c, exp)
+        end
+      end
+      out[#out + 1] = 0
+      out[#out + 1] = '0'
+      out[#out + 1] = '0'
+      out[#out + 1] = '0'
+    else
+      for g = 1, G do
+        dirty[g] = true
+        live[g], sexp[g] = false, -INF
+      end
+      out[#out + 1] = 0
+      out[#out + 1] = '0'
+      out[#out + 1] = '0'
+      out[#out + 1] = '0'
+    end
+  end
+  store(key)
+end
+
+for m = 1, #mirror do out[#out + 1] = mirror[m] end
+return out

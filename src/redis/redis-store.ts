@@ -1,0 +1,144 @@
+import { decideLua } from '../../build/redis-scripts.js';
+import type { Clock } from '../clock.js';
+import { EmbeddedStore } from '../embedded-store.js';
+import { ConfigError } from '../errors.js';
+import { optionsObject } from '../policies/policy.js';
+import type { Policy } from '../policies/index.js';
+import type { Store } from '../store.js';
+import { RedisBinding } from './redis-binding.js';
+import { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
+
+/** Options of {@link RedisStore}. */
+export interface RedisStoreOptions {
+  /** An ioredis `Redis` or `Cluster` client. */
+  client: RedisClient;
+  /** Prefix of every key the store writes (default `'cellgate:'`). */
+  prefix?: string;
+  /**
+   * Virtual shards (default 64, a power of two up to 16384). Keys carry their
+   * shard as a hash tag, one script call decides one shard's batch, and a
+   * Cluster spreads the shards over its masters.
+   */
+  shards?: number;
+  /**
+   * Whose clock decides: `'redis'` (default), Redis `TIME`, one clock for the
+   * whole fleet with no client skew; or `'client'`, the limiter's clock (for
+   * deterministic tests and replays).
+   */
+  time?: 'redis' | 'client';
+  /** Batching: calls of one tick go out together; `maxDelayMs` (default 0) waits longer, `maxSize` (default 1000) flushes early. */
+  batch?: { maxDelayMs?: number; maxSize?: number };
+  /** Keys of the local mirror (default 100 000); see {@link RedisStore}. */
+  mirrorKeys?: number;
+  /** Answer denials from the local mirror without a round trip (default true). */
+  negativeCache?: boolean;
+}
+
+/**
+ * Keeps limits in Redis, so that every process of a fleet shares them. Each
+ * decision is made atomically by a Lua script, with Redis `TIME` as the only
+ * clock; calls made in the same tick are batched, grouped by virtual shard,
+ * one script call per shard, hits on one key merged into one entry decided in
+ * order. Script results are mirrored into a local wasm table: a key Redis said
+ * is denied until T is denied locally until T, without a round trip
+ * (`source: 'local'`).
+ *
+ * @example
+ * ```ts
+ * import Redis from 'ioredis';
+ * import { Limiter, gcra } from 'cellgate';
+ * import { RedisStore } from 'cellgate/redis';
+ *
+ * const limiter = new Limiter({
+ *   policy: gcra({ limit: 5, period: '1s' }),
+ *   store: new RedisStore({ client: new Redis(), prefix: 'rl:' }),
+ * });
+ * const d = await limiter.limit('user:42'); // d.source === 'redis'
+ * ```
+ */
+export class RedisStore implements Store {
+  readonly #client: RedisClient;
+  readonly #prefix: string;
+  readonly #shardShift: number;
+  readonly #shards: number;
+  readonly #clientTime: boolean;
+  readonly #maxDelayMs: number;
+  readonly #maxSize: number;
+  readonly #negativeCache: boolean;
+  readonly #mirror: EmbeddedStore;
+
+  constructor(options: RedisStoreOptions) {
+    const o = optionsObject(options, 'RedisStore options');
+    const client = o.client as RedisClient | undefined;
+    if (typeof client !== 'object' || client === null || typeof client.defineCommand !== 'function') {
+      throw new ConfigError('client', client, 'an ioredis Redis or Cluster client');
+    }
+    const prefix = o.prefix === undefined ? 'cellgate:' : o.prefix;
+    if (typeof prefix !== 'string' || prefix.length > 256 || /[{}]/.test(prefix)) {
+      throw new ConfigError('prefix', prefix, 'a string of at most 256 characters without { or }');
+    }
+    const shards = o.shards === undefined ? 64 : o.shards;
+    if (typeof shards !== 'number' || !Number.isInteger(shards) || shards < 1 || shards > 16384 || (shards & (shards - 1)) !== 0) {
+      throw new ConfigError('shards', shards, 'a power of two from 1 to 16384');
+    }
+    const time = o.time === undefined ? 'redis' : o.time;
+    if (time !== 'redis' && time !== 'client') throw new ConfigError('time', time, "'redis' or 'client'");
+    const batch = o.batch === undefined ? {} : optionsObject(o.batch, 'batch');
+    const maxDelayMs = batch.maxDelayMs === undefined ? 0 : batch.maxDelayMs;
+    if (typeof maxDelayMs !== 'number' || !(maxDelayMs >= 0 && maxDelayMs <= 1000)) {
+      throw new ConfigError('batch.maxDelayMs', maxDelayMs, 'a number of milliseconds from 0 to 1000');
+    }
+    const maxSize = batch.maxSize === undefined ? 1000 : batch.maxSize;
+    if (typeof maxSize !== 'number' || !Number.isInteger(maxSize) || maxSize < 1 || maxSize > 100_000) {
+      throw new ConfigError('batch.maxSize', maxSize, 'an integer from 1 to 100000');
+    }
+    const negativeCache = o.negativeCache === undefined ? true : o.negativeCache;
+    if (typeof negativeCache !== 'boolean') throw new ConfigError('negativeCache', negativeCache, 'a boolean');
+    this.#mirror = new EmbeddedStore({ maxKeys: o.mirrorKeys === undefined ? 100_000 : (o.mirrorKeys as number) });
+
+    this.#client = client;
+    this.#prefix = prefix;
+    this.#shards = shards;
+    this.#shardShift = 32 - Math.log2(shards);
+    this.#clientTime = time === 'client';
+    this.#maxDelayMs = maxDelayMs;
+    this.#maxSize = maxSize;
+    this.#negativeCache = negativeCache;
+    if (typeof (client as unknown as Record<string, unknown>)[DECIDE_COMMAND] !== 'function') {
+      client.defineCommand(DECIDE_COMMAND, { numberOfKeys: 1, lua: decideLua });
+    }
+  }
+
+  /** The number of virtual shards. */
+  get shards(): number {
+    return this.#shards;
+  }
+
+  /**
+   * The Redis key prefix of a shard, `<prefix>{<shard>}`: every key of the
+   * shard starts with it, so they all hash to one cluster slot.
+   *
+   * @example
+   * ```ts
+   * store.shardKey(3); // 'rl:{3}'
+   * ```
+   */
+  shardKey(shard: number): string {
+    return `${this.#prefix}{${shard}}`;
+  }
+
+  bind(gates: readonly Policy[], clock: Clock): RedisBinding {
+    return new RedisBinding({
+      client: this.#client,
+      gates,
+      clock,
+      shardKey: (shard) => this.shardKey(shard),
+      shardShift: this.#shardShift,
+      clientTime: this.#clientTime,
+      maxDelayMs: this.#maxDelayMs,
+      maxSize: this.#maxSize,
+      negativeCache: this.#negativeCache,
+      mirror: this.#mirror,
+    });
+  }
+}
