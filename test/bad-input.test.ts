@@ -15,6 +15,7 @@ import {
   slidingWindow,
   tokenBucket,
 } from '../src/index.js';
+import { RedisStore } from '../src/redis/index.js';
 
 const badNumbers: unknown[] = [0, -1, -0.5, 0.5, 1.5, NaN, Infinity, -Infinity, 1e300, 2 ** 53, '5', null, true, {}, [], 10n];
 const badDurations: unknown[] = [0, -1, NaN, Infinity, -Infinity, 1e300, '', 'soon', '3 weeks', '-1s', '1e3s', 's', null, {}, [], true];
@@ -46,7 +47,20 @@ const factoryCases: Case[] = [
   ...[5, 'now', null].map((v): Case => [`Limiter clock ${String(v)}`, () => new Limiter({ policy: gcra({ limit: 1, period: 1 }), clock: v as never }), ConfigError, 'clock']),
   ...[5, 'redis', {}].map((v): Case => [`Limiter store ${String(v)}`, () => new Limiter({ policy: gcra({ limit: 1, period: 1 }), store: v as never }), ConfigError, 'store']),
   ...[0, -1, 1.5, NaN, Infinity, 2 ** 40, '100'].map((v): Case => [`EmbeddedStore maxKeys ${String(v)}`, () => new EmbeddedStore({ maxKeys: v as number }), ConfigError, 'maxKeys']),
+  // Construction only validates and registers the script: a client with defineCommand is enough.
+  ...[undefined, null, {}, 'redis://localhost'].map((v): Case => [`RedisStore client ${String(v)}`, () => new RedisStore({ client: v as never }), ConfigError, 'client']),
+  ...[5, 'a{b}', 'x'.repeat(300)].map((v): Case => [`RedisStore prefix ${String(v).slice(0, 10)}`, () => new RedisStore({ client: scriptable(), prefix: v as never }), ConfigError, 'prefix']),
+  ...[0, 3, 1.5, 32768, NaN, '64'].map((v): Case => [`RedisStore shards ${String(v)}`, () => new RedisStore({ client: scriptable(), shards: v as never }), ConfigError, 'shards']),
+  [`RedisStore time`, () => new RedisStore({ client: scriptable(), time: 'local' as never }), ConfigError, 'time'],
+  ...[-1, NaN, 5000, '1'].map((v): Case => [`RedisStore batch.maxDelayMs ${String(v)}`, () => new RedisStore({ client: scriptable(), batch: { maxDelayMs: v as never } }), ConfigError, 'batch.maxDelayMs']),
+  ...[0, 1.5, 1e6].map((v): Case => [`RedisStore batch.maxSize ${String(v)}`, () => new RedisStore({ client: scriptable(), batch: { maxSize: v } }), ConfigError, 'batch.maxSize']),
+  ...[0, -5, 2 ** 40].map((v): Case => [`RedisStore mirrorKeys ${String(v)}`, () => new RedisStore({ client: scriptable(), mirrorKeys: v }), ConfigError, 'mirrorKeys']),
+  [`RedisStore negativeCache`, () => new RedisStore({ client: scriptable(), negativeCache: 'yes' as never }), ConfigError, 'negativeCache'],
 ];
+
+function scriptable() {
+  return { defineCommand() {} };
+}
 
 describe('policies and constructors reject bad configuration', () => {
   it.each(factoryCases)('%s', (_label, fn, errorClass, parameter) => {

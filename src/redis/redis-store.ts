@@ -1,6 +1,6 @@
 import { decideLua } from '../../build/redis-scripts.js';
 import type { Clock } from '../clock.js';
-import { EmbeddedStore } from '../embedded-store.js';
+import { EmbeddedStore, MAX_KEYS } from '../embedded-store.js';
 import { ConfigError } from '../errors.js';
 import { optionsObject } from '../policies/policy.js';
 import type { Policy } from '../policies/index.js';
@@ -94,7 +94,11 @@ export class RedisStore implements Store {
     }
     const negativeCache = o.negativeCache === undefined ? true : o.negativeCache;
     if (typeof negativeCache !== 'boolean') throw new ConfigError('negativeCache', negativeCache, 'a boolean');
-    this.#mirror = new EmbeddedStore({ maxKeys: o.mirrorKeys === undefined ? 100_000 : (o.mirrorKeys as number) });
+    const mirrorKeys = o.mirrorKeys === undefined ? 100_000 : o.mirrorKeys;
+    if (typeof mirrorKeys !== 'number' || !Number.isInteger(mirrorKeys) || mirrorKeys < 1 || mirrorKeys > MAX_KEYS) {
+      throw new ConfigError('mirrorKeys', mirrorKeys, `an integer from 1 to ${MAX_KEYS}`);
+    }
+    this.#mirror = new EmbeddedStore({ maxKeys: mirrorKeys });
 
     this.#client = client;
     this.#prefix = prefix;

@@ -1,0 +1,181 @@
+// The Redis store against real redis-server processes: agreement with the
+// reference model, batching, the negative cache, a 3-master cluster, and
+// several OS processes sharing one limit.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import Redis, { Cluster } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Limiter, fixedWindow, gcra, linearWindow } from '../src/index.js';
+import { RedisStore } from '../src/redis/index.js';
+import { opArb, policyArb, runBoth } from './helpers/agreement.js';
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './helpers/redis-process.js';
+
+let server: RedisServer;
+let client: Redis;
+
+beforeAll(async () => {
+  server = await startRedis();
+  client = new Redis({ host: server.host, port: server.port, maxRetriesPerRequest: 1 });
+}, 30_000);
+
+afterAll(async () => {
+  client?.disconnect();
+  await server?.stop();
+});
+
+describe('RedisStore on one server', () => {
+  it('agrees with the reference model on every algorithm and stacked gates', async () => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(policyArb, { minLength: 1, maxLength: 3 }), fc.array(opArb, { minLength: 1, maxLength: 60 }), fc.integer({ min: 0, max: 2e12 }), (ps, ops, start) =>
+        runBoth(new RedisStore({ client, time: 'client', prefix: `agree${run++}:` }), ps, ops, start, false),
+      ),
+      { numRuns: 400 },
+    );
+  }, 60_000);
+
+  it('decides with Redis TIME and answers cached denials locally', async () => {
+    const limiter = new Limiter({ policy: gcra({ limit: 2, period: '1s' }), store: new RedisStore({ client, prefix: 'time:' }) });
+    const first = await limiter.limit('k');
+    expect(first).toMatchObject({ allowed: true, source: 'redis', remaining: 0 });
+    const second = await limiter.limit('k');
+    expect(second).toMatchObject({ allowed: false, source: 'local' });
+    expect(second.retryAfterMs).toBeGreaterThan(400);
+    expect(second.retryAfterMs).toBeLessThanOrEqual(500);
+    // Without the negative cache, Redis gives the same denial.
+    const uncached = new Limiter({ policy: gcra({ limit: 2, period: '1s' }), store: new RedisStore({ client, prefix: 'time:', negativeCache: false }) });
+    expect(await uncached.limit('k')).toMatchObject({ allowed: false, source: 'redis' });
+  });
+
+  it('batches one tick into one script call per shard, deciding hits on one key in order', async () => {
+    const calls: number[] = [];
+    const spy = new Redis({ host: server.host, port: server.port });
+    const store = new RedisStore({ client: spy, prefix: 'batch:', shards: 4, negativeCache: false });
+    const original = (spy as unknown as Record<string, (...a: string[]) => Promise<unknown>>).cellgateDecide!;
+    (spy as unknown as Record<string, unknown>).cellgateDecide = (...args: string[]) => {
+      calls.push(args.length);
+      return original.apply(spy, args);
+    };
+    const limiter = new Limiter({ policy: fixedWindow({ limit: 3, window: '1h' }), store });
+    const keys = Array.from({ length: 200 }, (_, i) => `user:${i % 50}`);
+    const decisions = await Promise.all(keys.map((k) => limiter.limit(k)));
+    expect(calls.length).toBeLessThanOrEqual(4);
+    // Each of the 50 keys was hit 4 times: the first 3 in order pass, the 4th does not.
+    expect(decisions.filter((d) => d.allowed)).toHaveLength(150);
+    expect(decisions.slice(150).every((d) => !d.allowed)).toBe(true);
+    spy.disconnect();
+  });
+
+  it('keeps keys under the prefix and hash tag, expiring with their state', async () => {
+    const limiter = new Limiter({ policy: gcra({ limit: 10, period: '1s' }), store: new RedisStore({ client, prefix: 'layout:' }) });
+    await limiter.limit('user:7');
+    const keys = await client.keys('layout:*');
+    expect(keys).toHaveLength(1);
+    expect(keys[0]).toMatch(/^layout:\{\d+\}:user:7\|0:100:1:100$/);
+    const ttl = await client.pttl(keys[0]!);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(100);
+  });
+
+  it('recovers after SCRIPT FLUSH (ioredis resends the script)', async () => {
+    const limiter = new Limiter({ policy: gcra({ limit: 10, period: '1s' }), store: new RedisStore({ client, prefix: 'flush:' }) });
+    expect((await limiter.limit('a')).allowed).toBe(true);
+    await client.script('FLUSH');
+    expect((await limiter.limit('b')).allowed).toBe(true);
+  });
+});
+
+describe('several processes on one key', () => {
+  const worker = fileURLToPath(new URL('./fixtures/redis-worker.mjs', import.meta.url));
+
+  async function runPods(args: string[][]): Promise<Record<string, number>[]> {
+    const pods = args.map((a) => spawn(process.execPath, [worker, String(server.port), ...a], { stdio: ['pipe', 'pipe', 'inherit'] }));
+    const lines = pods.map(
+      (pod) =>
+        new Promise<string[]>((resolve, reject) => {
+          let out = '';
+          const timer = setTimeout(() => {
+            pod.kill('SIGKILL');
+            reject(new Error(`pod timed out: ${out}`));
+          }, 20_000);
+          pod.stdout!.on('data', (chunk: Buffer) => {
+            out += chunk;
+          });
+          pod.on('exit', () => {
+            clearTimeout(timer);
+            resolve(out.trim().split('\n'));
+          });
+        }),
+    );
+    // Start them together once every pod is connected.
+    await Promise.all(pods.map((pod) => new Promise<void>((resolve) => pod.stdout!.once('data', () => resolve()))));
+    for (const pod of pods) pod.stdin!.end('go\n');
+    return (await Promise.all(lines)).map((l) => JSON.parse(l[l.length - 1]!) as Record<string, number>);
+  }
+
+  it('admit exactly what the policy allows, no more, no fewer', async () => {
+    // 4 pods x 400 requests on one key against "500 within 1h".
+    const results = await runPods(Array.from({ length: 4 }, () => ['hammer', 'shared', '400']));
+    const total = results.reduce((sum, r) => sum + r.admitted!, 0);
+    expect(results).toHaveLength(4);
+    expect(total).toBe(500);
+  }, 30_000);
+
+  it('fire at exactly spaced moments when they reserve one key', async () => {
+    // 6 pods reserve on "10 per second": they must fire 100 ms apart by Redis's clock.
+    const results = await runPods(Array.from({ length: 6 }, () => ['reserve', 'paced']));
+    expect(results.every((r) => r.allowed)).toBe(true);
+    const fired = results.map((r) => r.firedAt!).sort((a, b) => a - b);
+    for (let i = 1; i < fired.length; i++) {
+      const gap = fired[i]! - fired[i - 1]!;
+      expect(gap).toBeGreaterThan(85);
+      expect(gap).toBeLessThan(130);
+    }
+  }, 30_000);
+});
+
+describe('RedisStore on a 3-master cluster', () => {
+  let cluster: RedisCluster;
+  let redis: Cluster;
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ masters: 3 });
+    redis = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } });
+  }, 60_000);
+
+  afterAll(async () => {
+    redis?.disconnect();
+    await cluster?.stop();
+  });
+
+  it('spreads keys over every master with no cross-slot errors, deciding exactly', async () => {
+    const limiter = new Limiter({ policy: fixedWindow({ limit: 2, window: '1h' }), store: new RedisStore({ client: redis, prefix: 'c:', negativeCache: false }) });
+    const keys = Array.from({ length: 3000 }, (_, i) => `tenant:${i % 1000}`);
+    const decisions = await Promise.all(keys.map((k) => limiter.limit(k)));
+    expect(decisions.filter((d) => d.allowed)).toHaveLength(2000);
+    expect(decisions.every((d) => d.source === 'redis')).toBe(true);
+    const sizes = await Promise.all(redis.nodes('master').map((node) => node.dbsize()));
+    expect(sizes).toHaveLength(3);
+    for (const size of sizes) expect(size).toBeGreaterThan(100);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(1000);
+  }, 30_000);
+
+  it('agrees with the reference model through the cluster', async () => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(policyArb, { minLength: 1, maxLength: 2 }), fc.array(opArb, { minLength: 1, maxLength: 40 }), fc.integer({ min: 0, max: 2e12 }), (ps, ops, start) =>
+        runBoth(new RedisStore({ client: redis, time: 'client', prefix: `ca${run++}:` }), ps, ops, start, false),
+      ),
+      { numRuns: 100 },
+    );
+  }, 60_000);
+
+  it('linear windows hold across masters', async () => {
+    const limiter = new Limiter({ policy: linearWindow({ limit: 1, within: '1h' }), store: new RedisStore({ client: redis, prefix: 'cl:' }) });
+    const first = await Promise.all(['a', 'b', 'c', 'd'].map((k) => limiter.limit(k)));
+    const second = await Promise.all(['a', 'b', 'c', 'd'].map((k) => limiter.limit(k)));
+    expect(first.every((d) => d.allowed)).toBe(true);
+    expect(second.every((d) => !d.allowed)).toBe(true);
+  });
+});
