@@ -45,7 +45,7 @@ export interface RedisStoreOptions {
  *
  * @example
  * ```ts
- * import Redis from 'ioredis';
+ * import { Redis } from 'ioredis';
  * import { Limiter, gcra } from 'cellgate';
  * import { RedisStore } from 'cellgate/redis';
  *
