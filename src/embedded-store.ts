@@ -217,7 +217,7 @@ export class EmbeddedBinding implements StoreBinding {
    * local mirror of the Redis store.
    * @internal
    */
-  putStates(key: string, states: readonly number[], offset: number): void {
+  putStates(key: string, states: ArrayLike<number>, offset: number): void {
     const now = this.#now();
     hashKey(key);
     for (let g = 0; g < this.#gates; g++) {

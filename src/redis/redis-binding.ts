@@ -42,11 +42,6 @@ export interface RedisBindingOptions {
   mirror: EmbeddedStore;
 }
 
-function parse(value: unknown): number {
-  if (value === '-inf') return -Infinity;
-  if (value === 'inf') return Infinity;
-  return Number(value);
-}
 
 /**
  * Decides for one limiter's gates in Redis: queues calls per virtual shard,
@@ -56,7 +51,7 @@ function parse(value: unknown): number {
 export class RedisBinding implements StoreBinding {
   readonly sync = false;
   readonly #o: RedisBindingOptions;
-  readonly #send: (anchor: string, ...argv: string[]) => Promise<unknown[]>;
+  readonly #send: (anchor: string, ...argv: string[]) => Promise<Buffer>;
   readonly #gateArgs: string[];
   readonly #capacity: number[];
   readonly #mirror: EmbeddedBinding;
@@ -68,8 +63,9 @@ export class RedisBinding implements StoreBinding {
 
   constructor(options: RedisBindingOptions) {
     this.#o = options;
-    const client = options.client as unknown as Record<string, (...args: string[]) => Promise<unknown[]>>;
-    this.#send = (anchor, ...argv) => client[DECIDE_COMMAND]!.call(client, anchor, ...argv);
+    // The Buffer variant ioredis defines beside every command: the reply is packed doubles.
+    const client = options.client as unknown as Record<string, (...args: string[]) => Promise<Buffer>>;
+    this.#send = (anchor, ...argv) => client[`${DECIDE_COMMAND}Buffer`]!.call(client, anchor, ...argv);
     this.#gateArgs = [String(options.gates.length)];
     for (const { core } of options.gates) {
       // The gate id names the policy, so limiters with the same policy share state and others don't.
@@ -147,27 +143,28 @@ export class RedisBinding implements StoreBinding {
       for (const hit of hits) argv.push(String(hit.op), String(hit.cost), hit.maxWait === Infinity ? 'inf' : String(hit.maxWait));
     }
     const sentAt = this.#o.clock();
-    let out: unknown[];
+    let reply: Buffer;
     try {
-      out = await this.#send(this.#o.shardKey(shard), ...argv);
+      reply = await this.#send(this.#o.shardKey(shard), ...argv);
     } catch (error) {
       for (const hits of entries.values()) for (const hit of hits) hit.reject(error);
       return;
     }
     const receivedAt = this.#o.clock();
-    if (!this.#o.clientTime) this.#offset = parse(out[0]) - (sentAt + receivedAt) / 2;
+    const out = new Float64Array(reply.length / 8);
+    const view = new DataView(reply.buffer, reply.byteOffset, reply.length);
+    for (let i = 0; i < out.length; i++) out[i] = view.getFloat64(i * 8, true);
+    if (!this.#o.clientTime) this.#offset = out[0]! - (sentAt + receivedAt) / 2;
     const gates = this.#capacity.length;
     let r = 1;
-    let totalHits = 0;
-    for (const hits of entries.values()) totalHits += hits.length;
-    const states = out.slice(1 + totalHits * 4).map(parse);
-    let m = 0;
+    let m = r;
+    for (const hits of entries.values()) m += hits.length * 4;
     for (const [key, hits] of entries) {
       for (const hit of hits) {
-        const flags = Number(out[r]);
-        const remaining = parse(out[r + 1]);
-        const retry = parse(out[r + 2]);
-        const reset = parse(out[r + 3]);
+        const flags = out[r]!;
+        const remaining = out[r + 1]!;
+        const retry = out[r + 2]!;
+        const reset = out[r + 3]!;
         r += 4;
         const allowed = (flags & 1) === 1;
         const limit = this.#capacity[flags >>> 1]!;
@@ -179,7 +176,7 @@ export class RedisBinding implements StoreBinding {
           hit.resolve(undefined);
         }
       }
-      this.#mirror.putStates(key, states, m);
+      this.#mirror.putStates(key, out, m);
       m += gates * 4;
     }
   }

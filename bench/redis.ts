@@ -1,0 +1,146 @@
+// The Redis store against rate-limiter-flexible's RateLimiterRedis, on the same
+// redis-server (started here on a free loopback port), in the same run:
+//   1. closed loop, 1000 concurrent callers over 10k keys, uniform;
+//   2. the same with hot keys (1% of keys take 90% of hits);
+//   3. open loop at a steady 20k requests/s: latency added per decision.
+// Prints decisions/s, p50/p99 latency and the ratios. Run: npm run bench:redis
+import { Redis } from 'ioredis';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
+import { Limiter, gcra } from '../src/index.js';
+import { RedisStore } from '../src/redis/index.js';
+import { startRedis } from '../test/helpers/redis-process.js';
+
+const quick = process.argv.includes('--quick');
+const DURATION_MS = quick ? 1000 : 4000;
+const CALLERS = 1000;
+const KEYS = Array.from({ length: 10_000 }, (_, i) => `user:${i}`);
+
+type Decide = (key: string) => Promise<boolean>;
+
+interface Result {
+  name: string;
+  perSecond: number;
+  p50: number;
+  p99: number;
+  admitted: number;
+}
+
+/** A fast deterministic PRNG, so that every contender sees the same key sequence. */
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function pickUniform(r: () => number) {
+  return () => KEYS[Math.floor(r() * KEYS.length)]!;
+}
+
+function pickHot(r: () => number) {
+  const hot = KEYS.length / 100;
+  return () => (r() < 0.9 ? KEYS[Math.floor(r() * hot)]! : KEYS[hot + Math.floor(r() * (KEYS.length - hot))]!);
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+}
+
+async function closedLoop(name: string, decide: Decide, pick: () => string): Promise<Result> {
+  const latencies: number[] = [];
+  let admitted = 0;
+  const end = performance.now() + DURATION_MS;
+  await Promise.all(
+    Array.from({ length: CALLERS }, async () => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        if (await decide(pick())) admitted++;
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  const sorted = Float64Array.from(latencies).sort();
+  return { name, perSecond: (latencies.length / DURATION_MS) * 1000, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), admitted };
+}
+
+async function openLoop(name: string, decide: Decide, pick: () => string, rate: number): Promise<Result> {
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  let admitted = 0;
+  const start = performance.now();
+  const total = Math.floor((rate * DURATION_MS) / 1000);
+  let sent = 0;
+  // Every millisecond, send what the schedule says is due by now.
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000));
+    for (; sent < due; sent++) {
+      const t = performance.now();
+      pending.push(
+        decide(pick()).then((ok) => {
+          if (ok) admitted++;
+          latencies.push(performance.now() - t);
+        }),
+      );
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await Promise.all(pending);
+  const sorted = Float64Array.from(latencies).sort();
+  return { name, perSecond: (latencies.length / (performance.now() - start)) * 1000, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), admitted };
+}
+
+function print(title: string, results: Result[]): void {
+  console.log(`\n${title}`);
+  console.table(
+    results.map((r) => ({
+      contender: r.name,
+      'decisions/s': Math.round(r.perSecond).toLocaleString('en-US'),
+      'p50 ms': r.p50.toFixed(3),
+      'p99 ms': r.p99.toFixed(3),
+      admitted: r.admitted.toLocaleString('en-US'),
+    })),
+  );
+}
+
+async function main(): Promise<void> {
+  const server = await startRedis();
+  const ours = new Redis({ host: server.host, port: server.port, enableAutoPipelining: false });
+  const theirs = new Redis({ host: server.host, port: server.port });
+  try {
+    // Both allow 1000 per second per key: at these rates few uniform keys are ever denied.
+    const limiter = new Limiter({ policy: gcra({ limit: 1000, period: '1s', burst: 1000 }), store: new RedisStore({ client: ours, prefix: 'bench:' }) });
+    const cellgate: Decide = async (key) => (await limiter.limit(key)).allowed;
+    const rlf = new RateLimiterRedis({ storeClient: theirs, points: 1000, duration: 1, keyPrefix: 'rlf' });
+    const flexible: Decide = (key) => rlf.consume(key).then(() => true, () => false);
+    await cellgate('warm');
+    await flexible('warm');
+
+    const summary: string[] = [];
+    for (const [title, pick] of [
+      [`closed loop: ${CALLERS} concurrent callers, 10k keys, uniform`, pickUniform],
+      [`closed loop: ${CALLERS} concurrent callers, 10k keys, hot keys (1% of keys take 90% of hits)`, pickHot],
+    ] as const) {
+      const a = await closedLoop('cellgate RedisStore (strict)', cellgate, pick(rng(1)));
+      const b = await closedLoop('rate-limiter-flexible RateLimiterRedis', flexible, pick(rng(1)));
+      print(title, [a, b]);
+      summary.push(`${title}: cellgate / RateLimiterRedis = ${(a.perSecond / b.perSecond).toFixed(1)}x decisions/s (target >= 5x)`);
+    }
+    const rate = 20_000;
+    const a = await openLoop('cellgate RedisStore (strict)', cellgate, pickUniform(rng(2)), rate);
+    const b = await openLoop('rate-limiter-flexible RateLimiterRedis', flexible, pickUniform(rng(2)), rate);
+    print(`open loop: a steady ${rate.toLocaleString('en-US')} requests/s over 10k keys (latency added per decision)`, [a, b]);
+    summary.push(`steady ${rate} req/s: cellgate p99 ${a.p99.toFixed(3)} ms (target <= 1 ms), RateLimiterRedis p99 ${b.p99.toFixed(3)} ms`);
+    console.log(`\nsummary (one run, same redis-server ${server.url}):`);
+    for (const line of summary) console.log(`  ${line}`);
+  } finally {
+    ours.disconnect();
+    theirs.disconnect();
+    await server.stop();
+  }
+}
+
+await main();
