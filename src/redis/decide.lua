@@ -15,10 +15,12 @@
 --                 2 fixed window (p0 window ms, p1 limit)
 --                 3 linear window (p0 within ms, p1 limit)
 --                 4 sliding window (p0 window ms, p1 limit)
--- then entries until ARGV ends, each:
---          key (the user's key), H (number of hits), then per hit 3 values:
---            op (0 limit, 1 peek, 2 reserve, 3 refund, 4 reset), cost (units),
---            maxWait (ms, reserve only; "inf" for none)
+-- then entries until ARGV ends, each 2 values:
+--          key (the user's key), and its hits, decided in order: "" for the
+--          common single limit of cost 1, otherwise "op cost maxWait" triples
+--          separated by spaces, where op is 0 limit, 1 peek, 2 reserve,
+--          3 refund, 4 reset; cost in units; maxWait in ms (reserve only,
+--          "inf" for none)
 --
 -- State of gate g of key k lives at "<KEYS[1]>:<k>|<gate id>" as 32 bytes,
 -- the little-endian doubles a, b, c, exp (binary, so times survive exactly and
@@ -247,11 +249,12 @@ local mirror = {}
 local base = KEYS[1] .. ':'
 
 -- Per entry: states of each gate, read once, written once.
-local live, sa, sb, sc, sexp, dirty = {}, {}, {}, {}, {}, {}
+local live, sa, sb, sc, sexp, dirty, gkey = {}, {}, {}, {}, {}, {}, {}
 
 local function load(key)
   for g = 1, G do
-    local v = redis.call('GET', key .. '|' .. gid[g])
+    gkey[g] = key .. '|' .. gid[g]
+    local v = redis.call('GET', gkey[g])
     dirty[g] = false
     if v and #v == 32 then
       sa[g], sb[g], sc[g], sexp[g] = unpackState('<dddd', v)
@@ -262,9 +265,9 @@ local function load(key)
   end
 end
 
-local function store(key)
+local function store()
   for g = 1, G do
-    local k = key .. '|' .. gid[g]
+    local k = gkey[g]
     if dirty[g] then
       if live[g] and sexp[g] > now then
         local ttl = ceil(sexp[g] - now) + slack
@@ -293,14 +296,15 @@ end
 -- Returns allowed, gate (0-based), remaining, retry, reset.
 local ra, rb, rc, rexp, rok, rrem, rreset = {}, {}, {}, {}, {}, {}, {}
 local function decideAt(cost, t, doCommit)
+  if G == 1 then
+    local ok, a, b, c, exp, rem, retry, reset = evaluate(gcode[1], gp0[1], gp1[1], gp2[1], live[1], sa[1], sb[1], sc[1], cost, t)
+    if ok and doCommit then commit(1, a, b, c, exp) end
+    return ok, 0, rem, retry, reset
+  end
   local all, dRetry, dGate, first = true, 0, 0, true
   for g = 1, G do
     local ok, a, b, c, exp, rem, retry, reset = evaluate(gcode[g], gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, t)
     ra[g], rb[g], rc[g], rexp[g], rok[g], rrem[g], rreset[g] = a, b, c, exp, ok, rem, reset
-    if G == 1 then
-      if ok and doCommit then commit(1, a, b, c, exp) end
-      return ok, 0, rem, retry, reset
-    end
     if not ok then
       if first or retry > dRetry then
         dRetry, dGate = retry, g - 1
@@ -337,71 +341,78 @@ local function flags(ok, gate)
   return gate * 2
 end
 
-while i <= #ARGV do
-  local key = base .. ARGV[i]
-  local H = tonumber(ARGV[i + 1])
-  i = i + 2
-  load(key)
-  for h = 1, H do
-    local op, cost, maxWait = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), num(ARGV[i + 2])
-    i = i + 3
-    if op == 0 or op == 1 then
-      local ok, gate, rem, retry, reset = decideAt(cost, now, op == 0)
-      out[#out + 1] = flags(ok, gate)
-      out[#out + 1] = (rem)
-      out[#out + 1] = (retry)
-      out[#out + 1] = (reset)
-    elseif op == 2 then
-      local t = now
-      local ok, gate, rem, retry, reset = false, 0, 0, 0, 0
-      local booked = false
-      for round = 1, 1000 do
-        ok, gate, rem, retry, reset = decideAt(cost, t, false)
-        if ok then
-          if t - now <= maxWait then
-            ok, gate, rem, retry, reset = decideAt(cost, t, true)
-            booked = true
-          end
-          break
+-- Decides one hit against the loaded states, appending 4 values to out.
+local function hit(op, cost, maxWait)
+  if op == 0 or op == 1 then
+    local ok, gate, rem, retry, reset = decideAt(cost, now, op == 0)
+    out[#out + 1] = flags(ok, gate)
+    out[#out + 1] = rem
+    out[#out + 1] = retry
+    out[#out + 1] = reset
+  elseif op == 2 then
+    local t = now
+    local ok, gate, rem, retry, reset = false, 0, 0, 0, 0
+    local booked = false
+    for round = 1, 1000 do
+      ok, gate, rem, retry, reset = decideAt(cost, t, false)
+      if ok then
+        if t - now <= maxWait then
+          ok, gate, rem, retry, reset = decideAt(cost, t, true)
+          booked = true
         end
-        if retry < MIN_RETRY_MS then retry = MIN_RETRY_MS end
-        t = t + retry
-        if t - now > maxWait then break end
+        break
       end
-      if booked then
-        out[#out + 1] = flags(true, gate)
-        out[#out + 1] = (rem)
-        out[#out + 1] = (t - now)
-        out[#out + 1] = (reset + (t - now))
-      else
-        out[#out + 1] = flags(false, gate)
-        out[#out + 1] = (rem)
-        out[#out + 1] = (t - now)
-        out[#out + 1] = (reset)
-      end
-    elseif op == 3 then
-      for g = 1, G do
-        if live[g] then
-          local a, b, c, exp = refund(gcode[g], gp0[g], gp1[g], gp2[g], sa[g], sb[g], sc[g], cost, now)
-          commit(g, a, b, c, exp)
-        end
-      end
-      out[#out + 1] = 0
-      out[#out + 1] = 0
-      out[#out + 1] = 0
-      out[#out + 1] = 0
+      if retry < MIN_RETRY_MS then retry = MIN_RETRY_MS end
+      t = t + retry
+      if t - now > maxWait then break end
+    end
+    if booked then
+      out[#out + 1] = flags(true, gate)
+      out[#out + 1] = rem
+      out[#out + 1] = t - now
+      out[#out + 1] = reset + (t - now)
     else
-      for g = 1, G do
-        dirty[g] = true
-        live[g], sexp[g] = false, -INF
+      out[#out + 1] = flags(false, gate)
+      out[#out + 1] = rem
+      out[#out + 1] = t - now
+      out[#out + 1] = reset
+    end
+  elseif op == 3 then
+    for g = 1, G do
+      if live[g] then
+        local a, b, c, exp = refund(gcode[g], gp0[g], gp1[g], gp2[g], sa[g], sb[g], sc[g], cost, now)
+        commit(g, a, b, c, exp)
       end
-      out[#out + 1] = 0
-      out[#out + 1] = 0
-      out[#out + 1] = 0
-      out[#out + 1] = 0
+    end
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+  else
+    for g = 1, G do
+      dirty[g] = true
+      live[g], sexp[g] = false, -INF
+    end
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+  end
+end
+
+local nargs = #ARGV
+while i <= nargs do
+  local spec = ARGV[i + 1]
+  load(base .. ARGV[i])
+  i = i + 2
+  if spec == '' then
+    hit(0, 1, 0)
+  else
+    for op, cost, maxWait in string.gmatch(spec, '(%d+) (%d+) (%S+)') do
+      hit(tonumber(op), tonumber(cost), num(maxWait))
     end
   end
-  store(key)
+  store()
 end
 
 for m = 1, #mirror do out[#out + 1] = mirror[m] end

@@ -139,8 +139,12 @@ export class RedisBinding implements StoreBinding {
   async #sendShard(shard: number, entries: Map<string, Hit[]>): Promise<void> {
     const argv = [this.#o.clientTime ? String(this.#o.clock()) : '', ...this.#gateArgs];
     for (const [key, hits] of entries) {
-      argv.push(key, String(hits.length));
-      for (const hit of hits) argv.push(String(hit.op), String(hit.cost), hit.maxWait === Infinity ? 'inf' : String(hit.maxWait));
+      const only = hits.length === 1 ? hits[0]! : undefined;
+      if (only !== undefined && only.op === OP_LIMIT && only.cost === 1) {
+        argv.push(key, ''); // the common case: one limit of cost 1
+      } else {
+        argv.push(key, hits.map((h) => `${h.op} ${h.cost} ${h.maxWait === Infinity ? 'inf' : h.maxWait}`).join(' '));
+      }
     }
     const sentAt = this.#o.clock();
     let reply: Buffer;
