@@ -123,15 +123,20 @@ describe('several processes on one key', () => {
   }, 30_000);
 
   it('fire at exactly spaced moments when they reserve one key', async () => {
-    // 6 pods reserve on "10 per second": they must fire 100 ms apart by Redis's clock.
+    // 6 pods reserve on "10 per second": they must fire 100 ms apart by Redis's
+    // clock. Each pod sleeps from when its answer arrived, so answers that
+    // arrive at different times on a busy machine blur the gaps by some ms; a
+    // herd would fire all within a few ms.
     const results = await runPods(Array.from({ length: 6 }, () => ['reserve', 'paced']));
     expect(results.every((r) => r.allowed)).toBe(true);
     const fired = results.map((r) => r.firedAt!).sort((a, b) => a - b);
     for (let i = 1; i < fired.length; i++) {
       const gap = fired[i]! - fired[i - 1]!;
-      expect(gap).toBeGreaterThan(85);
-      expect(gap).toBeLessThan(130);
+      expect(gap).toBeGreaterThan(60);
+      expect(gap).toBeLessThan(140);
     }
+    expect(fired[5]! - fired[0]!).toBeGreaterThan(450);
+    expect(fired[5]! - fired[0]!).toBeLessThan(560);
   }, 30_000);
 });
 

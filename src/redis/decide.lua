@@ -15,12 +15,15 @@
 --                 2 fixed window (p0 window ms, p1 limit)
 --                 3 linear window (p0 within ms, p1 limit)
 --                 4 sliding window (p0 window ms, p1 limit)
--- then entries until ARGV ends, each 2 values:
---          key (the user's key), and its hits, decided in order: "" for the
---          common single limit of cost 1, otherwise "op cost maxWait" triples
---          separated by spaces, where op is 0 limit, 1 peek, 2 reserve,
---          3 refund, 4 reset; cost in units; maxWait in ms (reserve only,
---          "inf" for none)
+-- then the batch's entries in 3 values (3 strings for the whole batch, not
+--          per entry: argument encoding dominates the client's cost):
+--          lengths  "n1,n2,...," the byte length of each entry's key
+--          keys     the keys (the user's keys), concatenated
+--          hits     "h1,h2,...," each entry's hits, decided in order: empty
+--                   for the common single limit of cost 1, otherwise
+--                   "op cost maxWait" triples separated by spaces, where op
+--                   is 0 limit, 1 peek, 2 reserve, 3 refund, 4 reset; cost in
+--                   units; maxWait in ms (reserve only, "inf" for none)
 --
 -- State of gate g of key k lives at "<KEYS[1]>:<k>|<gate id>" as 32 bytes,
 -- the little-endian doubles a, b, c, exp (binary, so times survive exactly and
@@ -233,10 +236,10 @@ end
 
 -- Gates.
 local G = tonumber(ARGV[2])
-local gid, gcode, gp0, gp1, gp2 = {}, {}, {}, {}, {}
+local gsuffix, gcode, gp0, gp1, gp2 = {}, {}, {}, {}, {}
 local i = 3
 for g = 1, G do
-  gid[g] = ARGV[i]
+  gsuffix[g] = '|' .. ARGV[i]
   gcode[g] = tonumber(ARGV[i + 1])
   gp0[g] = tonumber(ARGV[i + 2])
   gp1[g] = tonumber(ARGV[i + 3])
@@ -244,8 +247,8 @@ for g = 1, G do
   i = i + 5
 end
 
-local out = { now }
-local mirror = {}
+local out, nout = { now }, 1
+local mirror, nmirror = {}, 0
 local base = KEYS[1] .. ':'
 
 -- Per entry: states of each gate, read once, written once.
@@ -253,7 +256,7 @@ local live, sa, sb, sc, sexp, dirty, gkey = {}, {}, {}, {}, {}, {}, {}
 
 local function load(key)
   for g = 1, G do
-    gkey[g] = key .. '|' .. gid[g]
+    gkey[g] = key .. gsuffix[g]
     local v = redis.call('GET', gkey[g])
     dirty[g] = false
     if v and #v == 32 then
@@ -277,9 +280,10 @@ local function store()
         redis.call('DEL', k)
       end
     end
-    local m = #mirror
+    local m = nmirror
     mirror[m + 1], mirror[m + 2], mirror[m + 3] = sa[g], sb[g], sc[g]
     if live[g] then mirror[m + 4] = sexp[g] else mirror[m + 4] = -INF end
+    nmirror = m + 4
   end
 end
 
@@ -341,14 +345,16 @@ local function flags(ok, gate)
   return gate * 2
 end
 
+local function emit(f, rem, retry, reset)
+  out[nout + 1], out[nout + 2], out[nout + 3], out[nout + 4] = f, rem, retry, reset
+  nout = nout + 4
+end
+
 -- Decides one hit against the loaded states, appending 4 values to out.
 local function hit(op, cost, maxWait)
   if op == 0 or op == 1 then
     local ok, gate, rem, retry, reset = decideAt(cost, now, op == 0)
-    out[#out + 1] = flags(ok, gate)
-    out[#out + 1] = rem
-    out[#out + 1] = retry
-    out[#out + 1] = reset
+    emit(flags(ok, gate), rem, retry, reset)
   elseif op == 2 then
     local t = now
     local ok, gate, rem, retry, reset = false, 0, 0, 0, 0
@@ -367,15 +373,9 @@ local function hit(op, cost, maxWait)
       if t - now > maxWait then break end
     end
     if booked then
-      out[#out + 1] = flags(true, gate)
-      out[#out + 1] = rem
-      out[#out + 1] = t - now
-      out[#out + 1] = reset + (t - now)
+      emit(flags(true, gate), rem, t - now, reset + (t - now))
     else
-      out[#out + 1] = flags(false, gate)
-      out[#out + 1] = rem
-      out[#out + 1] = t - now
-      out[#out + 1] = reset
+      emit(flags(false, gate), rem, t - now, reset)
     end
   elseif op == 3 then
     for g = 1, G do
@@ -384,27 +384,23 @@ local function hit(op, cost, maxWait)
         commit(g, a, b, c, exp)
       end
     end
-    out[#out + 1] = 0
-    out[#out + 1] = 0
-    out[#out + 1] = 0
-    out[#out + 1] = 0
+    emit(0, 0, 0, 0)
   else
     for g = 1, G do
       dirty[g] = true
       live[g], sexp[g] = false, -INF
     end
-    out[#out + 1] = 0
-    out[#out + 1] = 0
-    out[#out + 1] = 0
-    out[#out + 1] = 0
+    emit(0, 0, 0, 0)
   end
 end
 
-local nargs = #ARGV
-while i <= nargs do
-  local spec = ARGV[i + 1]
-  load(base .. ARGV[i])
-  i = i + 2
+local keys, pos = ARGV[i + 1], 1
+local specs = string.gmatch(ARGV[i + 2], '([^,]*),')
+for len in string.gmatch(ARGV[i], '(%d+),') do
+  local n = tonumber(len)
+  local spec = specs()
+  load(base .. string.sub(keys, pos, pos + n - 1))
+  pos = pos + n
   if spec == '' then
     hit(0, 1, 0)
   else
@@ -415,11 +411,17 @@ while i <= nargs do
   store()
 end
 
-for m = 1, #mirror do out[#out + 1] = mirror[m] end
+for m = 1, nmirror do out[nout + m] = mirror[m] end
+nout = nout + nmirror
 -- Packed 100 at a time: unpack() of a long table would overflow the Lua stack.
 local chunks = {}
-for first = 1, #out, 100 do
-  local last = math.min(first + 99, #out)
-  chunks[#chunks + 1] = pack('<' .. string.rep('d', last - first + 1), unpack(out, first, last))
+local full = '<' .. string.rep('d', 100)
+for first = 1, nout, 100 do
+  local last = first + 99
+  if last > nout then
+    chunks[#chunks + 1] = pack('<' .. string.rep('d', nout - first + 1), unpack(out, first, nout))
+  else
+    chunks[#chunks + 1] = pack(full, unpack(out, first, last))
+  end
 end
 return table.concat(chunks)

@@ -20,6 +20,21 @@ const OP_RESET = 4;
  */
 const NEGATIVE_CACHE_MARGIN_MS = 1;
 
+/** Bytes of `s` in UTF-8, as Redis receives it. */
+function utf8Length(s: string): number {
+  let bytes = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) bytes += 1;
+    else if (c >= 0xd800 && c < 0xdc00) {
+      bytes += 2; // a surrogate pair: 4 bytes for 2 units
+      i++;
+    } else bytes += 2;
+  }
+  return bytes;
+}
+
 interface Hit {
   op: number;
   cost: number;
@@ -138,14 +153,20 @@ export class RedisBinding implements StoreBinding {
 
   async #sendShard(shard: number, entries: Map<string, Hit[]>): Promise<void> {
     const argv = [this.#o.clientTime ? String(this.#o.clock()) : '', ...this.#gateArgs];
+    // Three strings for the whole batch (decide.lua documents the format).
+    let lengths = '';
+    let keys = '';
+    let specs = '';
     for (const [key, hits] of entries) {
+      lengths += `${utf8Length(key)},`;
+      keys += key;
       const only = hits.length === 1 ? hits[0]! : undefined;
-      if (only !== undefined && only.op === OP_LIMIT && only.cost === 1) {
-        argv.push(key, ''); // the common case: one limit of cost 1
-      } else {
-        argv.push(key, hits.map((h) => `${h.op} ${h.cost} ${h.maxWait === Infinity ? 'inf' : h.maxWait}`).join(' '));
+      if (only === undefined || only.op !== OP_LIMIT || only.cost !== 1) {
+        specs += hits.map((h) => `${h.op} ${h.cost} ${h.maxWait === Infinity ? 'inf' : h.maxWait}`).join(' ');
       }
+      specs += ',';
     }
+    argv.push(lengths, keys, specs);
     const sentAt = this.#o.clock();
     let reply: Buffer;
     try {
