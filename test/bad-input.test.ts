@@ -56,6 +56,12 @@ const factoryCases: Case[] = [
   ...[0, 1.5, 1e6].map((v): Case => [`RedisStore batch.maxSize ${String(v)}`, () => new RedisStore({ client: scriptable(), batch: { maxSize: v } }), ConfigError, 'batch.maxSize']),
   ...[0, -5, 2 ** 40].map((v): Case => [`RedisStore mirrorKeys ${String(v)}`, () => new RedisStore({ client: scriptable(), mirrorKeys: v }), ConfigError, 'mirrorKeys']),
   [`RedisStore negativeCache`, () => new RedisStore({ client: scriptable(), negativeCache: 'yes' as never }), ConfigError, 'negativeCache'],
+  ...[0, -1, NaN, Infinity, 1e9, '100'].map((v): Case => [`RedisStore timeoutMs ${String(v)}`, () => new RedisStore({ client: scriptable(), timeoutMs: v as never }), ConfigError, 'timeoutMs']),
+  ...[0, NaN, 1e9].map((v): Case => [`RedisStore probeIntervalMs ${String(v)}`, () => new RedisStore({ client: scriptable(), probeIntervalMs: v }), ConfigError, 'probeIntervalMs']),
+  ...['half', 5, null, {}].map((v): Case => [`RedisStore fallback ${String(v)}`, () => new RedisStore({ client: scriptable(), fallback: v as never }), ConfigError, 'fallback']),
+  ...[0, 1.5, -2, NaN].map((v): Case => [`RedisStore fallback.nodes ${String(v)}`, () => new RedisStore({ client: scriptable(), fallback: { nodes: v } }), ConfigError, 'fallback.nodes']),
+  [`RedisStore fallback.policy`, () => new RedisStore({ client: scriptable(), fallback: { policy: 'gcra' as never } }), ConfigError, 'fallback.policy'],
+  [`RedisStore reconcile`, () => new RedisStore({ client: scriptable(), reconcile: 1 as never }), ConfigError, 'reconcile'],
 ];
 
 function scriptable() {

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Limiter, fixedWindow, gcra, linearWindow } from '../src/index.js';
-import { RedisStore } from '../src/redis/index.js';
+import { RedisStateError, RedisStore } from '../src/redis/index.js';
 import { opArb, policyArb, runBoth } from './helpers/agreement.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './helpers/redis-process.js';
 
@@ -76,6 +76,23 @@ describe('RedisStore on one server', () => {
     const ttl = await client.pttl(keys[0]!);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(100);
+  });
+
+  it('refuses a key holding a foreign value with a typed error, deciding the rest of the batch', async () => {
+    const store = new RedisStore({ client, prefix: 'foreign:', negativeCache: false });
+    const limiter = new Limiter({ policy: gcra({ limit: 10, period: '1s' }), store });
+    await limiter.limit('poisoned');
+    const [name] = await client.keys('foreign:*');
+    await client.del(name!);
+    await client.hset(name!, 'field', 'value');
+    const [bad, good] = await Promise.allSettled([limiter.limit('poisoned'), limiter.limit('fine')]);
+    expect(bad.status).toBe('rejected');
+    expect((bad as PromiseRejectedResult).reason).toBeInstanceOf(RedisStateError);
+    expect(good).toMatchObject({ status: 'fulfilled', value: { allowed: true, source: 'redis' } });
+    expect(await client.type(name!)).toBe('hash');
+    expect(store.stats().state).toBe('closed');
+    await client.set(name!, 'not 32 bytes');
+    await expect(limiter.limit('poisoned')).rejects.toBeInstanceOf(RedisStateError);
   });
 
   it('recovers after SCRIPT FLUSH (ioredis resends the script)', async () => {

@@ -22,8 +22,10 @@
 --          hits     "h1,h2,...," each entry's hits, decided in order: empty
 --                   for the common single limit of cost 1, otherwise
 --                   "op cost maxWait" triples separated by spaces, where op
---                   is 0 limit, 1 peek, 2 reserve, 3 refund, 4 reset; cost in
---                   units; maxWait in ms (reserve only, "inf" for none)
+--                   is 0 limit, 1 peek, 2 reserve, 3 refund, 4 reset,
+--                   5 charge (consume without asking: what a client admitted
+--                   on its own while Redis was unreachable); cost in units;
+--                   maxWait in ms (reserve only, "inf" for none)
 --
 -- State of gate g of key k lives at "<KEYS[1]>:<k>|<gate id>" as 32 bytes,
 -- the little-endian doubles a, b, c, exp (binary, so times survive exactly and
@@ -222,6 +224,50 @@ local function refund(code, p0, p1, p2, sa, sb, sc, cost, t)
   end
 end
 
+-- Consumes cost unconditionally (the reconciliation of an outage); returns
+-- a, b, c, exp. State may go past the limit: the key then waits it off.
+local function charge(code, p0, p1, p2, live, sa, sb, sc, cost, t)
+  if code == 0 then
+    local tat = t
+    if live and sa > t then tat = sa end
+    local a = tat + cost * p0
+    return a, 0, 0, a
+  elseif code == 1 then
+    local anchor, tokens = t, p0
+    if live then
+      anchor, tokens = sa, sb
+      if t > anchor then
+        local k = floor((t - anchor) / p2)
+        if k > 0 then
+          tokens = tokens + k * p1
+          if tokens > p0 then tokens = p0 end
+          anchor = anchor + k * p2
+        end
+      end
+    end
+    tokens = tokens - cost
+    return anchor, tokens, 0, anchor + ceil((p0 - tokens) / p1) * p2
+  elseif code == 2 then
+    local idx = floor(t / p0)
+    local count = cost
+    if live and sa >= idx then idx, count = sa, sb + cost end
+    return idx, count, 0, (idx + 1) * p0
+  elseif code == 3 then
+    if live and t < sa + p0 then return sa, sb + cost, 0, sa + p0 end
+    return t, cost, 0, t + p0
+  else
+    local idx = floor(t / p0)
+    local cur, prev = 0, 0
+    if live and sa >= idx then
+      idx, cur, prev = sa, sb, sc
+    elseif live and sa == idx - 1 then
+      prev = sb
+    end
+    cur = cur + cost
+    return idx, cur, prev, (idx + 2) * p0
+  end
+end
+
 -- Clock. With a client clock, keys get a day of slack on their expiry: Redis
 -- expires them by its own clock, which need not run with the client's.
 local now
@@ -254,12 +300,22 @@ local base = KEYS[1] .. ':'
 -- Per entry: states of each gate, read once, written once.
 local live, sa, sb, sc, sexp, dirty, gkey = {}, {}, {}, {}, {}, {}, {}
 
+-- Whether the entry's keys hold something other than our state (a key of
+-- another type, or a string of another length): its hits are refused, the
+-- foreign value is left alone, and the rest of the batch goes on.
+local foreign = false
+
 local function load(key)
+  foreign = false
   for g = 1, G do
     gkey[g] = key .. gsuffix[g]
-    local v = redis.call('GET', gkey[g])
+    local v = redis.pcall('GET', gkey[g])
     dirty[g] = false
-    if v and #v == 32 then
+    if type(v) == 'table' or (v and #v ~= 32) then
+      foreign = true
+      v = nil
+    end
+    if v then
       sa[g], sb[g], sc[g], sexp[g] = unpackState('<dddd', v)
       live[g] = sexp[g] > now
     else
@@ -377,6 +433,12 @@ local function hit(op, cost, maxWait)
     else
       emit(flags(false, gate), rem, t - now, reset)
     end
+  elseif op == 5 then
+    for g = 1, G do
+      local a, b, c, exp = charge(gcode[g], gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, now)
+      commit(g, a, b, c, exp)
+    end
+    emit(0, 0, 0, 0)
   elseif op == 3 then
     for g = 1, G do
       if live[g] then
@@ -401,7 +463,15 @@ for len in string.gmatch(ARGV[i], '(%d+),') do
   local spec = specs()
   load(base .. string.sub(keys, pos, pos + n - 1))
   pos = pos + n
-  if spec == '' then
+  if foreign then
+    -- flags -1: the caller raises a typed error for each of these hits.
+    if spec == '' then
+      emit(-1, 0, 0, 0)
+    else
+      for _ in string.gmatch(spec, '(%d+) (%d+) (%S+)') do emit(-1, 0, 0, 0) end
+    end
+    for g = 1, G do dirty[g], live[g] = false, false end
+  elseif spec == '' then
     hit(0, 1, 0)
   else
     for op, cost, maxWait in string.gmatch(spec, '(%d+) (%d+) (%S+)') do

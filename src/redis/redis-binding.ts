@@ -4,7 +4,12 @@ import type { EmbeddedBinding, EmbeddedStore } from '../embedded-store.js';
 import { hashKey, keyHi } from '../key-hash.js';
 import type { Policy } from '../policies/index.js';
 import type { StoreBinding } from '../store.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
+import { withTimeout } from './circuit-breaker.js';
+import { fallbackGates, type FallbackOption } from './fallback.js';
 import { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
+import { CODE } from '../policies/policy.js';
+import { RedisStateError } from './redis-state-error.js';
 
 /** Script operations (decide.lua's `op`). */
 const OP_LIMIT = 0;
@@ -12,6 +17,11 @@ const OP_PEEK = 1;
 const OP_RESERVE = 2;
 const OP_REFUND = 3;
 const OP_RESET = 4;
+const OP_CHARGE = 5;
+/** ioredis connection states after a connection was lost. */
+const DOWN = new Set(['reconnecting', 'close', 'end', 'disconnecting']);
+/** Most keys whose outage admissions are remembered for reconciliation. */
+const MAX_LEDGER_KEYS = 100_000;
 
 /**
  * A local denial is trusted only when it has at least this long to run: near
@@ -43,6 +53,15 @@ interface Hit {
   reject(error: unknown): void;
 }
 
+/** Decisions counted by where they were made. */
+export interface SourceCounts {
+  redis: number;
+  local: number;
+  fallback: number;
+  /** Outage admissions charged back to Redis after recovery (cost units). */
+  reconciled: number;
+}
+
 /** @internal Everything a binding needs from its store. */
 export interface RedisBindingOptions {
   client: RedisClient;
@@ -55,6 +74,11 @@ export interface RedisBindingOptions {
   maxSize: number;
   negativeCache: boolean;
   mirror: EmbeddedStore;
+  breaker: CircuitBreaker;
+  timeoutMs: number;
+  fallback: FallbackOption;
+  reconcile: boolean;
+  counts: SourceCounts;
 }
 
 
@@ -70,6 +94,14 @@ export class RedisBinding implements StoreBinding {
   readonly #gateArgs: string[];
   readonly #capacity: number[];
   readonly #mirror: EmbeddedBinding;
+  /** Decides while the breaker is open (undefined: fail open or closed). */
+  readonly #fallback: EmbeddedBinding | undefined;
+  /** Whether Redis's answers seed the fallback (the scaled policy, gate for gate). */
+  readonly #seedFallback: boolean;
+  /** Per gate, the capacity a seeded token count is clamped to (NaN: no clamp). */
+  readonly #seedClamp: number[];
+  /** Cost admitted by the fallback per key, charged to Redis after recovery. */
+  #ledger = new Map<string, number>();
   /** Redis time minus local time, estimated at each answer (0 with client time). */
   #offset = 0;
   #pending = new Map<number, Map<string, Hit[]>>();
@@ -89,22 +121,104 @@ export class RedisBinding implements StoreBinding {
     }
     this.#capacity = options.gates.map((g) => g.core.capacity);
     const clock = options.clock;
-    this.#mirror = options.mirror.bind(options.gates, () => clock() + this.#offset);
+    const redisClock = () => clock() + this.#offset;
+    this.#mirror = options.mirror.bind(options.gates, redisClock);
+    const local = fallbackGates(options.fallback, options.gates);
+    this.#fallback = local === undefined ? undefined : options.mirror.bind(local, redisClock);
+    this.#seedFallback = typeof options.fallback === 'object' && 'nodes' in options.fallback;
+    // A token count seeded from the whole fleet's bucket must not exceed this node's share.
+    this.#seedClamp = (local ?? []).map((g) => (g.core.code === CODE.tokenInterval ? g.core.p0 : NaN));
+    if (options.reconcile) options.breaker.addEventListener('close', () => this.#reconcile());
+  }
+
+  /**
+   * Whether Redis is to be skipped: the breaker is open, or the client lost
+   * its connection (a first connection still being made gets `timeoutMs`).
+   */
+  #down(): boolean {
+    const o = this.#o;
+    if (o.breaker.state === 'open') return true;
+    const status = o.client.status;
+    if (status !== undefined && DOWN.has(status)) {
+      o.breaker.fail(new Error(`Redis connection is ${status}`));
+      return true;
+    }
+    return false;
+  }
+
+  /** Decides one call without Redis, per the fallback option. */
+  #decideLocally(key: string, op: number, cost: number, maxWait: number): Decision | Reservation | undefined {
+    const counts = this.#o.counts;
+    const fallback = this.#fallback;
+    if (op === OP_REFUND || op === OP_RESET || op === OP_CHARGE) {
+      if (op === OP_REFUND) fallback?.refund(key, cost);
+      if (op === OP_RESET) fallback?.reset(key);
+      return undefined;
+    }
+    counts.fallback++;
+    if (fallback === undefined) {
+      const open = this.#o.fallback === 'open';
+      const limit = this.#capacity[0]!;
+      if (op === OP_RESERVE) {
+        return { allowed: open, waitMs: 0, at: this.#o.clock(), limit, remaining: open ? limit : 0, source: 'fallback' };
+      }
+      return { allowed: open, limit, remaining: open ? limit : 0, retryAfterMs: open ? 0 : this.#o.timeoutMs, resetAfterMs: 0, source: 'fallback' };
+    }
+    if (op === OP_RESERVE) {
+      const r = fallback.reserve(key, cost, maxWait);
+      if (r.allowed) this.#record(key, cost);
+      return { ...r, source: 'fallback' };
+    }
+    const d = fallback.limit(key, cost, op === OP_PEEK);
+    if (d.allowed && op === OP_LIMIT) this.#record(key, cost);
+    return { ...d, source: 'fallback' };
+  }
+
+  #record(key: string, cost: number): void {
+    if (!this.#o.reconcile) return;
+    const ledger = this.#ledger;
+    const had = ledger.get(key);
+    if (had !== undefined) ledger.set(key, had + cost);
+    else if (ledger.size < MAX_LEDGER_KEYS) ledger.set(key, cost);
+  }
+
+  /** Charges Redis with what the fallback admitted, in one batched pass. */
+  #reconcile(): void {
+    const ledger = this.#ledger;
+    if (ledger.size === 0) return;
+    this.#ledger = new Map();
+    for (const [key, cost] of ledger) {
+      this.#enqueue(key, OP_CHARGE, cost, 0).then(
+        () => {
+          this.#o.counts.reconciled += cost;
+        },
+        () => {
+          // Redis went away again: keep it for the next recovery.
+          this.#record(key, cost);
+        },
+      );
+    }
   }
 
   limit(key: string, cost: number, dryRun: boolean): Decision | Promise<Decision> {
+    const op = dryRun ? OP_PEEK : OP_LIMIT;
+    if (this.#o.breaker.state === 'open') return this.#decideLocally(key, op, cost, 0) as Decision;
     if (this.#o.negativeCache) {
       const local = this.#mirror.limit(key, cost, true);
-      if (!local.allowed && local.retryAfterMs > NEGATIVE_CACHE_MARGIN_MS) return local;
+      if (!local.allowed && local.retryAfterMs > NEGATIVE_CACHE_MARGIN_MS) {
+        this.#o.counts.local++;
+        return local;
+      }
     }
-    return this.#enqueue(key, dryRun ? OP_PEEK : OP_LIMIT, cost, 0) as Promise<Decision>;
+    return this.#enqueue(key, op, cost, 0) as Promise<Decision>;
   }
 
   limitMany(keys: readonly string[], cost: number): Promise<Decision[]> {
     return Promise.all(keys.map((key) => this.limit(key, cost, false)));
   }
 
-  reserve(key: string, cost: number, maxWaitMs: number): Promise<Reservation> {
+  reserve(key: string, cost: number, maxWaitMs: number): Reservation | Promise<Reservation> {
+    if (this.#o.breaker.state === 'open') return this.#decideLocally(key, OP_RESERVE, cost, maxWaitMs) as Reservation;
     return this.#enqueue(key, OP_RESERVE, cost, maxWaitMs) as Promise<Reservation>;
   }
 
@@ -142,6 +256,17 @@ export class RedisBinding implements StoreBinding {
     });
   }
 
+  /** Copies Redis's state of the key into the fallback's gates, clamped to this node's share. */
+  #seed(key: string, out: Float64Array, offset: number): void {
+    const clamp = this.#seedClamp;
+    for (let g = 0; g < clamp.length; g++) {
+      const cap = clamp[g]!;
+      const b = offset + g * 4 + 1;
+      if (cap === cap && out[b]! > cap) out[b] = cap;
+    }
+    this.#fallback!.putStates(key, out, offset);
+  }
+
   readonly #flush = (): void => {
     this.#scheduled = false;
     if (this.#size === 0) return;
@@ -168,11 +293,22 @@ export class RedisBinding implements StoreBinding {
     }
     argv.push(lengths, keys, specs);
     const sentAt = this.#o.clock();
-    let reply: Buffer;
-    try {
-      reply = await this.#send(this.#o.shardKey(shard), ...argv);
-    } catch (error) {
-      for (const hits of entries.values()) for (const hit of hits) hit.reject(error);
+    let reply: Buffer | undefined;
+    if (!this.#down()) {
+      try {
+        reply = await withTimeout(this.#send(this.#o.shardKey(shard), ...argv), this.#o.timeoutMs);
+      } catch (error) {
+        this.#o.breaker.fail(error);
+      }
+    }
+    if (reply === undefined) {
+      // Redis failed this batch: the fallback decides every call in it, in order.
+      for (const [key, hits] of entries) {
+        for (const hit of hits) {
+          if (hit.op === OP_CHARGE) hit.reject(new Error('Redis is down'));
+          else hit.resolve(this.#decideLocally(key, hit.op, hit.cost, hit.maxWait));
+        }
+      }
       return;
     }
     const receivedAt = this.#o.clock();
@@ -191,9 +327,14 @@ export class RedisBinding implements StoreBinding {
         const retry = out[r + 2]!;
         const reset = out[r + 3]!;
         r += 4;
+        if (flags < 0) {
+          hit.reject(new RedisStateError(this.#o.shardKey(shard), key));
+          continue;
+        }
         const allowed = (flags & 1) === 1;
         const limit = this.#capacity[flags >>> 1]!;
         if (hit.op === OP_LIMIT || hit.op === OP_PEEK) {
+          this.#o.counts.redis++;
           hit.resolve({ allowed, limit, remaining, retryAfterMs: retry, resetAfterMs: reset, source: 'redis' });
         } else if (hit.op === OP_RESERVE) {
           hit.resolve({ allowed, waitMs: retry, at: receivedAt + retry, limit, remaining, source: 'redis' });
@@ -202,6 +343,7 @@ export class RedisBinding implements StoreBinding {
         }
       }
       this.#mirror.putStates(key, out, m);
+      if (this.#seedFallback) this.#seed(key, out, m);
       m += gates * 4;
     }
   }

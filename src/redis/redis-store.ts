@@ -7,6 +7,9 @@ import type { Policy } from '../policies/index.js';
 import type { Store } from '../store.js';
 import { RedisBinding } from './redis-binding.js';
 import { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
+import { CircuitBreaker, withTimeout, type BreakerState } from './circuit-breaker.js';
+import { fallbackGates, type FallbackOption } from './fallback.js';
+import type { SourceCounts } from './redis-binding.js';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
@@ -32,6 +35,28 @@ export interface RedisStoreOptions {
   mirrorKeys?: number;
   /** Answer denials from the local mirror without a round trip (default true). */
   negativeCache?: boolean;
+  /** How long a batch may wait on Redis before the breaker opens (default 100 ms). */
+  timeoutMs?: number;
+  /** How often an open breaker probes Redis (default 500 ms). */
+  probeIntervalMs?: number;
+  /**
+   * What decides while Redis is unreachable (default `{ nodes: 1 }`): see
+   * {@link FallbackOption}. Set `nodes` to the number of processes sharing
+   * the limit, so that the fleet stays within it during an outage.
+   */
+  fallback?: FallbackOption;
+  /** Charge what the fallback admitted back to Redis when it returns (default true). */
+  reconcile?: boolean;
+}
+
+/** Counters and state of a {@link RedisStore}. */
+export interface RedisStoreStats {
+  /** `'open'` while Redis is considered down. */
+  readonly state: BreakerState;
+  /** Times the breaker has opened. */
+  readonly opens: number;
+  /** Decisions by source, and cost units reconciled after outages. */
+  readonly decisions: Readonly<SourceCounts>;
 }
 
 /**
@@ -66,6 +91,15 @@ export class RedisStore implements Store {
   readonly #maxSize: number;
   readonly #negativeCache: boolean;
   readonly #mirror: EmbeddedStore;
+  readonly #timeoutMs: number;
+  readonly #fallback: FallbackOption;
+  readonly #reconcile: boolean;
+  readonly #counts: SourceCounts = { redis: 0, local: 0, fallback: 0, reconciled: 0 };
+  /**
+   * Opens on a timeout, a connection error or a script error; closes when a
+   * probe gets an answer. Listen to its `'open'` and `'close'` events.
+   */
+  readonly breaker: CircuitBreaker;
 
   constructor(options: RedisStoreOptions) {
     const o = optionsObject(options, 'RedisStore options');
@@ -99,6 +133,26 @@ export class RedisStore implements Store {
       throw new ConfigError('mirrorKeys', mirrorKeys, `an integer from 1 to ${MAX_KEYS}`);
     }
     this.#mirror = new EmbeddedStore({ maxKeys: mirrorKeys });
+    const timeoutMs = o.timeoutMs === undefined ? 100 : o.timeoutMs;
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 1 && timeoutMs <= 60_000)) {
+      throw new ConfigError('timeoutMs', timeoutMs, 'a number of milliseconds from 1 to 60000');
+    }
+    const probeIntervalMs = o.probeIntervalMs === undefined ? 500 : o.probeIntervalMs;
+    if (typeof probeIntervalMs !== 'number' || !(probeIntervalMs >= 1 && probeIntervalMs <= 600_000)) {
+      throw new ConfigError('probeIntervalMs', probeIntervalMs, 'a number of milliseconds from 1 to 600000');
+    }
+    const fallback = (o.fallback === undefined ? { nodes: 1 } : o.fallback) as FallbackOption;
+    fallbackGates(fallback, []); // validates the option's shape now, not at the first outage
+    const reconcile = o.reconcile === undefined ? true : o.reconcile;
+    if (typeof reconcile !== 'boolean') throw new ConfigError('reconcile', reconcile, 'a boolean');
+    this.#timeoutMs = timeoutMs;
+    this.#fallback = fallback;
+    this.#reconcile = reconcile;
+    const probe = async () => {
+      if (client.status !== undefined && client.status !== 'ready' && client.status !== 'connect') throw new Error(`Redis connection is ${client.status}`);
+      await client.ping?.();
+    };
+    this.breaker = new CircuitBreaker(() => withTimeout(probe(), timeoutMs), probeIntervalMs, timeoutMs);
 
     this.#client = client;
     this.#prefix = prefix;
@@ -143,6 +197,28 @@ export class RedisStore implements Store {
       maxSize: this.#maxSize,
       negativeCache: this.#negativeCache,
       mirror: this.#mirror,
+      breaker: this.breaker,
+      timeoutMs: this.#timeoutMs,
+      fallback: this.#fallback,
+      reconcile: this.#reconcile,
+      counts: this.#counts,
     });
+  }
+
+  /**
+   * State and counters, so that an operator can see an outage.
+   *
+   * @example
+   * ```ts
+   * const { state, decisions } = store.stats(); // 'closed', { redis: 1200, local: 40, fallback: 0, reconciled: 0 }
+   * ```
+   */
+  stats(): RedisStoreStats {
+    return { state: this.breaker.state, opens: this.breaker.opens, decisions: { ...this.#counts } };
+  }
+
+  /** Stops the breaker's probe timer (the client is the caller's to close). */
+  close(): void {
+    this.breaker.stop();
   }
 }

@@ -1,0 +1,66 @@
+import { ConfigError } from '../errors.js';
+import { CODE } from '../policies/policy.js';
+import type { Policy } from '../policies/index.js';
+
+/**
+ * What a {@link RedisStore} decides while Redis is unreachable:
+ * - `{ nodes: N }` (default `{ nodes: 1 }`): the same policy scaled to this
+ *   node's share, 1/N of the rate and of the burst (at least 1), decided
+ *   locally from the last state Redis reported for the key;
+ * - `{ policy }`: an explicit policy (or gates) decided locally;
+ * - `'open'`: admit everything; `'closed'`: deny everything.
+ */
+export type FallbackOption = { nodes: number } | { policy: Policy | readonly Policy[] } | 'open' | 'closed';
+
+/**
+ * Scales each gate to one node's share of `nodes`: rates divided by `nodes`
+ * exactly, counts (burst, capacity, window limit) divided and floored, but at
+ * least 1 so that a request of cost 1 can still pass.
+ */
+export function scaleGates(gates: readonly Policy[], nodes: number): Policy[] {
+  return gates.map((policy) => {
+    const { code, p0, p1, p2, capacity } = policy.core;
+    const share = (count: number) => Math.max(1, Math.floor(count / nodes));
+    let core;
+    if (code === CODE.gcra) {
+      // p0 emission interval, p1 burst, p2 = burst * interval.
+      const interval = p0 * nodes;
+      const burst = share(p1);
+      core = { code, p0: interval, p1: burst, p2: burst * interval, capacity: burst };
+    } else if (code === CODE.tokenInterval) {
+      // p0 capacity, p1 refill, p2 period.
+      core = { code, p0: share(p0), p1: p1 / nodes, p2, capacity: share(capacity) };
+    } else {
+      // Windows: p0 window, p1 limit.
+      core = { code, p0, p1: share(p1), p2, capacity: share(capacity) };
+    }
+    return { ...policy, core: Object.freeze(core) } as Policy;
+  });
+}
+
+/**
+ * Validates the `fallback` option and returns the local gates to decide with
+ * (undefined for 'open' and 'closed').
+ * @internal
+ */
+export function fallbackGates(option: unknown, gates: readonly Policy[]): Policy[] | undefined {
+  if (option === 'open' || option === 'closed') return undefined;
+  if (typeof option === 'object' && option !== null && 'nodes' in option) {
+    const nodes = (option as { nodes: unknown }).nodes;
+    if (typeof nodes !== 'number' || !Number.isInteger(nodes) || nodes < 1 || nodes > 100_000) {
+      throw new ConfigError('fallback.nodes', nodes, 'an integer from 1 to 100000');
+    }
+    return scaleGates(gates, nodes);
+  }
+  if (typeof option === 'object' && option !== null && 'policy' in option) {
+    const policy = (option as { policy: unknown }).policy;
+    const list = Array.isArray(policy) ? policy : [policy];
+    for (const p of list) {
+      if (typeof (p as Policy | undefined)?.core?.code !== 'number') {
+        throw new ConfigError('fallback.policy', p, 'a policy built by gcra(), tokenBucket(), fixedWindow(), linearWindow() or slidingWindow()');
+      }
+    }
+    return list as Policy[];
+  }
+  throw new ConfigError('fallback', option, "{ nodes: N }, { policy }, 'open' or 'closed'");
+}
