@@ -27,6 +27,8 @@ export interface EmbeddedStoreStats {
   readonly tableBytes: number;
   /** Live records evicted to make room, since creation. */
   readonly evictions: number;
+  /** Bytes of the store's whole linear memory (allocated once: it never grows). */
+  readonly memoryBytes: number;
 }
 
 /** Most keys an embedded store may be sized for (about 1.2 GiB). */
@@ -93,6 +95,7 @@ export class EmbeddedStore implements Store {
       slots: this.#core.slots(),
       tableBytes: this.#tableBytes,
       evictions: this.#core.evictions(),
+      memoryBytes: this.#core.memory.buffer.byteLength,
     };
   }
 }

@@ -2,11 +2,11 @@
 // resumed. Calls must never reject, never wait much past the store's timeout,
 // stay within the fallback's budget during the outage, and hand the outage's
 // admissions back to Redis afterwards.
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Limiter, gcra } from '../src/index.js';
 import { RedisStore } from '../src/redis/index.js';
-import { startRedis, type RedisServer } from './helpers/redis-process.js';
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './helpers/redis-process.js';
 
 const TIMEOUT_MS = 100;
 const MARGIN_MS = 60;
@@ -16,6 +16,7 @@ const NODES = 2;
 const FALLBACK_INTERVAL_MS = 20;
 
 interface Call {
+  key: string;
   at: number;
   ms: number;
   allowed: boolean;
@@ -23,18 +24,26 @@ interface Call {
 }
 
 let server: RedisServer | undefined;
-let client: Redis | undefined;
+let cluster: RedisCluster | undefined;
+let client: Redis | Cluster | undefined;
 let store: RedisStore | undefined;
 
 afterEach(async () => {
   store?.close();
   client?.disconnect();
   await server?.stop();
+  await cluster?.stop();
   server = undefined;
+  cluster = undefined;
 });
 
-/** Calls limit('k') every ~2 ms for `durationMs`, running `events` at their times. */
-async function load(limiter: Limiter, durationMs: number, events: [number, () => void | Promise<void>][]): Promise<{ calls: Call[]; rejected: unknown[] }> {
+/** Calls limit() on each key every ~2 ms for `durationMs`, running `events` at their times. */
+async function load(
+  limiter: Limiter,
+  durationMs: number,
+  events: [number, () => void | Promise<void>][],
+  keys: readonly string[] = ['k'],
+): Promise<{ calls: Call[]; rejected: unknown[] }> {
   const calls: Call[] = [];
   const rejected: unknown[] = [];
   const start = performance.now();
@@ -43,12 +52,14 @@ async function load(limiter: Limiter, durationMs: number, events: [number, () =>
   while (performance.now() - start < durationMs) {
     const at = performance.now() - start;
     while (todo.length > 0 && todo[0]![0] <= at) await todo.shift()![1]();
-    pending.push(
-      limiter.limit('k').then(
-        (d) => void calls.push({ at, ms: performance.now() - start - at, allowed: d.allowed, source: d.source }),
-        (e: unknown) => void rejected.push(e),
-      ),
-    );
+    for (const key of keys) {
+      pending.push(
+        limiter.limit(key).then(
+          (d) => void calls.push({ key, at, ms: performance.now() - start - at, allowed: d.allowed, source: d.source }),
+          (e: unknown) => void rejected.push(e),
+        ),
+      );
+    }
     await new Promise((r) => setTimeout(r, 2));
   }
   await Promise.all(pending);
@@ -136,4 +147,64 @@ describe('Redis faults under load', () => {
     const keys = await client!.keys('fault:*');
     expect(keys.length).toBe(1);
   }, 20_000);
+
+  it('a cluster master killed: keys on the other masters stay strict, keys of the lost one fall back, then reconcile', async () => {
+    cluster = await startRedisCluster({ masters: 3 });
+    const redis = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } });
+    redis.on('error', () => {}); // the killed master's connection errors are expected
+    client = redis;
+    store = new RedisStore({ client: redis, prefix: 'cfault:', timeoutMs: TIMEOUT_MS, probeIntervalMs: 100, fallback: { nodes: NODES } });
+    const limiter = new Limiter({ policy, store });
+    // Which master serves each key (through its shard's hash tag), before anything fails.
+    const victim = cluster.servers[0]!;
+    const slots = await redis.cluster('SLOTS');
+    const portOf = async (key: string) => {
+      const slot = (await redis.cluster('KEYSLOT', store!.shardKey(store!.shardOf(key)))) as number;
+      return slots.find(([from, to]) => slot >= from && slot <= to)![2]![1];
+    };
+    const lost: string[] = [];
+    const kept: string[] = [];
+    for (let i = 0; lost.length < 4 || kept.length < 4; i++) {
+      const key = `c:${i}`;
+      const list = (await portOf(key)) === victim.port ? lost : kept;
+      if (list.length < 4) list.push(key);
+    }
+    const closedShards: number[] = [];
+    store.breaker.addEventListener('close', (e) => closedShards.push(...(e as CustomEvent<{ shards: number[] }>).detail.shards));
+    const { calls, rejected } = await load(
+      limiter,
+      // A restarted cluster node serves again only after its rejoin delay
+      // (about the cluster node timeout, 2 s here): the load outlasts it.
+      5500,
+      [
+        [600, () => victim.kill('SIGKILL')],
+        [1800, () => victim.restart()],
+      ],
+      [...lost, ...kept],
+    );
+    expect(rejected).toEqual([]);
+    // Keys on the surviving masters: never a fallback decision, never a long wait.
+    const keptCalls = calls.filter((c) => kept.includes(c.key));
+    expect(keptCalls.length).toBeGreaterThan(1000);
+    expect(keptCalls.filter((c) => c.source === 'fallback')).toEqual([]);
+    // The lost master's keys: fallback within each key's budget, strict before and after.
+    let admitted = 0;
+    for (const key of lost) admitted += check(calls.filter((c) => c.key === key), []).admitted;
+    // Only the lost master's shards opened; once it is back they close and its keys' outage admissions are charged.
+    const lostShards = new Set(lost.map((k) => store!.shardOf(k)));
+    const keptShards = new Set(kept.map((k) => store!.shardOf(k)));
+    await untilClosed(store, 3000);
+    await new Promise((r) => setTimeout(r, 100));
+    const stats = store.stats();
+    expect(stats.state).toBe('closed');
+    for (const shard of lostShards) expect(closedShards).toContain(shard);
+    for (const shard of keptShards) expect(closedShards).not.toContain(shard);
+    expect(stats.opens).toBeLessThan(store.shards);
+    expect(stats.decisions.reconciled).toBe(admitted);
+    const slowest = Math.max(...calls.map((c) => c.ms));
+    console.log(
+      `cluster master killed at 600 ms, restarted at 1800 ms: ${stats.opens} of ${store.shards} shards opened, ${keptCalls.length} calls on other masters all strict, ` +
+        `${admitted} fallback admissions on ${lost.length} lost keys, all reconciled; slowest call ${slowest.toFixed(1)} ms`,
+    );
+  }, 40_000);
 });

@@ -11,6 +11,10 @@ import { RedisStateError, RedisStore } from '../src/redis/index.js';
 import { opArb, policyArb, runBoth } from './helpers/agreement.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './helpers/redis-process.js';
 
+// These tests check semantics and exactness, not timeouts (test/redis-faults.test.ts
+// does): a loaded machine must not send a slow batch to the fallback.
+const patient = { timeoutMs: 10_000 } as const;
+
 let server: RedisServer;
 let client: Redis;
 
@@ -29,14 +33,14 @@ describe('RedisStore on one server', () => {
     let run = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(policyArb, { minLength: 1, maxLength: 3 }), fc.array(opArb, { minLength: 1, maxLength: 60 }), fc.integer({ min: 0, max: 2e12 }), (ps, ops, start) =>
-        runBoth(new RedisStore({ client, time: 'client', prefix: `agree${run++}:` }), ps, ops, start, false),
+        runBoth(new RedisStore({ ...patient, client, time: 'client', prefix: `agree${run++}:` }), ps, ops, start, false),
       ),
       { numRuns: 400 },
     );
   }, 60_000);
 
   it('decides with Redis TIME and answers cached denials locally', async () => {
-    const limiter = new Limiter({ policy: gcra({ limit: 2, period: '1s' }), store: new RedisStore({ client, prefix: 'time:' }) });
+    const limiter = new Limiter({ policy: gcra({ limit: 2, period: '1s' }), store: new RedisStore({ ...patient, client, prefix: 'time:' }) });
     const first = await limiter.limit('k');
     expect(first).toMatchObject({ allowed: true, source: 'redis', remaining: 0 });
     const second = await limiter.limit('k');
@@ -44,14 +48,14 @@ describe('RedisStore on one server', () => {
     expect(second.retryAfterMs).toBeGreaterThan(400);
     expect(second.retryAfterMs).toBeLessThanOrEqual(500);
     // Without the negative cache, Redis gives the same denial.
-    const uncached = new Limiter({ policy: gcra({ limit: 2, period: '1s' }), store: new RedisStore({ client, prefix: 'time:', negativeCache: false }) });
+    const uncached = new Limiter({ policy: gcra({ limit: 2, period: '1s' }), store: new RedisStore({ ...patient, client, prefix: 'time:', negativeCache: false }) });
     expect(await uncached.limit('k')).toMatchObject({ allowed: false, source: 'redis' });
   });
 
   it('batches one tick into one script call per shard, deciding hits on one key in order', async () => {
     const calls: number[] = [];
     const spy = new Redis({ host: server.host, port: server.port });
-    const store = new RedisStore({ client: spy, prefix: 'batch:', shards: 4, negativeCache: false });
+    const store = new RedisStore({ ...patient, client: spy, prefix: 'batch:', shards: 4, negativeCache: false });
     const original = (spy as unknown as Record<string, (...a: string[]) => Promise<unknown>>).cellgateDecide!;
     (spy as unknown as Record<string, unknown>).cellgateDecide = (...args: string[]) => {
       calls.push(args.length);
@@ -68,7 +72,7 @@ describe('RedisStore on one server', () => {
   });
 
   it('keeps keys under the prefix and hash tag, expiring with their state', async () => {
-    const limiter = new Limiter({ policy: gcra({ limit: 10, period: '1s' }), store: new RedisStore({ client, prefix: 'layout:' }) });
+    const limiter = new Limiter({ policy: gcra({ limit: 10, period: '1s' }), store: new RedisStore({ ...patient, client, prefix: 'layout:' }) });
     await limiter.limit('user:7');
     const keys = await client.keys('layout:*');
     expect(keys).toHaveLength(1);
@@ -79,7 +83,7 @@ describe('RedisStore on one server', () => {
   });
 
   it('refuses a key holding a foreign value with a typed error, deciding the rest of the batch', async () => {
-    const store = new RedisStore({ client, prefix: 'foreign:', negativeCache: false });
+    const store = new RedisStore({ ...patient, client, prefix: 'foreign:', negativeCache: false });
     const limiter = new Limiter({ policy: gcra({ limit: 10, period: '1s' }), store });
     await limiter.limit('poisoned');
     const [name] = await client.keys('foreign:*');
@@ -96,7 +100,7 @@ describe('RedisStore on one server', () => {
   });
 
   it('recovers after SCRIPT FLUSH (ioredis resends the script)', async () => {
-    const limiter = new Limiter({ policy: gcra({ limit: 10, period: '1s' }), store: new RedisStore({ client, prefix: 'flush:' }) });
+    const limiter = new Limiter({ policy: gcra({ limit: 10, period: '1s' }), store: new RedisStore({ ...patient, client, prefix: 'flush:' }) });
     expect((await limiter.limit('a')).allowed).toBe(true);
     await client.script('FLUSH');
     expect((await limiter.limit('b')).allowed).toBe(true);
@@ -172,7 +176,7 @@ describe('RedisStore on a 3-master cluster', () => {
   });
 
   it('spreads keys over every master with no cross-slot errors, deciding exactly', async () => {
-    const limiter = new Limiter({ policy: fixedWindow({ limit: 2, window: '1h' }), store: new RedisStore({ client: redis, prefix: 'c:', negativeCache: false }) });
+    const limiter = new Limiter({ policy: fixedWindow({ limit: 2, window: '1h' }), store: new RedisStore({ ...patient, client: redis, prefix: 'c:', negativeCache: false }) });
     const keys = Array.from({ length: 3000 }, (_, i) => `tenant:${i % 1000}`);
     const decisions = await Promise.all(keys.map((k) => limiter.limit(k)));
     expect(decisions.filter((d) => d.allowed)).toHaveLength(2000);
@@ -187,14 +191,14 @@ describe('RedisStore on a 3-master cluster', () => {
     let run = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(policyArb, { minLength: 1, maxLength: 2 }), fc.array(opArb, { minLength: 1, maxLength: 40 }), fc.integer({ min: 0, max: 2e12 }), (ps, ops, start) =>
-        runBoth(new RedisStore({ client: redis, time: 'client', prefix: `ca${run++}:` }), ps, ops, start, false),
+        runBoth(new RedisStore({ ...patient, client: redis, time: 'client', prefix: `ca${run++}:` }), ps, ops, start, false),
       ),
       { numRuns: 100 },
     );
   }, 60_000);
 
   it('linear windows hold across masters', async () => {
-    const limiter = new Limiter({ policy: linearWindow({ limit: 1, within: '1h' }), store: new RedisStore({ client: redis, prefix: 'cl:' }) });
+    const limiter = new Limiter({ policy: linearWindow({ limit: 1, within: '1h' }), store: new RedisStore({ ...patient, client: redis, prefix: 'cl:' }) });
     const first = await Promise.all(['a', 'b', 'c', 'd'].map((k) => limiter.limit(k)));
     const second = await Promise.all(['a', 'b', 'c', 'd'].map((k) => limiter.limit(k)));
     expect(first.every((d) => d.allowed)).toBe(true);

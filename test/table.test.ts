@@ -56,6 +56,26 @@ describe('table', () => {
     expect(keys).toBe(maxKeys);
   });
 
+  it('stays within its table under a flood of 10M distinct keys, counting evictions, never growing', () => {
+    const store = new EmbeddedStore({ maxKeys: 100_000 });
+    let now = 0;
+    const limiter = new Limiter({ policy: fixedWindow({ limit: 5, window: '1h' }), store, clock: () => now });
+    const before = store.stats(now);
+    const n = 10_000_000;
+    let admitted = 0;
+    for (let i = 0; i < n; i++) {
+      if (limiter.limitSync(`flood:${i}`).allowed) admitted++;
+      if ((i & 0xffff) === 0) now += 1; // time moves, records stay live (1 h windows)
+    }
+    const after = store.stats(now);
+    expect(admitted).toBe(n); // every key is new: each first request passes
+    expect(after.memoryBytes).toBe(before.memoryBytes);
+    expect(after.tableBytes).toBe(before.tableBytes);
+    expect(after.keys).toBeLessThanOrEqual(after.slots);
+    expect(after.keys).toBeGreaterThan(100_000);
+    expect(after.evictions).toBe(n - after.keys);
+  }, 60_000);
+
   it('keeps limiters sharing one store apart', () => {
     const store = new EmbeddedStore();
     const a = new Limiter({ policy: fixedWindow({ limit: 1, window: '1s' }), store, clock: () => 0 });

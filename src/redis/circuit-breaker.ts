@@ -32,82 +32,133 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   });
 }
 
+/** Detail of a breaker's `'open'` event. */
+export interface BreakerOpenDetail {
+  /** The shards (breaker shards, see {@link CircuitBreaker}) that just opened. */
+  readonly shards: readonly number[];
+  /** What failed: a timeout, a connection error, a script error. */
+  readonly error: unknown;
+}
+
+/** Detail of a breaker's `'close'` event. */
+export interface BreakerCloseDetail {
+  /** The shards that just closed: Redis answered their probe. */
+  readonly shards: readonly number[];
+}
+
 /**
- * A per-store circuit breaker. Any failure (a timeout, a connection error, a
- * script error) opens it; while open, nothing waits on Redis, and a probe runs
- * every `probeIntervalMs` until Redis answers, which closes it. It is an
- * `EventTarget` that dispatches `'open'` (with the error as `detail`) and
- * `'close'`.
+ * A store's circuit breaker, kept per shard of the fleet's Redis: on a Redis
+ * Cluster one per virtual shard, so a lost master takes down only the shards
+ * it served; on a single server one for all (its shards share its fate). Any
+ * failure of a shard's call (a timeout, a connection error, a script error)
+ * opens that shard; a client that lost its connection opens all of them.
+ * While a shard is open nothing waits on Redis for its keys, and a probe (an
+ * empty call routed like the shard's) runs every `probeIntervalMs` until it
+ * answers, which closes it. One timer serves all shards: no timer per key.
+ *
+ * It is an `EventTarget`: `'open'` ({@link BreakerOpenDetail}) when shards
+ * open, `'close'` ({@link BreakerCloseDetail}) when they close.
  *
  * @example
  * ```ts
- * store.breaker.addEventListener('open', (e) => log.warn('redis down', (e as CustomEvent).detail));
+ * store.breaker.addEventListener('open', (e) => log.warn('redis down', (e as CustomEvent).detail.error));
  * store.breaker.addEventListener('close', () => log.info('redis back'));
  * ```
  */
 export class CircuitBreaker extends EventTarget {
-  #state: BreakerState = 'closed';
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #openedAt = 0;
+  readonly #open: Uint8Array;
+  #openCount = 0;
   #opens = 0;
-  readonly #probe: () => Promise<unknown>;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
+  readonly #probe: (shard: number) => Promise<unknown>;
   readonly #probeIntervalMs: number;
   readonly #timeoutMs: number;
 
-  constructor(probe: () => Promise<unknown>, probeIntervalMs: number, timeoutMs: number) {
+  /**
+   * @param shards How many shards fail independently.
+   * @param probe Asks Redis on behalf of one shard; resolves when it answers.
+   */
+  constructor(shards: number, probe: (shard: number) => Promise<unknown>, probeIntervalMs: number, timeoutMs: number) {
     super();
+    this.#open = new Uint8Array(shards);
     this.#probe = probe;
     this.#probeIntervalMs = probeIntervalMs;
     this.#timeoutMs = timeoutMs;
   }
 
-  /** `'closed'`: Redis decides. `'open'`: Redis is considered down, the fallback decides. */
+  /** `'closed'`: Redis decides for every shard. `'open'`: for at least one shard, the fallback does. */
   get state(): BreakerState {
-    return this.#state;
+    return this.#openCount > 0 ? 'open' : 'closed';
   }
 
-  /** How many times it has opened. */
+  /** How many shards fail independently. */
+  get shards(): number {
+    return this.#open.length;
+  }
+
+  /** How many shards are open now. */
+  get openShards(): number {
+    return this.#openCount;
+  }
+
+  /** How many times a shard has opened. */
   get opens(): number {
     return this.#opens;
   }
 
-  /** When it last opened (performance.now() milliseconds), or 0. */
-  get openedAt(): number {
-    return this.#openedAt;
+  /** Whether the shard's keys are decided by the fallback. */
+  isOpen(shard: number): boolean {
+    return this.#open[shard] === 1;
   }
 
-  /** Records a failure: opens the breaker if it was closed. */
-  fail(error: unknown): void {
-    if (this.#state === 'open') return;
-    this.#state = 'open';
-    this.#opens++;
-    this.#openedAt = performance.now();
-    this.dispatchEvent(new CustomEvent('open', { detail: error }));
-    this.#schedule();
+  /** Records a failure of a shard's call, or of every shard's for `-1`: opens them. */
+  fail(shard: number, error: unknown): void {
+    const opened: number[] = [];
+    const from = shard < 0 ? 0 : shard;
+    const to = shard < 0 ? this.#open.length : shard + 1;
+    for (let s = from; s < to; s++) {
+      if (this.#open[s] === 1) continue;
+      this.#open[s] = 1;
+      opened.push(s);
+    }
+    if (opened.length === 0) return;
+    this.#openCount += opened.length;
+    this.#opens += opened.length;
+    this.dispatchEvent(new CustomEvent<BreakerOpenDetail>('open', { detail: { shards: opened, error } }));
+    if (this.#timer === undefined) this.#schedule();
   }
 
   /** Stops probing (the store is being closed). */
   stop(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#stopped = true;
   }
 
   #schedule(): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.#tryClose(), this.#probeIntervalMs);
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => void this.#probeAll(), this.#probeIntervalMs);
     // A probe must not keep a process alive that has nothing else to do.
     (this.#timer as { unref?: () => void }).unref?.();
   }
 
-  async #tryClose(): Promise<void> {
-    try {
-      await withTimeout(this.#probe(), this.#timeoutMs);
-    } catch {
-      this.#schedule();
-      return;
-    }
-    this.#state = 'closed';
+  async #probeAll(): Promise<void> {
+    const open: number[] = [];
+    for (let s = 0; s < this.#open.length; s++) if (this.#open[s] === 1) open.push(s);
+    const answered = await Promise.all(
+      open.map((shard) =>
+        withTimeout(this.#probe(shard), this.#timeoutMs).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
+    const closed = open.filter((shard, i) => answered[i] && this.#open[shard] === 1);
+    for (const shard of closed) this.#open[shard] = 0;
+    this.#openCount -= closed.length;
     this.#timer = undefined;
-    this.dispatchEvent(new Event('close'));
+    if (closed.length > 0) this.dispatchEvent(new CustomEvent<BreakerCloseDetail>('close', { detail: { shards: closed } }));
+    if (this.#openCount > 0 && this.#timer === undefined) this.#schedule();
   }
 }

@@ -1,7 +1,7 @@
 export { RedisStore, type RedisStoreOptions, type RedisStoreStats } from './redis-store.js';
 export { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
 export { RedisBinding } from './redis-binding.js';
-export { CircuitBreaker, RedisTimeoutError, type BreakerState } from './circuit-breaker.js';
+export { CircuitBreaker, RedisTimeoutError, type BreakerCloseDetail, type BreakerOpenDetail, type BreakerState } from './circuit-breaker.js';
 export { scaleGates, type FallbackOption } from './fallback.js';
 export type { SourceCounts } from './redis-binding.js';
 export { RedisStateError } from './redis-state-error.js';

@@ -1,7 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { Decision, Reservation } from '../decision.js';
 import type { EmbeddedBinding, EmbeddedStore } from '../embedded-store.js';
-import { hashKey, keyHi } from '../key-hash.js';
 import type { Policy } from '../policies/index.js';
 import type { StoreBinding } from '../store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
@@ -68,13 +67,16 @@ export interface RedisBindingOptions {
   gates: readonly Policy[];
   clock: Clock;
   shardKey(shard: number): string;
-  shardShift: number;
+  /** The key's virtual shard (see `RedisStore.shardOf`). */
+  shardOf(key: string): number;
   clientTime: boolean;
   maxDelayMs: number;
   maxSize: number;
   negativeCache: boolean;
   mirror: EmbeddedStore;
   breaker: CircuitBreaker;
+  /** Whether the breaker has a state per virtual shard (a Cluster) or one (a server). */
+  breakerPerShard: boolean;
   timeoutMs: number;
   fallback: FallbackOption;
   reconcile: boolean;
@@ -131,16 +133,26 @@ export class RedisBinding implements StoreBinding {
     if (options.reconcile) options.breaker.addEventListener('close', () => this.#reconcile());
   }
 
+  #shardOf(key: string): number {
+    return this.#o.shardOf(key);
+  }
+
+  /** The breaker's state index for a virtual shard. */
+  #breakerShard(shard: number): number {
+    return this.#o.breakerPerShard ? shard : 0;
+  }
+
   /**
-   * Whether Redis is to be skipped: the breaker is open, or the client lost
-   * its connection (a first connection still being made gets `timeoutMs`).
+   * Whether Redis is to be skipped for a shard: its breaker is open, or the
+   * client lost its connection (a first connection still being made gets
+   * `timeoutMs`).
    */
-  #down(): boolean {
+  #down(shard: number): boolean {
     const o = this.#o;
-    if (o.breaker.state === 'open') return true;
+    if (o.breaker.isOpen(this.#breakerShard(shard))) return true;
     const status = o.client.status;
     if (status !== undefined && DOWN.has(status)) {
-      o.breaker.fail(new Error(`Redis connection is ${status}`));
+      o.breaker.fail(-1, new Error(`Redis connection is ${status}`));
       return true;
     }
     return false;
@@ -182,13 +194,22 @@ export class RedisBinding implements StoreBinding {
     else if (ledger.size < MAX_LEDGER_KEYS) ledger.set(key, cost);
   }
 
-  /** Charges Redis with what the fallback admitted, in one batched pass. */
+  /**
+   * Charges Redis with what the fallback admitted on the shards that are
+   * back, in one batched pass; keys of shards still open wait for theirs.
+   */
   #reconcile(): void {
     const ledger = this.#ledger;
     if (ledger.size === 0) return;
     this.#ledger = new Map();
+    const breaker = this.#o.breaker;
     for (const [key, cost] of ledger) {
-      this.#enqueue(key, OP_CHARGE, cost, 0).then(
+      const shard = this.#shardOf(key);
+      if (breaker.isOpen(this.#breakerShard(shard))) {
+        this.#ledger.set(key, cost);
+        continue;
+      }
+      this.#enqueue(key, shard, OP_CHARGE, cost, 0).then(
         () => {
           this.#o.counts.reconciled += cost;
         },
@@ -202,7 +223,8 @@ export class RedisBinding implements StoreBinding {
 
   limit(key: string, cost: number, dryRun: boolean): Decision | Promise<Decision> {
     const op = dryRun ? OP_PEEK : OP_LIMIT;
-    if (this.#o.breaker.state === 'open') return this.#decideLocally(key, op, cost, 0) as Decision;
+    const shard = this.#shardOf(key);
+    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) return this.#decideLocally(key, op, cost, 0) as Decision;
     if (this.#o.negativeCache) {
       const local = this.#mirror.limit(key, cost, true);
       if (!local.allowed && local.retryAfterMs > NEGATIVE_CACHE_MARGIN_MS) {
@@ -210,7 +232,7 @@ export class RedisBinding implements StoreBinding {
         return local;
       }
     }
-    return this.#enqueue(key, op, cost, 0) as Promise<Decision>;
+    return this.#enqueue(key, shard, op, cost, 0) as Promise<Decision>;
   }
 
   limitMany(keys: readonly string[], cost: number): Promise<Decision[]> {
@@ -218,23 +240,21 @@ export class RedisBinding implements StoreBinding {
   }
 
   reserve(key: string, cost: number, maxWaitMs: number): Reservation | Promise<Reservation> {
-    if (this.#o.breaker.state === 'open') return this.#decideLocally(key, OP_RESERVE, cost, maxWaitMs) as Reservation;
-    return this.#enqueue(key, OP_RESERVE, cost, maxWaitMs) as Promise<Reservation>;
+    const shard = this.#shardOf(key);
+    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) return this.#decideLocally(key, OP_RESERVE, cost, maxWaitMs) as Reservation;
+    return this.#enqueue(key, shard, OP_RESERVE, cost, maxWaitMs) as Promise<Reservation>;
   }
 
   async refund(key: string, cost: number): Promise<void> {
-    await this.#enqueue(key, OP_REFUND, cost, 0);
+    await this.#enqueue(key, this.#shardOf(key), OP_REFUND, cost, 0);
   }
 
   async reset(key: string): Promise<void> {
-    await this.#enqueue(key, OP_RESET, 1, 0);
+    await this.#enqueue(key, this.#shardOf(key), OP_RESET, 1, 0);
   }
 
-  #enqueue(key: string, op: number, cost: number, maxWait: number): Promise<Decision | Reservation | undefined> {
+  #enqueue(key: string, shard: number, op: number, cost: number, maxWait: number): Promise<Decision | Reservation | undefined> {
     return new Promise((resolve, reject) => {
-      hashKey(key);
-      const shift = this.#o.shardShift;
-      const shard = shift >= 32 ? 0 : keyHi >>> shift;
       let entries = this.#pending.get(shard);
       if (entries === undefined) {
         entries = new Map();
@@ -294,11 +314,11 @@ export class RedisBinding implements StoreBinding {
     argv.push(lengths, keys, specs);
     const sentAt = this.#o.clock();
     let reply: Buffer | undefined;
-    if (!this.#down()) {
+    if (!this.#down(shard)) {
       try {
         reply = await withTimeout(this.#send(this.#o.shardKey(shard), ...argv), this.#o.timeoutMs);
       } catch (error) {
-        this.#o.breaker.fail(error);
+        this.#o.breaker.fail(this.#breakerShard(shard), error);
       }
     }
     if (reply === undefined) {

@@ -1,15 +1,16 @@
 /**
  * The part of an ioredis client (`Redis` or `Cluster`) the store uses:
  * `defineCommand`, which registers a script so that ioredis sends EVALSHA and
- * falls back to EVAL on NOSCRIPT by itself; `status` and `ping` to tell
- * whether it is up. Any client with the same contract works.
+ * falls back to EVAL on NOSCRIPT by itself; `status` to tell whether it is
+ * up; `isCluster` to tell a Cluster (whose masters fail one by one) from a
+ * single server. Any client with the same contract works.
  */
 export interface RedisClient {
   defineCommand(name: string, definition: { numberOfKeys: number; lua: string }): void;
   /** ioredis's connection state: anything but `'ready'` counts as down, without sending. */
   readonly status?: string;
-  /** Used by the breaker's probe. */
-  ping?(): Promise<unknown>;
+  /** `true` on an ioredis `Cluster`. */
+  readonly isCluster?: boolean;
 }
 
 /** Name under which the decide script is registered on the client. */

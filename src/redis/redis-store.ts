@@ -2,12 +2,13 @@ import { decideLua } from '../../build/redis-scripts.js';
 import type { Clock } from '../clock.js';
 import { EmbeddedStore, MAX_KEYS } from '../embedded-store.js';
 import { ConfigError } from '../errors.js';
+import { hashKey, keyHi } from '../key-hash.js';
 import { optionsObject } from '../policies/policy.js';
 import type { Policy } from '../policies/index.js';
 import type { Store } from '../store.js';
 import { RedisBinding } from './redis-binding.js';
 import { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
-import { CircuitBreaker, withTimeout, type BreakerState } from './circuit-breaker.js';
+import { CircuitBreaker, type BreakerState } from './circuit-breaker.js';
 import { fallbackGates, type FallbackOption } from './fallback.js';
 import type { SourceCounts } from './redis-binding.js';
 
@@ -51,9 +52,11 @@ export interface RedisStoreOptions {
 
 /** Counters and state of a {@link RedisStore}. */
 export interface RedisStoreStats {
-  /** `'open'` while Redis is considered down. */
+  /** `'open'` while Redis is considered down for at least one shard. */
   readonly state: BreakerState;
-  /** Times the breaker has opened. */
+  /** Shards decided by the fallback now. */
+  readonly openShards: number;
+  /** Times a shard has opened. */
   readonly opens: number;
   /** Decisions by source, and cost units reconciled after outages. */
   readonly decisions: Readonly<SourceCounts>;
@@ -94,10 +97,13 @@ export class RedisStore implements Store {
   readonly #timeoutMs: number;
   readonly #fallback: FallbackOption;
   readonly #reconcile: boolean;
+  readonly #breakerPerShard: boolean;
   readonly #counts: SourceCounts = { redis: 0, local: 0, fallback: 0, reconciled: 0 };
   /**
    * Opens on a timeout, a connection error or a script error; closes when a
-   * probe gets an answer. Listen to its `'open'` and `'close'` events.
+   * probe gets an answer. Listen to its `'open'` and `'close'` events. On a
+   * Cluster client it keeps one state per virtual shard (a lost master's
+   * shards fall back, the others stay strict); on a single server, one state.
    */
   readonly breaker: CircuitBreaker;
 
@@ -148,11 +154,20 @@ export class RedisStore implements Store {
     this.#timeoutMs = timeoutMs;
     this.#fallback = fallback;
     this.#reconcile = reconcile;
-    const probe = async () => {
+    if (typeof (client as unknown as Record<string, unknown>)[DECIDE_COMMAND] !== 'function') {
+      client.defineCommand(DECIDE_COMMAND, { numberOfKeys: 1, lua: decideLua });
+    }
+    // A probe is an empty decide call: routed like the shard's own calls, so
+    // on a Cluster it asks the master that serves the shard.
+    const send = (client as unknown as Record<string, (...args: string[]) => Promise<unknown>>)[`${DECIDE_COMMAND}Buffer`];
+    const probe = async (shard: number) => {
       if (client.status !== undefined && client.status !== 'ready' && client.status !== 'connect') throw new Error(`Redis connection is ${client.status}`);
-      await client.ping?.();
+      await send!.call(client, this.shardKey(shard), '', '0', '', '', '');
     };
-    this.breaker = new CircuitBreaker(() => withTimeout(probe(), timeoutMs), probeIntervalMs, timeoutMs);
+    // A Cluster's masters fail one by one, so each virtual shard has its own
+    // breaker state; a single server's shards share its fate, and one state.
+    this.#breakerPerShard = client.isCluster === true;
+    this.breaker = new CircuitBreaker(this.#breakerPerShard ? shards : 1, probe, probeIntervalMs, timeoutMs);
 
     this.#client = client;
     this.#prefix = prefix;
@@ -162,9 +177,6 @@ export class RedisStore implements Store {
     this.#maxDelayMs = maxDelayMs;
     this.#maxSize = maxSize;
     this.#negativeCache = negativeCache;
-    if (typeof (client as unknown as Record<string, unknown>)[DECIDE_COMMAND] !== 'function') {
-      client.defineCommand(DECIDE_COMMAND, { numberOfKeys: 1, lua: decideLua });
-    }
   }
 
   /** The number of virtual shards. */
@@ -185,19 +197,35 @@ export class RedisStore implements Store {
     return `${this.#prefix}{${shard}}`;
   }
 
+  /**
+   * The virtual shard of a key: the top bits of its 64-bit hash, the same
+   * bits that shard the local wasm table. Its Redis keys start with
+   * `shardKey(shardOf(key))`.
+   *
+   * @example
+   * ```ts
+   * store.shardKey(store.shardOf('user:1')); // e.g. 'rl:{17}'
+   * ```
+   */
+  shardOf(key: string): number {
+    hashKey(key);
+    return this.#shardShift >= 32 ? 0 : keyHi >>> this.#shardShift;
+  }
+
   bind(gates: readonly Policy[], clock: Clock): RedisBinding {
     return new RedisBinding({
       client: this.#client,
       gates,
       clock,
       shardKey: (shard) => this.shardKey(shard),
-      shardShift: this.#shardShift,
+      shardOf: (key) => this.shardOf(key),
       clientTime: this.#clientTime,
       maxDelayMs: this.#maxDelayMs,
       maxSize: this.#maxSize,
       negativeCache: this.#negativeCache,
       mirror: this.#mirror,
       breaker: this.breaker,
+      breakerPerShard: this.#breakerPerShard,
       timeoutMs: this.#timeoutMs,
       fallback: this.#fallback,
       reconcile: this.#reconcile,
@@ -214,7 +242,7 @@ export class RedisStore implements Store {
    * ```
    */
   stats(): RedisStoreStats {
-    return { state: this.breaker.state, opens: this.breaker.opens, decisions: { ...this.#counts } };
+    return { state: this.breaker.state, openShards: this.breaker.openShards, opens: this.breaker.opens, decisions: { ...this.#counts } };
   }
 
   /** Stops the breaker's probe timer (the client is the caller's to close). */

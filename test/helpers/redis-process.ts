@@ -123,7 +123,7 @@ export async function startRedis(options: { cluster?: boolean } = {}): Promise<R
   let child: ChildProcess | undefined;
   const launch = async () => {
     const args = ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', '--loglevel', 'warning'];
-    if (options.cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000');
+    if (options.cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000', '--cluster-require-full-coverage', 'no');
     const c = spawn(bin, args, { stdio: 'ignore' });
     live.add(c);
     c.once('exit', () => live.delete(c));

@@ -1,0 +1,94 @@
+// The breaker on its own: per-shard state, one event per transition, one
+// probe timer for all open shards, and nothing scheduled after stop().
+import { afterEach, describe, expect, it } from 'vitest';
+import { CircuitBreaker, type BreakerCloseDetail, type BreakerOpenDetail } from '../src/redis/circuit-breaker.js';
+
+const breakers: CircuitBreaker[] = [];
+afterEach(() => {
+  for (const b of breakers.splice(0)) b.stop();
+});
+
+/** A breaker whose probe answers for the shards in `up`, recording its events. */
+function make(shards: number, up: Set<number>) {
+  const probed: number[] = [];
+  const breaker = new CircuitBreaker(
+    shards,
+    async (shard) => {
+      probed.push(shard);
+      if (!up.has(shard)) throw new Error(`shard ${shard} down`);
+    },
+    10,
+    50,
+  );
+  breakers.push(breaker);
+  const opened: BreakerOpenDetail[] = [];
+  const closed: BreakerCloseDetail[] = [];
+  breaker.addEventListener('open', (e) => opened.push((e as CustomEvent<BreakerOpenDetail>).detail));
+  breaker.addEventListener('close', (e) => closed.push((e as CustomEvent<BreakerCloseDetail>).detail));
+  return { breaker, probed, opened, closed };
+}
+
+const until = async (check: () => boolean) => {
+  const deadline = Date.now() + 2000;
+  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+};
+
+describe('CircuitBreaker', () => {
+  it('opens one shard at a time, and only that shard', () => {
+    const { breaker, opened } = make(8, new Set());
+    const error = new Error('timeout');
+    breaker.fail(3, error);
+    breaker.fail(3, error); // already open: no second event
+    expect(breaker.isOpen(3)).toBe(true);
+    expect(breaker.isOpen(2)).toBe(false);
+    expect(breaker.state).toBe('open');
+    expect(breaker.openShards).toBe(1);
+    expect(opened).toEqual([{ shards: [3], error }]);
+  });
+
+  it('opens every shard still closed on fail(-1), in one event', () => {
+    const { breaker, opened } = make(4, new Set());
+    breaker.fail(1, 'a');
+    breaker.fail(-1, 'b');
+    expect(opened).toEqual([
+      { shards: [1], error: 'a' },
+      { shards: [0, 2, 3], error: 'b' },
+    ]);
+    expect(breaker.openShards).toBe(4);
+    expect(breaker.opens).toBe(4);
+  });
+
+  it('closes the shards whose probe answers and keeps probing the others', async () => {
+    const up = new Set([0]);
+    const { breaker, probed, closed } = make(4, up);
+    breaker.fail(0, 'x');
+    breaker.fail(2, 'x');
+    await until(() => closed.length === 1);
+    expect(closed).toEqual([{ shards: [0] }]);
+    expect(breaker.isOpen(0)).toBe(false);
+    expect(breaker.isOpen(2)).toBe(true);
+    up.add(2);
+    await until(() => closed.length === 2);
+    expect(closed[1]).toEqual({ shards: [2] });
+    expect(breaker.state).toBe('closed');
+    // Only open shards were probed.
+    expect(new Set(probed)).toEqual(new Set([0, 2]));
+  });
+
+  it('counts a probe that hangs past the timeout as a failure', async () => {
+    const breaker = new CircuitBreaker(1, () => new Promise(() => {}), 5, 20);
+    breakers.push(breaker);
+    breaker.fail(0, 'x');
+    await new Promise((r) => setTimeout(r, 120));
+    expect(breaker.isOpen(0)).toBe(true);
+  });
+
+  it('probes nothing after stop()', async () => {
+    const { breaker, probed } = make(2, new Set([0, 1]));
+    breaker.fail(-1, 'x');
+    breaker.stop();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(probed).toEqual([]);
+    expect(breaker.state).toBe('open');
+  });
+});
