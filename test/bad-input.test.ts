@@ -1,7 +1,8 @@
 // Every public entry point, fed wrong types, NaN, infinities, negatives, zero,
 // huge numbers and bad keys: each throws a typed error naming the parameter,
 // and nothing changes.
-import { describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ArgumentError,
   ConfigError,
@@ -16,6 +17,7 @@ import {
   tokenBucket,
 } from '../src/index.js';
 import { RedisStore } from '../src/redis/index.js';
+import { startRedis, type RedisServer } from './helpers/redis-process.js';
 
 const badNumbers: unknown[] = [0, -1, -0.5, 0.5, 1.5, NaN, Infinity, -Infinity, 1e300, 2 ** 53, '5', null, true, {}, [], 10n];
 const badDurations: unknown[] = [0, -1, NaN, Infinity, -Infinity, 1e300, '', 'soon', '3 weeks', '-1s', '1e3s', 's', null, {}, [], true];
@@ -74,33 +76,27 @@ describe('policies and constructors reject bad configuration', () => {
   });
 });
 
-describe('calls reject bad arguments and change nothing', () => {
-  let now = 1_000;
-  const store = new EmbeddedStore({ maxKeys: 1000 });
-  // Burst 4, so that a cost of 5 exceeds what the policy can ever admit.
-  const limiter = new Limiter({ policy: [gcra({ limit: 4, period: '1s', burst: 4 }), fixedWindow({ limit: 10, window: '1s' })], store, clock: () => now });
-
-  // What a charge, a refund or a reset of 'k' would change.
-  const snapshot = async () => ({ k: await limiter.peek('k'), other: await limiter.peek('other'), stats: store.stats(now) });
-
-  const callCases: Case[] = [
+/**
+ * Every call, fed bad arguments: `sync` adds the calls only an embedded
+ * store serves.
+ */
+function callCases(limiter: Limiter, sync: boolean): Case[] {
+  const cases: Case[] = [
     ...badKeys.flatMap((k): Case[] => [
-      [`limitSync key ${String(k).slice(0, 20)}`, () => limiter.limitSync(k as string), ArgumentError, 'key'],
-      [`limit key`, () => limiter.limit(k as string), ArgumentError, 'key'],
+      [`limit key ${String(k).slice(0, 20)}`, () => limiter.limit(k as string), ArgumentError, 'key'],
       [`peek key`, () => limiter.peek(k as string), ArgumentError, 'key'],
       [`reserve key`, () => limiter.reserve(k as string), ArgumentError, 'key'],
       [`acquire key`, () => limiter.acquire(k as string), ArgumentError, 'key'],
       [`refund key`, () => limiter.refund(k as string, 1), ArgumentError, 'key'],
       [`reset key`, () => limiter.reset(k as string), ArgumentError, 'key'],
-      [`limitManySync keys[1]`, () => limiter.limitManySync(['ok', k as string]), ArgumentError, 'keys[1]'],
+      [`limitMany keys[1]`, () => limiter.limitMany(['ok', k as string]), ArgumentError, 'keys[1]'],
     ]),
     ...[...badCosts, 5].flatMap((c): Case[] => [
-      [`limitSync cost ${String(c)}`, () => limiter.limitSync('k', { cost: c as number }), ArgumentError, 'cost'],
       [`limit cost ${String(c)}`, () => limiter.limit('k', { cost: c as number }), ArgumentError, 'cost'],
       [`peek cost ${String(c)}`, () => limiter.peek('k', { cost: c as number }), ArgumentError, 'cost'],
       [`reserve cost ${String(c)}`, () => limiter.reserve('k', { cost: c as number }), ArgumentError, 'cost'],
       [`acquire cost ${String(c)}`, () => limiter.acquire('k', { cost: c as number }), ArgumentError, 'cost'],
-      [`limitManySync cost ${String(c)}`, () => limiter.limitManySync(['k'], { cost: c as number }), ArgumentError, 'cost'],
+      [`limitMany cost ${String(c)}`, () => limiter.limitMany(['k'], { cost: c as number }), ArgumentError, 'cost'],
     ]),
     ...badCosts.map((c): Case => [`refund cost ${String(c)}`, () => limiter.refund('k', c as number), ArgumentError, 'cost']),
     ...[-1, NaN, '10', null].flatMap((w): Case[] => [
@@ -108,11 +104,37 @@ describe('calls reject bad arguments and change nothing', () => {
       [`acquire maxWaitMs ${String(w)}`, () => limiter.acquire('k', { maxWaitMs: w as number }), ArgumentError, 'maxWaitMs'],
     ]),
     [`acquire signal`, () => limiter.acquire('k', { signal: 'stop' as never }), ArgumentError, 'signal'],
+    [`limit options`, () => limiter.limit('k', 5 as never), ArgumentError, 'options'],
+    [`limitMany keys`, () => limiter.limitMany('k' as never), ArgumentError, 'keys'],
+  ];
+  if (!sync) return cases;
+  return [
+    ...cases,
+    ...badKeys.flatMap((k): Case[] => [
+      [`limitSync key ${String(k).slice(0, 20)}`, () => limiter.limitSync(k as string), ArgumentError, 'key'],
+      [`limitManySync keys[1]`, () => limiter.limitManySync(['ok', k as string]), ArgumentError, 'keys[1]'],
+    ]),
+    ...[...badCosts, 5].flatMap((c): Case[] => [
+      [`limitSync cost ${String(c)}`, () => limiter.limitSync('k', { cost: c as number }), ArgumentError, 'cost'],
+      [`limitManySync cost ${String(c)}`, () => limiter.limitManySync(['k'], { cost: c as number }), ArgumentError, 'cost'],
+    ]),
     [`limitSync options`, () => limiter.limitSync('k', 5 as never), ArgumentError, 'options'],
     [`limitManySync keys`, () => limiter.limitManySync('k' as never), ArgumentError, 'keys'],
   ];
+}
 
-  it.each(callCases)('%s', async (_label, fn, errorClass, parameter) => {
+// Burst 4, so that a cost of 5 exceeds what the policy can ever admit.
+const policy = [gcra({ limit: 4, period: '1s', burst: 4 }), fixedWindow({ limit: 10, window: '1s' })];
+
+describe('calls reject bad arguments and change nothing (embedded store)', () => {
+  let now = 1_000;
+  const store = new EmbeddedStore({ maxKeys: 1000 });
+  const limiter = new Limiter({ policy, store, clock: () => now });
+
+  // What a charge, a refund or a reset of 'k' would change.
+  const snapshot = async () => ({ k: await limiter.peek('k'), other: await limiter.peek('other'), stats: store.stats(now) });
+
+  it.each(callCases(limiter, true))('%s', async (_label, fn, errorClass, parameter) => {
     now += 1000;
     limiter.limitSync('k', { cost: 2 }); // 'k' holds state that a charge, refund or reset would change
     const before = await snapshot();
@@ -124,6 +146,46 @@ describe('calls reject bad arguments and change nothing', () => {
   it('a clock returning garbage is a typed error, not a decision', () => {
     const broken = new Limiter({ policy: gcra({ limit: 1, period: 1 }), clock: () => NaN });
     expectTypedError(() => broken.limitSync('k'), ConfigError, 'clock');
+  });
+});
+
+describe('calls reject bad arguments and change nothing (Redis store)', () => {
+  let server: RedisServer | undefined;
+  let client: Redis | undefined;
+  let now = 1_000;
+  const limiter = new Limiter({
+    policy,
+    // A lazy client: nothing is sent before beforeAll has started the server.
+    store: new RedisStore({ client: (client = new Redis({ lazyConnect: true })), prefix: 'bad:', time: 'client', timeoutMs: 10_000 }),
+    clock: () => now,
+  });
+
+  beforeAll(async () => {
+    server = await startRedis();
+    client!.options.host = server.host;
+    client!.options.port = server.port;
+    await client!.connect();
+  }, 30_000);
+
+  afterAll(async () => {
+    client?.disconnect();
+    await server?.stop();
+  });
+
+  // Every byte the store keeps in Redis, key by key.
+  const snapshot = async () => {
+    const keys = (await client!.keys('bad:*')).sort();
+    return { keys, values: await Promise.all(keys.map((k) => client!.getBuffer(k))), k: await limiter.peek('k') };
+  };
+
+  it.each(callCases(limiter, false))('%s', async (_label, fn, errorClass, parameter) => {
+    now += 1000;
+    await limiter.limit('k', { cost: 2 });
+    const before = await snapshot();
+    expect(before.keys.length).toBeGreaterThan(0);
+    expect(before.k.remaining).toBe(1);
+    await expectTypedErrorAsync(fn, errorClass, parameter);
+    expect(await snapshot()).toEqual(before);
   });
 });
 

@@ -207,4 +207,38 @@ describe('Redis faults under load', () => {
         `${admitted} fallback admissions on ${lost.length} lost keys, all reconciled; slowest call ${slowest.toFixed(1)} ms`,
     );
   }, 40_000);
+
+  it('Redis answering with errors (OOM refuses the script): per the fallback option, never a rejection or a wrong admission', async () => {
+    server = await startRedis();
+    const redis = new Redis({ host: server.host, port: server.port });
+    client = redis;
+    const admin = new Redis({ host: server.host, port: server.port });
+    try {
+      // Fail closed: while Redis errs, nothing is admitted.
+      store = new RedisStore({ client: redis, prefix: 'err:', timeoutMs: 1000, probeIntervalMs: 50, fallback: 'closed' });
+      const limiter = new Limiter({ policy: gcra({ limit: 1000, period: '1s', burst: 1000 }), store });
+      const errors: unknown[] = [];
+      store.breaker.addEventListener('open', (e) => errors.push((e as CustomEvent<{ error: unknown }>).detail.error));
+      expect(await limiter.limit('a')).toMatchObject({ allowed: true, source: 'redis' });
+      // Redis now refuses every script that may write: "OOM command not allowed".
+      await admin.config('SET', 'maxmemory', '1');
+      const during = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => limiter.limit(`k${i % 4}`)));
+      expect(during.filter((r) => r.status === 'rejected')).toEqual([]);
+      const decisions = during.map((r) => (r as PromiseFulfilledResult<{ allowed: boolean; source: string }>).value);
+      expect(decisions.every((d) => !d.allowed && d.source === 'fallback')).toBe(true);
+      expect(store.stats().state).toBe('open');
+      expect(String(errors[0])).toMatch(/OOM/);
+      // The probe keeps failing while the error lasts, and closes the breaker once it is gone.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(store.stats().state).toBe('open');
+      await admin.config('SET', 'maxmemory', '0');
+      await untilClosed(store, 2000);
+      expect(store.stats().state).toBe('closed');
+      expect(await limiter.limit('a')).toMatchObject({ allowed: true, source: 'redis' });
+      // Nothing was admitted during the errors, so nothing is charged back.
+      expect(store.stats().decisions.reconciled).toBe(0);
+    } finally {
+      admin.disconnect();
+    }
+  }, 20_000);
 });

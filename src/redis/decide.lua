@@ -4,8 +4,9 @@
 -- lives in one cluster slot. The arithmetic mirrors assembly/algorithms.ts and
 -- test/reference-model.ts formula by formula: change all three together.
 --
--- KEYS[1]  the shard's anchor key "<prefix>{<shard>}"; only routes the call,
---          nothing is stored under it. Per-gate state keys are built from it.
+-- KEYS[1]  the shard's anchor key "<prefix>{<shard>}"; routes the call, and
+--          nothing is stored under it but a probe's 1 ms write (G = 0, see
+--          below). Per-gate state keys are built from it.
 -- ARGV[1]  now override in epoch ms ("" = use Redis TIME, the only clock in
 --          production; the override exists for deterministic tests)
 -- ARGV[2]  G, the number of gates; then per gate 5 values:
@@ -282,6 +283,14 @@ end
 
 -- Gates.
 local G = tonumber(ARGV[2])
+if G == 0 then
+  -- A probe of the circuit breaker (no gates, no entries): it must prove
+  -- what a decision needs, that this node runs the script and accepts a
+  -- write (an out-of-memory node answers a read-only call), so it writes the
+  -- anchor for a millisecond.
+  redis.call('SET', KEYS[1], '', 'PX', 1)
+  return pack('<d', now)
+end
 local gsuffix, gcode, gp0, gp1, gp2 = {}, {}, {}, {}, {}
 local i = 3
 for g = 1, G do
