@@ -2,18 +2,24 @@
 // redis-server (started here on a free loopback port), in the same run:
 //   1. closed loop, 1000 concurrent callers over 10k keys, uniform;
 //   2. the same with hot keys (1% of keys take 90% of hits);
-//   3. open loop at a steady 20k requests/s: latency added per decision.
+//   3. open loop at a steady 20k requests/s: latency added per decision;
+//   4. leased mode on hot keys: limitSync and await limit() against the
+//      embedded store, strict mode and RateLimiterRedis, and the utilization
+//      of one key's limit by 4 leased processes.
 // Prints decisions/s, p50/p99 latency and the ratios. Run: npm run bench:redis
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Limiter, gcra } from '../src/index.js';
 import { RedisStore } from '../src/redis/index.js';
+import { runPods } from '../test/helpers/pods.js';
 import { startRedis } from '../test/helpers/redis-process.js';
+import { pickHot, pickUniform, rng } from './key-picks.js';
 
 const quick = process.argv.includes('--quick');
 const DURATION_MS = quick ? 1000 : 4000;
 const CALLERS = 1000;
-const KEYS = Array.from({ length: 10_000 }, (_, i) => `user:${i}`);
 
 type Decide = (key: string) => Promise<boolean>;
 
@@ -23,27 +29,6 @@ interface Result {
   p50: number;
   p99: number;
   admitted: number;
-}
-
-/** A fast deterministic PRNG, so that every contender sees the same key sequence. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function pickUniform(r: () => number) {
-  return () => KEYS[Math.floor(r() * KEYS.length)]!;
-}
-
-function pickHot(r: () => number) {
-  const hot = KEYS.length / 100;
-  return () => (r() < 0.9 ? KEYS[Math.floor(r() * hot)]! : KEYS[hot + Math.floor(r() * (KEYS.length - hot))]!);
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -93,6 +78,16 @@ async function openLoop(name: string, decide: Decide, pick: () => string, rate: 
   return { name, perSecond: (latencies.length / (performance.now() - start)) * 1000, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), admitted };
 }
 
+/** 4 leased processes on one GCRA key (200/s, burst 5) for 2 s: admitted / allowed. */
+async function utilization(port: number): Promise<string> {
+  const worker = fileURLToPath(new URL('../test/fixtures/leased-worker.mjs', import.meta.url));
+  const pods = await runPods(worker, Array.from({ length: 4 }, () => [String(port), 'gcra', 'utilization', '2000']));
+  const results = (await Promise.all(pods.map((p) => p.result))) as { admitted: number[] }[];
+  const admitted = results.reduce((sum, r) => sum + r.admitted.length, 0);
+  const allowance = 5 + 2000 / 5;
+  return `${admitted} admitted of ${allowance} allowed (${((100 * admitted) / allowance).toFixed(1)}%), per process ${results.map((r) => r.admitted.length).join(' / ')}`;
+}
+
 function print(title: string, results: Result[]): void {
   console.log(`\n${title}`);
   console.table(
@@ -129,6 +124,32 @@ async function main(): Promise<void> {
       const b = await closedLoop('rate-limiter-flexible RateLimiterRedis', flexible, pick(rng(1)));
       print(title, [a, b]);
       summary.push(`${title}: cellgate / RateLimiterRedis = ${(a.perSecond / b.perSecond).toFixed(1)}x decisions/s (target >= 5x)`);
+    }
+    {
+      // Each contender alone in its own process (bench/hot-keys.ts), one after another, on the same Redis.
+      const contenders = [
+        ['embedded', 'cellgate EmbeddedStore limitSync (the same loop, no Redis)'],
+        ['leased-sync', 'cellgate RedisStore leased limitSync (one caller, 1000 decisions per event-loop turn)'],
+        ['leased-async', 'cellgate RedisStore leased limit(), 1000 calls started per event-loop turn'],
+        ['strict', 'cellgate RedisStore strict await limit(), 1000 callers'],
+        ['rlf', 'rate-limiter-flexible RateLimiterRedis, 1000 callers'],
+      ] as const;
+      const hot: Result[] = [];
+      let leasedSources = '';
+      for (const [id, name] of contenders) {
+        const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./hot-keys.ts', import.meta.url)), id, String(server.port), String(DURATION_MS)]);
+        const r = JSON.parse(out.toString().trim().split('\n').pop()!) as { perSecond: number; admitted: number; sources?: unknown };
+        if (id === 'leased-sync') leasedSources = JSON.stringify(r.sources);
+        hot.push({ name, perSecond: r.perSecond, p50: NaN, p99: NaN, admitted: r.admitted });
+      }
+      print('leased mode, hot keys (1% of 10k keys take 90% of hits), gcra 100k/s burst 10k per key, each contender in its own process', hot);
+      const [emb, sync, async_, strict, flex] = hot.map((r) => r.perSecond) as [number, number, number, number, number];
+      summary.push(
+        `leased limitSync: embedded / leased = ${(emb / sync).toFixed(2)}x (target <= 2x), leased / strict = ${(sync / strict).toFixed(1)}x, leased / RateLimiterRedis = ${(sync / flex).toFixed(1)}x (target >= 50x)`,
+      );
+      summary.push(`leased await limit(): embedded limitSync / leased = ${(emb / async_).toFixed(2)}x, leased / strict = ${(async_ / strict).toFixed(1)}x, leased / RateLimiterRedis = ${(async_ / flex).toFixed(1)}x`);
+      summary.push(`leased limitSync's decisions by source, and lease requests: ${leasedSources}`);
+      summary.push(`utilization, 4 leased processes on one key: ${await utilization(server.port)}`);
     }
     const rate = 20_000;
     const a = await openLoop('cellgate RedisStore (strict)', cellgate, pickUniform(rng(2)), rate);

@@ -1,5 +1,5 @@
 /** Where a decision was made. */
-export type DecisionSource = 'local' | 'redis' | 'fallback';
+export type DecisionSource = 'local' | 'redis' | 'fallback' | 'lease';
 
 /**
  * The answer to "may this request pass?". Being limited is data, never an
@@ -22,7 +22,11 @@ export interface Decision {
   readonly retryAfterMs: number;
   /** How long until the key is back to full capacity, as if never seen. */
   readonly resetAfterMs: number;
-  /** `'local'`: the in-process table; `'redis'`: Redis decided; `'fallback'`: the local table stood in for an unreachable Redis. */
+  /**
+   * `'local'`: the in-process table; `'redis'`: Redis decided; `'fallback'`:
+   * the local table stood in for an unreachable Redis; `'lease'`: spent from
+   * capacity this process leased from Redis (leased mode).
+   */
   readonly source: DecisionSource;
 }
 

@@ -105,7 +105,6 @@ export class EmbeddedStore implements Store {
  * `Limiter` calls on the hot path.
  */
 export class EmbeddedBinding implements StoreBinding {
-  readonly sync = true;
   readonly #core: CoreExports;
   readonly #gate0: number;
   readonly #gates: number;
@@ -154,6 +153,14 @@ export class EmbeddedBinding implements StoreBinding {
       resetAfterMs: out[2]!,
       source: 'local',
     };
+  }
+
+  limitNow(key: string, cost: number): Decision {
+    return this.limit(key, cost, false);
+  }
+
+  limitManyNow(keys: readonly string[], cost: number): Decision[] {
+    return this.limitMany(keys, cost);
   }
 
   limitMany(keys: readonly string[], cost: number): Decision[] {

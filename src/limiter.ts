@@ -52,6 +52,7 @@ export interface AcquireOptions extends ReserveOptions {
  */
 export class Limiter {
   readonly #binding: StoreBinding;
+
   readonly #maxCost: number;
   /** The gates, in order. */
   readonly policies: readonly Policy[];
@@ -67,7 +68,8 @@ export class Limiter {
     }
     this.policies = policies;
     this.#maxCost = Math.min(...policies.map((p) => p.core.capacity));
-    this.#binding = (store as Store).bind(policies, clock as Clock);
+    const binding = (store as Store).bind(policies, clock as Clock);
+    this.#binding = binding;
   }
 
   /**
@@ -84,7 +86,9 @@ export class Limiter {
 
   /**
    * {@link Limiter.limit}, synchronously: for stores that decide in process
-   * (the embedded store). The fastest path.
+   * (the embedded store; a Redis store in leased mode, which spends its
+   * lease here and denies a key it holds no lease for yet while it leases
+   * one). The fastest path.
    *
    * @example
    * ```ts
@@ -94,8 +98,8 @@ export class Limiter {
   limitSync(key: string, options?: LimitOptions): Decision {
     const cost = this.#cost(key, options);
     const binding = this.#binding;
-    if (!binding.sync) throw new ConfigError('store', 'async', 'a store that decides synchronously for limitSync');
-    return binding.limit(key, cost, false) as Decision;
+    if (binding.limitNow === undefined) throw new ConfigError('store', 'async', 'a store that decides synchronously (embedded, or Redis in leased mode) for limitSync');
+    return binding.limitNow(key, cost);
   }
 
   /**
@@ -122,8 +126,9 @@ export class Limiter {
    */
   limitManySync(keys: readonly string[], options?: LimitOptions): Decision[] {
     const cost = this.#manyCost(keys, options);
-    if (!this.#binding.sync) throw new ConfigError('store', 'async', 'a store that decides synchronously for limitManySync');
-    return this.#binding.limitMany(keys, cost) as Decision[];
+    const binding = this.#binding;
+    if (binding.limitManyNow === undefined) throw new ConfigError('store', 'async', 'a store that decides synchronously (embedded, or Redis in leased mode) for limitManySync');
+    return binding.limitManyNow(keys, cost);
   }
 
   /**

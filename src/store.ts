@@ -21,11 +21,18 @@ export interface Store {
 
 /** What decides for one limiter's gates in a {@link Store}. */
 export interface StoreBinding {
-  /** Whether the methods answer synchronously (required by `limitSync`). */
-  readonly sync: boolean;
   limit(key: string, cost: number, dryRun: boolean): Decision | Promise<Decision>;
   limitMany(keys: readonly string[], cost: number): Decision[] | Promise<Decision[]>;
   reserve(key: string, cost: number, maxWaitMs: number): Reservation | Promise<Reservation>;
   refund(key: string, cost: number): void | Promise<void>;
   reset(key: string): void | Promise<void>;
+  /**
+   * `limit` without a dry run, answered at once, for bindings that decide in
+   * process (the embedded store, leased mode); `limitSync` needs it. One
+   * method name for all of them keeps `limitSync`'s call site cheap when
+   * limiters of different stores share a process.
+   */
+  limitNow?(key: string, cost: number): Decision;
+  /** `limitMany`, answered at once (see `limitNow`). */
+  limitManyNow?(keys: readonly string[], cost: number): Decision[];
 }

@@ -64,6 +64,10 @@ const factoryCases: Case[] = [
   ...[0, 1.5, -2, NaN].map((v): Case => [`RedisStore fallback.nodes ${String(v)}`, () => new RedisStore({ client: scriptable(), fallback: { nodes: v } }), ConfigError, 'fallback.nodes']),
   [`RedisStore fallback.policy`, () => new RedisStore({ client: scriptable(), fallback: { policy: 'gcra' as never } }), ConfigError, 'fallback.policy'],
   [`RedisStore reconcile`, () => new RedisStore({ client: scriptable(), reconcile: 1 as never }), ConfigError, 'reconcile'],
+  ...['fast', 1, null].map((v): Case => [`RedisStore mode ${String(v)}`, () => new RedisStore({ client: scriptable(), mode: v as never }), ConfigError, 'mode']),
+  ...[5, 'big', null].map((v): Case => [`RedisStore lease ${String(v)}`, () => new RedisStore({ client: scriptable(), mode: 'leased', lease: v as never }), ConfigError, 'lease']),
+  ...[0, -1, 1.5, NaN, Infinity, '0.1'].map((v): Case => [`RedisStore lease.maxShare ${String(v)}`, () => new RedisStore({ client: scriptable(), mode: 'leased', lease: { maxShare: v as never } }), ConfigError, 'lease.maxShare']),
+  ...[0, 5, NaN, Infinity, 1e10, '1s'].map((v): Case => [`RedisStore lease.ttlMs ${String(v)}`, () => new RedisStore({ client: scriptable(), mode: 'leased', lease: { ttlMs: v as never } }), ConfigError, 'lease.ttlMs']),
 ];
 
 function scriptable() {

@@ -25,8 +25,10 @@
 --                   "op cost maxWait" triples separated by spaces, where op
 --                   is 0 limit, 1 peek, 2 reserve, 3 refund, 4 reset,
 --                   5 charge (consume without asking: what a client admitted
---                   on its own while Redis was unreachable); cost in units;
---                   maxWait in ms (reserve only, "inf" for none)
+--                   on its own while Redis was unreachable), 6 lease (take
+--                   up to cost units for a client to spend on its own, see
+--                   below); cost in units; maxWait in ms (reserve: "inf" for
+--                   none; lease: the horizon of GCRA's future slots)
 --
 -- State of gate g of key k lives at "<KEYS[1]>:<k>|<gate id>" as 32 bytes,
 -- the little-endian doubles a, b, c, exp (binary, so times survive exactly and
@@ -40,6 +42,15 @@
 -- remaining, retryAfterMs (reserve: waitMs), resetAfterMs; then per entry per
 -- gate 4 values: a, b, c, exp, the state after the entry's hits for the
 -- caller's local mirror (exp -inf = no state).
+--
+-- A lease (op 6) debits k units at once, the most up to cost that every gate
+-- grants: a count-based gate what it admits now, a GCRA gate also its slots
+-- up to now + maxWait (unit j of k may be spent at last - (k - j) * interval).
+-- Its 4 values: flags 1, k, last - now (ms; 0 without a GCRA gate), and how
+-- long the units stay valid (ms): until the earliest window or refill
+-- boundary of a count-based gate (inf without one), since spending them in
+-- the next window would exceed that window's limit. With k = 0: the denial
+-- of a single unit (flags, 0, retryAfterMs, resetAfterMs).
 
 local MIN_RETRY_MS = 0.001
 local REMAINING_EPSILON = 1e-9
@@ -415,6 +426,55 @@ local function emit(f, rem, retry, reset)
   nout = nout + 4
 end
 
+-- Units gate g can lease: the most, up to want, that it admits at once now,
+-- or for GCRA by now + horizon (its future slots).
+local function grantable(g, want, horizon)
+  local code = gcode[g]
+  local k
+  if code == 0 then
+    local base = now
+    if live[g] and sa[g] > now then base = sa[g] end
+    k = floor((now + horizon - base) / gp0[g] + gp1[g] + REMAINING_EPSILON)
+    if k > want then k = want end
+    if k < 0 then k = 0 end
+    return k
+  end
+  local lo, hi = 0, want
+  while lo < hi do
+    local mid = ceil((lo + hi) / 2)
+    if evaluate(code, gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], mid, now) then lo = mid else hi = mid - 1 end
+  end
+  return lo
+end
+
+-- Debits a lease of up to want units; appends 4 values (see the header).
+local function lease(want, horizon)
+  local k = want
+  for g = 1, G do
+    local n = grantable(g, k, horizon)
+    if n < k then k = n end
+  end
+  if k == 0 then
+    local _, gate, _, retry, reset = decideAt(1, now, false)
+    emit(flags(false, gate), 0, retry, reset)
+    return
+  end
+  local last, valid = now, INF
+  for g = 1, G do
+    local code = gcode[g]
+    local a, b, c, exp = charge(code, gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], k, now)
+    commit(g, a, b, c, exp)
+    if code == 0 then
+      if a - gp2[g] > last then last = a - gp2[g] end
+    else
+      local finish
+      if code == 1 then finish = a + gp2[g] elseif code == 3 then finish = a + gp0[g] else finish = (a + 1) * gp0[g] end
+      if finish < valid then valid = finish end
+    end
+  end
+  emit(1, k, last - now, valid - now)
+end
+
 -- Decides one hit against the loaded states, appending 4 values to out.
 local function hit(op, cost, maxWait)
   if op == 0 or op == 1 then
@@ -442,6 +502,8 @@ local function hit(op, cost, maxWait)
     else
       emit(flags(false, gate), rem, t - now, reset)
     end
+  elseif op == 6 then
+    lease(cost, maxWait)
   elseif op == 5 then
     for g = 1, G do
       local a, b, c, exp = charge(gcode[g], gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, now)

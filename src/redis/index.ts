@@ -5,3 +5,4 @@ export { CircuitBreaker, RedisTimeoutError, type BreakerCloseDetail, type Breake
 export { scaleGates, type FallbackOption } from './fallback.js';
 export type { SourceCounts } from './redis-binding.js';
 export { RedisStateError } from './redis-state-error.js';
+export { LeasedBinding, type LeaseOptions } from './leased-binding.js';

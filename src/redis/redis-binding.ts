@@ -17,10 +17,18 @@ const OP_RESERVE = 2;
 const OP_REFUND = 3;
 const OP_RESET = 4;
 const OP_CHARGE = 5;
+const OP_LEASE = 6;
 /** ioredis connection states after a connection was lost. */
 const DOWN = new Set(['reconnecting', 'close', 'end', 'disconnecting']);
 /** Most keys whose outage admissions are remembered for reconciliation. */
 const MAX_LEDGER_KEYS = 100_000;
+/**
+ * How long a background call (a lease prefetch: no caller waits on it) may
+ * wait for company: a tick of a busy gateway prefetches for a few keys per
+ * shard, and one script call per shard per tick would cost more in socket
+ * writes than the decisions it saves.
+ */
+const BACKGROUND_DELAY_MS = 5;
 
 /**
  * A local denial is trusted only when it has at least this long to run: near
@@ -44,11 +52,32 @@ function utf8Length(s: string): number {
   return bytes;
 }
 
+/**
+ * @internal What Redis granted a lease request (times on the local clock,
+ * rounded to the safe side: slots late, validity early).
+ */
+export interface LeaseReply {
+  /** Units debited for this process to spend (0: denied). */
+  readonly granted: number;
+  /** When the last unit may be spent; unit j of k at `lastAt - (k - j) * step`. */
+  readonly lastAt: number;
+  /** Until when the units may be spent (Infinity: no window boundary). */
+  readonly validUntil: number;
+  /** When nothing was granted: when one unit would be (early side: asking again then is safe, denying longer is not). */
+  readonly retryAt: number;
+  readonly resetAfterMs: number;
+  readonly limit: number;
+  /** When the request was sent (local clock): the lease's lifetime counts from then. */
+  readonly grantedAt: number;
+  /** How long the request took, send to answer (ms). */
+  readonly roundTripMs: number;
+}
+
 interface Hit {
   op: number;
   cost: number;
   maxWait: number;
-  resolve(value: Decision | Reservation | undefined): void;
+  resolve(value: Decision | Reservation | LeaseReply | undefined): void;
   reject(error: unknown): void;
 }
 
@@ -59,6 +88,10 @@ export interface SourceCounts {
   fallback: number;
   /** Outage admissions charged back to Redis after recovery (cost units). */
   reconciled: number;
+  /** Decisions spent from a lease (leased mode), without a round trip. */
+  lease: number;
+  /** Lease requests sent to Redis (leased mode). */
+  leases: number;
 }
 
 /** @internal Everything a binding needs from its store. */
@@ -90,7 +123,6 @@ export interface RedisBindingOptions {
  * local table.
  */
 export class RedisBinding implements StoreBinding {
-  readonly sync = false;
   readonly #o: RedisBindingOptions;
   readonly #send: (anchor: string, ...argv: string[]) => Promise<Buffer>;
   readonly #gateArgs: string[];
@@ -109,6 +141,8 @@ export class RedisBinding implements StoreBinding {
   #pending = new Map<number, Map<string, Hit[]>>();
   #size = 0;
   #scheduled = false;
+  /** A flush for background calls only (lease prefetches), if one is due. */
+  #lazyTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: RedisBindingOptions) {
     this.#o = options;
@@ -162,7 +196,7 @@ export class RedisBinding implements StoreBinding {
   #decideLocally(key: string, op: number, cost: number, maxWait: number): Decision | Reservation | undefined {
     const counts = this.#o.counts;
     const fallback = this.#fallback;
-    if (op === OP_REFUND || op === OP_RESET || op === OP_CHARGE) {
+    if (op === OP_REFUND || op === OP_RESET || op === OP_CHARGE || op === OP_LEASE) {
       if (op === OP_REFUND) fallback?.refund(key, cost);
       if (op === OP_RESET) fallback?.reset(key);
       return undefined;
@@ -245,6 +279,26 @@ export class RedisBinding implements StoreBinding {
     return this.#enqueue(key, shard, OP_RESERVE, cost, maxWaitMs) as Promise<Reservation>;
   }
 
+  /**
+   * Whether calls for the key are decided locally now (its shard's breaker is
+   * open, or the connection is lost): `limit` then answers synchronously.
+   */
+  isDown(key: string): boolean {
+    return this.#down(this.#shardOf(key));
+  }
+
+  /**
+   * Debits a lease of up to `want` units of the key in Redis (GCRA slots up
+   * to `horizonMs` ahead). Resolves `undefined` when Redis is unreachable.
+   * `urgent: false` (a prefetch) lets it wait a few ms to share a script call.
+   */
+  lease(key: string, want: number, horizonMs: number, urgent: boolean): Promise<LeaseReply | undefined> {
+    const shard = this.#shardOf(key);
+    if (this.#down(shard)) return Promise.resolve(undefined);
+    this.#o.counts.leases++;
+    return this.#enqueue(key, shard, OP_LEASE, want, horizonMs, urgent) as Promise<LeaseReply | undefined>;
+  }
+
   async refund(key: string, cost: number): Promise<void> {
     await this.#enqueue(key, this.#shardOf(key), OP_REFUND, cost, 0);
   }
@@ -253,7 +307,7 @@ export class RedisBinding implements StoreBinding {
     await this.#enqueue(key, this.#shardOf(key), OP_RESET, 1, 0);
   }
 
-  #enqueue(key: string, shard: number, op: number, cost: number, maxWait: number): Promise<Decision | Reservation | undefined> {
+  #enqueue(key: string, shard: number, op: number, cost: number, maxWait: number, urgent = true): Promise<Decision | Reservation | LeaseReply | undefined> {
     return new Promise((resolve, reject) => {
       let entries = this.#pending.get(shard);
       if (entries === undefined) {
@@ -268,6 +322,11 @@ export class RedisBinding implements StoreBinding {
       hits.push({ op, cost, maxWait, resolve, reject });
       if (++this.#size >= this.#o.maxSize) {
         this.#flush();
+      } else if (!urgent) {
+        if (!this.#scheduled && this.#lazyTimer === undefined) {
+          this.#lazyTimer = setTimeout(this.#flush, BACKGROUND_DELAY_MS);
+          (this.#lazyTimer as { unref?: () => void }).unref?.();
+        }
       } else if (!this.#scheduled) {
         this.#scheduled = true;
         if (this.#o.maxDelayMs > 0) setTimeout(this.#flush, this.#o.maxDelayMs);
@@ -289,6 +348,10 @@ export class RedisBinding implements StoreBinding {
 
   readonly #flush = (): void => {
     this.#scheduled = false;
+    if (this.#lazyTimer !== undefined) {
+      clearTimeout(this.#lazyTimer);
+      this.#lazyTimer = undefined;
+    }
     if (this.#size === 0) return;
     const pending = this.#pending;
     this.#pending = new Map();
@@ -356,6 +419,17 @@ export class RedisBinding implements StoreBinding {
         if (hit.op === OP_LIMIT || hit.op === OP_PEEK) {
           this.#o.counts.redis++;
           hit.resolve({ allowed, limit, remaining, retryAfterMs: retry, resetAfterMs: reset, source: 'redis' });
+        } else if (hit.op === OP_LEASE) {
+          hit.resolve({
+            granted: allowed ? remaining : 0,
+            lastAt: receivedAt + retry,
+            validUntil: sentAt + reset,
+            retryAt: sentAt + retry,
+            resetAfterMs: allowed ? 0 : reset,
+            limit,
+            grantedAt: sentAt,
+            roundTripMs: receivedAt - sentAt,
+          });
         } else if (hit.op === OP_RESERVE) {
           hit.resolve({ allowed, waitMs: retry, at: receivedAt + retry, limit, remaining, source: 'redis' });
         } else {

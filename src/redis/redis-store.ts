@@ -10,6 +10,7 @@ import { RedisBinding } from './redis-binding.js';
 import { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
 import { CircuitBreaker, type BreakerState } from './circuit-breaker.js';
 import { fallbackGates, type FallbackOption } from './fallback.js';
+import { LeasedBinding, leaseSettings, type LeaseOptions, type LeaseSettings } from './leased-binding.js';
 import type { SourceCounts } from './redis-binding.js';
 
 /** Options of {@link RedisStore}. */
@@ -48,6 +49,15 @@ export interface RedisStoreOptions {
   fallback?: FallbackOption;
   /** Charge what the fallback admitted back to Redis when it returns (default true). */
   reconcile?: boolean;
+  /**
+   * `'strict'` (default): Redis decides every call (batched). `'leased'`:
+   * each process leases capacity from Redis (debited atomically, so the fleet
+   * never admits more than the policy) and spends it in process, `limitSync`
+   * included; see {@link LeaseOptions}.
+   */
+  mode?: 'strict' | 'leased';
+  /** Leased mode's lease sizing and lifetime. */
+  lease?: LeaseOptions;
 }
 
 /** Counters and state of a {@link RedisStore}. */
@@ -98,7 +108,9 @@ export class RedisStore implements Store {
   readonly #fallback: FallbackOption;
   readonly #reconcile: boolean;
   readonly #breakerPerShard: boolean;
-  readonly #counts: SourceCounts = { redis: 0, local: 0, fallback: 0, reconciled: 0 };
+  /** Leased mode's settings (undefined: strict mode). */
+  readonly #lease: LeaseSettings | undefined;
+  readonly #counts: SourceCounts = { redis: 0, local: 0, fallback: 0, lease: 0, leases: 0, reconciled: 0 };
   /**
    * Opens on a timeout, a connection error or a script error; closes when a
    * probe gets an answer. Listen to its `'open'` and `'close'` events. On a
@@ -151,6 +163,10 @@ export class RedisStore implements Store {
     fallbackGates(fallback, []); // validates the option's shape now, not at the first outage
     const reconcile = o.reconcile === undefined ? true : o.reconcile;
     if (typeof reconcile !== 'boolean') throw new ConfigError('reconcile', reconcile, 'a boolean');
+    const mode = o.mode === undefined ? 'strict' : o.mode;
+    if (mode !== 'strict' && mode !== 'leased') throw new ConfigError('mode', mode, "'strict' or 'leased'");
+    const lease = leaseSettings(o.lease);
+    this.#lease = mode === 'leased' ? lease : undefined;
     this.#timeoutMs = timeoutMs;
     this.#fallback = fallback;
     this.#reconcile = reconcile;
@@ -212,8 +228,8 @@ export class RedisStore implements Store {
     return this.#shardShift >= 32 ? 0 : keyHi >>> this.#shardShift;
   }
 
-  bind(gates: readonly Policy[], clock: Clock): RedisBinding {
-    return new RedisBinding({
+  bind(gates: readonly Policy[], clock: Clock): RedisBinding | LeasedBinding {
+    const strict = new RedisBinding({
       client: this.#client,
       gates,
       clock,
@@ -231,6 +247,7 @@ export class RedisStore implements Store {
       reconcile: this.#reconcile,
       counts: this.#counts,
     });
+    return this.#lease === undefined ? strict : new LeasedBinding(strict, gates, clock, this.#counts, this.#lease);
   }
 
   /**
@@ -238,7 +255,7 @@ export class RedisStore implements Store {
    *
    * @example
    * ```ts
-   * const { state, decisions } = store.stats(); // 'closed', { redis: 1200, local: 40, fallback: 0, reconciled: 0 }
+   * const { state, decisions } = store.stats(); // 'closed', { redis: 1200, local: 40, fallback: 0, lease: 0, leases: 0, reconciled: 0 }
    * ```
    */
   stats(): RedisStoreStats {
