@@ -52,6 +52,8 @@ let gateScratch: usize = 0;
 let result: usize = 0;
 let batch: usize = 0;
 let batchCapacity: u32 = 0;
+// Output of step() (64 bytes): a @0, b @8, c @16, exp @24, remaining @32, retry @40, reset @48, allowed @56.
+let stepOut: usize = 0;
 
 /**
  * Allocates everything, once: 2^shardBits shards of `bucketsPerShard` buckets
@@ -65,7 +67,33 @@ export function init(shardBits: u32, bucketsPerShard: u32, maxPolicies: u32, bat
   result = heap.alloc(32);
   batchCapacity = batchEntries;
   batch = heap.alloc(<usize>batchEntries * 32);
+  stepOut = heap.alloc(64);
   return tableInit(shardBits, bucketsPerShard);
+}
+
+export function stepPtr(): usize {
+  return stepOut;
+}
+
+/**
+ * One step of an algorithm over a state passed in, touching no table: the
+ * pure form of a policy (its RateLimiter view in TS). `live` says whether the
+ * state (a, b, c) exists. Writes the outcome at stepPtr() (layout above).
+ */
+export function step(kind: u32, p0: f64, p1: f64, p2: f64, live: bool, a: f64, b: f64, c: f64, cost: f64, t: f64): void {
+  sLive = live;
+  sA = a;
+  sB = b;
+  sC = c;
+  evaluate(kind, p0, p1, p2, cost, t);
+  store<f64>(stepOut, oA, 0);
+  store<f64>(stepOut, oB, 8);
+  store<f64>(stepOut, oC, 16);
+  store<f64>(stepOut, oExp, 24);
+  store<f64>(stepOut, oRemaining, 32);
+  store<f64>(stepOut, oRetry, 40);
+  store<f64>(stepOut, oReset, 48);
+  store<f64>(stepOut, oAllowed ? 1 : 0, 56);
 }
 
 export function resultPtr(): usize {

@@ -6,6 +6,8 @@ import { optionsObject } from './policies/policy.js';
 import type { Policy } from './policies/index.js';
 import type { Store, StoreBinding } from './store.js';
 import { instantiateCore, type CoreExports } from './wasm.js';
+import { CustomBinding } from './custom-binding.js';
+import type { RateLimiter } from './rate-limiter.js';
 
 /** Options of {@link EmbeddedStore}. */
 export interface EmbeddedStoreOptions {
@@ -55,6 +57,7 @@ const HEADROOM = 1.25;
 export class EmbeddedStore implements Store {
   readonly #core: CoreExports;
   readonly #tableBytes: number;
+  readonly #maxKeys: number;
   #policies = 0;
 
   constructor(options: EmbeddedStoreOptions = {}) {
@@ -67,8 +70,17 @@ export class EmbeddedStore implements Store {
     // As many shards as keep at least 16 buckets each, at most 256.
     const shardBits = Math.min(8, Math.max(0, Math.floor(Math.log2(buckets / 16))));
     const perShard = Math.ceil(buckets / 2 ** shardBits);
+    this.#maxKeys = maxKeys;
     this.#core = instantiateCore();
     this.#tableBytes = this.#core.init(shardBits, perShard, MAX_POLICIES, BATCH_ENTRIES);
+  }
+
+  /**
+   * Binds a custom {@link RateLimiter}: its states live in a map beside the
+   * table (JS values, not wasm records), bounded by the same `maxKeys`.
+   */
+  bindCustom(limiter: RateLimiter, clock: Clock = taskClock): CustomBinding {
+    return new CustomBinding(limiter, clock, this.#maxKeys);
   }
 
   bind(gates: readonly Policy[], clock: Clock = taskClock): EmbeddedBinding {

@@ -7,3 +7,5 @@ export { parseDuration, MAX_DURATION_MS, type Duration } from './duration.js';
 export { systemClock, taskClock, type Clock } from './clock.js';
 export { MAX_KEY_LENGTH } from './key-hash.js';
 export * from './policies/index.js';
+export type { RateLimiter, RateLimitStep } from './rate-limiter.js';
+export type { CoreState } from './policies/core-step.js';

@@ -6,14 +6,15 @@ import { checkKey } from './key-hash.js';
 import { optionsObject } from './policies/policy.js';
 import type { Policy } from './policies/index.js';
 import type { Store, StoreBinding } from './store.js';
+import { checkCustomLimiter, isCustomLimiter, type RateLimiter } from './rate-limiter.js';
 
 /** Most policies one limiter may stack as gates. */
 export const MAX_GATES = 16;
 
 /** Options of {@link Limiter}. */
 export interface LimiterOptions {
-  /** One policy, or several gates that must all admit a request (a denial by one charges none). */
-  policy: Policy | readonly Policy[];
+  /** One policy, or several gates that must all admit a request (a denial by one charges none), or one custom {@link RateLimiter}. */
+  policy: Policy | readonly Policy[] | RateLimiter;
   /** Where state lives (default: a new {@link EmbeddedStore}). */
   store?: Store;
   /** Epoch milliseconds (default: {@link taskClock}, one reading per task); inject one in tests. */
@@ -55,7 +56,7 @@ export class Limiter {
 
   readonly #maxCost: number;
   /** The gates, in order. */
-  readonly policies: readonly Policy[];
+  readonly policies: readonly (Policy | RateLimiter)[];
 
   constructor(options: LimiterOptions) {
     const o = optionsObject(options, 'Limiter options');
@@ -67,9 +68,17 @@ export class Limiter {
       throw new ConfigError('store', store, 'a Store such as new EmbeddedStore()');
     }
     this.policies = policies;
-    this.#maxCost = Math.min(...policies.map((p) => p.core.capacity));
-    const binding = (store as Store).bind(policies, clock as Clock);
-    this.#binding = binding;
+    const custom = policies.length === 1 && isCustomLimiter(policies[0]) ? checkCustomLimiter(policies[0]) : undefined;
+    if (custom !== undefined) {
+      // A custom algorithm runs in JS, not in the core: the store binds it on its own.
+      const bindCustom = (store as Store).bindCustom;
+      if (bindCustom === undefined) throw new ConfigError('store', store, 'a store that supports custom limiters (EmbeddedStore, RedisStore)');
+      this.#maxCost = custom.capacity;
+      this.#binding = bindCustom.call(store, custom, clock as Clock);
+    } else {
+      this.#maxCost = Math.min(...(policies as readonly Policy[]).map((p) => p.core.capacity));
+      this.#binding = (store as Store).bind(policies as readonly Policy[], clock as Clock);
+    }
   }
 
   /**
@@ -255,15 +264,20 @@ function maxWait(options: ReserveOptions | undefined): number {
   return value;
 }
 
-function checkPolicies(value: unknown): readonly Policy[] {
+function checkPolicies(value: unknown): readonly (Policy | RateLimiter)[] {
   const list = Array.isArray(value) ? value : [value];
   if (list.length === 0 || list.length > MAX_GATES) {
     throw new ConfigError('policy', value, `a policy or an array of 1 to ${MAX_GATES} policies`);
   }
+  if (list.length === 1 && isCustomLimiter(list[0])) return Object.freeze([list[0]]);
   for (const p of list) {
     const core = (p as Policy | undefined)?.core;
     if (typeof core !== 'object' || core === null || typeof core.code !== 'number') {
-      throw new ConfigError('policy', p, 'a policy built by gcra(), tokenBucket(), fixedWindow(), linearWindow() or slidingWindow()');
+      throw new ConfigError(
+        'policy',
+        p,
+        'a policy built by gcra(), tokenBucket(), fixedWindow(), linearWindow() or slidingWindow() (a custom RateLimiter must be the only policy: compose inside it)',
+      );
     }
   }
   return Object.freeze([...list]) as readonly Policy[];

@@ -1,6 +1,7 @@
 import type { Clock } from './clock.js';
 import type { Decision, Reservation } from './decision.js';
 import type { Policy } from './policies/index.js';
+import type { RateLimiter } from './rate-limiter.js';
 
 /**
  * Where limit state lives. A store is told the policies of a limiter once
@@ -17,6 +18,8 @@ import type { Policy } from './policies/index.js';
 export interface Store {
   /** Registers the gates of one limiter (all must admit a request) and returns what decides for them. */
   bind(gates: readonly Policy[], clock: Clock): StoreBinding;
+  /** Registers a limiter whose policy is a custom {@link RateLimiter} (stores that support them). */
+  bindCustom?(limiter: RateLimiter, clock: Clock): StoreBinding;
 }
 
 /** What decides for one limiter's gates in a {@link Store}. */

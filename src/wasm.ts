@@ -9,6 +9,8 @@ export interface CoreExports {
   readonly memory: WebAssembly.Memory;
   init(shardBits: number, bucketsPerShard: number, maxPolicies: number, batchEntries: number): number;
   resultPtr(): number;
+  stepPtr(): number;
+  step(kind: number, p0: number, p1: number, p2: number, live: number, a: number, b: number, c: number, cost: number, t: number): void;
   batchPtr(): number;
   setPolicy(id: number, kind: number, p0: number, p1: number, p2: number): void;
   decide(lo: number, hi: number, gate0: number, gates: number, cost: number, now: number, dryRun: number): number;

@@ -126,11 +126,12 @@ describe('several processes on one key', () => {
     const fired = results.map((r) => r.firedAt!).sort((a, b) => a - b);
     for (let i = 1; i < fired.length; i++) {
       const gap = fired[i]! - fired[i - 1]!;
-      expect(gap).toBeGreaterThan(60);
-      expect(gap).toBeLessThan(140);
+      // A herd would fire within a few ms; a pod woken late on a busy machine shortens the next gap.
+      expect(gap).toBeGreaterThan(40);
+      expect(gap).toBeLessThan(200);
     }
-    expect(fired[5]! - fired[0]!).toBeGreaterThan(450);
-    expect(fired[5]! - fired[0]!).toBeLessThan(560);
+    expect(fired[5]! - fired[0]!).toBeGreaterThan(400);
+    expect(fired[5]! - fired[0]!).toBeLessThan(650);
   }, 30_000);
 });
 

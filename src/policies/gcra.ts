@@ -1,5 +1,5 @@
 import { parseDuration, type Duration } from '../duration.js';
-import { CODE, optionsObject, positiveCount, type PolicyBase } from './policy.js';
+import { builtIn, CODE, optionsObject, positiveCount, type PolicyBase } from './policy.js';
 
 /** Options of {@link gcra}. */
 export interface GcraOptions {
@@ -36,11 +36,5 @@ export function gcra(options: GcraOptions): GcraPolicy {
   const periodMs = parseDuration(o.period, 'period');
   const burst = o.burst === undefined ? 1 : positiveCount(o.burst, 'burst');
   const interval = periodMs / limit;
-  return Object.freeze({
-    kind: 'gcra',
-    limit,
-    periodMs,
-    burst,
-    core: Object.freeze({ code: CODE.gcra, p0: interval, p1: burst, p2: burst * interval, capacity: burst }),
-  });
+  return builtIn({ kind: 'gcra', limit, periodMs, burst } as const, { code: CODE.gcra, p0: interval, p1: burst, p2: burst * interval, capacity: burst });
 }

@@ -1,4 +1,6 @@
 import { ConfigError } from '../errors.js';
+import type { RateLimiter } from '../rate-limiter.js';
+import { limiterView, type CoreState } from './core-step.js';
 
 /** Largest count any policy accepts (limit, burst, capacity, refill). */
 export const MAX_COUNT = 1_000_000_000;
@@ -24,11 +26,25 @@ export interface CoreParams {
 /** Algorithm codes shared with the core. */
 export const CODE = { gcra: 0, tokenInterval: 1, fixed: 2, linear: 3, sliding: 4 } as const;
 
-/** What every built-in policy has: its algorithm's name and its core form. */
-export interface PolicyBase<K extends string> {
+/**
+ * What every built-in policy has: its algorithm's name, its core form, and
+ * the {@link RateLimiter} face (pure `initial`/`decide` over the core's
+ * record), so that a custom limiter can wrap or compose it.
+ */
+export interface PolicyBase<K extends string> extends RateLimiter<CoreState> {
   readonly kind: K;
   /** @internal The policy as the core sees it. */
   readonly core: CoreParams;
+}
+
+/**
+ * Builds a built-in policy: its own fields, its core form and its
+ * RateLimiter face, frozen.
+ * @internal
+ */
+export function builtIn<F extends { readonly kind: string }>(fields: F, core: CoreParams): F & { readonly core: CoreParams } & RateLimiter<CoreState> {
+  const frozen = Object.freeze({ ...core });
+  return Object.freeze({ ...limiterView(frozen), ...fields, core: frozen });
 }
 
 /**

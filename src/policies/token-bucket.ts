@@ -1,6 +1,6 @@
 import { ConfigError } from '../errors.js';
 import { parseDuration, type Duration } from '../duration.js';
-import { CODE, optionsObject, positiveCount, type PolicyBase } from './policy.js';
+import { builtIn, CODE, optionsObject, positiveCount, type PolicyBase } from './policy.js';
 
 /** Options of {@link tokenBucket}. */
 export interface TokenBucketOptions {
@@ -51,5 +51,5 @@ export function tokenBucket(options: TokenBucketOptions): TokenBucketPolicy {
     mode === 'continuous'
       ? { code: CODE.gcra, p0: periodMs / refill, p1: capacity, p2: capacity * (periodMs / refill), capacity }
       : { code: CODE.tokenInterval, p0: capacity, p1: refill, p2: periodMs, capacity };
-  return Object.freeze({ kind: 'tokenBucket', capacity, refill, periodMs, mode, core: Object.freeze(core) });
+  return builtIn({ kind: 'tokenBucket', capacity, refill, periodMs, mode } as const, core);
 }

@@ -1,8 +1,10 @@
 import { parseDuration, type Duration } from '../duration.js';
-import { CODE, optionsObject, positiveCount, type CoreParams } from './policy.js';
+import type { RateLimiter } from '../rate-limiter.js';
+import type { CoreState } from './core-step.js';
+import { builtIn, CODE, optionsObject, positiveCount, type CoreParams } from './policy.js';
 
-/** The parts every window policy shares. */
-export interface WindowPolicyFields {
+/** The parts every window policy shares, RateLimiter face included. */
+export interface WindowPolicyFields extends RateLimiter<CoreState> {
   readonly limit: number;
   readonly windowMs: number;
   /** @internal The policy as the core sees it. */
@@ -23,12 +25,7 @@ export function windowPolicy<K extends string>(
   const o = optionsObject(options, `${kind} options`);
   const limit = positiveCount(o.limit, 'limit');
   const windowMs = parseDuration(o[durationName], durationName);
-  return Object.freeze({
-    kind,
-    limit,
-    windowMs,
-    core: Object.freeze({ code, p0: windowMs, p1: limit, p2: 0, capacity: limit }),
-  });
+  return builtIn({ kind, limit, windowMs }, { code, p0: windowMs, p1: limit, p2: 0, capacity: limit });
 }
 
 export { CODE };
