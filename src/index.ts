@@ -9,3 +9,4 @@ export { MAX_KEY_LENGTH } from './key-hash.js';
 export * from './policies/index.js';
 export type { RateLimiter, RateLimitStep } from './rate-limiter.js';
 export type { CoreState } from './policies/core-step.js';
+export { rateLimited, type RateLimitedOptions } from './rate-limited.js';

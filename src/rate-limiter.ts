@@ -61,7 +61,12 @@ export interface RateLimiter<S = unknown> {
   readonly capacity: number;
   /** A key's state before its first request. */
   initial(): S;
-  /** Decides a request of `cost` at `now` (epoch ms). Must not mutate `state`. */
+  /**
+   * Decides a request of `cost` at `now` (epoch ms). Must not mutate `state`.
+   * `reserve` and `acquire` ask it about future moments and keep the state it
+   * returns for them, so a state may come from a moment later than `now`: a
+   * booking, which nothing should pass before.
+   */
   decide(state: S, now: number, cost: number): RateLimitStep<S>;
   /** Gives `cost` back (optional: without it, `refund` leaves the state as it is). */
   refund?(state: S, now: number, cost: number): S;

@@ -1,8 +1,14 @@
 // Custom RateLimiters: a pure (state, now, cost) function and an initial
 // state, plugged into Limiter like a built-in policy; and the built-in
 // policies seen as RateLimiters, so that custom ones can wrap them.
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, EmbeddedStore, Limiter, fixedWindow, gcra, linearWindow, type RateLimiter } from '../src/index.js';
+import { RedisStateError, RedisStore } from '../src/redis/index.js';
+import { runPods } from './helpers/pods.js';
+import { startRedis } from './helpers/redis-process.js';
+import { useRedis } from './helpers/use-redis.js';
 
 const DAY = 86_400_000;
 
@@ -100,25 +106,109 @@ describe('built-in policies are RateLimiters', () => {
   });
 
   it('compose: a custom limiter that wraps two built-ins (a burst of 2, and 5 per 3 s)', () => {
-    const burst = gcra({ limit: 10, period: '1s', burst: 2 });
-    const window = linearWindow({ limit: 5, within: '3s' });
-    type S = readonly [ReturnType<typeof burst.initial>, ReturnType<typeof window.initial>];
-    const both: RateLimiter<S> = {
-      name: 'burst-and-window',
-      capacity: 2,
-      initial: () => [burst.initial(), window.initial()],
-      decide(state, now, cost) {
-        const a = burst.decide(state[0], now, cost);
-        const b = window.decide(state[1], now, cost);
-        if (!a.allowed || !b.allowed) return { allowed: false, retryAfterMs: Math.max(a.allowed ? 0 : a.retryAfterMs, b.allowed ? 0 : b.retryAfterMs) };
-        return { allowed: true, state: [a.state, b.state], ttlMs: Math.max(a.ttlMs ?? 0, b.ttlMs ?? 0) };
-      },
-    };
     let now = 0;
-    const limiter = new Limiter({ policy: both, clock: () => now });
+    const limiter = new Limiter({ policy: burstAndWindow(), clock: () => now });
     const admitted: number[] = [];
     for (; now < 6000; now += 10) if (limiter.limitSync('k').allowed) admitted.push(now);
     // Each 3 s window: a burst of 2, then paced 100 ms apart, until 5; then the window holds until it ends.
-    expect(admitted).toEqual([0, 10, 100, 200, 300, 3000, 3010, 3100, 3200, 3300]);
+    expect(admitted).toEqual(COMPOSED);
+  });
+});
+
+/** What {@link burstAndWindow} admits of a call every 10 ms for 6 s. */
+const COMPOSED = [0, 10, 100, 200, 300, 3000, 3010, 3100, 3200, 3300];
+
+/** A custom limiter composed of two built-ins: both must admit, and a denial by one charges neither. */
+function burstAndWindow() {
+  const burst = gcra({ limit: 10, period: '1s', burst: 2 });
+  const window = linearWindow({ limit: 5, within: '3s' });
+  type S = readonly [ReturnType<typeof burst.initial>, ReturnType<typeof window.initial>];
+  const both: RateLimiter<S> = {
+    name: 'burst-and-window',
+    capacity: 2,
+    initial: () => [burst.initial(), window.initial()],
+    decide(state, now, cost) {
+      const a = burst.decide(state[0], now, cost);
+      const b = window.decide(state[1], now, cost);
+      if (!a.allowed || !b.allowed) return { allowed: false, retryAfterMs: Math.max(a.allowed ? 0 : a.retryAfterMs, b.allowed ? 0 : b.retryAfterMs) };
+      return { allowed: true, state: [a.state, b.state], ttlMs: Math.max(a.ttlMs ?? 0, b.ttlMs ?? 0) };
+    },
+  };
+  return both;
+}
+
+describe('a custom RateLimiter through Redis', () => {
+  const db = useRedis();
+
+  it('decides like on the embedded store, its state JSON in Redis under the shard tag', async () => {
+    const now = 10 * DAY + 1000;
+    const store = new RedisStore({ client: db.client, prefix: 'cu1:', time: 'client', timeoutMs: 10_000 });
+    const limiter = new Limiter({ policy: perDay, store, clock: () => now });
+    const seen = [];
+    for (let i = 0; i < 4; i++) seen.push(await limiter.limit('k'));
+    expect(seen.map((d) => d.allowed)).toEqual([true, true, true, false]);
+    expect(seen[3]).toMatchObject({ retryAfterMs: DAY - 1000, source: 'redis' });
+    const key = `${store.shardKey(store.shardOf('k'))}:k|custom:per-day-3`;
+    expect(JSON.parse((await db.client.get(key))!)).toEqual({ day: 10, used: 3 });
+    expect(await db.client.pttl(key)).toBeGreaterThan(DAY - 2000);
+    await limiter.refund('k', 2);
+    expect((await limiter.limit('k', { cost: 2 })).allowed).toBe(true);
+    expect((await limiter.reserve('k', { maxWaitMs: 2 * DAY })).waitMs).toBe(DAY - 1000);
+    await limiter.reset('k');
+    expect(await db.client.exists(key)).toBe(0);
+  });
+
+  it('carries built-in states (with their infinities) through JSON: a composed limiter decides as in process', async () => {
+    let now = 0;
+    const store = new RedisStore({ client: db.client, prefix: 'cu2:', time: 'client', timeoutMs: 10_000 });
+    const limiter = new Limiter({ policy: burstAndWindow(), store, clock: () => now });
+    const admitted: number[] = [];
+    for (; now < 6000; now += 10) if ((await limiter.limit('k')).allowed) admitted.push(now);
+    expect(admitted).toEqual(COMPOSED);
+  });
+
+  it('refuses a key holding a foreign value with a typed error, leaving it alone', async () => {
+    const store = new RedisStore({ client: db.client, prefix: 'cu3:', timeoutMs: 10_000 });
+    const limiter = new Limiter({ policy: perDay, store });
+    const key = `${store.shardKey(store.shardOf('k'))}:k|custom:per-day-3`;
+    await db.client.hset(key, 'f', 'v');
+    await expect(limiter.limit('k')).rejects.toBeInstanceOf(RedisStateError);
+    await db.client.del(key);
+    await db.client.set(key, 'not json');
+    await expect(limiter.limit('k')).rejects.toBeInstanceOf(RedisStateError);
+    expect(await db.client.get(key)).toBe('not json');
+  });
+
+  it('two processes with 30 concurrent calls each on one key admit exactly what the limiter allows', async () => {
+    const worker = fileURLToPath(new URL('./fixtures/custom-worker.mjs', import.meta.url));
+    const pods = await runPods(worker, [
+      [String(db.server.port), 'shared', '30'],
+      [String(db.server.port), 'shared', '30'],
+    ]);
+    const results = (await Promise.all(pods.map((p) => p.result))) as { admitted: number; contention: number }[];
+    expect(results.reduce((sum, r) => sum + r.admitted, 0)).toBe(20);
+    expect(results.reduce((sum, r) => sum + r.contention, 0)).toBe(0);
+  }, 30_000);
+
+  it('while Redis is unreachable: denies (or admits with fallback: open), never rejects', async () => {
+    const own = await startRedis();
+    const redis = new Redis({ host: own.host, port: own.port, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+    redis.on('error', () => {});
+    const closed = new RedisStore({ client: redis, prefix: 'cu4:', timeoutMs: 100 });
+    const open = new RedisStore({ client: redis, prefix: 'cu4:', timeoutMs: 100, fallback: 'open' });
+    try {
+      const a = new Limiter({ policy: perDay, store: closed });
+      const b = new Limiter({ policy: perDay, store: open });
+      expect((await a.limit('k')).source).toBe('redis');
+      own.kill('SIGKILL');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await a.limit('k')).toMatchObject({ allowed: false, source: 'fallback' });
+      expect(await b.limit('k')).toMatchObject({ allowed: true, source: 'fallback' });
+    } finally {
+      closed.close();
+      open.close();
+      redis.disconnect();
+      await own.stop();
+    }
   });
 });

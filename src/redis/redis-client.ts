@@ -15,3 +15,6 @@ export interface RedisClient {
 
 /** Name under which the decide script is registered on the client. */
 export const DECIDE_COMMAND = 'cellgateDecide';
+
+/** Name under which the compare-and-set script of custom limiters is registered. */
+export const CAS_COMMAND = 'cellgateCas';

@@ -1,4 +1,4 @@
-import { decideLua } from '../../build/redis-scripts.js';
+import { casLua, decideLua } from '../../build/redis-scripts.js';
 import type { Clock } from '../clock.js';
 import { EmbeddedStore, MAX_KEYS } from '../embedded-store.js';
 import { ConfigError } from '../errors.js';
@@ -7,7 +7,9 @@ import { optionsObject } from '../policies/policy.js';
 import type { Policy } from '../policies/index.js';
 import type { Store } from '../store.js';
 import { RedisBinding } from './redis-binding.js';
-import { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
+import { CAS_COMMAND, DECIDE_COMMAND, type RedisClient } from './redis-client.js';
+import { CustomRedisBinding } from './custom-redis-binding.js';
+import type { RateLimiter } from '../rate-limiter.js';
 import { CircuitBreaker, type BreakerState } from './circuit-breaker.js';
 import { fallbackGates, type FallbackOption } from './fallback.js';
 import { LeasedBinding, leaseSettings, type LeaseOptions, type LeaseSettings } from './leased-binding.js';
@@ -173,6 +175,9 @@ export class RedisStore implements Store {
     if (typeof (client as unknown as Record<string, unknown>)[DECIDE_COMMAND] !== 'function') {
       client.defineCommand(DECIDE_COMMAND, { numberOfKeys: 1, lua: decideLua });
     }
+    if (typeof (client as unknown as Record<string, unknown>)[CAS_COMMAND] !== 'function') {
+      client.defineCommand(CAS_COMMAND, { numberOfKeys: 1, lua: casLua });
+    }
     // A probe is an empty decide call: routed like the shard's own calls, so
     // on a Cluster it asks the master that serves the shard.
     const send = (client as unknown as Record<string, (...args: string[]) => Promise<unknown>>)[`${DECIDE_COMMAND}Buffer`];
@@ -248,6 +253,27 @@ export class RedisStore implements Store {
       counts: this.#counts,
     });
     return this.#lease === undefined ? strict : new LeasedBinding(strict, gates, clock, this.#counts, this.#lease);
+  }
+
+  /**
+   * Binds a custom {@link RateLimiter}: its state is kept as JSON in Redis and
+   * updated by compare-and-set (see {@link CustomRedisBinding}). Both modes
+   * decide it in Redis; it has no lease.
+   */
+  bindCustom(limiter: RateLimiter, clock: Clock): CustomRedisBinding {
+    return new CustomRedisBinding({
+      client: this.#client,
+      limiter,
+      clock,
+      clientTime: this.#clientTime,
+      shardOf: (key) => this.shardOf(key),
+      shardKey: (shard) => this.shardKey(shard),
+      breaker: this.breaker,
+      breakerPerShard: this.#breakerPerShard,
+      timeoutMs: this.#timeoutMs,
+      fallback: this.#fallback,
+      counts: this.#counts,
+    });
   }
 
   /**

@@ -1,0 +1,204 @@
+import type { Clock } from '../clock.js';
+import { reserveStep, toDecision } from '../custom-binding.js';
+import type { Decision, Reservation } from '../decision.js';
+import { ConfigError } from '../errors.js';
+import { checkStep, type RateLimiter, type RateLimitStep } from '../rate-limiter.js';
+import type { StoreBinding } from '../store.js';
+import { withTimeout, type CircuitBreaker } from './circuit-breaker.js';
+import type { FallbackOption } from './fallback.js';
+import { CAS_COMMAND, type RedisClient } from './redis-client.js';
+import type { SourceCounts } from './redis-binding.js';
+import { RedisStateError } from './redis-state-error.js';
+
+/** Most read-decide-write rounds one call makes before giving up under contention. */
+const MAX_ATTEMPTS = 16;
+/** A state's expiry when the limiter gives none: a day, so that forgotten keys leave. */
+const DEFAULT_TTL_MS = 86_400_000;
+
+/**
+ * The rejection of a call on a custom limiter's key that other clients kept
+ * changing while this one decided, {@link MAX_ATTEMPTS} times in a row.
+ * Nothing was admitted for the call.
+ *
+ * @example
+ * ```ts
+ * await limiter.limit('hot').catch((e) => { if (e instanceof RedisContentionError) retryLater(); });
+ * ```
+ */
+export class RedisContentionError extends Error {
+  override readonly name = 'RedisContentionError';
+  /** The user's key. */
+  readonly key: string;
+
+  constructor(key: string, attempts: number) {
+    super(`the state of ${JSON.stringify(key)} changed under ${attempts} attempts in a row to decide it; nothing was admitted`);
+    this.key = key;
+  }
+}
+
+/** JSON that keeps the numbers JSON cannot carry (Infinity, -Infinity, NaN), as built-in states hold them. */
+function encode(state: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(state, (_key, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? { $number: String(value) } : value));
+  } catch {
+    text = undefined;
+  }
+  if (text === undefined || text === '') throw new ConfigError('policy.decide', state, 'a state JSON can carry (RedisStore keeps it as JSON)');
+  return text;
+}
+
+function decode(text: string): unknown {
+  return JSON.parse(text, (_key, value: unknown) => {
+    const n = (value as { $number?: unknown } | null)?.$number;
+    return typeof n === 'string' && Object.keys(value as object).length === 1 ? Number(n) : value;
+  });
+}
+
+/** @internal What a {@link CustomRedisBinding} needs from its store. */
+export interface CustomRedisBindingOptions {
+  client: RedisClient;
+  limiter: RateLimiter;
+  clock: Clock;
+  clientTime: boolean;
+  shardOf(key: string): number;
+  shardKey(shard: number): string;
+  breaker: CircuitBreaker;
+  breakerPerShard: boolean;
+  timeoutMs: number;
+  fallback: FallbackOption;
+  counts: SourceCounts;
+}
+
+/**
+ * Decides for a custom {@link RateLimiter} through Redis: its state is JSON
+ * under `<prefix>{<shard>}:<key>|custom:<name>`, read with Redis's clock,
+ * decided by the limiter's own function here, and written back by a
+ * compare-and-set script (src/redis/cas.lua) only if nobody wrote in between;
+ * otherwise read and decided again, at most {@link MAX_ATTEMPTS} times.
+ * While Redis is unreachable a custom limiter cannot be scaled to a node's
+ * share: `fallback: 'open'` admits, anything else denies.
+ */
+export class CustomRedisBinding implements StoreBinding {
+  readonly #o: CustomRedisBindingOptions;
+  readonly #cas: (key: string, ...argv: string[]) => Promise<unknown>;
+  /**
+   * Per key, the tail of this process's calls: they take turns, so that only
+   * other processes' writes can make a compare-and-set fail (concurrent calls
+   * of one process would otherwise all read the same state and all but one
+   * lose every round).
+   */
+  readonly #turns = new Map<string, Promise<unknown>>();
+
+  constructor(options: CustomRedisBindingOptions) {
+    this.#o = options;
+    const client = options.client as unknown as Record<string, (...args: string[]) => Promise<unknown>>;
+    this.#cas = (key, ...argv) => client[CAS_COMMAND]!.call(client, key, ...argv);
+  }
+
+  #stateKey(key: string): { shard: number; redisKey: string } {
+    const shard = this.#o.shardOf(key);
+    return { shard, redisKey: `${this.#o.shardKey(shard)}:${key}|custom:${this.#o.limiter.name}` };
+  }
+
+  /**
+   * Reads the key's state and Redis's clock, applies `change`, and writes the
+   * new state if the key still holds what was read. `change` returns the new
+   * state (undefined: write nothing) and the call's answer.
+   */
+  #update<T>(key: string, change: (state: unknown, now: number) => { state?: unknown; ttlMs?: number; delete?: boolean; answer: T }): Promise<T | undefined> {
+    const before = this.#turns.get(key);
+    const run = before === undefined ? this.#attempt(key, change) : before.then(() => this.#attempt(key, change), () => this.#attempt(key, change));
+    this.#turns.set(key, run);
+    const forget = () => {
+      if (this.#turns.get(key) === run) this.#turns.delete(key);
+    };
+    run.then(forget, forget);
+    return run;
+  }
+
+  async #attempt<T>(key: string, change: (state: unknown, now: number) => { state?: unknown; ttlMs?: number; delete?: boolean; answer: T }): Promise<T | undefined> {
+    const o = this.#o;
+    const { shard, redisKey } = this.#stateKey(key);
+    const breakerShard = o.breakerPerShard ? shard : 0;
+    if (o.breaker.isOpen(breakerShard)) return undefined;
+    // Only Redis's failures open the breaker; the limiter's own errors reach the caller.
+    const ask = async (...argv: string[]): Promise<unknown> => {
+      try {
+        return await withTimeout(this.#cas(redisKey, ...argv), o.timeoutMs);
+      } catch (error) {
+        o.breaker.fail(breakerShard, error);
+        return undefined;
+      }
+    };
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const got = (await ask('get')) as [string, string, number] | undefined;
+      if (got === undefined) return undefined;
+      const [now, read, foreign] = got;
+      let state: unknown;
+      try {
+        if (foreign === 1) throw new Error('another type');
+        state = read === '' ? o.limiter.initial() : decode(read);
+      } catch {
+        throw new RedisStateError(o.shardKey(shard), key);
+      }
+      const next = change(state, o.clientTime ? o.clock() : Number(now));
+      if (next.state === undefined && next.delete !== true) return next.answer;
+      const written = next.delete === true ? '' : encode(next.state);
+      const ttl = String(Math.max(1, Math.ceil(next.ttlMs ?? DEFAULT_TTL_MS)));
+      const set = await ask('set', read, written, ttl);
+      if (set === undefined) return undefined;
+      if (set === 1) return next.answer;
+    }
+    throw new RedisContentionError(key, MAX_ATTEMPTS);
+  }
+
+  /** The answer while Redis is unreachable: a custom limiter cannot be scaled to a node's share. */
+  #fallback(): Decision {
+    this.#o.counts.fallback++;
+    const open = this.#o.fallback === 'open';
+    const limit = this.#o.limiter.capacity;
+    return { allowed: open, limit, remaining: open ? limit : 0, retryAfterMs: open ? 0 : this.#o.timeoutMs, resetAfterMs: 0, source: 'fallback' };
+  }
+
+  async limit(key: string, cost: number, dryRun: boolean): Promise<Decision> {
+    const decision = await this.#update(key, (state, now) => {
+      const step: RateLimitStep<unknown> = checkStep(this.#o.limiter.decide(state, now, cost));
+      const answer = toDecision(this.#o.limiter.capacity, step, 'redis');
+      return step.allowed && !dryRun ? { state: step.state, ttlMs: step.ttlMs, answer } : { answer };
+    });
+    if (decision === undefined) return this.#fallback();
+    this.#o.counts.redis++;
+    return decision;
+  }
+
+  limitMany(keys: readonly string[], cost: number): Promise<Decision[]> {
+    return Promise.all(keys.map((key) => this.limit(key, cost, false)));
+  }
+
+  async reserve(key: string, cost: number, maxWaitMs: number): Promise<Reservation> {
+    const sentAt = this.#o.clock();
+    const reservation = await this.#update(key, (state, now) => {
+      const booked = reserveStep(this.#o.limiter, state, now, cost, maxWaitMs);
+      const limit = this.#o.limiter.capacity;
+      const answer: Reservation = booked.allowed
+        ? { allowed: true, waitMs: booked.waitMs, at: sentAt + booked.waitMs, limit, remaining: booked.step.remaining ?? 0, source: 'redis' }
+        : { allowed: false, waitMs: booked.waitMs, at: sentAt + booked.waitMs, limit, remaining: 0, source: 'redis' };
+      if (!booked.allowed) return { answer };
+      return { state: booked.step.state, ttlMs: booked.waitMs + (booked.step.ttlMs ?? DEFAULT_TTL_MS), answer };
+    });
+    if (reservation !== undefined) return reservation;
+    const d = this.#fallback();
+    return { allowed: d.allowed, waitMs: 0, at: sentAt, limit: d.limit, remaining: d.remaining, source: 'fallback' };
+  }
+
+  async refund(key: string, cost: number): Promise<void> {
+    const refund = this.#o.limiter.refund;
+    if (refund === undefined) return;
+    await this.#update(key, (state, now) => ({ state: refund.call(this.#o.limiter, state, now, cost), ttlMs: DEFAULT_TTL_MS, answer: undefined }));
+  }
+
+  async reset(key: string): Promise<void> {
+    await this.#update(key, () => ({ delete: true, answer: undefined }));
+  }
+}
