@@ -10,3 +10,5 @@ export * from './policies/index.js';
 export type { RateLimiter, RateLimitStep } from './rate-limiter.js';
 export type { CoreState } from './policies/core-step.js';
 export { rateLimited, type RateLimitedOptions } from './rate-limited.js';
+export { Scheduler, SchedulerClosedError, DEFAULT_CONCURRENCY, type SchedulerOptions, type ScheduleOptions, type CloseOptions, type ScheduleResult, type SchedulerTask, type SchedulerTimers } from './scheduler.js';
+export { DEFAULT_RETRY, type RetryOptions, type RetryPolicy } from './backoff.js';

@@ -1,0 +1,116 @@
+import { ConfigError, type ArgumentError } from './errors.js';
+
+/**
+ * How failed work is retried: exponential backoff with jitter, up to a number
+ * of attempts. Every field is optional; what is left out is inherited (from
+ * {@link DEFAULT_RETRY}, or from the scheduler's own retry options).
+ *
+ * @example
+ * ```ts
+ * const retry: RetryOptions = { attempts: 10, baseMs: 500, maxMs: 60_000, jitter: 0.5 };
+ * ```
+ */
+export interface RetryOptions {
+  /** Executions in all, the first one included: 1 never retries; `Infinity` retries for ever. */
+  attempts?: number;
+  /** Backoff after the first failure, in ms; it doubles after each further failure. */
+  baseMs?: number;
+  /** Longest backoff, in ms (default: the inherited one, or `baseMs` if that is longer). */
+  maxMs?: number;
+  /**
+   * Fraction of each backoff drawn at random, from 0 (none: exactly
+   * `baseMs * 2^(n-1)`) to 1 (anywhere between 0 and that). Spreads the
+   * retries of work that failed together, so they do not return as a herd.
+   */
+  jitter?: number;
+}
+
+/**
+ * A validated, complete {@link RetryOptions}, as built by {@link retryPolicy}.
+ *
+ * @example
+ * ```ts
+ * const policy: RetryPolicy = retryPolicy({ attempts: 3 });
+ * policy.baseMs; // 1000, from DEFAULT_RETRY
+ * ```
+ */
+export interface RetryPolicy {
+  readonly attempts: number;
+  readonly baseMs: number;
+  readonly maxMs: number;
+  readonly jitter: number;
+}
+
+/**
+ * The retry policy used when none is given: 5 attempts in all, backoffs of
+ * about 1 s, 2 s, 4 s, 8 s (each between half and all of that: jitter 0.5),
+ * never more than 60 s.
+ *
+ * @example
+ * ```ts
+ * new Scheduler({ limiter, retry: { ...DEFAULT_RETRY, attempts: Infinity } });
+ * ```
+ */
+export const DEFAULT_RETRY: RetryPolicy = Object.freeze({ attempts: 5, baseMs: 1000, maxMs: 60_000, jitter: 0.5 });
+
+/** Longest backoff accepted: 1000 days, like every duration of the library. */
+const MAX_BACKOFF_MS = 1000 * 86_400_000;
+
+/** The error class a caller wants bad input reported with: ConfigError for options, ArgumentError for call arguments. */
+type InputError = typeof ConfigError | typeof ArgumentError;
+
+/**
+ * Validates `options` (`undefined` = inherit everything) and completes it
+ * from `inherited`. Throws `errorClass`, naming the field as
+ * `parameter.field` (e.g. `retry.attempts`), before anything is built.
+ *
+ * @example
+ * ```ts
+ * const base = retryPolicy({ attempts: 3 }, DEFAULT_RETRY, 'retry', ConfigError);
+ * const call = retryPolicy({ baseMs: 50 }, base, 'retry', ArgumentError); // attempts 3, baseMs 50
+ * ```
+ */
+export function retryPolicy(options: unknown, inherited: RetryPolicy = DEFAULT_RETRY, parameter = 'retry', errorClass: InputError = ConfigError): RetryPolicy {
+  const fail = (field: string, value: unknown, expected: string): never => {
+    throw new errorClass(`${parameter}.${field}`, value, expected);
+  };
+  if (options === undefined) return inherited;
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new errorClass(parameter, options, 'an options object such as { attempts: 5, baseMs: 1000 }');
+  }
+  const o = options as Record<string, unknown>;
+  const attempts = o.attempts === undefined ? inherited.attempts : o.attempts;
+  if (typeof attempts !== 'number' || !(attempts === Infinity || (Number.isInteger(attempts) && attempts >= 1))) {
+    fail('attempts', attempts, 'a positive integer (1 = no retry) or Infinity');
+  }
+  const baseMs = o.baseMs === undefined ? inherited.baseMs : o.baseMs;
+  if (typeof baseMs !== 'number' || !Number.isFinite(baseMs) || baseMs < 0 || baseMs > MAX_BACKOFF_MS) {
+    fail('baseMs', baseMs, `a number of milliseconds from 0 to ${MAX_BACKOFF_MS}`);
+  }
+  // A longer baseMs given alone raises the inherited cap rather than failing on a value the caller never wrote.
+  const maxMs = o.maxMs === undefined ? Math.max(inherited.maxMs, baseMs as number) : o.maxMs;
+  if (typeof maxMs !== 'number' || !Number.isFinite(maxMs) || maxMs < (baseMs as number) || maxMs > MAX_BACKOFF_MS) {
+    fail('maxMs', maxMs, `a number of milliseconds from baseMs (${String(baseMs)}) to ${MAX_BACKOFF_MS}`);
+  }
+  const jitter = o.jitter === undefined ? inherited.jitter : o.jitter;
+  if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) {
+    fail('jitter', jitter, 'a fraction from 0 to 1');
+  }
+  return Object.freeze({ attempts: attempts as number, baseMs: baseMs as number, maxMs: maxMs as number, jitter: jitter as number });
+}
+
+/**
+ * The backoff after the `failures`-th failure in a row (1 for the first):
+ * `min(maxMs, baseMs * 2^(failures-1))`, of which the `jitter` fraction is
+ * drawn at random (`random` returns [0, 1), as `Math.random` does).
+ *
+ * @example
+ * ```ts
+ * backoffMs({ attempts: 5, baseMs: 100, maxMs: 1000, jitter: 0 }, 3); // 400
+ * ```
+ */
+export function backoffMs(policy: RetryPolicy, failures: number, random: () => number = Math.random): number {
+  // 2^60 times any base is far past every cap: capping the exponent keeps the product finite.
+  const exponential = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.min(Math.max(failures - 1, 0), 60));
+  return exponential * (1 - policy.jitter * random());
+}

@@ -1,0 +1,661 @@
+import { backoffMs, DEFAULT_RETRY, retryPolicy, type RetryOptions, type RetryPolicy } from './backoff.js';
+import { systemClock, type Clock } from './clock.js';
+import type { Reservation } from './decision.js';
+import { MAX_DURATION_MS } from './duration.js';
+import { ArgumentError, ConfigError } from './errors.js';
+import { checkKey } from './key-hash.js';
+import type { Limiter } from './limiter.js';
+import { optionsObject } from './policies/policy.js';
+
+/**
+ * The work scheduled for a key. `signal` aborts when the scheduler is closed
+ * without draining; a task that ignores it is still waited for.
+ *
+ * @example
+ * ```ts
+ * const reconcile: SchedulerTask = async (key, signal) => {
+ *   const res = await fetch(`https://api.example/resources/${key}`, { signal });
+ *   if (!res.ok) throw new Error(`status ${res.status}`); // retried with backoff
+ * };
+ * ```
+ */
+export type SchedulerTask = (key: string, signal: AbortSignal) => Promise<unknown> | unknown;
+
+/**
+ * Timer functions, injectable so that tests can run the scheduler on a
+ * virtual clock. Handles are opaque: whatever `setTimeout` returns is given
+ * back to `clearTimeout`.
+ *
+ * @example
+ * ```ts
+ * const timers: SchedulerTimers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
+ * ```
+ */
+export interface SchedulerTimers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/**
+ * Options of {@link Scheduler}.
+ *
+ * @example
+ * ```ts
+ * const options: SchedulerOptions = { limiter, concurrency: 4, retry: { attempts: Infinity, maxMs: 300_000 }, onError: console.error };
+ * ```
+ */
+export interface SchedulerOptions {
+  /** Admits every execution (its `reserve` books it, its `refund` gives a cancelled booking back). */
+  limiter: Pick<Limiter, 'reserve' | 'refund'>;
+  /** Most executions running at once, across keys: a positive integer or `Infinity` (default {@link DEFAULT_CONCURRENCY}). */
+  concurrency?: number;
+  /** How failed tasks are retried (default {@link DEFAULT_RETRY}); `schedule` may override fields per call. */
+  retry?: RetryOptions;
+  /** Epoch milliseconds (default {@link systemClock}); inject the limiter's clock in tests. */
+  clock?: Clock;
+  /** Default: the global `setTimeout`/`clearTimeout`, looked up at each call (so fake timers apply). */
+  timers?: SchedulerTimers;
+  /**
+   * Told of every failure that is final: the task failed on its last attempt
+   * and no newer request for the key was waiting. The promises of the
+   * requests it covered reject with the same error.
+   */
+  onError?: (error: unknown, key: string) => void;
+}
+
+/**
+ * Options of {@link Scheduler.schedule}.
+ *
+ * @example
+ * ```ts
+ * scheduler.schedule('job:42', runJob, { delayMs: 30_000, retry: { attempts: 1 } });
+ * ```
+ */
+export interface ScheduleOptions {
+  /** Run no sooner than this many ms from now (default 0). */
+  delayMs?: number;
+  /** Retry fields for this request, over the scheduler's own. */
+  retry?: RetryOptions;
+}
+
+/**
+ * Options of {@link Scheduler.close}.
+ *
+ * @example
+ * ```ts
+ * process.once('SIGTERM', () => void scheduler.close({ drain: false }));
+ * ```
+ */
+export interface CloseOptions {
+  /**
+   * `true` (the default): run everything pending, retries included, and wait
+   * for it. `false`: cancel what has not started (its promises reject with
+   * {@link SchedulerClosedError}, its limiter bookings are refunded), abort
+   * what runs through its signal, and wait for that to settle.
+   */
+  drain?: boolean;
+}
+
+/**
+ * How the execution that covered a request went. Coalesced requests share
+ * one result: the task that ran is the newest one scheduled.
+ *
+ * @example
+ * ```ts
+ * const { attempts, startedAt } = await scheduler.schedule('deployment/web', reconcile);
+ * ```
+ */
+export interface ScheduleResult {
+  readonly key: string;
+  /** Executions it took, the successful one included, counted from the newest request it covers. */
+  readonly attempts: number;
+  /** When the successful execution started, by the scheduler's clock. */
+  readonly startedAt: number;
+  /** What the task returned (awaited). */
+  readonly value: unknown;
+}
+
+/**
+ * The rejection of requests the scheduler will not run: scheduled after
+ * `close()`, or cancelled by `close({ drain: false })`. For an execution that
+ * was running and failed after being aborted, `cause` is the task's error.
+ *
+ * @example
+ * ```ts
+ * await scheduler.schedule(key, task).catch((e) => {
+ *   if (e instanceof SchedulerClosedError) return; // shutting down
+ *   throw e;
+ * });
+ * ```
+ */
+export class SchedulerClosedError extends Error {
+  override readonly name = 'SchedulerClosedError';
+  /** The key of the request. */
+  readonly key: string;
+
+  constructor(key: string, options?: { cause?: unknown }) {
+    super(`the scheduler is closed: ${JSON.stringify(key)} will not run`, options);
+    this.key = key;
+  }
+}
+
+/**
+ * Executions running at once when `concurrency` is not given: enough for I/O
+ * bound reconcilers, low enough that a burst of thousands of due keys does not
+ * open thousands of connections at once.
+ *
+ * @example
+ * ```ts
+ * new Scheduler({ limiter, concurrency: DEFAULT_CONCURRENCY * 2 });
+ * ```
+ */
+export const DEFAULT_CONCURRENCY = 10;
+
+/** setTimeout fires at once for longer delays (they overflow an int32): longer waits are slept in pieces. */
+const MAX_TIMER_MS = 2_147_483_647;
+/** How soon to ask again when a store could not book at all (Redis down and failing closed). */
+const UNBOOKED_RETRY_MS = 100;
+
+const globalTimers: SchedulerTimers = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+const ignore = () => {};
+
+interface Waiter {
+  resolve(result: ScheduleResult): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Where an execution stands: `queued` behind the key's running execution,
+ * `delay` until its requested time, `reserving` (asking the limiter),
+ * `booked` (waiting for the moment the limiter booked), `slot` (waiting for a
+ * concurrency slot, with no booking), `running`.
+ */
+type Phase = 'queued' | 'delay' | 'reserving' | 'booked' | 'slot' | 'running';
+
+/** One execution of a key and the requests it covers. */
+class Execution {
+  phase: Phase = 'queued';
+  attempt = 1;
+  readonly waiters: Waiter[];
+  timer: unknown = undefined;
+  hasTimer = false;
+  /** Holds one unit of the limiter, booked for the moment it is to start. */
+  booked = false;
+  cancelled = false;
+  controller: AbortController | undefined = undefined;
+
+  constructor(
+    readonly key: string,
+    public task: SchedulerTask,
+    public retry: RetryPolicy,
+    /** Requested time (scheduler clock): the earliest asked for by the requests it covers. */
+    public dueAt: number,
+    waiter: Waiter,
+  ) {
+    this.waiters = [waiter];
+  }
+}
+
+/** A key's executions: at most one running and one pending (not started). */
+interface KeyState {
+  pending: Execution | undefined;
+  running: Execution | undefined;
+}
+
+/**
+ * Per-resource scheduling for reconcilers and job workers, admitted by a
+ * {@link Limiter}: work is postponed, never dropped.
+ *
+ * - **One at a time per key.** A key runs at most one execution at once.
+ *   Requests for a key whose execution has not started yet **coalesce** with
+ *   it: the newest task wins, it runs at the earliest time any of them asked
+ *   for, and every coalesced promise settles with its outcome. A request made
+ *   while the key runs queues one follow-up execution (coalescing likewise),
+ *   started when the running one ends.
+ * - **Admitted by the limiter.** When an execution is due (at now +
+ *   `delayMs`, or at its retry time) the scheduler books it with
+ *   `limiter.reserve(key, { maxWaitMs: Infinity })` and starts it at the
+ *   booked moment: at max(requested time, the moment the limit allows). Each
+ *   execution costs 1. It books only once due, never ahead: a booking made
+ *   at request time for a delayed run would count it in the wrong window.
+ *   Keys are limited independently, as the limiter keys them.
+ * - **Retries.** A failed task is retried after an exponential backoff with
+ *   jitter ({@link RetryOptions}), and the retry is admitted by the limiter
+ *   like any execution: the rate limit outranks the backoff. After the last
+ *   attempt the promises of the requests it covered reject with the task's
+ *   error and `onError` is told. If a newer request for the key is waiting
+ *   when a task fails, the newer task supersedes the retry and covers the
+ *   older requests too (at the earlier of its own time and the retry's).
+ * - **Concurrency.** At most `concurrency` executions run at once across
+ *   keys; a due execution waits for a slot first and books the limiter once
+ *   it has one (holding the slot while the limiter answers), in order of
+ *   arrival. An execution whose booked moment comes
+ *   while every slot is busy gives the booking back and books again when a
+ *   slot frees: starting late on an old booking could put more executions
+ *   into one window than the limit allows.
+ * - **Promises.** `schedule` returns a promise that settles when the
+ *   execution covering the request has finished. It is marked handled, so
+ *   not awaiting it never causes an unhandled rejection; use `onError` to
+ *   hear of failures nobody awaits. Bad arguments throw at once (typed, and
+ *   nothing is scheduled).
+ * - **Timers and exit.** Timers exist only for pending work (delays,
+ *   backoffs, booked moments) and are deliberately not `unref`'d: pending
+ *   work must run, as with `setTimeout`. An idle scheduler holds no timer, so
+ *   it never keeps a process alive by itself, and `close` leaves none behind.
+ *
+ * A limiter error in `reserve` counts as a failed attempt. A task calling
+ * `schedule` while the scheduler drains is refused like any late request.
+ *
+ * @example
+ * ```ts
+ * const limiter = new Limiter({ policy: linearWindow({ limit: 2, within: '3s' }) });
+ * const scheduler = new Scheduler({ limiter, concurrency: 4, retry: { attempts: 5, baseMs: 500 } });
+ * informer.on('change', (obj) => void scheduler.schedule(`deployment/${obj.name}`, reconcile));
+ * process.once('SIGTERM', () => void scheduler.close({ drain: false }));
+ * ```
+ */
+export class Scheduler {
+  readonly #limiter: Pick<Limiter, 'reserve' | 'refund'>;
+  readonly #concurrency: number;
+  readonly #retry: RetryPolicy;
+  readonly #clock: Clock;
+  readonly #timers: SchedulerTimers;
+  readonly #onError: ((error: unknown, key: string) => void) | undefined;
+
+  readonly #keys = new Map<string, KeyState>();
+  /** Executions due but waiting for a concurrency slot, in arrival order. */
+  readonly #slotQueue = new Set<Execution>();
+  /** Slots taken: running executions, and due ones asking the limiter (see #book). */
+  #active = 0;
+  /** Limiter calls close must wait for: refunds, and reserves of executions cancelled meanwhile. */
+  #outstanding = 0;
+  #closed = false;
+  #cancelled = false;
+  #idle: { promise: Promise<void>; resolve: () => void } | undefined = undefined;
+
+  constructor(options: SchedulerOptions) {
+    const o = optionsObject(options, 'Scheduler options');
+    const limiter = o.limiter as Partial<Limiter> | undefined;
+    if (typeof limiter !== 'object' || limiter === null || typeof limiter.reserve !== 'function' || typeof limiter.refund !== 'function') {
+      throw new ConfigError('limiter', limiter, 'a Limiter');
+    }
+    const concurrency = o.concurrency === undefined ? DEFAULT_CONCURRENCY : o.concurrency;
+    if (typeof concurrency !== 'number' || !(concurrency === Infinity || (Number.isInteger(concurrency) && concurrency >= 1))) {
+      throw new ConfigError('concurrency', concurrency, 'a positive integer or Infinity');
+    }
+    const retry = retryPolicy(o.retry, DEFAULT_RETRY, 'retry', ConfigError);
+    const clock = o.clock === undefined ? systemClock : o.clock;
+    if (typeof clock !== 'function') throw new ConfigError('clock', clock, 'a function returning epoch milliseconds');
+    const timers = (o.timers === undefined ? globalTimers : o.timers) as Partial<SchedulerTimers> | null;
+    if (typeof timers !== 'object' || timers === null || typeof timers.setTimeout !== 'function' || typeof timers.clearTimeout !== 'function') {
+      throw new ConfigError('timers', timers, 'an object with setTimeout and clearTimeout functions');
+    }
+    if (o.onError !== undefined && typeof o.onError !== 'function') throw new ConfigError('onError', o.onError, 'a function (error, key) => void');
+    this.#limiter = limiter as Pick<Limiter, 'reserve' | 'refund'>;
+    this.#concurrency = concurrency;
+    this.#retry = retry;
+    this.#clock = clock as Clock;
+    this.#timers = timers as SchedulerTimers;
+    this.#onError = o.onError as ((error: unknown, key: string) => void) | undefined;
+  }
+
+  /**
+   * Schedules `task` for `key`, to run no sooner than `delayMs` from now, once
+   * the limiter admits it. Resolves when the execution covering this request
+   * has succeeded; rejects with the task's error when it failed on its last
+   * attempt, or with {@link SchedulerClosedError} when the scheduler is closed
+   * or cancels it. Throws {@link ArgumentError} at once on bad arguments.
+   *
+   * @example
+   * ```ts
+   * void scheduler.schedule('deployment/web', reconcile);                      // as soon as the limit allows
+   * await scheduler.schedule('job:42', runJob, { delayMs: 5000, retry: { attempts: 3 } });
+   * ```
+   */
+  schedule(key: string, task: SchedulerTask, options?: ScheduleOptions): Promise<ScheduleResult> {
+    checkKey(key);
+    if (typeof task !== 'function') throw new ArgumentError('task', task, 'a function (key, signal) => ...');
+    let delayMs = 0;
+    let retry = this.#retry;
+    if (options !== undefined) {
+      if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+        throw new ArgumentError('options', options, 'an options object such as { delayMs: 1000 }');
+      }
+      const d = options.delayMs;
+      if (d !== undefined && (typeof d !== 'number' || !(d >= 0 && d <= MAX_DURATION_MS))) {
+        throw new ArgumentError('delayMs', d, `a number of milliseconds from 0 to ${MAX_DURATION_MS}`);
+      }
+      delayMs = d ?? 0;
+      retry = retryPolicy(options.retry, this.#retry, 'retry', ArgumentError);
+    }
+    if (this.#closed) return handled(Promise.reject(new SchedulerClosedError(key)));
+
+    let waiter!: Waiter;
+    const promise = handled(new Promise<ScheduleResult>((resolve, reject) => (waiter = { resolve, reject })));
+    const dueAt = this.#clock() + delayMs;
+    let state = this.#keys.get(key);
+    if (state === undefined) {
+      state = { pending: undefined, running: undefined };
+      this.#keys.set(key, state);
+    }
+    const pending = state.pending;
+    if (pending === undefined) {
+      const execution = new Execution(key, task, retry, dueAt, waiter);
+      state.pending = execution;
+      // Behind a running execution it stays queued until that one ends.
+      if (state.running === undefined) this.#advance(execution);
+      return promise;
+    }
+    // Coalesce: the newest task is the work to do now and covers the older
+    // requests; it is new work, so it gets a fresh count of attempts.
+    pending.task = task;
+    pending.retry = retry;
+    pending.attempt = 1;
+    pending.waiters.push(waiter);
+    if (dueAt < pending.dueAt) {
+      pending.dueAt = dueAt;
+      // Only a wait for the requested time can be cut short; past it, the limiter decides.
+      if (pending.phase === 'delay') {
+        this.#clearTimer(pending);
+        this.#advance(pending);
+      }
+    }
+    return promise;
+  }
+
+  /**
+   * Stops taking requests (later `schedule` calls reject with
+   * {@link SchedulerClosedError}) and resolves once nothing is pending or
+   * running and every refund is done. Drains by default; see
+   * {@link CloseOptions}. Calling it again with `drain: false` cancels what a
+   * draining close is still waiting for.
+   *
+   * @example
+   * ```ts
+   * await scheduler.close();                  // finish everything first
+   * await scheduler.close({ drain: false });  // cancel, abort, refund
+   * ```
+   */
+  close(options?: CloseOptions): Promise<void> {
+    let drain = true;
+    if (options !== undefined) {
+      if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+        throw new ArgumentError('options', options, 'an options object such as { drain: false }');
+      }
+      if (options.drain !== undefined && typeof options.drain !== 'boolean') throw new ArgumentError('drain', options.drain, 'a boolean');
+      drain = options.drain ?? true;
+    }
+    this.#closed = true;
+    if (this.#idle === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#idle = { promise, resolve };
+    }
+    if (!drain && !this.#cancelled) {
+      this.#cancelled = true;
+      this.#cancelAll();
+    }
+    this.#checkIdle();
+    return this.#idle.promise;
+  }
+
+  /** Waits for the execution's requested time, then asks the limiter. */
+  #advance(e: Execution): void {
+    if (e.dueAt > this.#clock()) {
+      e.phase = 'delay';
+      this.#sleepUntil(e, e.dueAt, () => this.#admit(e));
+    } else {
+      this.#admit(e);
+    }
+  }
+
+  /** A due execution takes a concurrency slot, or waits for one, before it books the limiter. */
+  #admit(e: Execution): void {
+    if (this.#active >= this.#concurrency) {
+      // No slot: wait for one before booking, so the booking is made for a moment it can start at.
+      e.phase = 'slot';
+      this.#slotQueue.add(e);
+      return;
+    }
+    this.#active++;
+    void this.#book(e);
+  }
+
+  /**
+   * Books the execution with the limiter, holding a slot: one booked for now
+   * starts in it at once; one booked for later gives the slot up meanwhile.
+   * Holding it while asking keeps a burst of due keys from all booking now
+   * for the same few slots.
+   */
+  async #book(e: Execution): Promise<void> {
+    e.phase = 'reserving';
+    let r: Reservation | undefined;
+    let failure: unknown;
+    try {
+      r = await this.#limiter.reserve(e.key, { maxWaitMs: Infinity });
+    } catch (error) {
+      failure = error;
+    }
+    if (e.cancelled) {
+      // Closed without drain while the limiter was booking: give the booking back.
+      this.#releaseSlot();
+      if (r?.allowed) this.#giveBack(e.key);
+      this.#outstanding--;
+      this.#checkIdle();
+      return;
+    }
+    if (r === undefined) {
+      this.#releaseSlot();
+      this.#fail(e, failure);
+      return;
+    }
+    if (!r.allowed) {
+      // Only a store that cannot book at all (e.g. Redis down, failing closed) says no to an unbounded wait.
+      this.#releaseSlot();
+      e.phase = 'delay';
+      this.#sleepUntil(e, this.#clock() + Math.max(r.waitMs, UNBOOKED_RETRY_MS), () => this.#admit(e));
+      return;
+    }
+    e.booked = true;
+    if (r.waitMs > 0) {
+      // Waiting for the limiter must not hold a slot that other keys could run in.
+      this.#releaseSlot();
+      e.phase = 'booked';
+      this.#sleepUntil(e, this.#clock() + r.waitMs, () => this.#start(e, false));
+      return;
+    }
+    this.#start(e, true);
+  }
+
+  /** Starts a booked execution now, in the slot it holds (`claimed`) or a free one. */
+  #start(e: Execution, claimed: boolean): void {
+    if (!claimed) {
+      if (this.#active >= this.#concurrency) {
+        // Every slot is busy at the booked moment. Running later on this
+        // booking could crowd the next window (whose bookings start on
+        // time), so give it back and book again once a slot frees.
+        e.booked = false;
+        this.#giveBack(e.key);
+        e.phase = 'slot';
+        this.#slotQueue.add(e);
+        return;
+      }
+      this.#active++;
+    }
+    const state = this.#keys.get(e.key)!;
+    state.pending = undefined;
+    state.running = e;
+    e.booked = false;
+    e.phase = 'running';
+    const controller = new AbortController();
+    e.controller = controller;
+    void this.#run(e, controller.signal);
+  }
+
+  async #run(e: Execution, signal: AbortSignal): Promise<void> {
+    const startedAt = this.#clock();
+    let value: unknown;
+    let failure: unknown;
+    let ok = true;
+    try {
+      value = await e.task(e.key, signal);
+    } catch (error) {
+      ok = false;
+      failure = error;
+    }
+    e.controller = undefined;
+    this.#keys.get(e.key)!.running = undefined;
+    this.#releaseSlot();
+    if (ok) {
+      const result: ScheduleResult = Object.freeze({ key: e.key, attempts: e.attempt, startedAt, value });
+      for (const w of e.waiters) w.resolve(result);
+    } else if (this.#cancelled) {
+      // Aborted by close({ drain: false }): no retry; the task's own error is the cause.
+      for (const w of e.waiters) w.reject(new SchedulerClosedError(e.key, { cause: failure }));
+    } else {
+      this.#fail(e, failure);
+      return;
+    }
+    this.#next(e.key);
+  }
+
+  /** A failed attempt (of the task, or of booking it): retry, hand over to a newer request, or give up. */
+  #fail(e: Execution, error: unknown): void {
+    const state = this.#keys.get(e.key)!;
+    const follow = state.pending === e ? undefined : state.pending;
+    const retries = e.attempt < e.retry.attempts;
+    const retryAt = retries ? this.#clock() + backoffMs(e.retry, e.attempt) : Infinity;
+    if (follow !== undefined) {
+      // A newer request is waiting: its task supersedes this one and covers these requests too.
+      follow.waiters.unshift(...e.waiters);
+      if (retryAt < follow.dueAt) follow.dueAt = retryAt;
+    } else if (retries) {
+      e.attempt++;
+      e.dueAt = retryAt;
+      e.phase = 'queued';
+      state.pending = e;
+    } else {
+      if (state.pending === e) state.pending = undefined;
+      for (const w of e.waiters) w.reject(error);
+      this.#report(error, e.key);
+    }
+    this.#next(e.key);
+  }
+
+  /** After an execution of `key` ended: start its pending one, or forget the key. */
+  #next(key: string): void {
+    const state = this.#keys.get(key);
+    if (state === undefined || state.running !== undefined) return;
+    const pending = state.pending;
+    if (pending === undefined) {
+      this.#keys.delete(key);
+      this.#checkIdle();
+    } else if (pending.phase === 'queued') {
+      this.#advance(pending);
+    }
+  }
+
+  /** Frees a slot and hands free slots to waiting executions, first come first served. */
+  #releaseSlot(): void {
+    this.#active--;
+    while (this.#active < this.#concurrency && this.#slotQueue.size > 0) {
+      const next = this.#slotQueue.values().next().value as Execution;
+      this.#slotQueue.delete(next);
+      this.#active++;
+      void this.#book(next);
+    }
+  }
+
+  #cancelAll(): void {
+    for (const [key, state] of this.#keys) {
+      const pending = state.pending;
+      if (pending !== undefined) {
+        state.pending = undefined;
+        this.#cancel(pending);
+      }
+      const running = state.running;
+      if (running === undefined) this.#keys.delete(key);
+      else running.controller?.abort(new SchedulerClosedError(key));
+    }
+  }
+
+  /** Cancels an execution that has not started: no timer left, its booking given back. */
+  #cancel(e: Execution): void {
+    e.cancelled = true;
+    this.#clearTimer(e);
+    this.#slotQueue.delete(e);
+    // A booking still being made is given back by #book when the limiter answers.
+    if (e.phase === 'reserving') this.#outstanding++;
+    if (e.booked) {
+      e.booked = false;
+      this.#giveBack(e.key);
+    }
+    for (const w of e.waiters) w.reject(new SchedulerClosedError(e.key));
+  }
+
+  /** Refunds one booked unit of `key`; close waits for it. */
+  #giveBack(key: string): void {
+    this.#outstanding++;
+    // Best effort: a refund that fails (store unreachable) only leaves the unit booked until the window passes.
+    Promise.resolve()
+      .then(() => this.#limiter.refund(key, 1))
+      .catch(ignore)
+      .then(() => {
+        this.#outstanding--;
+        this.#checkIdle();
+      });
+  }
+
+  /** Arms the execution's timer for `deadline` (scheduler clock), in pieces when it is far away. */
+  #sleepUntil(e: Execution, deadline: number, then: () => void): void {
+    const wait = deadline - this.#clock();
+    // Whole milliseconds, rounded up: timers round fractions their own way
+    // (fake timers may drop them), and a re-armed sleep must make progress.
+    const step = Math.min(Math.max(Math.ceil(wait), 0), MAX_TIMER_MS);
+    e.hasTimer = true;
+    e.timer = this.#timers.setTimeout(() => {
+      e.hasTimer = false;
+      e.timer = undefined;
+      if (e.cancelled) return;
+      // Far deadlines are slept in pieces, and a timer may fire a little
+      // before the clock reads its deadline (Node's timers run on a cached
+      // loop time): starting early would run ahead of the limiter's booking.
+      if (this.#clock() < deadline) this.#sleepUntil(e, deadline, then);
+      else then();
+    }, step);
+  }
+
+  #clearTimer(e: Execution): void {
+    if (!e.hasTimer) return;
+    this.#timers.clearTimeout(e.timer);
+    e.hasTimer = false;
+    e.timer = undefined;
+  }
+
+  #report(error: unknown, key: string): void {
+    const onError = this.#onError;
+    if (onError === undefined) return;
+    try {
+      onError(error, key);
+    } catch (thrown) {
+      // A throwing handler is a bug to surface, as an uncaught exception, not to swallow.
+      queueMicrotask(() => {
+        throw thrown;
+      });
+    }
+  }
+
+  #checkIdle(): void {
+    if (this.#idle !== undefined && this.#keys.size === 0 && this.#outstanding === 0) this.#idle.resolve();
+  }
+}
+
+/** Marks a promise handled: a caller who does not await it gets no unhandled rejection; one who does still sees it. */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(ignore);
+  return promise;
+}
