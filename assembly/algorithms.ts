@@ -250,11 +250,18 @@ export function refund(kind: u32, p0: f64, p1: f64, p2: f64, cost: f64, t: f64):
     oA = anchor;
     oB = tokens;
     oExp = tokens >= p0 ? -Infinity : anchor + Math.ceil((p0 - tokens) / p1) * p2;
+    // A booking's interval (anchor in the future) replaced the current one,
+    // which was empty: keep denying until the booked interval starts.
+    if (anchor > t && oExp < anchor) oExp = anchor;
   } else if (kind == KIND_FIXED || kind == KIND_LINEAR) {
     let count = sB - cost;
     if (count < 0) count = 0;
     oB = count;
     oExp = count > 0 ? (kind == KIND_FIXED ? (sA + 1) * p0 : sA + p0) : -Infinity;
+    // Likewise for a booked window that has not started: the window it
+    // replaced was full, so nothing passes before the booked one starts.
+    let start = kind == KIND_FIXED ? sA * p0 : sA;
+    if (count <= 0 && start > t) oExp = start;
   } else {
     // Sliding: take from the current window's count first, then the previous one's.
     let idx = Math.floor(t / p0);

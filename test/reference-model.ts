@@ -181,11 +181,16 @@ export function refundState(policy: Policy, s: State, cost: number, t: number): 
       }
     }
     tokens = Math.min(tokens + cost, p0);
-    return { a: anchor, b: tokens, c: 0, exp: tokens >= p0 ? -Infinity : anchor + Math.ceil((p0 - tokens) / p1) * p2 };
+    const exp = tokens >= p0 ? -Infinity : anchor + Math.ceil((p0 - tokens) / p1) * p2;
+    // A booked interval not yet started replaced an empty one: deny until it starts.
+    return { a: anchor, b: tokens, c: 0, exp: anchor > t ? Math.max(exp, anchor) : exp };
   }
   if (code === FIXED || code === LINEAR) {
     const count = Math.max(s.b - cost, 0);
-    return { a: s.a, b: count, c: 0, exp: count > 0 ? (code === FIXED ? (s.a + 1) * p0 : s.a + p0) : -Infinity };
+    // Likewise a booked window not yet started: the one it replaced was full.
+    const start = code === FIXED ? s.a * p0 : s.a;
+    const exp = count > 0 ? (code === FIXED ? (s.a + 1) * p0 : s.a + p0) : start > t ? start : -Infinity;
+    return { a: s.a, b: count, c: 0, exp };
   }
   const idx = Math.floor(t / p0);
   let cur = s.b;

@@ -309,9 +309,12 @@ describe('Scheduler on a virtual clock', () => {
     const aborted = await running;
     expect(aborted).toBeInstanceOf(SchedulerClosedError);
     expect((aborted as Error).cause).toMatchObject({ message: 'stopped' });
-    // The booking for 3000 was given back to the limiter.
-    expect(await limiter.peek('a')).toMatchObject({ allowed: true, retryAfterMs: 0 });
+    // The window of the two runs stays full until 3000; the booking for 3000
+    // was given back, so that window starts empty (peek takes 1 of 2).
+    expect(await limiter.peek('a')).toMatchObject({ allowed: false, retryAfterMs: 2850 });
     expect(vi.getTimerCount()).toBe(0);
+    await vi.advanceTimersByTimeAsync(2850);
+    expect(await limiter.peek('a')).toMatchObject({ allowed: true, remaining: 1 });
     await vi.advanceTimersByTimeAsync(10_000);
     expect(runs).toEqual({ a: [0, 0] });
     await expect(scheduler.schedule('a', task)).rejects.toBeInstanceOf(SchedulerClosedError);
@@ -327,8 +330,11 @@ describe('Scheduler on a virtual clock', () => {
     const booking = scheduler.schedule('a', task).catch((e: unknown) => e);
     await scheduler.close({ drain: false });
     expect(await booking).toBeInstanceOf(SchedulerClosedError);
-    expect(await limiter.peek('a')).toMatchObject({ allowed: true });
-    await vi.advanceTimersByTimeAsync(5000);
+    // Two runs fill the window until 3000; the refunded booking leaves the next one empty.
+    expect(await limiter.peek('a')).toMatchObject({ allowed: false });
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(await limiter.peek('a')).toMatchObject({ allowed: true, remaining: 1 });
+    await vi.advanceTimersByTimeAsync(2000);
     expect(runs).toEqual({ a: [0, 0] });
     expect(vi.getTimerCount()).toBe(0);
   });

@@ -176,3 +176,29 @@ describe('peek, refund, reset, reserve', () => {
     expect(at(3000)).toMatchObject({ allowed: true, remaining: 0 });
   });
 });
+
+describe('a cancelled booking in a later window', () => {
+  // A reservation that lands in the next window (or refill interval) replaces
+  // the key's state with that window's; refunding it (an aborted acquire)
+  // must not leave the current window looking empty: it was full, which is
+  // why the booking went to the next one.
+  it.each([
+    ['fixedWindow', fixedWindow({ limit: 2, window: '1s' }), 1000],
+    ['linearWindow', linearWindow({ limit: 2, within: '1s' }), 1000],
+    ['tokenBucket interval', tokenBucket({ capacity: 2, period: '1s', mode: 'interval' }), 1000],
+    ['slidingWindow', slidingWindow({ limit: 2, window: '1s' }), 1000],
+  ] as const)('%s: the current window stays full', async (_name, policy, next) => {
+    const { limiter, clock, at } = setup(policy);
+    expect(at(0).allowed).toBe(true);
+    expect(at(0).allowed).toBe(true);
+    clock.now = 100;
+    const booking = await limiter.reserve('k');
+    expect(booking.allowed).toBe(true);
+    expect(booking.waitMs).toBeGreaterThan(0);
+    await limiter.refund('k', 1);
+    expect(at(200).allowed).toBe(false);
+    expect(at(next - 1).allowed).toBe(false);
+    // From the booked window on, the key is as the refund left it: nothing booked.
+    expect(at(2 * next + 1).allowed).toBe(true);
+  });
+});

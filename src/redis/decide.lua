@@ -208,12 +208,22 @@ local function refund(code, p0, p1, p2, sa, sb, sc, cost, t)
     end
     tokens = tokens + cost
     if tokens > p0 then tokens = p0 end
-    if tokens >= p0 then return anchor, tokens, 0, -INF end
+    -- A booked interval not yet started replaced an empty one: deny until it starts.
+    if tokens >= p0 then
+      if anchor > t then return anchor, tokens, 0, anchor end
+      return anchor, tokens, 0, -INF
+    end
     return anchor, tokens, 0, anchor + ceil((p0 - tokens) / p1) * p2
   elseif code == 2 or code == 3 then
     local count = sb - cost
     if count < 0 then count = 0 end
-    if count <= 0 then return sa, count, sc, -INF end
+    if count <= 0 then
+      -- Likewise a booked window not yet started: the one it replaced was full.
+      local start = sa
+      if code == 2 then start = sa * p0 end
+      if start > t then return sa, count, sc, start end
+      return sa, count, sc, -INF
+    end
     if code == 2 then return sa, count, sc, (sa + 1) * p0 end
     return sa, count, sc, sa + p0
   else
