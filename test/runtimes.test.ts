@@ -50,6 +50,21 @@ const runtimes = [
     failed: /\| (\d+) failed/,
   },
   {
+    name: 'bun (cellgate/http under Bun.serve)',
+    command: bin('bun'),
+    args: ['test', './test/runtime/bun-http'],
+    passed: /^\s*(\d+) pass$/m,
+    failed: /^\s*(\d+) fail$/m,
+  },
+  {
+    name: 'deno (cellgate/http under Deno.serve)',
+    // A server needs the network: loopback only.
+    command: bin('deno'),
+    args: ['test', '--no-prompt', '--no-check', '--allow-net=127.0.0.1', 'test/runtime/deno-http'],
+    passed: /^ok \| (\d+) passed/m,
+    failed: /\| (\d+) failed/,
+  },
+  {
     name: 'node',
     command: process.execPath,
     args: ['--test', 'test/runtime/node/smoke.test.mjs'],

@@ -1,0 +1,80 @@
+// The Fetch-standard adapter: wraps a `(request, ...rest) => Response`
+// handler, as `Bun.serve`, `Deno.serve`, Hono's `app.fetch` and any Fetch-API
+// server call it. The only runtime-specific part is how the client's address
+// is found (Bun's server argument, Deno's connection info), isolated below.
+import type { Decision } from '../decision.js';
+import { ConfigError } from '../errors.js';
+import { clientAddress } from './client-address.js';
+import { commonOptions, type Common, type CommonOptions } from './options.js';
+
+/** Options of {@link rateLimit}. */
+export interface RateLimitOptions extends CommonOptions<Request> {
+  /** The response to a denied request (default: 429, `Too Many Requests`); the rate-limit headers are added to it. */
+  onLimited?: (decision: Decision, request: Request) => Response | Promise<Response>;
+}
+
+/**
+ * The peer address of a Fetch-API request, from what the runtime passes the
+ * handler after the request: Bun's `server.requestIP(request)`, Deno's
+ * `info.remoteAddr`. Other servers: key by a function or a header.
+ */
+function peerAddress(request: Request, rest: readonly unknown[]): string | undefined {
+  const second = rest[0] as { requestIP?: (r: Request) => { address?: string } | null; remoteAddr?: { hostname?: string } } | undefined;
+  if (typeof second?.requestIP === 'function') return second.requestIP(request)?.address ?? undefined;
+  const hostname = second?.remoteAddr?.hostname;
+  return typeof hostname === 'string' ? hostname : undefined;
+}
+
+async function keyOf(c: Common<Request>, request: Request, rest: readonly unknown[]): Promise<string> {
+  const key = c.key;
+  if (key === 'ip') return `ip:${clientAddress(peerAddress(request, rest), request.headers.get('x-forwarded-for'), c.trustProxy) ?? 'unknown'}`;
+  if (typeof key === 'function') return key(request);
+  return `header:${key.header.toLowerCase()}:${request.headers.get(key.header) ?? ''}`;
+}
+
+const tooMany = () => new Response('Too Many Requests\n', { status: 429, headers: { 'content-type': 'text/plain; charset=utf-8' } });
+
+/** A response whose headers can be set (a fetched one's are immutable). */
+function withHeaders(response: Response, headers: [string, string][]): Response {
+  if (headers.length === 0) return response;
+  let out = response;
+  try {
+    for (const [name, value] of headers) out.headers.set(name, value);
+  } catch {
+    out = new Response(response.body, response);
+    for (const [name, value] of headers) out.headers.set(name, value);
+  }
+  return out;
+}
+
+/**
+ * Wraps a Fetch-API handler so that each request is admitted by `limiter`
+ * first: denied requests get a 429 (or `onLimited`'s response) with
+ * `Retry-After`, every response gets the rate-limit header fields. When the
+ * store cannot reach Redis, its fallback decides, as for any other call.
+ *
+ * @example
+ * ```ts
+ * const limiter = new Limiter({ policy: gcra({ limit: 100, period: '1s', burst: 20 }) });
+ * Bun.serve({ fetch: rateLimit((req) => new Response('hello'), { limiter }) });
+ * Deno.serve(rateLimit((req) => new Response('hello'), { limiter, key: { header: 'x-api-key' } }));
+ * ```
+ */
+export function rateLimit(
+  handler: (request: Request, ...rest: never[]) => Response | Promise<Response>,
+  options: RateLimitOptions,
+): (request: Request, ...rest: unknown[]) => Promise<Response> {
+  if (typeof handler !== 'function') throw new ConfigError('handler', handler, 'a function (request) => Response');
+  const c = commonOptions<Request>(options);
+  const onLimited = options.onLimited;
+  if (onLimited !== undefined && typeof onLimited !== 'function') throw new ConfigError('onLimited', onLimited, 'a function returning a Response');
+  return async (request, ...rest) => {
+    // Whatever the server passed after the request goes to the handler as it came.
+    const next = handler as (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
+    if (c.skip !== undefined && (await c.skip(request))) return next(request, ...rest);
+    const decision = await c.limiter.limit(await keyOf(c, request, rest), { cost: c.cost(request) });
+    const headers = c.headers(decision);
+    if (!decision.allowed) return withHeaders(onLimited === undefined ? tooMany() : await onLimited(decision, request), headers);
+    return withHeaders(await next(request, ...rest), headers);
+  };
+}

@@ -1,0 +1,5 @@
+export { rateLimit, type RateLimitOptions } from './fetch.js';
+export { nodeRateLimit, fastifyRateLimit, type NodeRateLimitOptions } from './node.js';
+export { rateLimitHeaders, type HeaderStyle } from './headers.js';
+export { clientAddress, type TrustProxy } from './client-address.js';
+export type { CommonOptions } from './options.js';
