@@ -3,3 +3,5 @@ export { nodeRateLimit, fastifyRateLimit, type NodeRateLimitOptions } from './no
 export { rateLimitHeaders, type HeaderStyle } from './headers.js';
 export { clientAddress, type TrustProxy } from './client-address.js';
 export type { CommonOptions } from './options.js';
+export { limitedFetch, parseRetryAfter, parseQuotaHeaders, type FetchFunction, type LimitedFetchOptions, type UpstreamQuota } from './limited-fetch.js';
+export { AdaptivePacer, DEFAULT_PACING, type AdaptivePacerOptions, type PaceStats } from './adaptive.js';
