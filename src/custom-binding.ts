@@ -24,6 +24,7 @@ export class CustomBinding implements StoreBinding {
   readonly #states = new Map<string, Entry>();
   /** States dropped to make room, since creation. */
   evictions = 0;
+  readonly inProcess = true;
 
   constructor(limiter: RateLimiter, clock: Clock, maxKeys: number) {
     this.#limiter = limiter;

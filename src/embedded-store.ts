@@ -167,6 +167,8 @@ export class EmbeddedBinding implements StoreBinding {
     };
   }
 
+  readonly inProcess = true;
+
   limitNow(key: string, cost: number): Decision {
     return this.limit(key, cost, false);
   }

@@ -82,6 +82,21 @@ export class Limiter {
   }
 
   /**
+   * Whether every decision is made in process, exactly and synchronously
+   * (the embedded store, custom limiters on it): `limitSync` then answers
+   * whatever `limit` would, with no promise. Adapters use it to stay
+   * synchronous on the hot path.
+   *
+   * @example
+   * ```ts
+   * const d = limiter.inProcess ? limiter.limitSync(key) : await limiter.limit(key);
+   * ```
+   */
+  get inProcess(): boolean {
+    return this.#binding.inProcess === true;
+  }
+
+  /**
    * Decides whether `key` may pass now and charges it if so.
    *
    * @example

@@ -36,6 +36,12 @@ export interface StoreBinding {
    * limiters of different stores share a process.
    */
   limitNow?(key: string, cost: number): Decision;
+  /**
+   * Whether every decision is made in process, exactly and synchronously
+   * (the embedded store): `limitNow` then answers whatever `limit` would.
+   * (Leased mode also has `limitNow`, but denies keys it holds no lease for.)
+   */
+  readonly inProcess?: boolean;
   /** `limitMany`, answered at once (see `limitNow`). */
   limitManyNow?(keys: readonly string[], cost: number): Decision[];
 }

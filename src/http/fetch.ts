@@ -25,7 +25,7 @@ function peerAddress(request: Request, rest: readonly unknown[]): string | undef
   return typeof hostname === 'string' ? hostname : undefined;
 }
 
-async function keyOf(c: Common<Request>, request: Request, rest: readonly unknown[]): Promise<string> {
+function keyOf(c: Common<Request>, request: Request, rest: readonly unknown[]): string | Promise<string> {
   const key = c.key;
   if (key === 'ip') return `ip:${clientAddress(peerAddress(request, rest), request.headers.get('x-forwarded-for'), c.trustProxy) ?? 'unknown'}`;
   if (typeof key === 'function') return key(request);
@@ -72,7 +72,10 @@ export function rateLimit(
     // Whatever the server passed after the request goes to the handler as it came.
     const next = handler as (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
     if (c.skip !== undefined && (await c.skip(request))) return next(request, ...rest);
-    const decision = await c.limiter.limit(await keyOf(c, request, rest), { cost: c.cost(request) });
+    const key = keyOf(c, request, rest);
+    // In process and with the key known at once: decide without a promise.
+    const decision =
+      typeof key === 'string' && c.limiter.inProcess ? c.limiter.limitSync(key, { cost: c.cost(request) }) : await c.limiter.limit(await key, { cost: c.cost(request) });
     const headers = c.headers(decision);
     if (!decision.allowed) return withHeaders(onLimited === undefined ? tooMany() : await onLimited(decision, request), headers);
     return withHeaders(await next(request, ...rest), headers);
