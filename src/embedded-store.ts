@@ -8,6 +8,7 @@ import type { Store, StoreBinding } from './store.js';
 import { instantiateCore, type CoreExports } from './wasm.js';
 import { CustomBinding } from './custom-binding.js';
 import type { RateLimiter } from './rate-limiter.js';
+import { checkMetrics, type MetricsSink } from './metrics.js';
 
 /** Options of {@link EmbeddedStore}. */
 export interface EmbeddedStoreOptions {
@@ -17,6 +18,8 @@ export interface EmbeddedStoreOptions {
    * evicted (and counted in {@link EmbeddedStore.stats}).
    */
   maxKeys?: number;
+  /** Evictions (`cellgate.evictions`), every 1024 decisions and at `stats()`: see {@link MetricsSink}. */
+  metrics?: MetricsSink;
 }
 
 /** Counters of an {@link EmbeddedStore}. */
@@ -58,6 +61,8 @@ export class EmbeddedStore implements Store {
   readonly #core: CoreExports;
   readonly #tableBytes: number;
   readonly #maxKeys: number;
+  /** Reports evictions since the last report to the metrics sink (undefined: no sink). */
+  readonly #reportEvictions: (() => void) | undefined;
   #policies = 0;
 
   constructor(options: EmbeddedStoreOptions = {}) {
@@ -71,6 +76,15 @@ export class EmbeddedStore implements Store {
     const shardBits = Math.min(8, Math.max(0, Math.floor(Math.log2(buckets / 16))));
     const perShard = Math.ceil(buckets / 2 ** shardBits);
     this.#maxKeys = maxKeys;
+    const metrics = checkMetrics(o.metrics);
+    if (metrics !== undefined) {
+      let reported = 0;
+      this.#reportEvictions = () => {
+        const evictions = this.#core.evictions();
+        if (evictions > reported) metrics.count('cellgate.evictions', evictions - reported);
+        reported = evictions;
+      };
+    }
     this.#core = instantiateCore();
     this.#tableBytes = this.#core.init(shardBits, perShard, MAX_POLICIES, BATCH_ENTRIES);
   }
@@ -90,7 +104,7 @@ export class EmbeddedStore implements Store {
     const gate0 = this.#policies;
     gates.forEach((g, i) => this.#core.setPolicy(gate0 + i, g.core.code, g.core.p0, g.core.p1, g.core.p2));
     this.#policies += gates.length;
-    return new EmbeddedBinding(this.#core, gate0, gates, clock);
+    return new EmbeddedBinding(this.#core, gate0, gates, clock, this.#reportEvictions);
   }
 
   /**
@@ -102,6 +116,7 @@ export class EmbeddedStore implements Store {
    * ```
    */
   stats(now: number = systemClock()): EmbeddedStoreStats {
+    this.#reportEvictions?.();
     return {
       keys: this.#core.live(now),
       slots: this.#core.slots(),
@@ -130,8 +145,9 @@ export class EmbeddedBinding implements StoreBinding {
   readonly #batchU8: Uint8Array;
   readonly #batchBase: number;
 
-  constructor(core: CoreExports, gate0: number, gates: readonly Policy[], clock: Clock) {
+  constructor(core: CoreExports, gate0: number, gates: readonly Policy[], clock: Clock, tick?: () => void) {
     this.#core = core;
+    this.#tick = tick;
     this.#gate0 = gate0;
     this.#gates = gates.length;
     this.#capacity = Float64Array.from(gates, (g) => g.core.capacity);
@@ -144,7 +160,12 @@ export class EmbeddedBinding implements StoreBinding {
     this.#batchU8 = new Uint8Array(buffer, this.#batchBase, BATCH_ENTRIES * 32);
   }
 
+  /** Called every 1024 operations when the store reports metrics. */
+  readonly #tick: (() => void) | undefined;
+  #ops = 0;
+
   #now(): number {
+    if (this.#tick !== undefined && (++this.#ops & 1023) === 0) this.#tick();
     const now = this.#clock();
     if (typeof now !== 'number' || !Number.isFinite(now)) {
       throw new ConfigError('clock', now, 'a function returning finite epoch milliseconds');

@@ -12,3 +12,4 @@ export type { CoreState } from './policies/core-step.js';
 export { rateLimited, type RateLimitedOptions } from './rate-limited.js';
 export { Scheduler, SchedulerClosedError, DEFAULT_CONCURRENCY, type SchedulerOptions, type ScheduleOptions, type CloseOptions, type ScheduleResult, type SchedulerTask, type SchedulerTimers } from './scheduler.js';
 export { DEFAULT_RETRY, type RetryOptions, type RetryPolicy } from './backoff.js';
+export { otelMetrics, promMetrics, type MetricsSink, type MetricName, type MetricAttributes, type OtelMeterLike, type PromClientLike } from './metrics.js';

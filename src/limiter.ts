@@ -7,6 +7,7 @@ import { optionsObject } from './policies/policy.js';
 import type { Policy } from './policies/index.js';
 import type { Store, StoreBinding } from './store.js';
 import { checkCustomLimiter, isCustomLimiter, type RateLimiter } from './rate-limiter.js';
+import { checkMetrics, DECISION_ATTRIBUTES, type MetricsSink } from './metrics.js';
 
 /** Most policies one limiter may stack as gates. */
 export const MAX_GATES = 16;
@@ -19,6 +20,8 @@ export interface LimiterOptions {
   store?: Store;
   /** Epoch milliseconds (default: {@link taskClock}, one reading per task); inject one in tests. */
   clock?: Clock;
+  /** Counts decisions by outcome and source (`cellgate.decisions`): see {@link MetricsSink}. */
+  metrics?: MetricsSink;
 }
 
 /** Options of {@link Limiter.limit}, {@link Limiter.limitSync} and {@link Limiter.peek}. */
@@ -55,6 +58,7 @@ export class Limiter {
   readonly #binding: StoreBinding;
 
   readonly #maxCost: number;
+  readonly #metrics: MetricsSink | undefined;
   /** The gates, in order. */
   readonly policies: readonly (Policy | RateLimiter)[];
 
@@ -68,6 +72,7 @@ export class Limiter {
       throw new ConfigError('store', store, 'a Store such as new EmbeddedStore()');
     }
     this.policies = policies;
+    this.#metrics = checkMetrics(o.metrics);
     const custom = policies.length === 1 && isCustomLimiter(policies[0]) ? checkCustomLimiter(policies[0]) : undefined;
     if (custom !== undefined) {
       // A custom algorithm runs in JS, not in the core: the store binds it on its own.
@@ -105,7 +110,11 @@ export class Limiter {
    * ```
    */
   async limit(key: string, options?: LimitOptions): Promise<Decision> {
-    return this.#binding.limit(key, this.#cost(key, options), false);
+    const pending = this.#binding.limit(key, this.#cost(key, options), false);
+    if (this.#metrics === undefined) return pending;
+    const d = await pending;
+    this.#observe(d);
+    return d;
   }
 
   /**
@@ -123,7 +132,9 @@ export class Limiter {
     const cost = this.#cost(key, options);
     const binding = this.#binding;
     if (binding.limitNow === undefined) throw new ConfigError('store', 'async', 'a store that decides synchronously (embedded, or Redis in leased mode) for limitSync');
-    return binding.limitNow(key, cost);
+    const d = binding.limitNow(key, cost);
+    if (this.#metrics !== undefined) this.#observe(d);
+    return d;
   }
 
   /**
@@ -137,7 +148,11 @@ export class Limiter {
    * ```
    */
   async limitMany(keys: readonly string[], options?: LimitOptions): Promise<Decision[]> {
-    return this.#binding.limitMany(keys, this.#manyCost(keys, options));
+    const pending = this.#binding.limitMany(keys, this.#manyCost(keys, options));
+    if (this.#metrics === undefined) return pending;
+    const ds = await pending;
+    for (const d of ds) this.#observe(d);
+    return ds;
   }
 
   /**
@@ -152,7 +167,9 @@ export class Limiter {
     const cost = this.#manyCost(keys, options);
     const binding = this.#binding;
     if (binding.limitManyNow === undefined) throw new ConfigError('store', 'async', 'a store that decides synchronously (embedded, or Redis in leased mode) for limitManySync');
-    return binding.limitManyNow(keys, cost);
+    const ds = binding.limitManyNow(keys, cost);
+    if (this.#metrics !== undefined) for (const d of ds) this.#observe(d);
+    return ds;
   }
 
   /**
@@ -213,7 +230,9 @@ export class Limiter {
         throw error;
       }
     }
-    return { allowed: true, limit: r.limit, remaining: r.remaining, retryAfterMs: 0, resetAfterMs: 0, source: r.source };
+    const d: Decision = { allowed: true, limit: r.limit, remaining: r.remaining, retryAfterMs: 0, resetAfterMs: 0, source: r.source };
+    if (this.#metrics !== undefined) this.#observe(d);
+    return d;
   }
 
   /**
@@ -244,6 +263,10 @@ export class Limiter {
   async reset(key: string): Promise<void> {
     checkKey(key);
     await this.#binding.reset(key);
+  }
+
+  #observe(d: Decision): void {
+    this.#metrics!.count('cellgate.decisions', 1, DECISION_ATTRIBUTES[d.allowed ? 'allowed' : 'denied'][d.source]);
   }
 
   #cost(key: unknown, options: LimitOptions | undefined): number {

@@ -9,6 +9,7 @@ import { fallbackGates, type FallbackOption } from './fallback.js';
 import { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
 import { CODE } from '../policies/policy.js';
 import { RedisStateError } from './redis-state-error.js';
+import type { MetricsSink } from '../metrics.js';
 
 /** Script operations (decide.lua's `op`). */
 const OP_LIMIT = 0;
@@ -114,6 +115,8 @@ export interface RedisBindingOptions {
   fallback: FallbackOption;
   reconcile: boolean;
   counts: SourceCounts;
+  /** Batch sizes and durations go here (undefined: not measured). */
+  metrics: MetricsSink | undefined;
 }
 
 
@@ -395,6 +398,13 @@ export class RedisBinding implements StoreBinding {
       return;
     }
     const receivedAt = this.#o.clock();
+    const metrics = this.#o.metrics;
+    if (metrics !== undefined) {
+      let calls = 0;
+      for (const hits of entries.values()) calls += hits.length;
+      metrics.record('cellgate.redis.batch.size', calls);
+      metrics.record('cellgate.redis.batch.duration', receivedAt - sentAt);
+    }
     const out = new Float64Array(reply.length / 8);
     const view = new DataView(reply.buffer, reply.byteOffset, reply.length);
     for (let i = 0; i < out.length; i++) out[i] = view.getFloat64(i * 8, true);

@@ -10,7 +10,8 @@ import { RedisBinding } from './redis-binding.js';
 import { CAS_COMMAND, DECIDE_COMMAND, type RedisClient } from './redis-client.js';
 import { CustomRedisBinding } from './custom-redis-binding.js';
 import type { RateLimiter } from '../rate-limiter.js';
-import { CircuitBreaker, type BreakerState } from './circuit-breaker.js';
+import { CircuitBreaker, type BreakerCloseDetail, type BreakerOpenDetail, type BreakerState } from './circuit-breaker.js';
+import { checkMetrics, type MetricsSink } from '../metrics.js';
 import { fallbackGates, type FallbackOption } from './fallback.js';
 import { LeasedBinding, leaseSettings, type LeaseOptions, type LeaseSettings } from './leased-binding.js';
 import type { SourceCounts } from './redis-binding.js';
@@ -60,6 +61,12 @@ export interface RedisStoreOptions {
   mode?: 'strict' | 'leased';
   /** Leased mode's lease sizing and lifetime. */
   lease?: LeaseOptions;
+  /**
+   * Batch sizes and durations (`cellgate.redis.batch.*`) and breaker
+   * transitions (`cellgate.breaker.transitions`): see {@link MetricsSink}.
+   * Decisions are counted by the `Limiter`'s own `metrics`.
+   */
+  metrics?: MetricsSink;
 }
 
 /** Counters and state of a {@link RedisStore}. */
@@ -110,6 +117,7 @@ export class RedisStore implements Store {
   readonly #fallback: FallbackOption;
   readonly #reconcile: boolean;
   readonly #breakerPerShard: boolean;
+  readonly #metrics: MetricsSink | undefined;
   /** Leased mode's settings (undefined: strict mode). */
   readonly #lease: LeaseSettings | undefined;
   readonly #counts: SourceCounts = { redis: 0, local: 0, fallback: 0, lease: 0, leases: 0, reconciled: 0 };
@@ -189,6 +197,14 @@ export class RedisStore implements Store {
     // breaker state; a single server's shards share its fate, and one state.
     this.#breakerPerShard = client.isCluster === true;
     this.breaker = new CircuitBreaker(this.#breakerPerShard ? shards : 1, probe, probeIntervalMs, timeoutMs);
+    const metrics = checkMetrics(o.metrics);
+    this.#metrics = metrics;
+    if (metrics !== undefined) {
+      const toOpen = Object.freeze({ to: 'open' });
+      const toClosed = Object.freeze({ to: 'closed' });
+      this.breaker.addEventListener('open', (e) => metrics.count('cellgate.breaker.transitions', (e as CustomEvent<BreakerOpenDetail>).detail.shards.length, toOpen));
+      this.breaker.addEventListener('close', (e) => metrics.count('cellgate.breaker.transitions', (e as CustomEvent<BreakerCloseDetail>).detail.shards.length, toClosed));
+    }
 
     this.#client = client;
     this.#prefix = prefix;
@@ -251,6 +267,7 @@ export class RedisStore implements Store {
       fallback: this.#fallback,
       reconcile: this.#reconcile,
       counts: this.#counts,
+      metrics: this.#metrics,
     });
     return this.#lease === undefined ? strict : new LeasedBinding(strict, gates, clock, this.#counts, this.#lease);
   }
