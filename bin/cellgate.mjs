@@ -1,0 +1,166 @@
+#!/usr/bin/env node
+// The `cellgate` command: `bench` (runs the benchmark harness in bench/) and
+// `simulate` (a fleet of pods against a rate-limited mock upstream).
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+const USAGE = `Usage: cellgate <command> [options]
+
+Commands:
+  bench      benchmark the embedded store against its peers (needs a clone with devDependencies)
+  simulate   run a fleet of pods against a rate-limited mock upstream
+
+Run "cellgate <command> --help" for a command's options.
+`;
+
+const BENCH_USAGE = `Usage: cellgate bench [--quick] [--json]
+
+Runs bench/index.ts (the "npm run bench" harness) with tsx, from the package root.
+
+Options:
+  --quick    short timings, for a smoke run
+  --json     also print the results as JSON
+  -h, --help print this help
+`;
+
+const SIMULATE_USAGE = `Usage: cellgate simulate --scenario NAME [--pods N] [--seconds S] [--out DIR]
+
+N pod processes start at one instant and call a mock upstream on loopback that
+admits RATE requests per second (a token bucket of BURST) and answers 429
+beyond it. Prints what the upstream saw; writes NAME.svg and NAME.html to DIR.
+
+Scenarios:
+  stampede      each pod has its own in-process GCRA at the full upstream rate
+  shared-gcra   the pods share one GCRA in Redis (strict) and acquire() their turn;
+                starts a redis-server on a free loopback port (or use --redis)
+
+Options:
+  --scenario NAME  stampede | shared-gcra (required)
+  --pods N         number of pod processes (default 8)
+  --seconds S      how long each pod calls the upstream (default 3)
+  --out DIR        where to write the SVG and HTML (default ./cellgate-simulate/)
+  --rate R         the upstream's limit, requests per second (default 50)
+  --burst B        the upstream's burst (default 5)
+  --redis URL      an existing Redis for shared-gcra instead of starting one
+  -h, --help       print this help
+`;
+
+class UsageError extends Error {}
+
+function parse(args, options, usage) {
+  try {
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError(`${error.message}\n\n${usage}`);
+  }
+}
+
+function positiveNumber(name, text, { integer = false, max = Infinity } = {}) {
+  const n = Number(text);
+  if (text === undefined || text === '' || !Number.isFinite(n) || n <= 0 || n > max || (integer && !Number.isInteger(n))) {
+    throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}${max < Infinity ? ` no larger than ${max}` : ''}, got "${text}"`);
+  }
+  return n;
+}
+
+async function bench(args) {
+  const v = parse(args, { quick: { type: 'boolean' }, json: { type: 'boolean' } }, BENCH_USAGE);
+  if (v.help) {
+    process.stdout.write(BENCH_USAGE);
+    return 0;
+  }
+  const entry = join(ROOT, 'bench', 'index.ts');
+  let tsx;
+  try {
+    tsx = createRequire(join(ROOT, 'package.json')).resolve('tsx');
+  } catch {
+    tsx = undefined;
+  }
+  if (tsx === undefined || !existsSync(entry)) {
+    process.stderr.write('cellgate bench needs a clone of the repository with its devDependencies (tsx and bench/): git clone, npm install, then run it again\n');
+    return 1;
+  }
+  const flags = [...(v.quick ? ['--quick'] : []), ...(v.json ? ['--json'] : [])];
+  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', entry, ...flags], { cwd: ROOT, stdio: 'inherit' });
+  return new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+    child.once('error', (error) => {
+      process.stderr.write(`cellgate bench: ${error.message}\n`);
+      resolve(1);
+    });
+  });
+}
+
+async function simulateCommand(args) {
+  const v = parse(
+    args,
+    {
+      scenario: { type: 'string' },
+      pods: { type: 'string' },
+      seconds: { type: 'string' },
+      out: { type: 'string' },
+      rate: { type: 'string' },
+      burst: { type: 'string' },
+      redis: { type: 'string' },
+    },
+    SIMULATE_USAGE,
+  );
+  if (v.help) {
+    process.stdout.write(SIMULATE_USAGE);
+    return 0;
+  }
+  if (v.scenario === undefined) throw new UsageError(`--scenario is required\n\n${SIMULATE_USAGE}`);
+  if (!existsSync(join(ROOT, 'build', 'lib', 'src', 'index.js'))) {
+    process.stderr.write('cellgate simulate needs the built package (build/lib): run npm run build first\n');
+    return 1;
+  }
+  const { simulate, SCENARIOS, UsageError: SimUsageError } = await import('./simulate/run.mjs');
+  if (!Object.hasOwn(SCENARIOS, v.scenario)) {
+    throw new UsageError(`unknown scenario "${v.scenario}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  }
+  const options = {
+    scenario: v.scenario,
+    pods: positiveNumber('pods', v.pods ?? '8', { integer: true, max: 256 }),
+    seconds: positiveNumber('seconds', v.seconds ?? '3', { max: 3600 }),
+    out: v.out ?? 'cellgate-simulate',
+    rate: positiveNumber('rate', v.rate ?? '50', { max: 100_000 }),
+    burst: positiveNumber('burst', v.burst ?? '5', { integer: true, max: 100_000 }),
+    redis: v.redis,
+  };
+  try {
+    await simulate(options);
+  } catch (error) {
+    if (error instanceof SimUsageError) throw new UsageError(error.message);
+    throw error;
+  }
+  return 0;
+}
+
+async function main(argv) {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+    process.stdout.write(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === 'bench') return bench(rest);
+  if (command === 'simulate') return simulateCommand(rest);
+  throw new UsageError(`unknown command "${command}"\n\n${USAGE}`);
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (error) {
+  if (error instanceof UsageError) {
+    process.stderr.write(`cellgate: ${error.message.trimEnd()}\n`);
+    process.exitCode = 2;
+  } else {
+    process.stderr.write(`cellgate: ${error?.stack ?? error}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,264 @@
+// `cellgate simulate`: N pod processes start at one instant and call a mock
+// upstream (node:http on loopback, started here) that enforces its own limit
+// with a token bucket and answers 429 beyond it. Prints what the upstream saw
+// and writes a timeline SVG and an HTML page.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { htmlPage, timelineSvg } from '../svg.mjs';
+import { findRedisServer, startRedisServer } from './redis.mjs';
+
+const POD_SCRIPT = fileURLToPath(new URL('./pod.mjs', import.meta.url));
+const BUCKET_MS = 100;
+
+export const SCENARIOS = {
+  stampede: 'each pod has its own in-process GCRA allowing the full upstream rate (the naive setup)',
+  'shared-gcra': 'all pods share one GCRA in Redis (RedisStore, strict) at the upstream rate and acquire() their turn',
+};
+
+/** A usage error: the message is printed and the command exits with 2. */
+export class UsageError extends Error {}
+
+/**
+ * The mock upstream: a token bucket of `burst` tokens refilled at `rate` per
+ * second. Records every request it sees (time since `origin`, pod, accepted).
+ */
+function startUpstream(rate, burst) {
+  let tokens = burst;
+  let last = performance.now();
+  const seen = [];
+  const state = { origin: 0, seen, ok: 0, limited: 0 };
+  const server = http.createServer((req, res) => {
+    const now = performance.now();
+    tokens = Math.min(burst, tokens + ((now - last) * rate) / 1000);
+    last = now;
+    const pod = Number(req.headers['x-pod'] ?? -1);
+    if (tokens >= 1) {
+      tokens -= 1;
+      state.ok++;
+      seen.push({ t: now - state.origin, pod, ok: true });
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok\n');
+    } else {
+      state.limited++;
+      seen.push({ t: now - state.origin, pod, ok: false });
+      res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': String(Math.ceil((1 - tokens) / rate)) });
+      res.end('too many requests\n');
+    }
+  });
+  server.keepAliveTimeout = 30_000;
+  return new Promise((resolvePromise, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      resolvePromise({
+        url: `http://127.0.0.1:${port}/`,
+        state,
+        /** Resets the bucket to full and sets t = 0 (just before "go"). */
+        start() {
+          tokens = burst;
+          last = performance.now();
+          state.origin = last;
+        },
+        close: () =>
+          new Promise((r) => {
+            server.closeAllConnections?.();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}
+
+/** Starts the pods, waits until each is ready, then says "go" to all at once. */
+async function runPods(configs, timeoutMs, onGo) {
+  const pods = configs.map((config) => {
+    const child = spawn(process.execPath, [POD_SCRIPT, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.stderr.on('data', (chunk) => (err += chunk));
+    const ready = new Promise((res, rej) => {
+      child.stdout.once('data', () => res());
+      child.once('exit', (code) => rej(new Error(`pod ${config.pod} exited with ${code} before it was ready:\n${err.trim()}`)));
+    });
+    const result = new Promise((res, rej) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        rej(new Error(`pod ${config.pod} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        if (code !== 0) return rej(new Error(`pod ${config.pod} exited with ${code ?? signal}:\n${err.trim()}`));
+        const lines = out.trim().split('\n');
+        res(JSON.parse(lines[lines.length - 1]));
+      });
+    });
+    result.catch(() => {});
+    return { child, ready, result };
+  });
+  const kill = () => pods.forEach((p) => p.child.kill('SIGKILL'));
+  process.on('exit', kill);
+  try {
+    await Promise.all(pods.map((p) => p.ready));
+    onGo();
+    for (const p of pods) p.child.stdin.end('go\n');
+    return await Promise.all(pods.map((p) => p.result));
+  } finally {
+    kill();
+    process.off('exit', kill);
+  }
+}
+
+/** The largest number of times in any window of `windowMs` (times sorted). */
+export function peakInWindow(times, windowMs) {
+  let best = 0;
+  let j = 0;
+  for (let i = 0; i < times.length; i++) {
+    while (times[i] - times[j] >= windowMs) j++;
+    best = Math.max(best, i - j + 1);
+  }
+  return best;
+}
+
+/** The q-quantile (0..1) of sorted values, nearest rank. */
+export function quantile(sorted, q) {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+/**
+ * Runs one simulation and prints its table. Resolves with the figures.
+ * @param {{scenario: string, pods: number, seconds: number, rate: number, burst: number, out: string, redis?: string}} o
+ */
+export async function simulate(o) {
+  if (!Object.hasOwn(SCENARIOS, o.scenario)) {
+    throw new UsageError(`unknown scenario "${o.scenario}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  }
+  let redis;
+  if (o.scenario === 'shared-gcra') {
+    try {
+      await import('ioredis');
+    } catch {
+      throw new UsageError('scenario shared-gcra needs the ioredis package: npm install ioredis');
+    }
+    if (o.redis !== undefined) {
+      const u = new URL(o.redis);
+      redis = { host: u.hostname, port: Number(u.port || 6379), stop: async () => {} };
+    } else {
+      const bin = findRedisServer();
+      if (bin === undefined) {
+        throw new UsageError('scenario shared-gcra needs redis-server (apt-get install redis-server, or brew install redis), or --redis URL of a running one');
+      }
+      redis = await startRedisServer(bin);
+    }
+  }
+  const upstream = await startUpstream(o.rate, o.burst);
+  const key = `simulate:${randomBytes(6).toString('hex')}`;
+  const configs = Array.from({ length: o.pods }, (_, pod) => ({
+    pod,
+    scenario: o.scenario,
+    url: upstream.url,
+    rate: o.rate,
+    burst: o.burst,
+    seconds: o.seconds,
+    key,
+    redis: redis && { host: redis.host, port: redis.port },
+  }));
+
+  let progress;
+  let results;
+  try {
+    results = await runPods(configs, o.seconds * 1000 + 30_000, () => {
+      upstream.start();
+      if (process.stderr.isTTY) {
+        progress = setInterval(() => {
+          const t = (performance.now() - upstream.state.origin) / 1000;
+          process.stderr.write(`\r  ${Math.min(t, o.seconds).toFixed(1)} / ${o.seconds} s   2xx ${upstream.state.ok}   429 ${upstream.state.limited}   `);
+        }, 200);
+      }
+    });
+  } finally {
+    if (progress) {
+      clearInterval(progress);
+      process.stderr.write('\r\x1b[K');
+    }
+    await upstream.close();
+    await redis?.stop();
+  }
+
+  const sum = (f) => results.reduce((a, r) => a + r[f], 0);
+  const seen = upstream.state.seen;
+  const times = seen.map((s) => s.t).sort((a, b) => a - b);
+  const waits = results.flatMap((r) => r.waits).sort((a, b) => a - b);
+  const figures = {
+    scenario: o.scenario,
+    pods: o.pods,
+    seconds: o.seconds,
+    rate: o.rate,
+    burst: o.burst,
+    sent: sum('sent'),
+    ok: upstream.state.ok,
+    limited: upstream.state.limited,
+    errors: sum('errors') + sum('other'),
+    fallback: sum('fallback'),
+    peak100ms: peakInWindow(times, 100),
+    peak1s: peakInWindow(times, 1000),
+    utilization: upstream.state.ok / (o.rate * o.seconds),
+    waitP50: quantile(waits, 0.5),
+    waitP99: quantile(waits, 0.99),
+  };
+
+  // Timeline, 100 ms buckets from "go" to the last request seen.
+  const span = Math.max(o.seconds * 1000, times.length ? times[times.length - 1] + 1 : 0);
+  const buckets = Array.from({ length: Math.ceil(span / BUCKET_MS) }, () => ({ accepted: 0, rejected: 0 }));
+  for (const s of seen) {
+    const b = buckets[Math.min(buckets.length - 1, Math.max(0, Math.floor(s.t / BUCKET_MS)))];
+    if (s.ok) b.accepted++;
+    else b.rejected++;
+  }
+  const title = `cellgate simulate ${o.scenario}: ${o.pods} pods, ${o.seconds} s, upstream ${o.rate}/s burst ${o.burst}`;
+  const svg = timelineSvg({ title, bucketMs: BUCKET_MS, buckets, allowedPerBucket: (o.rate * BUCKET_MS) / 1000, seconds: o.seconds });
+  const rows = tableRows(figures);
+  const dir = resolve(o.out);
+  mkdirSync(dir, { recursive: true });
+  const svgPath = join(dir, `${o.scenario}.svg`);
+  const htmlPath = join(dir, `${o.scenario}.html`);
+  writeFileSync(svgPath, svg);
+  writeFileSync(htmlPath, htmlPage({ title, svg, rows }));
+
+  const width = Math.max(...rows.map(([k]) => k.length));
+  const lines = [
+    `cellgate simulate: ${o.scenario} (${o.pods} pods, ${o.seconds} s, upstream ${o.rate}/s with burst ${o.burst})`,
+    `  ${SCENARIOS[o.scenario]}`,
+    '',
+    ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`),
+    '',
+    `  wrote ${svgPath}`,
+    `        ${htmlPath}`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return figures;
+}
+
+function tableRows(f) {
+  const ms = (v) => `${v.toFixed(1)} ms`;
+  const rows = [
+    ['requests sent', String(f.sent)],
+    ['upstream 2xx', String(f.ok)],
+    ['upstream 429', String(f.limited)],
+  ];
+  if (f.errors > 0) rows.push(['errors', String(f.errors)]);
+  if (f.fallback > 0) rows.push(['fallback decisions', String(f.fallback)]);
+  rows.push(
+    ['peak in any 100 ms', `${f.peak100ms} (upstream admits at most ${Math.floor(f.burst + f.rate * 0.1)})`],
+    ['peak in any 1 s', `${f.peak1s} (upstream admits at most ${Math.floor(f.burst + f.rate)})`],
+    ['utilization', `${(f.utilization * 100).toFixed(1)}% (2xx / (${f.rate}/s x ${f.seconds} s))`],
+    ['admission wait p50', ms(f.waitP50)],
+    ['admission wait p99', ms(f.waitP99)],
+  );
+  return rows;
+}

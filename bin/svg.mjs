@@ -1,0 +1,134 @@
+// Hand-written SVG and HTML for `cellgate simulate`: a timeline of the
+// requests the upstream saw per 100 ms bucket, accepted and rejected stacked.
+// No charting dependency; every piece of text is escaped.
+
+/** Escapes text for XML content and attribute values. */
+export function esc(value) {
+  return String(value).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+}
+
+/** A "nice" step (1, 2 or 5 times a power of ten) giving about `count` ticks up to `max`. */
+function niceStep(max, count) {
+  const raw = Math.max(max, 1) / count;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const unit = raw / power;
+  return (unit <= 1 ? 1 : unit <= 2 ? 2 : unit <= 5 ? 5 : 10) * power;
+}
+
+const fmt = (n) => String(Math.round(n * 1000) / 1000);
+
+/**
+ * The timeline.
+ * @param {object} o
+ * @param {string} o.title            the chart's title (also the SVG <title>)
+ * @param {number} o.bucketMs         bucket width in ms
+ * @param {{accepted: number, rejected: number}[]} o.buckets  per bucket, in order from t = 0
+ * @param {number} o.allowedPerBucket the upstream's sustained rate per bucket (drawn as a dashed line)
+ * @param {number} o.seconds          the run's length (marked on the time axis)
+ * @returns {string} an SVG document
+ */
+export function timelineSvg({ title, bucketMs, buckets, allowedPerBucket, seconds }) {
+  const width = 960;
+  const height = 400;
+  const m = { left: 64, right: 24, top: 48, bottom: 56 };
+  const plotW = width - m.left - m.right;
+  const plotH = height - m.top - m.bottom;
+  const n = Math.max(buckets.length, 1);
+  const spanMs = n * bucketMs;
+  const peak = Math.max(allowedPerBucket, ...buckets.map((b) => b.accepted + b.rejected), 1);
+  const yStep = niceStep(peak, 5);
+  const yMax = Math.ceil(peak / yStep) * yStep;
+  const x = (ms) => m.left + (ms / spanMs) * plotW;
+  const y = (count) => m.top + plotH - (count / yMax) * plotH;
+  const barW = plotW / n;
+
+  const out = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" font-family="system-ui, sans-serif" font-size="12">`);
+  out.push(`<title>${esc(title)}</title>`);
+  out.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`);
+  out.push(`<text x="${width / 2}" y="20" text-anchor="middle" font-size="15" font-weight="600">${esc(title)}</text>`);
+
+  // Grid and y ticks.
+  out.push('<g class="y-axis" stroke="#e5e5e5">');
+  for (let v = 0; v <= yMax + 1e-9; v += yStep) {
+    out.push(`<line x1="${m.left}" y1="${fmt(y(v))}" x2="${m.left + plotW}" y2="${fmt(y(v))}"/>`);
+  }
+  out.push('</g>');
+  out.push('<g class="y-ticks" text-anchor="end" fill="#333333">');
+  for (let v = 0; v <= yMax + 1e-9; v += yStep) {
+    out.push(`<text x="${m.left - 6}" y="${fmt(y(v) + 4)}">${esc(fmt(v))}</text>`);
+  }
+  out.push('</g>');
+
+  // Bars: accepted at the bottom, rejected stacked on top.
+  out.push('<g class="bars">');
+  buckets.forEach((b, i) => {
+    const x0 = fmt(m.left + i * barW + barW * 0.1);
+    const w = fmt(Math.max(barW * 0.8, 0.5));
+    if (b.accepted > 0) {
+      out.push(`<rect x="${x0}" y="${fmt(y(b.accepted))}" width="${w}" height="${fmt(y(0) - y(b.accepted))}" fill="#2e7d32"><title>${esc(`${fmt((i * bucketMs) / 1000)} s: ${b.accepted} accepted`)}</title></rect>`);
+    }
+    if (b.rejected > 0) {
+      const top = b.accepted + b.rejected;
+      out.push(`<rect x="${x0}" y="${fmt(y(top))}" width="${w}" height="${fmt(y(b.accepted) - y(top))}" fill="#c62828"><title>${esc(`${fmt((i * bucketMs) / 1000)} s: ${b.rejected} rejected (429)`)}</title></rect>`);
+    }
+  });
+  out.push('</g>');
+
+  // The upstream's sustained rate.
+  out.push(`<line x1="${m.left}" y1="${fmt(y(allowedPerBucket))}" x2="${m.left + plotW}" y2="${fmt(y(allowedPerBucket))}" stroke="#1565c0" stroke-width="1.5" stroke-dasharray="6 4"/>`);
+
+  // Axes.
+  out.push(`<line x1="${m.left}" y1="${m.top}" x2="${m.left}" y2="${m.top + plotH}" stroke="#000000"/>`);
+  out.push(`<line x1="${m.left}" y1="${m.top + plotH}" x2="${m.left + plotW}" y2="${m.top + plotH}" stroke="#000000"/>`);
+  const xStep = niceStep(spanMs / 1000, 10);
+  out.push('<g class="x-ticks" text-anchor="middle" fill="#333333">');
+  for (let s = 0; s <= spanMs / 1000 + 1e-9; s += xStep) {
+    const px = fmt(x(s * 1000));
+    out.push(`<line x1="${px}" y1="${m.top + plotH}" x2="${px}" y2="${m.top + plotH + 5}" stroke="#000000"/>`);
+    out.push(`<text x="${px}" y="${m.top + plotH + 18}">${esc(fmt(s))}</text>`);
+  }
+  out.push('</g>');
+  if (seconds * 1000 < spanMs) {
+    const px = fmt(x(seconds * 1000));
+    out.push(`<line x1="${px}" y1="${m.top}" x2="${px}" y2="${m.top + plotH}" stroke="#777777" stroke-dasharray="2 3"/>`);
+  }
+  out.push(`<text x="${m.left + plotW / 2}" y="${height - 14}" text-anchor="middle">time since go (s)</text>`);
+  out.push(`<text x="16" y="${m.top + plotH / 2}" text-anchor="middle" transform="rotate(-90 16 ${m.top + plotH / 2})">requests per ${esc(bucketMs)} ms</text>`);
+
+  // Legend.
+  const lx = m.left + plotW - 330;
+  out.push(`<g class="legend" transform="translate(${lx} 40)">`);
+  out.push('<rect x="0" y="-9" width="10" height="10" fill="#2e7d32"/><text x="14" y="0">accepted (2xx)</text>');
+  out.push('<rect x="110" y="-9" width="10" height="10" fill="#c62828"/><text x="124" y="0">rejected (429)</text>');
+  out.push('<line x1="218" y1="-4" x2="240" y2="-4" stroke="#1565c0" stroke-width="1.5" stroke-dasharray="6 4"/><text x="244" y="0">upstream rate</text>');
+  out.push('</g>');
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}
+
+/** An HTML page with the SVG inline and the run's figures as a table. */
+export function htmlPage({ title, svg, rows }) {
+  const table = rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('\n');
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>${esc(title)}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
+table { border-collapse: collapse; margin-top: 1rem; }
+th, td { padding: 0.2rem 0.8rem; border-bottom: 1px solid #ddd; text-align: left; }
+td { font-variant-numeric: tabular-nums; }
+</style>
+</head>
+<body>
+<h1>${esc(title)}</h1>
+${svg}
+<table>
+${table}
+</table>
+</body>
+</html>
+`;
+}
