@@ -3,7 +3,7 @@
 // per process: a loop that has called one limiter is slower at calling
 // another). Decides on hot keys (1% of 10k keys take 90% of hits) for the
 // given duration, then prints one JSON line: decisions/s and admitted.
-//   node --import tsx bench/hot-keys.ts CONTENDER REDIS_PORT DURATION_MS
+//   node --import tsx bench/hot-keys.ts CONTENDER REDIS_HOST:PORT DURATION_MS
 // CONTENDER: embedded | leased-sync | leased-async | strict | rlf
 // Loops: embedded and leased-sync, one caller deciding 1000 times per
 // event-loop turn; leased-async, 1000 calls started per turn; strict and rlf,
@@ -14,7 +14,8 @@ import { EmbeddedStore, Limiter, gcra } from '../src/index.js';
 import { RedisStore } from '../src/redis/index.js';
 import { pickHot, rng } from './key-picks.js';
 
-const [contender, port, duration] = process.argv.slice(2);
+const [contender, address, duration] = process.argv.slice(2);
+const [host, port] = address!.includes(':') ? address!.split(':') : ['127.0.0.1', address];
 const DURATION_MS = Number(duration);
 const CALLERS = 1000;
 // A limit high enough that nearly every decision admits.
@@ -78,7 +79,7 @@ async function closedLoop(decide: (key: string) => Promise<boolean>, ms: number)
   return { perSecond: (n / (performance.now() - start)) * 1000, admitted };
 }
 
-const client = new Redis({ host: '127.0.0.1', port: Number(port) });
+const client = new Redis({ host: host!, port: Number(port) });
 let result: { perSecond: number; admitted: number };
 let sources: unknown;
 // Each contender is warmed up for half the duration, then measured.

@@ -6,7 +6,8 @@
 //   4. leased mode on hot keys: limitSync and await limit() against the
 //      embedded store, strict mode and RateLimiterRedis, and the utilization
 //      of one key's limit by 4 leased processes.
-// Prints decisions/s, p50/p99 latency and the ratios. Run: npm run bench:redis
+// Prints decisions/s, p50/p99 latency and the ratios (with --json, also as one
+// JSON line). Run: npm run bench:redis -- [--quick] [--json] [--url redis://host:port]
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { execFileSync } from 'node:child_process';
@@ -18,6 +19,10 @@ import { startRedis } from '../test/helpers/redis-process.js';
 import { pickHot, pickUniform, rng } from './key-picks.js';
 
 const quick = process.argv.includes('--quick');
+const json = process.argv.includes('--json');
+/** `--url redis://host:port`: an existing Redis instead of one started here (its data under the bench prefixes is overwritten). */
+const urlArg = process.argv[process.argv.indexOf('--url') + 1];
+const url = process.argv.includes('--url') ? urlArg : undefined;
 const DURATION_MS = quick ? 1000 : 4000;
 const CALLERS = 1000;
 
@@ -101,8 +106,17 @@ function print(title: string, results: Result[]): void {
   );
 }
 
+/** The Redis to run on: the one given with --url, or a fresh redis-server on loopback. */
+async function redisServer(): Promise<{ host: string; port: number; url: string; stop(): Promise<void> }> {
+  if (url === undefined) return startRedis();
+  const parsed = new URL(url);
+  if (parsed.protocol !== 'redis:' || parsed.port === '') throw new Error(`--url must be redis://host:port, not ${JSON.stringify(url)}`);
+  return { host: parsed.hostname, port: Number(parsed.port), url, stop: async () => {} };
+}
+
 async function main(): Promise<void> {
-  const server = await startRedis();
+  const server = await redisServer();
+  const results: Record<string, Result[]> = {};
   const ours = new Redis({ host: server.host, port: server.port, enableAutoPipelining: false });
   const theirs = new Redis({ host: server.host, port: server.port });
   try {
@@ -123,6 +137,7 @@ async function main(): Promise<void> {
       const a = await closedLoop('cellgate RedisStore (strict)', cellgate, pick(rng(1)));
       const b = await closedLoop('rate-limiter-flexible RateLimiterRedis', flexible, pick(rng(1)));
       print(title, [a, b]);
+      results[title] = [a, b];
       summary.push(`${title}: cellgate / RateLimiterRedis = ${(a.perSecond / b.perSecond).toFixed(1)}x decisions/s (target >= 5x)`);
     }
     {
@@ -137,27 +152,34 @@ async function main(): Promise<void> {
       const hot: Result[] = [];
       let leasedSources = '';
       for (const [id, name] of contenders) {
-        const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./hot-keys.ts', import.meta.url)), id, String(server.port), String(DURATION_MS)]);
+        const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./hot-keys.ts', import.meta.url)), id, `${server.host}:${server.port}`, String(DURATION_MS)]);
         const r = JSON.parse(out.toString().trim().split('\n').pop()!) as { perSecond: number; admitted: number; sources?: unknown };
         if (id === 'leased-sync') leasedSources = JSON.stringify(r.sources);
         hot.push({ name, perSecond: r.perSecond, p50: NaN, p99: NaN, admitted: r.admitted });
       }
-      print('leased mode, hot keys (1% of 10k keys take 90% of hits), gcra 100k/s burst 10k per key, each contender in its own process', hot);
+      const title = 'leased mode, hot keys (1% of 10k keys take 90% of hits), gcra 100k/s burst 10k per key, each contender in its own process';
+      print(title, hot);
+      results[title] = hot;
       const [emb, sync, async_, strict, flex] = hot.map((r) => r.perSecond) as [number, number, number, number, number];
       summary.push(
         `leased limitSync: embedded / leased = ${(emb / sync).toFixed(2)}x (target <= 2x), leased / strict = ${(sync / strict).toFixed(1)}x, leased / RateLimiterRedis = ${(sync / flex).toFixed(1)}x (target >= 50x)`,
       );
       summary.push(`leased await limit(): embedded limitSync / leased = ${(emb / async_).toFixed(2)}x, leased / strict = ${(async_ / strict).toFixed(1)}x, leased / RateLimiterRedis = ${(async_ / flex).toFixed(1)}x`);
       summary.push(`leased limitSync's decisions by source, and lease requests: ${leasedSources}`);
-      summary.push(`utilization, 4 leased processes on one key: ${await utilization(server.port)}`);
+      // The leased worker fixture connects to loopback: utilization only runs there.
+      if (server.host === '127.0.0.1' || server.host === 'localhost') summary.push(`utilization, 4 leased processes on one key: ${await utilization(server.port)}`);
     }
     const rate = 20_000;
     const a = await openLoop('cellgate RedisStore (strict)', cellgate, pickUniform(rng(2)), rate);
     const b = await openLoop('rate-limiter-flexible RateLimiterRedis', flexible, pickUniform(rng(2)), rate);
-    print(`open loop: a steady ${rate.toLocaleString('en-US')} requests/s over 10k keys (latency added per decision)`, [a, b]);
+    const openTitle = `open loop: a steady ${rate.toLocaleString('en-US')} requests/s over 10k keys (latency added per decision)`;
+    print(openTitle, [a, b]);
+    results[openTitle] = [a, b];
     summary.push(`steady ${rate} req/s: cellgate p99 ${a.p99.toFixed(3)} ms (target <= 1 ms), RateLimiterRedis p99 ${b.p99.toFixed(3)} ms`);
     console.log(`\nsummary (one run, same redis-server ${server.url}):`);
     for (const line of summary) console.log(`  ${line}`);
+    // For CI trend tracking: the same figures, machine-readable, on the last line.
+    if (json) console.log(JSON.stringify({ redis: server.url, results, summary }));
   } finally {
     ours.disconnect();
     theirs.disconnect();
