@@ -13,20 +13,25 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const USAGE = `Usage: cellgate <command> [options]
 
 Commands:
-  bench      benchmark the embedded store against its peers (needs a clone with devDependencies)
+  bench      benchmark the embedded store (and with --redis the Redis store) against its peers (needs a clone with devDependencies)
   simulate   run a fleet of pods against a rate-limited mock upstream
 
 Run "cellgate <command> --help" for a command's options.
 `;
 
-const BENCH_USAGE = `Usage: cellgate bench [--quick] [--json]
+const BENCH_USAGE = `Usage: cellgate bench [--quick] [--json] [--redis URL]
 
-Runs bench/index.ts (the "npm run bench" harness) with tsx, from the package root.
+Runs bench/index.ts (the "npm run bench" harness: the embedded store against
+its peers) with tsx, from the package root; with --redis, then bench/redis.ts
+on that Redis (strict and leased mode against rate-limiter-flexible's
+RateLimiterRedis, on the same server).
 
 Options:
-  --quick    short timings, for a smoke run
-  --json     also print the results as JSON
-  -h, --help print this help
+  --quick      short timings, for a smoke run
+  --json       also print the results as JSON
+  --redis URL  also benchmark the Redis store on this Redis (redis://host:port;
+               its keys under the bench prefixes are overwritten)
+  -h, --help   print this help
 `;
 
 const SIMULATE_USAGE = `Usage: cellgate simulate --scenario NAME [--pods N] [--seconds S] [--out DIR]
@@ -35,19 +40,24 @@ N pod processes start at one instant and call a mock upstream on loopback that
 admits RATE requests per second (a token bucket of BURST) and answers 429
 beyond it. Prints what the upstream saw; writes NAME.svg and NAME.html to DIR.
 
-Scenarios:
-  stampede      each pod has its own in-process GCRA at the full upstream rate
-  shared-gcra   the pods share one GCRA in Redis (strict) and acquire() their turn;
-                starts a redis-server on a free loopback port (or use --redis)
+Scenarios (all but stampede start a redis-server on a free loopback port, or use --redis):
+  stampede           each pod has its own in-process GCRA at the full upstream rate: many 429s
+  shared-gcra        the pods share one GCRA in Redis (strict) and acquire() their turn: no 429s
+  quota              quota upstream (QUOTA per 1 s window), pods share an interval tokenBucket: quota used, no 429s
+  pacing             same quota and bursty demand, pods share a pacing GCRA (burst 1): quota wasted, longer waits
+  redis-outage       shared GCRA, fallback { nodes: N }; Redis killed mid-run for ~1 s: few 429s
+  redis-outage-open  the same outage with fallback 'open': a burst of 429s while Redis is down
+  misconfigured      shared GCRA set 1.5x above the upstream's limit: steady 429s
 
 Options:
-  --scenario NAME  stampede | shared-gcra (required)
+  --scenario NAME  one of the scenarios above (required)
   --pods N         number of pod processes (default 8)
   --seconds S      how long each pod calls the upstream (default 3)
   --out DIR        where to write the SVG and HTML (default ./cellgate-simulate/)
   --rate R         the upstream's limit, requests per second (default 50)
   --burst B        the upstream's burst (default 5)
-  --redis URL      an existing Redis for shared-gcra instead of starting one
+  --quota Q        quota and pacing: the upstream's quota per 1 s window (default 100)
+  --redis URL      an existing Redis instead of starting one (not for the redis-outage scenarios)
   -h, --help       print this help
 `;
 
@@ -70,7 +80,7 @@ function positiveNumber(name, text, { integer = false, max = Infinity } = {}) {
 }
 
 async function bench(args) {
-  const v = parse(args, { quick: { type: 'boolean' }, json: { type: 'boolean' } }, BENCH_USAGE);
+  const v = parse(args, { quick: { type: 'boolean' }, json: { type: 'boolean' }, redis: { type: 'string' } }, BENCH_USAGE);
   if (v.help) {
     process.stdout.write(BENCH_USAGE);
     return 0;
@@ -86,8 +96,16 @@ async function bench(args) {
     process.stderr.write('cellgate bench needs a clone of the repository with its devDependencies (tsx and bench/): git clone, npm install, then run it again\n');
     return 1;
   }
+  if (v.redis !== undefined && !/^redis:\/\/[^/:]+:\d+\/?$/.test(v.redis)) throw new UsageError(`--redis must be redis://host:port, got "${v.redis}"\n\n${BENCH_USAGE}`);
   const flags = [...(v.quick ? ['--quick'] : []), ...(v.json ? ['--json'] : [])];
-  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', entry, ...flags], { cwd: ROOT, stdio: 'inherit' });
+  const code = await run([process.execPath, '--expose-gc', '--import', 'tsx', entry, ...flags]);
+  if (code !== 0 || v.redis === undefined) return code;
+  return run([process.execPath, '--import', 'tsx', join(ROOT, 'bench', 'redis.ts'), ...flags, '--url', v.redis]);
+}
+
+/** Runs a benchmark script from the package root with this terminal; resolves with its exit code. */
+function run([command, ...args]) {
+  const child = spawn(command, args, { cwd: ROOT, stdio: 'inherit' });
   return new Promise((resolve) => {
     child.once('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
     child.once('error', (error) => {
@@ -107,6 +125,7 @@ async function simulateCommand(args) {
       out: { type: 'string' },
       rate: { type: 'string' },
       burst: { type: 'string' },
+      quota: { type: 'string' },
       redis: { type: 'string' },
     },
     SIMULATE_USAGE,
@@ -131,6 +150,7 @@ async function simulateCommand(args) {
     out: v.out ?? 'cellgate-simulate',
     rate: positiveNumber('rate', v.rate ?? '50', { max: 100_000 }),
     burst: positiveNumber('burst', v.burst ?? '5', { integer: true, max: 100_000 }),
+    quota: positiveNumber('quota', v.quota ?? '100', { integer: true, max: 100_000 }),
     redis: v.redis,
   };
   try {

@@ -25,9 +25,10 @@ const fmt = (n) => String(Math.round(n * 1000) / 1000);
  * @param {{accepted: number, rejected: number}[]} o.buckets  per bucket, in order from t = 0
  * @param {number} o.allowedPerBucket the upstream's sustained rate per bucket (drawn as a dashed line)
  * @param {number} o.seconds          the run's length (marked on the time axis)
+ * @param {{fromMs: number, toMs: number, label: string}} [o.shaded] an interval to shade (e.g. an outage)
  * @returns {string} an SVG document
  */
-export function timelineSvg({ title, bucketMs, buckets, allowedPerBucket, seconds }) {
+export function timelineSvg({ title, bucketMs, buckets, allowedPerBucket, seconds, shaded }) {
   const width = 960;
   const height = 400;
   const m = { left: 64, right: 24, top: 48, bottom: 56 };
@@ -59,6 +60,16 @@ export function timelineSvg({ title, bucketMs, buckets, allowedPerBucket, second
     out.push(`<text x="${m.left - 6}" y="${fmt(y(v) + 4)}">${esc(fmt(v))}</text>`);
   }
   out.push('</g>');
+
+  // The shaded interval, under the bars.
+  if (shaded !== undefined) {
+    const x0 = Math.max(m.left, x(shaded.fromMs));
+    const x1 = Math.min(m.left + plotW, x(shaded.toMs));
+    if (x1 > x0) {
+      out.push(`<g class="shaded"><rect x="${fmt(x0)}" y="${m.top}" width="${fmt(x1 - x0)}" height="${plotH}" fill="#ffb300" fill-opacity="0.18"><title>${esc(`${shaded.label}: ${fmt(shaded.fromMs / 1000)} s to ${fmt(shaded.toMs / 1000)} s`)}</title></rect>`);
+      out.push(`<text x="${fmt((x0 + x1) / 2)}" y="${m.top + 14}" text-anchor="middle" fill="#8d6e00">${esc(shaded.label)}</text></g>`);
+    }
+  }
 
   // Bars: accepted at the bottom, rejected stacked on top.
   out.push('<g class="bars">');

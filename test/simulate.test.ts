@@ -1,6 +1,6 @@
 // The `cellgate` command: `simulate` runs real pod processes against a mock
 // upstream and must show what each scenario exists to show; its SVG must be
-// well-formed XML. Needs the build (npm run build) and, for shared-gcra,
+// well-formed XML. Needs the build (npm run build) and, for every scenario but stampede,
 // redis-server (installed by findRedis() when root and missing).
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -104,7 +104,7 @@ function checkSvg(path: string) {
   expect(html).toContain(svg);
 }
 
-function checkConsistent(stdout: string, pods: number) {
+function checkConsistent(stdout: string, pods: number, perSecond = 50, seconds = 1) {
   const sent = figure(stdout, 'requests sent');
   const ok = figure(stdout, 'upstream 2xx');
   const limited = figure(stdout, 'upstream 429');
@@ -116,7 +116,7 @@ function checkConsistent(stdout: string, pods: number) {
   const p1s = figure(stdout, 'peak in any 1 s');
   expect(p100).toBeLessThanOrEqual(p1s);
   expect(p1s).toBeLessThanOrEqual(sent);
-  expect(figure(stdout, 'utilization')).toBeCloseTo((ok / 50) * 100, 0);
+  expect(figure(stdout, 'utilization')).toBeCloseTo((ok / (perSecond * seconds)) * 100, 0);
   expect(figure(stdout, 'admission wait p50')).toBeLessThanOrEqual(figure(stdout, 'admission wait p99'));
   expect(pods).toBeGreaterThan(0);
   return { sent, ok, limited, p100, p1s };
@@ -155,13 +155,84 @@ describe('cellgate simulate', () => {
     checkSvg(join(out, 'shared-gcra.svg'));
   }, 20_000);
 
+  it('quota: an interval token bucket in Redis spends the whole quota, no 429s', async () => {
+    findRedis();
+    const { code, stdout, stderr } = await run(['simulate', '--scenario', 'quota', '--pods', '4', '--seconds', '1', '--out', out]);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const f = checkConsistent(stdout, 4, 100);
+    expect(f.limited).toBe(0);
+    // 4 pods x 20 at 0 ms and again at 500 ms: 160 wanted, the window's 100 all used.
+    expect(figure(stdout, 'utilization')).toBeGreaterThanOrEqual(80);
+    expect(f.ok).toBeLessThanOrEqual(100);
+    checkSvg(join(out, 'quota.svg'));
+  }, 20_000);
+
+  it('pacing: a burst-1 GCRA at the quota rate avoids 429s but wastes quota and waits longer than quota', async () => {
+    findRedis();
+    const args = ['--pods', '4', '--seconds', '1', '--out', out];
+    const q = await run(['simulate', '--scenario', 'quota', ...args]);
+    const p = await run(['simulate', '--scenario', 'pacing', ...args]);
+    expect(p.stderr).toBe('');
+    expect(p.code).toBe(0);
+    const fq = checkConsistent(q.stdout, 4, 100);
+    const fp = checkConsistent(p.stdout, 4, 100);
+    expect(fp.limited).toBe(0);
+    // Under the same bursty demand (each request gives up after 250 ms), pacing
+    // sends one request per 10 ms: about 25 per burst where quota sends the window's 100.
+    expect(figure(p.stdout, 'utilization')).toBeLessThan(figure(q.stdout, 'utilization'));
+    expect(figure(p.stdout, 'admission wait p99')).toBeGreaterThan(figure(q.stdout, 'admission wait p99'));
+    expect(fp.ok).toBeLessThan(fq.ok);
+    checkSvg(join(out, 'pacing.svg'));
+  }, 30_000);
+
+  it('redis-outage: fallback { nodes } keeps the fleet near the limit while Redis is down; fallback open does not', async () => {
+    findRedis();
+    const args = ['--pods', '4', '--seconds', '2', '--out', out];
+    const nodes = await run(['simulate', '--scenario', 'redis-outage', ...args]);
+    const open = await run(['simulate', '--scenario', 'redis-outage-open', ...args]);
+    for (const r of [nodes, open]) {
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^\s*redis down\s+\d/m);
+      expect(figure(r.stdout, 'fallback decisions')).toBeGreaterThan(0);
+    }
+    const fn = checkConsistent(nodes.stdout, 4, 50, 2);
+    const fo = checkConsistent(open.stdout, 4, 50, 2);
+    // Each pod's fallback is a GCRA at 1/4 of the rate: the fleet stays about
+    // at the limit (a few 429s at most, as the pods' slots are not phased);
+    // open admits everything, so the outage is a burst of 429s.
+    expect(fn.limited).toBeLessThan(fo.limited);
+    expect(fn.limited).toBeLessThanOrEqual(20);
+    expect(figure(open.stdout, '429 in outage')).toBeGreaterThan(50);
+    expect(fn.ok).toBeGreaterThanOrEqual(60);
+    checkSvg(join(out, 'redis-outage.svg'));
+    checkSvg(join(out, 'redis-outage-open.svg'));
+    expect(readFileSync(join(out, 'redis-outage.svg'), 'utf8')).toContain('Redis down');
+  }, 40_000);
+
+  it('misconfigured: a shared limit above the upstream\'s draws steady 429s', async () => {
+    findRedis();
+    const { code, stdout, stderr } = await run(['simulate', '--scenario', 'misconfigured', '--pods', '4', '--seconds', '2', '--out', out]);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const f = checkConsistent(stdout, 4, 50, 2);
+    // 75/s against 50/s: about a third rejected, and never zero.
+    expect(f.limited).toBeGreaterThan(10);
+    expect(f.sent).toBeGreaterThan(110);
+    checkSvg(join(out, 'misconfigured.svg'));
+  }, 20_000);
+
   it('--help prints usage and exits 0', async () => {
     for (const args of [['--help'], ['simulate', '--help'], ['bench', '--help']]) {
       const { code, stdout } = await run(args);
       expect(code).toBe(0);
       expect(stdout).toMatch(/^Usage: cellgate/);
     }
-    expect((await run(['simulate', '--help'])).stdout).toContain('shared-gcra');
+    const help = (await run(['simulate', '--help'])).stdout;
+    for (const name of ['stampede', 'shared-gcra', 'quota', 'pacing', 'redis-outage', 'redis-outage-open', 'misconfigured']) {
+      expect(help).toMatch(new RegExp(`^  ${name} +\\S`, 'm'));
+    }
   });
 
   it('an unknown scenario exits non-zero, naming it', async () => {
@@ -177,5 +248,8 @@ describe('cellgate simulate', () => {
     expect((await run(['simulate', '--scenario', 'stampede', '--nope'])).code).toBe(2);
     expect((await run(['simulate'])).stderr).toContain('--scenario is required');
     expect((await run(['frobnicate'])).stderr).toContain('unknown command "frobnicate"');
+    const bench = await run(['bench', '--redis', 'localhost']);
+    expect(bench.code).toBe(2);
+    expect(bench.stderr).toContain('--redis must be redis://host:port');
   });
 });

@@ -1,30 +1,53 @@
 // One "pod" of `cellgate simulate`: a separate OS process that, once the
-// parent writes "go" on stdin, calls the mock upstream as fast as its limiter
-// admits for the given number of seconds, then prints one JSON line with what
-// it did and exits.
-//   node pod.mjs '{"pod":0,"scenario":"stampede","url":"http://127.0.0.1:PORT/","rate":50,"burst":5,"seconds":3}'
-// shared-gcra also needs "redis": {"host", "port"} and "key".
+// parent writes "go" on stdin, calls the mock upstream for the given number of
+// seconds, then prints one JSON line with what it did and exits.
+//   node pod.mjs '{"pod":0,"url":"http://127.0.0.1:PORT/","seconds":3,"policy":{"kind":"gcra","limit":50,"burst":5},"store":"memory"}'
+// The config (built by run.mjs for each scenario):
+//   policy   {kind: 'gcra', limit, burst} per second, or {kind: 'quota', capacity} (tokenBucket, interval mode, 1 s)
+//   store    'memory' (each pod its own limiter) or 'redis' (then "redis": {host, port}, "key",
+//            and optionally "timeoutMs" and "fallback": {nodes: N} | 'open' | 'closed')
+//   demand   absent: send as fast as the limiter admits (at most MAX_INFLIGHT requests in flight);
+//            {count, everyMs, deadlineMs}: `count` requests arrive at once every `everyMs`; each
+//            waits at most `deadlineMs` for its turn, then is given up ("dropped").
 import http from 'node:http';
-import { Limiter, gcra, AcquireTimeoutError } from '../../build/lib/src/index.js';
+import { Limiter, gcra, tokenBucket, AcquireTimeoutError } from '../../build/lib/src/index.js';
+
+const MAX_INFLIGHT = 32;
 
 const config = JSON.parse(process.argv[2] ?? '{}');
-const { pod, scenario, url, rate, burst, seconds } = config;
+const { pod, url, seconds, demand } = config;
+
+const p = config.policy;
+const policy =
+  p.kind === 'gcra'
+    ? gcra({ limit: p.limit, period: '1s', burst: p.burst ?? 1 })
+    : p.kind === 'quota'
+      ? tokenBucket({ capacity: p.capacity, period: '1s', mode: 'interval' })
+      : undefined;
+if (policy === undefined) throw new Error(`unknown policy ${JSON.stringify(p)}`);
 
 let limiter;
 let client;
-if (scenario === 'stampede') {
+let store;
+if (config.store === 'memory') {
   // The naive setup: every pod believes it alone talks to the upstream.
-  limiter = new Limiter({ policy: gcra({ limit: rate, period: '1s', burst }) });
-} else if (scenario === 'shared-gcra') {
+  limiter = new Limiter({ policy });
+} else if (config.store === 'redis') {
   const [{ Redis }, { RedisStore }] = await Promise.all([import('ioredis'), import('../../build/lib/src/redis/index.js')]);
-  client = new Redis({ host: config.redis.host, port: config.redis.port, maxRetriesPerRequest: 1 });
+  // Reconnects every 50 ms after Redis goes away (redis-outage kills it).
+  client = new Redis({ host: config.redis.host, port: config.redis.port, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+  client.on('error', () => {}); // connection errors during an outage are expected; the store's breaker handles them
   await client.ping();
-  // One GCRA for the whole fleet, at the upstream's rate, spaced exactly.
-  // A generous timeout: this run is about spacing, not about the fallback.
-  const store = new RedisStore({ client, prefix: 'cellgate-sim:', timeoutMs: 5_000 });
-  limiter = new Limiter({ policy: gcra({ limit: rate, period: '1s' }), store });
+  store = new RedisStore({
+    client,
+    prefix: 'cellgate-sim:',
+    // A generous default: most runs are about spacing, not about the fallback.
+    timeoutMs: config.timeoutMs ?? 5_000,
+    ...(config.fallback !== undefined ? { fallback: config.fallback } : {}),
+  });
+  limiter = new Limiter({ policy, store });
 } else {
-  throw new Error(`unknown scenario ${scenario}`);
+  throw new Error(`unknown store ${config.store}`);
 }
 const key = config.key ?? 'upstream';
 
@@ -50,33 +73,73 @@ const go = new Promise((resolve) => process.stdin.once('data', resolve));
 process.stdout.write('ready\n');
 await go;
 
-const end = performance.now() + seconds * 1000;
+const start = performance.now();
+const end = start + seconds * 1000;
 const waits = [];
 const inflight = new Set();
-const counts = { sent: 0, ok: 0, limited: 0, other: 0, errors: 0, fallback: 0 };
-for (;;) {
-  const left = end - performance.now();
-  if (left <= 0) break;
-  const asked = performance.now();
-  let decision;
-  try {
-    // Waits its turn; a turn after the end of the run is not booked.
-    decision = await limiter.acquire(key, { maxWaitMs: Math.floor(left) });
-  } catch (error) {
-    if (error instanceof AcquireTimeoutError) break;
-    throw error;
-  }
+const counts = { sent: 0, ok: 0, limited: 0, other: 0, errors: 0, fallback: 0, dropped: 0 };
+
+function send(decision, asked) {
   if (decision.source === 'fallback') counts.fallback++;
   waits.push(performance.now() - asked);
   counts.sent++;
-  const p = call().then((status) => {
+  const q = call().then((status) => {
     if (status >= 200 && status < 300) counts.ok++;
     else if (status === 429) counts.limited++;
     else if (status === 0) counts.errors++;
     else counts.other++;
   });
-  inflight.add(p);
-  p.finally(() => inflight.delete(p));
+  inflight.add(q);
+  q.finally(() => inflight.delete(q));
+}
+
+if (demand === undefined) {
+  // As fast as admitted, with a bounded number of requests in flight (a pod's worker pool).
+  for (;;) {
+    const left = end - performance.now();
+    if (left <= 0) break;
+    if (inflight.size >= MAX_INFLIGHT) {
+      await Promise.race(inflight);
+      continue;
+    }
+    const asked = performance.now();
+    let decision;
+    try {
+      // Waits its turn; a turn after the end of the run is not booked.
+      decision = await limiter.acquire(key, { maxWaitMs: Math.floor(left) });
+    } catch (error) {
+      if (error instanceof AcquireTimeoutError) break;
+      throw error;
+    }
+    send(decision, asked);
+    // A decision made without waiting (an open fallback) must not starve the event loop.
+    if (decision.source === 'fallback') await new Promise((r) => setImmediate(r));
+  }
+} else {
+  // Bursty demand: `count` requests at once every `everyMs`; each gives up after `deadlineMs`.
+  const waiting = new Set();
+  const one = async (asked) => {
+    const maxWaitMs = Math.max(0, Math.floor(Math.min(demand.deadlineMs, end - asked)));
+    try {
+      send(await limiter.acquire(key, { maxWaitMs }), asked);
+    } catch (error) {
+      if (error instanceof AcquireTimeoutError) counts.dropped++;
+      else throw error;
+    }
+  };
+  for (let i = 0; ; i++) {
+    const at = start + i * demand.everyMs;
+    if (at >= end) break;
+    const sleep = at - performance.now();
+    if (sleep > 0) await new Promise((r) => setTimeout(r, sleep));
+    const asked = performance.now();
+    for (let j = 0; j < demand.count; j++) {
+      const w = one(asked);
+      waiting.add(w);
+      w.finally(() => waiting.delete(w));
+    }
+  }
+  await Promise.all(waiting);
 }
 await Promise.all(inflight);
 agent.destroy();

@@ -14,27 +14,76 @@ import { findRedisServer, startRedisServer } from './redis.mjs';
 const POD_SCRIPT = fileURLToPath(new URL('./pod.mjs', import.meta.url));
 const BUCKET_MS = 100;
 
+/** Bursty demand of quota and pacing: each pod wants 20 requests at once every 500 ms, each gives up after 250 ms. */
+export const BURSTY = { count: 20, everyMs: 500, deadlineMs: 250 };
+/** The misconfigured fleet's limit, as a multiple of the upstream's rate. */
+const MISCONFIGURED = 1.5;
+
 export const SCENARIOS = {
   stampede: 'each pod has its own in-process GCRA allowing the full upstream rate (the naive setup)',
   'shared-gcra': 'all pods share one GCRA in Redis (RedisStore, strict) at the upstream rate and acquire() their turn',
+  quota: 'a quota upstream (refilled at each 1 s window); the pods share tokenBucket({ capacity: quota, period: 1s, mode: interval }) in Redis; bursty demand',
+  pacing: 'the same quota upstream and bursty demand; the pods share a GCRA in Redis pacing at the quota rate with burst 1 (quota wasted, longer waits)',
+  'redis-outage': 'shared GCRA in Redis with fallback { nodes: pods }, timeoutMs 100; Redis is killed (SIGKILL) mid-run for ~1 s and restarted',
+  'redis-outage-open': 'as redis-outage but with fallback \'open\': every pod admits everything while Redis is down',
+  misconfigured: `the pods share one GCRA in Redis configured at ${MISCONFIGURED}x the upstream's limit (a wrong quota): steady 429s`,
 };
+
+/** What each scenario's pods and upstream are (see pod.mjs for the pod config). */
+function scenarioSetup(o) {
+  const gcraAt = (limit, burst) => ({ kind: 'gcra', limit, ...(burst !== undefined ? { burst } : {}) });
+  switch (o.scenario) {
+    case 'stampede':
+      return { upstream: 'bucket', pod: { store: 'memory', policy: gcraAt(o.rate, o.burst) } };
+    case 'shared-gcra':
+      return { upstream: 'bucket', pod: { store: 'redis', policy: gcraAt(o.rate) } };
+    case 'quota':
+      return { upstream: 'quota', pod: { store: 'redis', policy: { kind: 'quota', capacity: o.quota }, demand: BURSTY } };
+    case 'pacing':
+      return { upstream: 'quota', pod: { store: 'redis', policy: gcraAt(o.quota, 1), demand: BURSTY } };
+    case 'redis-outage':
+      return { upstream: 'bucket', outage: true, pod: { store: 'redis', policy: gcraAt(o.rate), timeoutMs: 100, fallback: { nodes: o.pods } } };
+    case 'redis-outage-open':
+      return { upstream: 'bucket', outage: true, pod: { store: 'redis', policy: gcraAt(o.rate), timeoutMs: 100, fallback: 'open' } };
+    case 'misconfigured':
+      return { upstream: 'bucket', pod: { store: 'redis', policy: gcraAt(o.rate * MISCONFIGURED) } };
+    default:
+      throw new UsageError(`unknown scenario "${o.scenario}"`);
+  }
+}
 
 /** A usage error: the message is printed and the command exits with 2. */
 export class UsageError extends Error {}
 
 /**
- * The mock upstream: a token bucket of `burst` tokens refilled at `rate` per
- * second. Records every request it sees (time since `origin`, pod, accepted).
+ * The mock upstream. Mode 'bucket': a token bucket of `burst` tokens refilled
+ * at `rate` per second. Mode 'quota': `quota` requests per 1 s window, all
+ * given back at each window boundary (windows counted from "go"), like a
+ * provider's quota. Records every request it sees (time since `origin`, pod,
+ * accepted).
  */
-function startUpstream(rate, burst) {
-  let tokens = burst;
+function startUpstream({ mode = 'bucket', rate, burst, quota }) {
+  const full = mode === 'quota' ? quota : burst;
+  let tokens = full;
   let last = performance.now();
+  let window = 0;
   const seen = [];
   const state = { origin: 0, seen, ok: 0, limited: 0 };
   const server = http.createServer((req, res) => {
     const now = performance.now();
-    tokens = Math.min(burst, tokens + ((now - last) * rate) / 1000);
-    last = now;
+    let retryAfterS;
+    if (mode === 'quota') {
+      const w = Math.floor((now - state.origin) / 1000);
+      if (w !== window) {
+        window = w;
+        tokens = quota;
+      }
+      retryAfterS = Math.max(1, Math.ceil((state.origin + (w + 1) * 1000 - now) / 1000));
+    } else {
+      tokens = Math.min(burst, tokens + ((now - last) * rate) / 1000);
+      last = now;
+      retryAfterS = Math.ceil((1 - tokens) / rate);
+    }
     const pod = Number(req.headers['x-pod'] ?? -1);
     if (tokens >= 1) {
       tokens -= 1;
@@ -45,7 +94,7 @@ function startUpstream(rate, burst) {
     } else {
       state.limited++;
       seen.push({ t: now - state.origin, pod, ok: false });
-      res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': String(Math.ceil((1 - tokens) / rate)) });
+      res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': String(retryAfterS) });
       res.end('too many requests\n');
     }
   });
@@ -59,7 +108,8 @@ function startUpstream(rate, burst) {
         state,
         /** Resets the bucket to full and sets t = 0 (just before "go"). */
         start() {
-          tokens = burst;
+          tokens = full;
+          window = 0;
           last = performance.now();
           state.origin = last;
         },
@@ -132,56 +182,81 @@ export function quantile(sorted, q) {
 
 /**
  * Runs one simulation and prints its table. Resolves with the figures.
- * @param {{scenario: string, pods: number, seconds: number, rate: number, burst: number, out: string, redis?: string}} o
+ * @param {{scenario: string, pods: number, seconds: number, rate: number, burst: number, quota?: number, out: string, redis?: string}} o
  */
 export async function simulate(o) {
   if (!Object.hasOwn(SCENARIOS, o.scenario)) {
     throw new UsageError(`unknown scenario "${o.scenario}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
   }
+  o = { quota: 100, ...o };
+  const setup = scenarioSetup(o);
   let redis;
-  if (o.scenario === 'shared-gcra') {
+  if (setup.pod.store === 'redis') {
     try {
       await import('ioredis');
     } catch {
-      throw new UsageError('scenario shared-gcra needs the ioredis package: npm install ioredis');
+      throw new UsageError(`scenario ${o.scenario} needs the ioredis package: npm install ioredis`);
     }
     if (o.redis !== undefined) {
+      if (setup.outage) throw new UsageError(`scenario ${o.scenario} kills and restarts its own redis-server: leave out --redis`);
       const u = new URL(o.redis);
       redis = { host: u.hostname, port: Number(u.port || 6379), stop: async () => {} };
     } else {
       const bin = findRedisServer();
       if (bin === undefined) {
-        throw new UsageError('scenario shared-gcra needs redis-server (apt-get install redis-server, or brew install redis), or --redis URL of a running one');
+        throw new UsageError(`scenario ${o.scenario} needs redis-server (apt-get install redis-server, or brew install redis)${setup.outage ? '' : ', or --redis URL of a running one'}`);
       }
       redis = await startRedisServer(bin);
     }
   }
-  const upstream = await startUpstream(o.rate, o.burst);
+  const upstream = await startUpstream({ mode: setup.upstream, rate: o.rate, burst: o.burst, quota: o.quota });
   const key = `simulate:${randomBytes(6).toString('hex')}`;
   const configs = Array.from({ length: o.pods }, (_, pod) => ({
     pod,
     scenario: o.scenario,
     url: upstream.url,
-    rate: o.rate,
-    burst: o.burst,
     seconds: o.seconds,
     key,
     redis: redis && { host: redis.host, port: redis.port },
+    ...setup.pod,
   }));
+
+  // The outage: ~1 s in the middle of the run (a third of it when shorter).
+  const outageMs = Math.min(1000, (o.seconds * 1000) / 3);
+  const outage = setup.outage ? { planned: [(o.seconds * 1000 - outageMs) / 2, (o.seconds * 1000 + outageMs) / 2] } : undefined;
+  const timers = [];
+  let restarted = Promise.resolve();
+  const since = () => performance.now() - upstream.state.origin;
 
   let progress;
   let results;
   try {
     results = await runPods(configs, o.seconds * 1000 + 30_000, () => {
       upstream.start();
+      if (outage) {
+        timers.push(
+          setTimeout(() => {
+            outage.down = since();
+            redis.kill('SIGKILL');
+          }, outage.planned[0]),
+          setTimeout(() => {
+            restarted = redis.restart().then(() => {
+              outage.up = since();
+            });
+            restarted.catch(() => {});
+          }, outage.planned[1]),
+        );
+      }
       if (process.stderr.isTTY) {
         progress = setInterval(() => {
-          const t = (performance.now() - upstream.state.origin) / 1000;
+          const t = since() / 1000;
           process.stderr.write(`\r  ${Math.min(t, o.seconds).toFixed(1)} / ${o.seconds} s   2xx ${upstream.state.ok}   429 ${upstream.state.limited}   `);
         }, 200);
       }
     });
+    await restarted;
   } finally {
+    timers.forEach(clearTimeout);
     if (progress) {
       clearInterval(progress);
       process.stderr.write('\r\x1b[K');
@@ -190,6 +265,7 @@ export async function simulate(o) {
     await redis?.stop();
   }
 
+  const quotaUpstream = setup.upstream === 'quota';
   const sum = (f) => results.reduce((a, r) => a + r[f], 0);
   const seen = upstream.state.seen;
   const times = seen.map((s) => s.t).sort((a, b) => a - b);
@@ -198,19 +274,27 @@ export async function simulate(o) {
     scenario: o.scenario,
     pods: o.pods,
     seconds: o.seconds,
-    rate: o.rate,
+    rate: quotaUpstream ? o.quota : o.rate,
     burst: o.burst,
+    quota: quotaUpstream ? o.quota : undefined,
     sent: sum('sent'),
     ok: upstream.state.ok,
     limited: upstream.state.limited,
     errors: sum('errors') + sum('other'),
     fallback: sum('fallback'),
+    dropped: sum('dropped'),
+    demand: setup.pod.demand,
     peak100ms: peakInWindow(times, 100),
     peak1s: peakInWindow(times, 1000),
-    utilization: upstream.state.ok / (o.rate * o.seconds),
+    utilization: upstream.state.ok / ((quotaUpstream ? o.quota : o.rate) * o.seconds),
     waitP50: quantile(waits, 0.5),
     waitP99: quantile(waits, 0.99),
+    outage: outage && outage.down !== undefined ? { down: outage.down, up: outage.up ?? outage.planned[1] } : undefined,
   };
+  if (figures.outage) {
+    const [a, b] = [figures.outage.down, figures.outage.up];
+    figures.limitedInOutage = seen.filter((s) => !s.ok && s.t >= a && s.t < b + 500).length;
+  }
 
   // Timeline, 100 ms buckets from "go" to the last request seen.
   const span = Math.max(o.seconds * 1000, times.length ? times[times.length - 1] + 1 : 0);
@@ -220,8 +304,16 @@ export async function simulate(o) {
     if (s.ok) b.accepted++;
     else b.rejected++;
   }
-  const title = `cellgate simulate ${o.scenario}: ${o.pods} pods, ${o.seconds} s, upstream ${o.rate}/s burst ${o.burst}`;
-  const svg = timelineSvg({ title, bucketMs: BUCKET_MS, buckets, allowedPerBucket: (o.rate * BUCKET_MS) / 1000, seconds: o.seconds });
+  const upstreamText = quotaUpstream ? `upstream quota ${o.quota} per 1 s window` : `upstream ${o.rate}/s burst ${o.burst}`;
+  const title = `cellgate simulate ${o.scenario}: ${o.pods} pods, ${o.seconds} s, ${upstreamText}`;
+  const svg = timelineSvg({
+    title,
+    bucketMs: BUCKET_MS,
+    buckets,
+    allowedPerBucket: ((quotaUpstream ? o.quota : o.rate) * BUCKET_MS) / 1000,
+    seconds: o.seconds,
+    ...(figures.outage ? { shaded: { fromMs: figures.outage.down, toMs: figures.outage.up, label: 'Redis down' } } : {}),
+  });
   const rows = tableRows(figures);
   const dir = resolve(o.out);
   mkdirSync(dir, { recursive: true });
@@ -232,7 +324,7 @@ export async function simulate(o) {
 
   const width = Math.max(...rows.map(([k]) => k.length));
   const lines = [
-    `cellgate simulate: ${o.scenario} (${o.pods} pods, ${o.seconds} s, upstream ${o.rate}/s with burst ${o.burst})`,
+    `cellgate simulate: ${o.scenario} (${o.pods} pods, ${o.seconds} s, ${quotaUpstream ? `upstream quota ${o.quota} per 1 s window` : `upstream ${o.rate}/s with burst ${o.burst}`})`,
     `  ${SCENARIOS[o.scenario]}`,
     '',
     ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`),
@@ -246,19 +338,34 @@ export async function simulate(o) {
 
 function tableRows(f) {
   const ms = (v) => `${v.toFixed(1)} ms`;
-  const rows = [
+  const s = (v) => `${(v / 1000).toFixed(2)} s`;
+  const rows = [];
+  if (f.demand) rows.push(['demand', `${f.demand.count} requests at once per pod every ${f.demand.everyMs} ms, each waits at most ${f.demand.deadlineMs} ms`]);
+  rows.push(
     ['requests sent', String(f.sent)],
     ['upstream 2xx', String(f.ok)],
     ['upstream 429', String(f.limited)],
-  ];
-  if (f.errors > 0) rows.push(['errors', String(f.errors)]);
-  if (f.fallback > 0) rows.push(['fallback decisions', String(f.fallback)]);
-  rows.push(
-    ['peak in any 100 ms', `${f.peak100ms} (upstream admits at most ${Math.floor(f.burst + f.rate * 0.1)})`],
-    ['peak in any 1 s', `${f.peak1s} (upstream admits at most ${Math.floor(f.burst + f.rate)})`],
-    ['utilization', `${(f.utilization * 100).toFixed(1)}% (2xx / (${f.rate}/s x ${f.seconds} s))`],
-    ['admission wait p50', ms(f.waitP50)],
-    ['admission wait p99', ms(f.waitP99)],
   );
+  if (f.dropped > 0) rows.push(['gave up waiting', `${f.dropped} (not admitted within ${f.demand.deadlineMs} ms)`]);
+  if (f.errors > 0) rows.push(['errors', String(f.errors)]);
+  if (f.outage) {
+    rows.push(['redis down', `${s(f.outage.down)} to ${s(f.outage.up)} (SIGKILL, then restarted)`]);
+    rows.push(['429 in outage', `${f.limitedInOutage} (from the kill to 0.5 s after the restart)`]);
+  }
+  if (f.fallback > 0) rows.push(['fallback decisions', String(f.fallback)]);
+  if (f.quota !== undefined) {
+    rows.push(
+      ['peak in any 100 ms', `${f.peak100ms} (upstream admits at most ${f.quota}, one window's quota)`],
+      ['peak in any 1 s', `${f.peak1s} (upstream admits at most ${2 * f.quota}, across a window boundary)`],
+      ['utilization', `${(f.utilization * 100).toFixed(1)}% (2xx / (${f.quota} per window x ${f.seconds} s))`],
+    );
+  } else {
+    rows.push(
+      ['peak in any 100 ms', `${f.peak100ms} (upstream admits at most ${Math.floor(f.burst + f.rate * 0.1)})`],
+      ['peak in any 1 s', `${f.peak1s} (upstream admits at most ${Math.floor(f.burst + f.rate)})`],
+      ['utilization', `${(f.utilization * 100).toFixed(1)}% (2xx / (${f.rate}/s x ${f.seconds} s))`],
+    );
+  }
+  rows.push(['admission wait p50', ms(f.waitP50)], ['admission wait p99', ms(f.waitP99)]);
   return rows;
 }
