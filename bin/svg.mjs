@@ -26,14 +26,21 @@ const fmt = (n) => String(Math.round(n * 1000) / 1000);
  * @param {number} o.allowedPerBucket the upstream's sustained rate per bucket (drawn as a dashed line)
  * @param {number} o.seconds          the run's length (marked on the time axis)
  * @param {{fromMs: number, toMs: number, label: string}} [o.shaded] an interval to shade (e.g. an outage)
+ * @param {{count: number, requests: {t: number, pod: number, ok: boolean}[]}} [o.pods] every request by pod:
+ *   drawn below the bars as one row per pod, a tick per request (green accepted, red rejected)
  * @returns {string} an SVG document
  */
-export function timelineSvg({ title, bucketMs, buckets, allowedPerBucket, seconds, shaded }) {
+export function timelineSvg({ title, bucketMs, buckets, allowedPerBucket, seconds, shaded, pods }) {
   const width = 960;
-  const height = 400;
+  const rowH = 14;
+  const podRows = pods === undefined ? 0 : pods.count;
+  // The per-pod strip sits under the time axis: 40 px for the axis title, then a row per pod.
+  const podTop = 400;
+  const height = podRows === 0 ? 400 : podTop + 24 + podRows * rowH + 16;
   const m = { left: 64, right: 24, top: 48, bottom: 56 };
   const plotW = width - m.left - m.right;
-  const plotH = height - m.top - m.bottom;
+  // The chart keeps its 400 px whatever the pod strip below adds.
+  const plotH = podTop - m.top - m.bottom;
   const n = Math.max(buckets.length, 1);
   const spanMs = n * bucketMs;
   const peak = Math.max(allowedPerBucket, ...buckets.map((b) => b.accepted + b.rejected), 1);
@@ -104,8 +111,27 @@ export function timelineSvg({ title, bucketMs, buckets, allowedPerBucket, second
     const px = fmt(x(seconds * 1000));
     out.push(`<line x1="${px}" y1="${m.top}" x2="${px}" y2="${m.top + plotH}" stroke="#777777" stroke-dasharray="2 3"/>`);
   }
-  out.push(`<text x="${m.left + plotW / 2}" y="${height - 14}" text-anchor="middle">time since go (s)</text>`);
+  out.push(`<text x="${m.left + plotW / 2}" y="${podTop - 14}" text-anchor="middle">time since go (s)</text>`);
   out.push(`<text x="16" y="${m.top + plotH / 2}" text-anchor="middle" transform="rotate(-90 16 ${m.top + plotH / 2})">requests per ${esc(bucketMs)} ms</text>`);
+
+  // One row per pod: when each of its requests reached the upstream.
+  if (pods !== undefined && podRows > 0) {
+    const top = podTop + 24;
+    out.push(`<text x="${m.left}" y="${podTop + 12}" font-weight="600">requests per pod (a tick per request: green accepted, red 429)</text>`);
+    out.push('<g class="pods">');
+    for (let p = 0; p < podRows; p++) {
+      const ry = top + p * rowH;
+      out.push(`<text x="${m.left - 6}" y="${fmt(ry + rowH - 4)}" text-anchor="end" fill="#333333">pod ${p}</text>`);
+      out.push(`<line x1="${m.left}" y1="${fmt(ry + rowH - 1)}" x2="${m.left + plotW}" y2="${fmt(ry + rowH - 1)}" stroke="#eeeeee"/>`);
+    }
+    for (const r of pods.requests) {
+      if (r.pod < 0 || r.pod >= podRows) continue;
+      const px = fmt(x(Math.min(r.t, spanMs)));
+      const ry = top + r.pod * rowH;
+      out.push(`<line x1="${px}" y1="${fmt(ry + 2)}" x2="${px}" y2="${fmt(ry + rowH - 3)}" stroke="${r.ok ? '#2e7d32' : '#c62828'}" stroke-opacity="0.6"/>`);
+    }
+    out.push('</g>');
+  }
 
   // Legend.
   const lx = m.left + plotW - 330;

@@ -312,6 +312,7 @@ export async function simulate(o) {
     buckets,
     allowedPerBucket: ((quotaUpstream ? o.quota : o.rate) * BUCKET_MS) / 1000,
     seconds: o.seconds,
+    pods: { count: o.pods, requests: seen },
     ...(figures.outage ? { shaded: { fromMs: figures.outage.down, toMs: figures.outage.up, label: 'Redis down' } } : {}),
   });
   const rows = tableRows(figures);
