@@ -22,8 +22,6 @@ export class CustomBinding implements StoreBinding {
   readonly #clock: Clock;
   readonly #maxKeys: number;
   readonly #states = new Map<string, Entry>();
-  /** States dropped to make room, since creation. */
-  evictions = 0;
   readonly inProcess = true;
 
   constructor(limiter: RateLimiter, clock: Clock, maxKeys: number) {
@@ -54,7 +52,6 @@ export class CustomBinding implements StoreBinding {
     for (const key of this.#states.keys()) {
       if (this.#states.size < this.#maxKeys) break;
       this.#states.delete(key);
-      this.evictions++;
     }
   }
 

@@ -4,8 +4,7 @@
 // is found (Bun's server argument, Deno's connection info), isolated below.
 import type { Decision } from '../decision.js';
 import { ConfigError } from '../errors.js';
-import { clientAddress } from './client-address.js';
-import { commonOptions, type Common, type CommonOptions } from './options.js';
+import { commonOptions, decideKey, requestKey, type CommonOptions, type RequestReader } from './options.js';
 
 /** Options of {@link rateLimit}. */
 export interface RateLimitOptions extends CommonOptions<Request> {
@@ -14,23 +13,20 @@ export interface RateLimitOptions extends CommonOptions<Request> {
 }
 
 /**
- * The peer address of a Fetch-API request, from what the runtime passes the
- * handler after the request: Bun's `server.requestIP(request)`, Deno's
- * `info.remoteAddr`. Other servers: key by a function or a header.
+ * A Fetch-API request as the key option reads it. The peer address comes
+ * from what the runtime passes the handler after the request: Bun's
+ * `server.requestIP(request)`, Deno's `info.remoteAddr`. Other servers: key
+ * by a function or a header.
  */
-function peerAddress(request: Request, rest: readonly unknown[]): string | undefined {
-  const second = rest[0] as { requestIP?: (r: Request) => { address?: string } | null; remoteAddr?: { hostname?: string } } | undefined;
-  if (typeof second?.requestIP === 'function') return second.requestIP(request)?.address ?? undefined;
-  const hostname = second?.remoteAddr?.hostname;
-  return typeof hostname === 'string' ? hostname : undefined;
-}
-
-function keyOf(c: Common<Request>, request: Request, rest: readonly unknown[]): string | Promise<string> {
-  const key = c.key;
-  if (key === 'ip') return `ip:${clientAddress(peerAddress(request, rest), request.headers.get('x-forwarded-for'), c.trustProxy) ?? 'unknown'}`;
-  if (typeof key === 'function') return key(request);
-  return `header:${key.header.toLowerCase()}:${request.headers.get(key.header) ?? ''}`;
-}
+const fetchReader: RequestReader<Request> = {
+  peer(request, context) {
+    const second = context as { requestIP?: (r: Request) => { address?: string } | null; remoteAddr?: { hostname?: string } } | undefined;
+    if (typeof second?.requestIP === 'function') return second.requestIP(request)?.address ?? undefined;
+    const hostname = second?.remoteAddr?.hostname;
+    return typeof hostname === 'string' ? hostname : undefined;
+  },
+  header: (request, name) => request.headers.get(name),
+};
 
 const tooMany = () => new Response('Too Many Requests\n', { status: 429, headers: { 'content-type': 'text/plain; charset=utf-8' } });
 
@@ -72,10 +68,8 @@ export function rateLimit(
     // Whatever the server passed after the request goes to the handler as it came.
     const next = handler as (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
     if (c.skip !== undefined && (await c.skip(request))) return next(request, ...rest);
-    const key = keyOf(c, request, rest);
-    // In process and with the key known at once: decide without a promise.
-    const decision =
-      typeof key === 'string' && c.limiter.inProcess ? c.limiter.limitSync(key, { cost: c.cost(request) }) : await c.limiter.limit(await key, { cost: c.cost(request) });
+    const decided = decideKey(c, requestKey(c, fetchReader, request, rest[0]), c.cost(request));
+    const decision = decided instanceof Promise ? await decided : decided;
     const headers = c.headers(decision);
     if (!decision.allowed) return withHeaders(onLimited === undefined ? tooMany() : await onLimited(decision, request), headers);
     return withHeaders(await next(request, ...rest), headers);

@@ -4,8 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Decision } from '../decision.js';
 import { ConfigError } from '../errors.js';
-import { clientAddress } from './client-address.js';
-import { commonOptions, type Common, type CommonOptions } from './options.js';
+import { commonOptions, decideKey, requestKey, type Common, type CommonOptions, type RequestReader } from './options.js';
 
 /** Options of {@link nodeRateLimit} and {@link fastifyRateLimit}. */
 export interface NodeRateLimitOptions extends CommonOptions<IncomingMessage> {
@@ -16,30 +15,34 @@ export interface NodeRateLimitOptions extends CommonOptions<IncomingMessage> {
   onLimited?: (decision: Decision, req: IncomingMessage, res: ServerResponse) => void;
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name.toLowerCase()];
-  return Array.isArray(value) ? value.join(', ') : value;
-}
+/** Node's request as the key option reads it. */
+const nodeReader: RequestReader<IncomingMessage> = {
+  peer: (req) => req.socket?.remoteAddress,
+  header(req, name) {
+    const value = req.headers[name.toLowerCase()];
+    return Array.isArray(value) ? value.join(', ') : value;
+  },
+};
 
-function keyOf(c: Common<IncomingMessage>, req: IncomingMessage): string | Promise<string> {
-  const key = c.key;
-  if (key === 'ip') return `ip:${clientAddress(req.socket?.remoteAddress, header(req, 'x-forwarded-for'), c.trustProxy) ?? 'unknown'}`;
-  if (typeof key === 'function') return key(req);
-  return `header:${key.header.toLowerCase()}:${header(req, key.header) ?? ''}`;
-}
-
-/**
- * Decides a request (undefined: skipped). With an in-process limiter and a
- * key known at once it answers synchronously: no promise on the hot path of
- * a gateway, where a few microtasks per request cost measurable throughput.
- */
+/** Decides a request (undefined: skipped), synchronously when it can (see `decideKey`). */
 function decide(c: Common<IncomingMessage>, req: IncomingMessage): Decision | undefined | Promise<Decision | undefined> {
   if (c.skip !== undefined) {
-    return Promise.resolve(c.skip(req)).then((skip) => (skip ? undefined : Promise.resolve(keyOf(c, req)).then((key) => c.limiter.limit(key, { cost: c.cost(req) }))));
+    const skip = c.skip;
+    return (async () => ((await skip(req)) ? undefined : decideKey(c, requestKey(c, nodeReader, req), c.cost(req))))();
   }
-  const key = keyOf(c, req);
-  if (typeof key === 'string' && c.limiter.inProcess) return c.limiter.limitSync(key, { cost: c.cost(req) });
-  return Promise.resolve(key).then((k) => c.limiter.limit(k, { cost: c.cost(req) }));
+  return decideKey(c, requestKey(c, nodeReader, req), c.cost(req));
+}
+
+/** Hands the request's decision to `then`, at once when it is known at once; a failure goes to `fail`. */
+function whenDecided(c: Common<IncomingMessage>, req: IncomingMessage, then: (d: Decision | undefined) => void, fail: (error: unknown) => void): void {
+  let decided: ReturnType<typeof decide>;
+  try {
+    decided = decide(c, req);
+  } catch (error) {
+    return fail(error);
+  }
+  if (decided instanceof Promise) decided.then(then, fail);
+  else then(decided);
 }
 
 function checkOnLimited(onLimited: unknown): void {
@@ -73,14 +76,7 @@ export function nodeRateLimit(options: NodeRateLimitOptions): (req: IncomingMess
       res.setHeader('content-type', 'text/plain; charset=utf-8');
       res.end('Too Many Requests\n');
     };
-    let decided: ReturnType<typeof decide>;
-    try {
-      decided = decide(c, req);
-    } catch (error) {
-      return next(error);
-    }
-    if (decided instanceof Promise) decided.then(finish, (error: unknown) => next(error));
-    else finish(decided);
+    whenDecided(c, req, finish, next);
   };
 }
 
@@ -118,13 +114,6 @@ export function fastifyRateLimit(
       reply.header('content-type', 'text/plain; charset=utf-8');
       reply.send('Too Many Requests\n');
     };
-    let decided: ReturnType<typeof decide>;
-    try {
-      decided = decide(c, request.raw);
-    } catch (error) {
-      return done(error as Error);
-    }
-    if (decided instanceof Promise) decided.then(finish, (error: unknown) => done(error as Error));
-    else finish(decided);
+    whenDecided(c, request.raw, finish, (error) => done(error as Error));
   };
 }

@@ -2,7 +2,7 @@ import type { Decision } from '../decision.js';
 import { ConfigError } from '../errors.js';
 import type { Limiter } from '../limiter.js';
 import { optionsObject } from '../policies/policy.js';
-import type { TrustProxy } from './client-address.js';
+import { clientAddress, type TrustProxy } from './client-address.js';
 import { rateLimitHeaders, type HeaderStyle } from './headers.js';
 
 /**
@@ -76,4 +76,32 @@ export function commonOptions<Req>(options: CommonOptions<Req>): Common<Req> {
     skip: o.skip as Common<Req>['skip'],
     headers: rateLimitHeaders(limiter.policies, style as HeaderStyle),
   };
+}
+
+/**
+ * How an adapter reads its own request type: the peer address (`context` is
+ * whatever else the server passed, e.g. Bun's server or Deno's info) and a
+ * header. @internal
+ */
+export interface RequestReader<Req> {
+  peer(request: Req, context: unknown): string | undefined;
+  header(request: Req, name: string): string | null | undefined;
+}
+
+/** The request's key per the `key` option. @internal */
+export function requestKey<Req>(c: Common<Req>, read: RequestReader<Req>, request: Req, context?: unknown): string | Promise<string> {
+  const key = c.key;
+  if (key === 'ip') return `ip:${clientAddress(read.peer(request, context), read.header(request, 'x-forwarded-for'), c.trustProxy) ?? 'unknown'}`;
+  if (typeof key === 'function') return key(request);
+  return `header:${key.header.toLowerCase()}:${read.header(request, key.header) ?? ''}`;
+}
+
+/**
+ * Decides a key: without a promise when the limiter decides in process and
+ * the key is known at once (a few microtasks per request cost a gateway
+ * measurable throughput). @internal
+ */
+export function decideKey<Req>(c: Common<Req>, key: string | Promise<string>, cost: number): Decision | Promise<Decision> {
+  if (typeof key === 'string' && c.limiter.inProcess) return c.limiter.limitSync(key, { cost });
+  return Promise.resolve(key).then((k) => c.limiter.limit(k, { cost }));
 }
