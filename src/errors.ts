@@ -10,7 +10,7 @@
  * ```
  */
 export class ConfigError extends RangeError {
-  override readonly name = 'ConfigError';
+  override readonly name: string = 'ConfigError';
   /** The parameter at fault, e.g. `"limit"` or `"period"`. */
   readonly parameter: string;
   /** The value it was given. */
@@ -20,6 +20,31 @@ export class ConfigError extends RangeError {
     super(`${parameter} must be ${expected}, got ${describe(value)}`);
     this.parameter = parameter;
     this.value = value;
+  }
+}
+
+/**
+ * Thrown when an options object has a name its factory or constructor does
+ * not know, most often a typo: the option would otherwise be ignored and its
+ * default used. `parameter` is the unknown name; `suggestion` the nearest
+ * known one, if any is close.
+ *
+ * @example
+ * ```ts
+ * try { gcra({ limit: 5, period: '1s', brust: 3 } as never); }
+ * catch (e) { if (e instanceof UnknownOptionError) console.log(e.message); }
+ * // unknown option 'brust' for gcra(): did you mean 'burst'?
+ * ```
+ */
+export class UnknownOptionError extends ConfigError {
+  override readonly name: string = 'UnknownOptionError';
+  /** The nearest known option name, when one is close enough to be meant. */
+  readonly suggestion: string | undefined;
+
+  constructor(option: string, where: string, suggestion: string | undefined) {
+    super(option, undefined, 'a known option');
+    this.message = `unknown option '${option}' for ${where}` + (suggestion === undefined ? '' : `: did you mean '${suggestion}'?`);
+    this.suggestion = suggestion;
   }
 }
 

@@ -2,7 +2,7 @@ export { Limiter, MAX_GATES, type LimiterOptions, type LimitOptions, type Reserv
 export { EmbeddedStore, EmbeddedBinding, MAX_KEYS, MAX_POLICIES, type EmbeddedStoreOptions, type EmbeddedStoreStats } from './embedded-store.js';
 export type { Store, StoreBinding } from './store.js';
 export type { Decision, DecisionSource, Reservation } from './decision.js';
-export { ConfigError, ArgumentError, AcquireTimeoutError } from './errors.js';
+export { ConfigError, UnknownOptionError, ArgumentError, AcquireTimeoutError } from './errors.js';
 export { parseDuration, MAX_DURATION_MS, type Duration } from './duration.js';
 export { systemClock, taskClock, type Clock } from './clock.js';
 export { MAX_KEY_LENGTH } from './key-hash.js';
