@@ -14,8 +14,12 @@
 //   │ remaining: f64   │ retryAfterMs: f64│ resetAfterMs: f64│ (spare)     │
 //   └──────────────────┴──────────────────┴──────────────────┴─────────────┘
 //
-// The i32 return value of decide/reserve is `allowed | bindingGate << 1`, where
-// bindingGate is the gate (0-based) whose numbers the decision reports.
+// The i32 return value of decide/reserve is `allowed | bindingGate << 1 |
+// GREW`, where bindingGate is the gate (0-based) whose numbers the decision
+// reports, GREW (bit 8) says linear memory grew during the call (the table
+// doubled: the host's views of memory are stale and must be renewed) and
+// FULL (bit 9) that a new key met the table full at its cap. Every export
+// that may insert a record reports both.
 //
 // Batch entry (32 bytes), `batchCapacity` of them from batchPtr():
 //
@@ -36,14 +40,21 @@ import {
   KIND_SLIDING,
   MIN_RETRY_MS,
 } from "./algorithms";
-import { tableInit, find, claim, foundLive, evictionCount, slotCount, liveCount, clearTable } from "./table";
+import {
+  tableInit, find, claim, makeRoom, takeFlags, candidate, epoch, fullWait, foundLive,
+  evictionCount, refusalCount, growthCount, slotCount, byteCount, bucketIndex, liveCount, clearTable, checkTable,
+} from "./table";
 
 // Policy record (32 bytes): kind u32 @0, p0 f64 @8, p1 f64 @16, p2 f64 @24.
 const POLICY_BYTES: usize = 32;
 /** Most gates one limiter may stack. */
 export const MAX_GATES: u32 = 16;
+/** Bit of a return value: linear memory grew during the call (see above). */
+export const GREW: u32 = 1 << 8;
+/** Bit of a return value: a new key met the table full at its cap during the call. */
+export const FULL: u32 = 1 << 9;
 // Per-gate scratch of a multi-gate decision (64 bytes each):
-// slot addr @0, key lo @8, allowed @12, a @16, b @24, c @32, exp @40, remaining @48, reset @56.
+// slot addr @0, table epoch of that addr @4, key lo @8, allowed @12, a @16, b @24, c @32, exp @40, remaining @48, reset @56.
 const GATE_BYTES: usize = 64;
 
 let policies: usize = 0;
@@ -56,11 +67,12 @@ let batchCapacity: u32 = 0;
 let stepOut: usize = 0;
 
 /**
- * Allocates everything, once: 2^shardBits shards of `bucketsPerShard` buckets
- * of 8 slots, room for `maxPolicies` policies and a batch area of
- * `batchEntries` entries. Returns the table's size in bytes.
+ * Allocates everything, once: room for `maxPolicies` policies, a batch area
+ * of `batchEntries` entries, and last the table of 2^initialBits buckets of 8
+ * slots, which may double up to 2^maxBits buckets; at that size a new key
+ * with no room evicts (`evict`) or is denied. Returns the table's size in bytes.
  */
-export function init(shardBits: u32, bucketsPerShard: u32, maxPolicies: u32, batchEntries: u32): usize {
+export function init(initialBits: u32, maxBits: u32, evict: bool, maxPolicies: u32, batchEntries: u32): usize {
   policyCapacity = maxPolicies;
   policies = heap.alloc(<usize>maxPolicies * POLICY_BYTES);
   gateScratch = heap.alloc(<usize>MAX_GATES * GATE_BYTES);
@@ -68,7 +80,7 @@ export function init(shardBits: u32, bucketsPerShard: u32, maxPolicies: u32, bat
   batchCapacity = batchEntries;
   batch = heap.alloc(<usize>batchEntries * 32);
   stepOut = heap.alloc(64);
-  return tableInit(shardBits, bucketsPerShard);
+  return tableInit(initialBits, maxBits, evict);
 }
 
 export function stepPtr(): usize {
@@ -115,14 +127,32 @@ export function setPolicy(id: u32, kind: u32, p0: f64, p1: f64, p2: f64): void {
 export function evictions(): f64 {
   return <f64>evictionCount();
 }
+/** New keys denied because the table was full at its cap (deny mode). */
+export function refusals(): f64 {
+  return <f64>refusalCount();
+}
+export function growths(): u32 {
+  return growthCount();
+}
 export function slots(): f64 {
   return <f64>slotCount();
+}
+export function tableBytes(): f64 {
+  return <f64>byteCount();
+}
+/** First-choice bucket of a key's record in gate `gate`: for tests of the keyed layout. */
+export function bucketOf(lo: u32, hi: u32, gate: u32): u32 {
+  return bucketIndex(fixKey(gateLo(lo, gate), hi), hi);
 }
 export function live(now: f64): u32 {
   return liveCount(now);
 }
 export function clear(): void {
   clearTable();
+}
+/** -1 when the table's invariants hold at `now`, else the first bad slot (for tests). */
+export function check(now: f64): i32 {
+  return checkTable(now);
 }
 
 /** Each gate keys its records by the key's hash mixed with the policy id. */
@@ -157,27 +187,47 @@ export function clear(): void {
   store<f64>(addr, exp, 24);
 }
 
-/** Looks up gate `id`'s record for the key and evaluates `cost` at `t`; returns the slot or 0. */
-@inline function evaluateGate(id: u32, lo: u32, hi: u32, cost: f64, t: f64, now: f64): usize {
+/**
+ * Looks up gate `id`'s record for the key and evaluates `cost` at `t`;
+ * returns the slot or 0. With `commit`, an admission of a key that has no
+ * record makes room for one first (which may move records or grow the
+ * table), and is turned into a denial when the table is full at its cap in
+ * deny mode: a key that cannot be recorded cannot be charged, so it does not
+ * pass. It may retry when a record in its buckets expires.
+ */
+@inline function evaluateGate(id: u32, lo: u32, hi: u32, cost: f64, t: f64, now: f64, commit: bool): usize {
   let p = policies + <usize>id * POLICY_BYTES;
   let kind = load<u32>(p);
   let addr = find(lo, hi, now);
   sLive = foundLive;
   if (foundLive) loadState(kind, addr);
   evaluate(kind, load<f64>(p, 8), load<f64>(p, 16), load<f64>(p, 24), cost, t);
+  if (commit && addr == 0 && candidate == 0 && oAllowed && oExp > now) {
+    let room = makeRoom(lo, hi, now);
+    if (room == 0) {
+      oAllowed = false;
+      oRetry = fullWait < MIN_RETRY_MS ? MIN_RETRY_MS : fullWait;
+      oRemaining = 0;
+    }
+    find(lo, hi, now); // the candidate again, where the room was made
+  }
   return addr;
 }
 
-@inline function commitGate(id: u32, addr: usize, lo: u32, hi: u32, now: f64, a: f64, b: f64, c: f64, exp: f64, refind: bool): void {
+/**
+ * Writes gate `id`'s new state for the key. `addr` is what `find` returned at
+ * table epoch `at`: after records moved (another gate made room), or with
+ * `refind` (another gate may have taken the candidate), the key is looked up
+ * again.
+ */
+@inline function commitGate(id: u32, addr: usize, at: u32, lo: u32, hi: u32, now: f64, a: f64, b: f64, c: f64, exp: f64, refind: bool): void {
+  if (at != epoch || (addr == 0 && refind)) addr = find(lo, hi, now);
   if (exp <= now) {
     // Decayed to "never seen": keep no record.
     if (addr != 0) store<f64>(addr, -Infinity, 24);
     return;
   }
   let kind = load<u32>(policies + <usize>id * POLICY_BYTES);
-  if (addr == 0 && refind) {
-    find(lo, hi, now); // refresh the candidate: another gate may have taken it
-  }
   storeState(kind, claim(addr, lo, hi, now), a, b, c, exp);
 }
 
@@ -195,12 +245,13 @@ function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t: f64, 
   if (gates == 1) {
     // The common case, without the scratch round trip.
     let lo = fixKey(gateLo(lo0, gate0), hi);
-    let addr = evaluateGate(gate0, lo, hi, cost, t, now);
+    let at = epoch;
+    let addr = evaluateGate(gate0, lo, hi, cost, t, now, commit);
     dRemaining = oRemaining;
     dRetry = oRetry;
     dReset = oReset;
     dGate = 0;
-    if (oAllowed && commit) commitGate(gate0, addr, lo, hi, now, oA, oB, oC, oExp, false);
+    if (oAllowed && commit) commitGate(gate0, addr, at, lo, hi, now, oA, oB, oC, oExp, false);
     return oAllowed;
   }
   let all = true;
@@ -208,8 +259,12 @@ function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t: f64, 
     let id = gate0 + g;
     let lo = fixKey(gateLo(lo0, id), hi);
     let s = gateScratch + <usize>g * GATE_BYTES;
-    let addr = evaluateGate(id, lo, hi, cost, t, now);
-    store<usize>(s, addr);
+    let at = epoch;
+    let addr = evaluateGate(id, lo, hi, cost, t, now, commit);
+    // A dead record's slot is free to the other gates' candidates, so only a
+    // live one is kept: the commit looks the others up again.
+    store<usize>(s, foundLive ? addr : 0);
+    store<u32>(s, at, 4);
     store<u32>(s, lo, 8);
     store<u32>(s, oAllowed ? 1 : 0, 12);
     store<f64>(s, oA, 16);
@@ -241,7 +296,7 @@ function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t: f64, 
       let reset = load<f64>(s, 56);
       if (reset > dReset) dReset = reset;
       if (commit) {
-        commitGate(gate0 + g, load<usize>(s), load<u32>(s, 8), hi, now,
+        commitGate(gate0 + g, load<usize>(s), load<u32>(s, 4), load<u32>(s, 8), hi, now,
           load<f64>(s, 16), load<f64>(s, 24), load<f64>(s, 32), load<f64>(s, 40), true);
       }
     }
@@ -256,7 +311,7 @@ function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t: f64, 
     let rem = load<f64>(s, 48);
     let reset = load<f64>(s, 56);
     if (load<u32>(s, 12) != 0) {
-      evaluateGate(gate0 + g, load<u32>(s, 8), hi, 0, t, now);
+      evaluateGate(gate0 + g, load<u32>(s, 8), hi, 0, t, now, false);
       rem = oRemaining;
       reset = oReset;
     }
@@ -280,7 +335,7 @@ function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t: f64, 
 export function decide(lo: u32, hi: u32, gate0: u32, gates: u32, cost: f64, now: f64, dryRun: bool): u32 {
   let ok = decideAt(lo, hi, gate0, gates, cost, now, now, !dryRun);
   writeResult(dRemaining, dRetry, dReset);
-  return (ok ? 1 : 0) | (dGate << 1);
+  return (ok ? 1 : 0) | (dGate << 1) | grewBit();
 }
 
 /**
@@ -297,15 +352,24 @@ export function reserve(lo: u32, hi: u32, gate0: u32, gates: u32, cost: f64, now
   for (let round = 0; round < 1000; round++) {
     if (decideAt(lo, hi, gate0, gates, cost, t, now, false)) {
       if (t - now > maxWait) break;
-      decideAt(lo, hi, gate0, gates, cost, t, now, true);
+      if (!decideAt(lo, hi, gate0, gates, cost, t, now, true)) {
+        // No room to record the booking (the table is full at its cap).
+        writeResult(dRemaining, t - now + dRetry, dReset);
+        return (dGate << 1) | grewBit();
+      }
       writeResult(dRemaining, t - now, dReset + (t - now));
-      return 1 | (dGate << 1);
+      return 1 | (dGate << 1) | grewBit();
     }
     t = t + (dRetry < MIN_RETRY_MS ? MIN_RETRY_MS : dRetry);
     if (t - now > maxWait) break;
   }
   writeResult(dRemaining, t - now, dReset);
   return dGate << 1;
+}
+
+/** GREW and FULL, as they happened since the last export returned. */
+@inline function grewBit(): u32 {
+  return takeFlags() << 8;
 }
 
 /** Gives `cost` back to every gate's record of the key. */
@@ -319,7 +383,7 @@ export function refund(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, now
     let kind = load<u32>(p);
     loadState(kind, addr);
     refundState(kind, load<f64>(p, 8), load<f64>(p, 16), load<f64>(p, 24), cost, now);
-    commitGate(id, addr, lo, hi, now, oA, oB, oC, oExp, false);
+    commitGate(id, addr, epoch, lo, hi, now, oA, oB, oC, oExp, false);
   }
 }
 
@@ -334,29 +398,35 @@ export function reset(lo0: u32, hi: u32, gate0: u32, gates: u32, now: f64): void
 
 /**
  * Decides the first `n` batch entries at `now`, each as `decide` would, in
- * order. Returns how many were admitted.
+ * order. Returns GREW or 0.
  */
 export function decideBatch(n: u32, gate0: u32, gates: u32, now: f64, dryRun: bool): u32 {
   if (n > batchCapacity) unreachable();
-  let admitted: u32 = 0;
   for (let e = batch, end = batch + <usize>n * 32; e < end; e += 32) {
     let ok = decideAt(load<u32>(e), load<u32>(e, 4), gate0, gates, <f64>load<u32>(e, 8), now, now, !dryRun);
-    if (ok) admitted++;
     store<u32>(e, <u32>dRemaining, 8);
     store<u8>(e, <u8>((ok ? 1 : 0) | (dGate << 1)), 15);
     store<f64>(e, dRetry, 16);
     store<f64>(e, dReset, 24);
   }
-  return admitted;
+  return grewBit();
 }
 
 /**
  * Writes gate `gate`'s state for key (lo, hi) as another store (Redis) last
  * reported it: the local mirror that answers denials without a round trip and
- * seeds the fallback. An `exp` at or before `now` removes the record.
+ * seeds the fallback. An `exp` at or before `now` removes the record. A
+ * mirror is a cache of what Redis holds, so when the table is full at its cap
+ * in deny mode the state is not mirrored rather than evicting another.
+ * Returns GREW or 0.
  */
-export function putState(lo0: u32, hi: u32, gate: u32, a: f64, b: f64, c: f64, exp: f64, now: f64): void {
+export function putState(lo0: u32, hi: u32, gate: u32, a: f64, b: f64, c: f64, exp: f64, now: f64): u32 {
   let lo = fixKey(gateLo(lo0, gate), hi);
   let addr = find(lo, hi, now);
-  commitGate(gate, addr, lo, hi, now, a, b, c, exp, false);
+  if (addr == 0 && candidate == 0 && exp > now) {
+    if (makeRoom(lo, hi, now) == 0) return grewBit();
+    addr = find(lo, hi, now);
+  }
+  commitGate(gate, addr, epoch, lo, hi, now, a, b, c, exp, false);
+  return grewBit();
 }

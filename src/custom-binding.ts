@@ -13,21 +13,40 @@ interface Entry {
 }
 
 /**
+ * How long a key refused by a full map of states that never run out (a
+ * custom limiter without `ttlMs`) is told to wait: nothing says when room
+ * comes, and the wait must be finite.
+ */
+const FULL_RETRY_MS = 1000;
+
+/** What a {@link CustomBinding} does at its cap, from its store's `maxKeys` and `whenFull`. @internal */
+export interface CustomBounds {
+  readonly maxKeys: number;
+  readonly evict: boolean;
+  /** Told each time a new key met the map full: whether a state was evicted for it (else it was refused). */
+  readonly onFull: (evicted: boolean) => void;
+}
+
+/**
  * Decides for a custom {@link RateLimiter} in process: each key's state in a
- * `Map`, bounded to `maxKeys` (past it, states that have run out go first,
- * then the oldest). The limiter's pure `decide` does the arithmetic.
+ * `Map`. States that have run out are dropped; a state still live is kept
+ * however many keys come (a dropped debt would be a fresh budget), up to
+ * `maxKeys`, where `whenFull` decides as in the table: deny the new key, or
+ * evict the oldest. The limiter's pure `decide` does the arithmetic.
  */
 export class CustomBinding implements StoreBinding {
   readonly #limiter: RateLimiter;
   readonly #clock: Clock;
-  readonly #maxKeys: number;
+  readonly #bounds: CustomBounds;
   readonly #states = new Map<string, Entry>();
+  /** The earliest `until` in the map as of the last sweep: before it, a sweep frees nothing. */
+  #nextExpiry = Infinity;
   readonly inProcess = true;
 
-  constructor(limiter: RateLimiter, clock: Clock, maxKeys: number) {
+  constructor(limiter: RateLimiter, clock: Clock, bounds: CustomBounds) {
     this.#limiter = limiter;
     this.#clock = clock;
-    this.#maxKeys = maxKeys;
+    this.#bounds = bounds;
   }
 
   /** The key's state now (its initial state if none, or if it has run out). */
@@ -37,22 +56,45 @@ export class CustomBinding implements StoreBinding {
     return entry.state;
   }
 
-  #put(key: string, state: unknown, ttlMs: number | undefined, now: number): void {
+  /** Stores the key's new state; false when the map is full and the key is refused (deny mode). */
+  #put(key: string, state: unknown, ttlMs: number | undefined, now: number): boolean {
     const until = ttlMs === undefined ? Infinity : now + ttlMs;
     if (until <= now) {
       this.#states.delete(key);
-      return;
+      return true;
     }
-    if (!this.#states.has(key) && this.#states.size >= this.#maxKeys) this.#makeRoom(now);
+    if (!this.#states.has(key) && this.#states.size >= this.#bounds.maxKeys && !this.#makeRoom(now)) return false;
     this.#states.set(key, { state, until });
+    if (until < this.#nextExpiry) this.#nextExpiry = until;
+    return true;
   }
 
-  #makeRoom(now: number): void {
-    for (const [key, entry] of this.#states) if (entry.until <= now) this.#states.delete(key);
-    for (const key of this.#states.keys()) {
-      if (this.#states.size < this.#maxKeys) break;
-      this.#states.delete(key);
+  /** Frees one entry at least: states that ran out, else (evict mode) the oldest. */
+  #makeRoom(now: number): boolean {
+    if (now >= this.#nextExpiry) {
+      // A sweep only when something has run out since the last one, so a map
+      // full of live states costs O(1) per refused key, not a scan each.
+      let next = Infinity;
+      for (const [key, entry] of this.#states) {
+        if (entry.until <= now) this.#states.delete(key);
+        else if (entry.until < next) next = entry.until;
+      }
+      this.#nextExpiry = next;
+      if (this.#states.size < this.#bounds.maxKeys) return true;
     }
+    this.#bounds.onFull(this.#bounds.evict);
+    if (!this.#bounds.evict) return false;
+    for (const key of this.#states.keys()) {
+      this.#states.delete(key);
+      break;
+    }
+    return true;
+  }
+
+  /** The denial of a key refused for lack of room: retry when the first state runs out. */
+  #refused(now: number): Decision {
+    const wait = Number.isFinite(this.#nextExpiry) ? Math.max(this.#nextExpiry - now, 0.001) : FULL_RETRY_MS;
+    return { allowed: false, limit: this.#limiter.capacity, remaining: 0, retryAfterMs: wait, resetAfterMs: 0, source: 'local' };
   }
 
   #step(state: unknown, now: number, cost: number): RateLimitStep<unknown> {
@@ -62,7 +104,7 @@ export class CustomBinding implements StoreBinding {
   limit(key: string, cost: number, dryRun: boolean): Decision {
     const now = this.#clock();
     const step = this.#step(this.#state(key, now), now, cost);
-    if (step.allowed && !dryRun) this.#put(key, step.state, step.ttlMs, now);
+    if (step.allowed && !dryRun && !this.#put(key, step.state, step.ttlMs, now)) return this.#refused(now);
     return toDecision(this.#limiter.capacity, step, 'local');
   }
 
@@ -81,7 +123,10 @@ export class CustomBinding implements StoreBinding {
   reserve(key: string, cost: number, maxWaitMs: number): Reservation {
     const now = this.#clock();
     const booked = reserveStep(this.#limiter, this.#state(key, now), now, cost, maxWaitMs);
-    if (booked.allowed) this.#put(key, booked.step.state, booked.step.ttlMs === undefined ? undefined : booked.waitMs + booked.step.ttlMs, now);
+    if (booked.allowed && !this.#put(key, booked.step.state, booked.step.ttlMs === undefined ? undefined : booked.waitMs + booked.step.ttlMs, now)) {
+      const refused = this.#refused(now);
+      return { allowed: false, waitMs: refused.retryAfterMs, at: now + refused.retryAfterMs, limit: refused.limit, remaining: 0, source: 'local' };
+    }
     const remaining = booked.allowed ? (booked.step.remaining ?? 0) : 0;
     return { allowed: booked.allowed, waitMs: booked.waitMs, at: now + booked.waitMs, limit: this.#limiter.capacity, remaining, source: 'local' };
   }

@@ -1,24 +1,50 @@
 import { systemClock, taskClock, type Clock } from './clock.js';
 import { ConfigError } from './errors.js';
 import type { Decision, Reservation } from './decision.js';
-import { hashKey, keyHi, keyLo } from './key-hash.js';
-import { optionsObject } from './policies/policy.js';
+import { hashKey, hashSeed, keyHi, keyLo, type HashSeed } from './key-hash.js';
+import { strictOptions } from './options.js';
 import type { Policy } from './policies/index.js';
 import type { Store, StoreBinding } from './store.js';
 import { instantiateCore, type CoreExports } from './wasm.js';
-import { CustomBinding } from './custom-binding.js';
+import { CustomBinding, type CustomBounds } from './custom-binding.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { checkMetrics, type MetricsSink } from './metrics.js';
 
 /** Options of {@link EmbeddedStore}. */
 export interface EmbeddedStoreOptions {
   /**
-   * Keys to make room for (default 100 000). Memory is allocated up front,
-   * 40 bytes per key; past that many live keys the soonest-to-expire are
-   * evicted (and counted in {@link EmbeddedStore.stats}).
+   * A cap on the table's size, in keys (default none: up to {@link MAX_KEYS}).
+   * The table starts small (8192 slots, 256 KiB) and doubles in place as live
+   * keys need room: a record is dropped only when its state is back to "as if
+   * never seen", never while its key still owes, so memory follows the keys
+   * that are live now (about 32 to 64 bytes each). With a cap the table stops
+   * growing at the size that holds `maxKeys` keys (power-of-two sizes: it may
+   * hold more), and what happens when it is full of live records is
+   * `whenFull`.
    */
   maxKeys?: number;
-  /** Evictions (`cellgate.evictions`), every 1024 decisions and at `stats()`: see {@link MetricsSink}. */
+  /**
+   * What a new key gets when the table is at its cap and every record in
+   * reach still owes (default `'deny'`):
+   * - `'deny'`: the new key is denied, with `retryAfterMs` until a record in
+   *   its reach expires. No key loses what it owes, so the limit holds for
+   *   everyone; the cost falls on new keys while the table is full.
+   * - `'evict'`: the record nearest to expiry is dropped and its key starts
+   *   afresh: new keys always pass, at the price of a limit that a flood of
+   *   keys can reset (a denied key's debt is forgotten). For caches of state
+   *   held elsewhere.
+   *
+   * Either way it is counted (`stats().refusals` / `evictions`), reported to
+   * `metrics`, and announced by a `'full'` event.
+   */
+  whenFull?: 'deny' | 'evict';
+  /**
+   * The 16-byte seed of the keyed hash (default: drawn from
+   * `crypto.getRandomValues` per store). For tests only: whoever knows the
+   * seed can compute colliding keys.
+   */
+  hashSeed?: Uint8Array;
+  /** Evictions and refusals (`cellgate.evictions`, `cellgate.refusals`), every 1024 decisions and at `stats()`: see {@link MetricsSink}. */
   metrics?: MetricsSink;
 }
 
@@ -26,75 +52,187 @@ export interface EmbeddedStoreOptions {
 export interface EmbeddedStoreStats {
   /** Keys whose state is live now (a full scan: for diagnostics, not the hot path). */
   readonly keys: number;
-  /** Slots in the table. */
+  /** Slots in the table now. */
   readonly slots: number;
-  /** Bytes of linear memory the table occupies. */
+  /** Bytes of linear memory the table occupies now. */
   readonly tableBytes: number;
-  /** Live records evicted to make room, since creation. */
+  /** Live records evicted to make room (`whenFull: 'evict'` at the cap), since creation. */
   readonly evictions: number;
-  /** Bytes of the store's whole linear memory (allocated once: it never grows). */
+  /** New keys denied because the table was full at its cap (`whenFull: 'deny'`), since creation. */
+  readonly refusals: number;
+  /** Times the table doubled, since creation. */
+  readonly growths: number;
+  /** Bytes of the store's whole linear memory (it grows with the table, never shrinks). */
   readonly memoryBytes: number;
 }
 
-/** Most keys an embedded store may be sized for (about 1.2 GiB). */
+/** Detail of an {@link EmbeddedStore}'s `'full'` event. */
+export interface TableFullDetail {
+  /** Totals since creation, as in {@link EmbeddedStoreStats}. */
+  readonly refusals: number;
+  readonly evictions: number;
+  /** The table's size in keys at its cap. */
+  readonly slots: number;
+}
+
+/** Largest `maxKeys`, and the size an uncapped table stops growing at (about 1.2 GiB of table at 32M keys). */
 export const MAX_KEYS = 1 << 25;
 /** Most policies (gates, over all limiters) one embedded store can hold. */
 export const MAX_POLICIES = 1024;
 const BATCH_ENTRIES = 1024;
 const SLOTS_PER_BUCKET = 8;
-/** Slots per key: with one cuckoo step, 8-way two-choice buckets take maxKeys keys at 80% load without evicting. */
+/** The table's first size: 2^10 buckets of 8 slots (256 KiB). */
+const INITIAL_BUCKET_BITS = 10;
+/** Slots per key at the cap: the two-choice table with displacement holds ~97%; this keeps margin. */
 const HEADROOM = 1.25;
+/** Bits of a core return value (assembly/index.ts): memory grew; the table was full at its cap. */
+const GREW = 1 << 8;
+const FULL = 1 << 9;
+const FLAGS = GREW | FULL;
+/** Gate index bits of a core return value, above the allowed bit. */
+const GATE_MASK = 0xf;
+/** Most one `'full'` event per this long, however many keys meet a full table. */
+const FULL_EVENT_INTERVAL_MS = 1000;
+
+/**
+ * The views of a core's memory that bindings read results through. A table
+ * that grows detaches them (a grown wasm memory is a new ArrayBuffer), so
+ * every binding of the store reads through this one object, renewed when a
+ * call reports that memory grew.
+ * @internal
+ */
+class CoreViews {
+  result!: Float64Array;
+  batchU32!: Uint32Array;
+  batchF64!: Float64Array;
+  batchU8!: Uint8Array;
+  readonly #core: CoreExports;
+
+  constructor(core: CoreExports) {
+    this.#core = core;
+    this.renew();
+  }
+
+  renew(): void {
+    const core = this.#core;
+    const buffer = core.memory.buffer;
+    const batch = core.batchPtr();
+    this.result = new Float64Array(buffer, core.resultPtr(), 4);
+    this.batchU32 = new Uint32Array(buffer, batch, BATCH_ENTRIES * 8);
+    this.batchF64 = new Float64Array(buffer, batch, BATCH_ENTRIES * 4);
+    this.batchU8 = new Uint8Array(buffer, batch, BATCH_ENTRIES * 32);
+  }
+}
+
+/**
+ * What every binding of one store shares: the core, its views, the hash seed,
+ * and what to do with a core call's flags.
+ * @internal
+ */
+interface Shared {
+  readonly core: CoreExports;
+  readonly views: CoreViews;
+  readonly seed: HashSeed;
+  /** Renews the views and announces a full table, as the flags of a core call say. */
+  flags(r: number): void;
+  /** Called every 1024 operations when the store reports metrics. */
+  readonly tick: (() => void) | undefined;
+}
+
+const OPTIONS = ['maxKeys', 'whenFull', 'hashSeed', 'metrics'] as const satisfies readonly (keyof EmbeddedStoreOptions)[];
 
 /**
  * The in-process store: per-key state in a WebAssembly table, decided
  * synchronously. The default store of a {@link Limiter}; several limiters may
- * share one to share its memory budget.
+ * share one to share its memory.
+ *
+ * It is an `EventTarget`: `'full'` ({@link TableFullDetail}) when a new key
+ * met a table full at its cap (at most once a second).
  *
  * @example
  * ```ts
- * const store = new EmbeddedStore({ maxKeys: 1_000_000 });
+ * const store = new EmbeddedStore();
  * const limiter = new Limiter({ policy: gcra({ limit: 10, period: '1s' }), store });
  * limiter.limitSync('10.0.0.1'); // { allowed: true, ... source: 'local' }
+ * store.addEventListener('full', (e) => console.warn('rate-limit table full', (e as CustomEvent).detail));
  * ```
  */
-export class EmbeddedStore implements Store {
-  readonly #core: CoreExports;
-  readonly #tableBytes: number;
-  readonly #maxKeys: number;
-  /** Reports evictions since the last report to the metrics sink (undefined: no sink). */
-  readonly #reportEvictions: (() => void) | undefined;
+export class EmbeddedStore extends EventTarget implements Store {
+  readonly #shared: Shared;
+  readonly #custom: CustomBounds;
+  /** Reports evictions and refusals since the last report to the metrics sink (undefined: no sink). */
+  readonly #report: (() => void) | undefined;
   #policies = 0;
+  #lastFullEvent = -Infinity;
+  /** Evictions and refusals of custom limiters' maps (the core counts its own). */
+  #customEvictions = 0;
+  #customRefusals = 0;
 
   constructor(options: EmbeddedStoreOptions = {}) {
-    const o = optionsObject(options, 'EmbeddedStore options');
-    const maxKeys = o.maxKeys === undefined ? 100_000 : o.maxKeys;
+    super();
+    const o = strictOptions(options, 'new EmbeddedStore()', OPTIONS);
+    const maxKeys = o.maxKeys === undefined ? MAX_KEYS : o.maxKeys;
     if (typeof maxKeys !== 'number' || !Number.isInteger(maxKeys) || maxKeys < 1 || maxKeys > MAX_KEYS) {
       throw new ConfigError('maxKeys', maxKeys, `an integer from 1 to ${MAX_KEYS}`);
     }
-    const buckets = Math.max(16, Math.ceil((maxKeys * HEADROOM) / SLOTS_PER_BUCKET));
-    // As many shards as keep at least 16 buckets each, at most 256.
-    const shardBits = Math.min(8, Math.max(0, Math.floor(Math.log2(buckets / 16))));
-    const perShard = Math.ceil(buckets / 2 ** shardBits);
-    this.#maxKeys = maxKeys;
+    const whenFull = o.whenFull === undefined ? 'deny' : o.whenFull;
+    if (whenFull !== 'deny' && whenFull !== 'evict') throw new ConfigError('whenFull', whenFull, "'deny' or 'evict'");
+    const seed = hashSeed(o.hashSeed);
     const metrics = checkMetrics(o.metrics);
+    const maxBits = Math.max(0, Math.ceil(Math.log2((maxKeys * HEADROOM) / SLOTS_PER_BUCKET)));
+    this.#custom = {
+      maxKeys,
+      evict: whenFull === 'evict',
+      onFull: (evicted) => {
+        if (evicted) this.#customEvictions++;
+        else this.#customRefusals++;
+        this.#full();
+      },
+    };
+    const core = instantiateCore();
+    core.init(Math.min(INITIAL_BUCKET_BITS, maxBits), maxBits, whenFull === 'evict' ? 1 : 0, MAX_POLICIES, BATCH_ENTRIES);
+    const views = new CoreViews(core);
     if (metrics !== undefined) {
-      let reported = 0;
-      this.#reportEvictions = () => {
-        const evictions = this.#core.evictions();
-        if (evictions > reported) metrics.count('cellgate.evictions', evictions - reported);
-        reported = evictions;
+      let evictions = 0;
+      let refusals = 0;
+      this.#report = () => {
+        const e = core.evictions() + this.#customEvictions;
+        const r = core.refusals() + this.#customRefusals;
+        if (e > evictions) metrics.count('cellgate.evictions', e - evictions);
+        if (r > refusals) metrics.count('cellgate.refusals', r - refusals);
+        evictions = e;
+        refusals = r;
       };
     }
-    this.#core = instantiateCore();
-    this.#tableBytes = this.#core.init(shardBits, perShard, MAX_POLICIES, BATCH_ENTRIES);
+    this.#shared = {
+      core,
+      views,
+      seed,
+      tick: this.#report,
+      flags: (r) => {
+        if ((r & GREW) !== 0) views.renew();
+        if ((r & FULL) !== 0) this.#full();
+      },
+    };
+  }
+
+  #full(): void {
+    const now = Date.now();
+    if (now - this.#lastFullEvent < FULL_EVENT_INTERVAL_MS) return;
+    this.#lastFullEvent = now;
+    this.#report?.();
+    const core = this.#shared.core;
+    const detail: TableFullDetail = { refusals: core.refusals() + this.#customRefusals, evictions: core.evictions() + this.#customEvictions, slots: core.slots() };
+    this.dispatchEvent(new CustomEvent<TableFullDetail>('full', { detail }));
   }
 
   /**
    * Binds a custom {@link RateLimiter}: its states live in a map beside the
-   * table (JS values, not wasm records), bounded by the same `maxKeys`.
+   * table (JS values, not wasm records), under the same `maxKeys` and
+   * `whenFull` rules.
    */
   bindCustom(limiter: RateLimiter, clock: Clock = taskClock): CustomBinding {
-    return new CustomBinding(limiter, clock, this.#maxKeys);
+    return new CustomBinding(limiter, clock, this.#custom);
   }
 
   bind(gates: readonly Policy[], clock: Clock = taskClock): EmbeddedBinding {
@@ -102,9 +240,10 @@ export class EmbeddedStore implements Store {
       throw new ConfigError('policy', gates.length, `room in the store: it holds at most ${MAX_POLICIES} policies`);
     }
     const gate0 = this.#policies;
-    gates.forEach((g, i) => this.#core.setPolicy(gate0 + i, g.core.code, g.core.p0, g.core.p1, g.core.p2));
+    const core = this.#shared.core;
+    gates.forEach((g, i) => core.setPolicy(gate0 + i, g.core.code, g.core.p0, g.core.p1, g.core.p2));
     this.#policies += gates.length;
-    return new EmbeddedBinding(this.#core, gate0, gates, clock, this.#reportEvictions);
+    return new EmbeddedBinding(this.#shared, gate0, gates, clock);
   }
 
   /**
@@ -112,18 +251,40 @@ export class EmbeddedStore implements Store {
    *
    * @example
    * ```ts
-   * const { keys, evictions } = store.stats();
+   * const { keys, tableBytes, refusals } = store.stats();
    * ```
    */
   stats(now: number = systemClock()): EmbeddedStoreStats {
-    this.#reportEvictions?.();
+    this.#report?.();
+    const core = this.#shared.core;
     return {
-      keys: this.#core.live(now),
-      slots: this.#core.slots(),
-      tableBytes: this.#tableBytes,
-      evictions: this.#core.evictions(),
-      memoryBytes: this.#core.memory.buffer.byteLength,
+      keys: core.live(now),
+      slots: core.slots(),
+      tableBytes: core.tableBytes(),
+      evictions: core.evictions() + this.#customEvictions,
+      refusals: core.refusals() + this.#customRefusals,
+      growths: core.growths(),
+      memoryBytes: core.memory.buffer.byteLength,
     };
+  }
+
+  /**
+   * -1 when the table's invariants hold at `now` (every live record in one of
+   * its key's two buckets, no key recorded twice), else the first bad slot.
+   * @internal
+   */
+  checkTable(now: number): number {
+    return this.#shared.core.check(now);
+  }
+
+  /**
+   * The first-choice bucket of a key's record in the table (gate 0 of the
+   * first policy): for tests that the layout depends on the seed.
+   * @internal
+   */
+  bucketOf(key: string): number {
+    hashKey(key, this.#shared.seed);
+    return this.#shared.core.bucketOf(keyLo, keyHi, 0);
   }
 }
 
@@ -132,32 +293,25 @@ export class EmbeddedStore implements Store {
  * `Limiter` calls on the hot path.
  */
 export class EmbeddedBinding implements StoreBinding {
+  readonly #shared: Shared;
   readonly #core: CoreExports;
+  readonly #views: CoreViews;
+  readonly #seed: HashSeed;
   readonly #gate0: number;
   readonly #gates: number;
   readonly #capacity: Float64Array;
   readonly #clock: Clock;
-  // The core allocates everything in `init`, so memory never grows afterwards
-  // and these views never detach.
-  readonly #result: Float64Array;
-  readonly #batchU32: Uint32Array;
-  readonly #batchF64: Float64Array;
-  readonly #batchU8: Uint8Array;
-  readonly #batchBase: number;
 
-  constructor(core: CoreExports, gate0: number, gates: readonly Policy[], clock: Clock, tick?: () => void) {
-    this.#core = core;
-    this.#tick = tick;
+  constructor(shared: Shared, gate0: number, gates: readonly Policy[], clock: Clock) {
+    this.#shared = shared;
+    this.#core = shared.core;
+    this.#views = shared.views;
+    this.#seed = shared.seed;
+    this.#tick = shared.tick;
     this.#gate0 = gate0;
     this.#gates = gates.length;
     this.#capacity = Float64Array.from(gates, (g) => g.core.capacity);
     this.#clock = clock;
-    const buffer = core.memory.buffer;
-    this.#result = new Float64Array(buffer, core.resultPtr(), 4);
-    this.#batchBase = core.batchPtr();
-    this.#batchU32 = new Uint32Array(buffer, this.#batchBase, BATCH_ENTRIES * 8);
-    this.#batchF64 = new Float64Array(buffer, this.#batchBase, BATCH_ENTRIES * 4);
-    this.#batchU8 = new Uint8Array(buffer, this.#batchBase, BATCH_ENTRIES * 32);
   }
 
   /** Called every 1024 operations when the store reports metrics. */
@@ -175,12 +329,13 @@ export class EmbeddedBinding implements StoreBinding {
 
   limit(key: string, cost: number, dryRun: boolean): Decision {
     const now = this.#now();
-    hashKey(key);
+    hashKey(key, this.#seed);
     const r = this.#core.decide(keyLo, keyHi, this.#gate0, this.#gates, cost, now, dryRun ? 1 : 0);
-    const out = this.#result;
+    if ((r & FLAGS) !== 0) this.#shared.flags(r);
+    const out = this.#views.result;
     return {
       allowed: (r & 1) === 1,
-      limit: this.#capacity[r >>> 1]!,
+      limit: this.#capacity[(r >>> 1) & GATE_MASK]!,
       remaining: out[0]!,
       retryAfterMs: out[1]!,
       resetAfterMs: out[2]!,
@@ -201,19 +356,22 @@ export class EmbeddedBinding implements StoreBinding {
   limitMany(keys: readonly string[], cost: number): Decision[] {
     const now = this.#now();
     const decisions: Decision[] = new Array(keys.length);
-    const u32 = this.#batchU32;
-    const f64 = this.#batchF64;
-    const u8 = this.#batchU8;
+    const views = this.#views;
     for (let start = 0; start < keys.length; start += BATCH_ENTRIES) {
       const n = Math.min(BATCH_ENTRIES, keys.length - start);
+      let u32 = views.batchU32;
       for (let i = 0; i < n; i++) {
-        hashKey(keys[start + i]!);
+        hashKey(keys[start + i]!, this.#seed);
         const w = i * 8;
         u32[w] = keyLo;
         u32[w + 1] = keyHi;
         u32[w + 2] = cost;
       }
-      this.#core.decideBatch(n, this.#gate0, this.#gates, now, 0);
+      const r = this.#core.decideBatch(n, this.#gate0, this.#gates, now, 0);
+      if ((r & FLAGS) !== 0) this.#shared.flags(r);
+      u32 = views.batchU32;
+      const f64 = views.batchF64;
+      const u8 = views.batchU8;
       for (let i = 0; i < n; i++) {
         const flags = u8[i * 32 + 15]!;
         decisions[start + i] = {
@@ -231,28 +389,30 @@ export class EmbeddedBinding implements StoreBinding {
 
   reserve(key: string, cost: number, maxWaitMs: number): Reservation {
     const now = this.#now();
-    hashKey(key);
+    hashKey(key, this.#seed);
     const r = this.#core.reserve(keyLo, keyHi, this.#gate0, this.#gates, cost, now, maxWaitMs);
-    const waitMs = this.#result[1]!;
+    if ((r & FLAGS) !== 0) this.#shared.flags(r);
+    const out = this.#views.result;
+    const waitMs = out[1]!;
     return {
       allowed: (r & 1) === 1,
       waitMs,
       at: now + waitMs,
-      limit: this.#capacity[r >>> 1]!,
-      remaining: this.#result[0]!,
+      limit: this.#capacity[(r >>> 1) & GATE_MASK]!,
+      remaining: out[0]!,
       source: 'local',
     };
   }
 
   refund(key: string, cost: number): void {
     const now = this.#now();
-    hashKey(key);
+    hashKey(key, this.#seed);
     this.#core.refund(keyLo, keyHi, this.#gate0, this.#gates, cost, now);
   }
 
   reset(key: string): void {
     const now = this.#now();
-    hashKey(key);
+    hashKey(key, this.#seed);
     this.#core.reset(keyLo, keyHi, this.#gate0, this.#gates, now);
   }
 
@@ -264,10 +424,11 @@ export class EmbeddedBinding implements StoreBinding {
    */
   putStates(key: string, states: ArrayLike<number>, offset: number): void {
     const now = this.#now();
-    hashKey(key);
+    hashKey(key, this.#seed);
     for (let g = 0; g < this.#gates; g++) {
       const o = offset + g * 4;
-      this.#core.putState(keyLo, keyHi, this.#gate0 + g, states[o]!, states[o + 1]!, states[o + 2]!, states[o + 3]!, now);
+      const r = this.#core.putState(keyLo, keyHi, this.#gate0 + g, states[o]!, states[o + 1]!, states[o + 2]!, states[o + 3]!, now);
+      if ((r & FLAGS) !== 0) this.#shared.flags(r);
     }
   }
 }

@@ -9,7 +9,9 @@ import { ConfigError } from './errors.js';
  *   a `RedisStore`;
  * - `cellgate.breaker.transitions` (counter; attribute `to`: `open` | `closed`;
  *   value: the shards that moved), from a `RedisStore`;
- * - `cellgate.evictions` (counter; live records evicted to make room), from
+ * - `cellgate.evictions` (counter; live records evicted to make room, with
+ *   `whenFull: 'evict'` at the cap) and `cellgate.refusals` (counter; new keys
+ *   denied because the table was full at its cap, `whenFull: 'deny'`), from
  *   an `EmbeddedStore`, reported every 1024 decisions and at `stats()`.
  */
 export type MetricName =
@@ -17,7 +19,8 @@ export type MetricName =
   | 'cellgate.redis.batch.size'
   | 'cellgate.redis.batch.duration'
   | 'cellgate.breaker.transitions'
-  | 'cellgate.evictions';
+  | 'cellgate.evictions'
+  | 'cellgate.refusals';
 
 /** Attributes of one measurement (shared, frozen objects: do not mutate). */
 export type MetricAttributes = Readonly<Record<string, string>>;
@@ -47,6 +50,7 @@ const DESCRIPTIONS: Record<MetricName, [description: string, unit: string]> = {
   'cellgate.redis.batch.duration': ['Time from sending a batch to Redis to its answer', 'ms'],
   'cellgate.breaker.transitions': ['Shards whose circuit breaker opened or closed', '{shard}'],
   'cellgate.evictions': ['Live records evicted from the embedded table to make room', '{record}'],
+  'cellgate.refusals': ['New keys denied because the embedded table was full at its cap', '{key}'],
 };
 
 /** The part of an OpenTelemetry `Meter` used (from `@opentelemetry/api`). */
@@ -106,6 +110,7 @@ const LABELS: Record<MetricName, string[]> = {
   'cellgate.redis.batch.duration': [],
   'cellgate.breaker.transitions': ['to'],
   'cellgate.evictions': [],
+  'cellgate.refusals': [],
 };
 
 /**

@@ -7,7 +7,7 @@ import { coreWasmBase64 } from '../build/core-wasm.js';
 /** The exports of assembly/index.ts. Pointers are byte offsets into `memory`. */
 export interface CoreExports {
   readonly memory: WebAssembly.Memory;
-  init(shardBits: number, bucketsPerShard: number, maxPolicies: number, batchEntries: number): number;
+  init(initialBits: number, maxBits: number, evict: number, maxPolicies: number, batchEntries: number): number;
   resultPtr(): number;
   stepPtr(): number;
   step(kind: number, p0: number, p1: number, p2: number, live: number, a: number, b: number, c: number, cost: number, t: number): void;
@@ -18,9 +18,14 @@ export interface CoreExports {
   refund(lo: number, hi: number, gate0: number, gates: number, cost: number, now: number): void;
   reset(lo: number, hi: number, gate0: number, gates: number, now: number): void;
   decideBatch(n: number, gate0: number, gates: number, now: number, dryRun: number): number;
-  putState(lo: number, hi: number, gate: number, a: number, b: number, c: number, exp: number, now: number): void;
+  putState(lo: number, hi: number, gate: number, a: number, b: number, c: number, exp: number, now: number): number;
   evictions(): number;
+  refusals(): number;
+  growths(): number;
   slots(): number;
+  tableBytes(): number;
+  bucketOf(lo: number, hi: number, gate: number): number;
+  check(now: number): number;
   live(now: number): number;
   clear(): void;
 }
@@ -34,7 +39,7 @@ let compiled: WebAssembly.Module | undefined;
  * @example
  * ```ts
  * const core = instantiateCore();
- * core.init(0, 16, 8, 64);
+ * core.init(10, 20, 0, 8, 64);
  * ```
  */
 export function instantiateCore(): CoreExports {

@@ -56,13 +56,32 @@ describe('a custom RateLimiter on the embedded store', () => {
     expect((await limiter.reserve('k', { maxWaitMs: 10 })).allowed).toBe(false);
   });
 
-  it('keeps at most maxKeys states, dropping the oldest', () => {
+  it('at maxKeys live states, refuses new keys and forgets no debt (whenFull: deny, the default)', () => {
     const store = new EmbeddedStore({ maxKeys: 10 });
+    let now = DAY;
+    const limiter = new Limiter({ policy: perDay, store, clock: () => now });
+    const admitted = Array.from({ length: 25 }, (_, i) => limiter.limitSync(`k${i}`, { cost: 3 }));
+    expect(admitted.slice(0, 10).every((d) => d.allowed)).toBe(true);
+    for (const d of admitted.slice(10)) {
+      expect(d.allowed).toBe(false);
+      expect(Number.isFinite(d.retryAfterMs) && d.retryAfterMs > 0).toBe(true);
+    }
+    // The first ten keys owe their day: still exhausted.
+    for (let i = 0; i < 10; i++) expect(limiter.limitSync(`k${i}`).allowed, `k${i}`).toBe(false);
+    expect(store.stats(now).refusals).toBe(15);
+    // Once the day is over the states run out and new keys fit again.
+    now += DAY;
+    expect(limiter.limitSync('k24', { cost: 3 }).allowed).toBe(true);
+  });
+
+  it("at maxKeys with whenFull: 'evict', drops the oldest state for a new key, counting it", () => {
+    const store = new EmbeddedStore({ maxKeys: 10, whenFull: 'evict' });
     const limiter = new Limiter({ policy: perDay, store, clock: () => DAY });
     for (let i = 0; i < 25; i++) limiter.limitSync(`k${i}`, { cost: 3 });
     // The newest keys are remembered (exhausted), the oldest were dropped (fresh again).
     expect(limiter.limitSync('k24').allowed).toBe(false);
     expect(limiter.limitSync('k0').allowed).toBe(true);
+    expect(store.stats(DAY).evictions).toBeGreaterThanOrEqual(15);
   });
 
   it('rejects a broken algorithm with a typed error naming it, changing nothing', () => {

@@ -23,7 +23,7 @@ let out: Float64Array;
 export function coreStep(params: CoreParams, state: CoreState, now: number, cost: number): RateLimitStep<CoreState> {
   if (core === undefined) {
     core = instantiateCore();
-    core.init(0, 1, 1, 1);
+    core.init(0, 0, 0, 1, 1); // no table to speak of: step() touches none
     out = new Float64Array(core.memory.buffer, core.stepPtr(), 8);
   }
   const [a, b, c, exp] = state;

@@ -8,6 +8,7 @@ import { withTimeout, type CircuitBreaker } from './circuit-breaker.js';
 import type { FallbackOption } from './fallback.js';
 import { CAS_COMMAND, type RedisClient } from './redis-client.js';
 import type { SourceCounts } from './redis-binding.js';
+import { keyBytes } from './key-bytes.js';
 import { RedisStateError } from './redis-state-error.js';
 
 /** Most read-decide-write rounds one call makes before giving up under contention. */
@@ -81,7 +82,7 @@ export interface CustomRedisBindingOptions {
  */
 export class CustomRedisBinding implements StoreBinding {
   readonly #o: CustomRedisBindingOptions;
-  readonly #cas: (key: string, ...argv: string[]) => Promise<unknown>;
+  readonly #cas: (key: Buffer, ...argv: string[]) => Promise<unknown>;
   /**
    * Per key, the tail of this process's calls: they take turns, so that only
    * other processes' writes can make a compare-and-set fail (concurrent calls
@@ -92,13 +93,14 @@ export class CustomRedisBinding implements StoreBinding {
 
   constructor(options: CustomRedisBindingOptions) {
     this.#o = options;
-    const client = options.client as unknown as Record<string, (...args: string[]) => Promise<unknown>>;
+    const client = options.client as unknown as Record<string, (...args: (string | Buffer)[]) => Promise<unknown>>;
     this.#cas = (key, ...argv) => client[CAS_COMMAND]!.call(client, key, ...argv);
   }
 
-  #stateKey(key: string): { shard: number; redisKey: string } {
+  #stateKey(key: string): { shard: number; redisKey: Buffer } {
     const shard = this.#o.shardOf(key);
-    return { shard, redisKey: `${this.#o.shardKey(shard)}:${key}|custom:${this.#o.limiter.name}` };
+    // The key's bytes as WTF-8 (key-bytes.ts): one Redis key per distinct string.
+    return { shard, redisKey: Buffer.concat([Buffer.from(`${this.#o.shardKey(shard)}:`), keyBytes(key), Buffer.from(`|custom:${this.#o.limiter.name}`)]) };
   }
 
   /**

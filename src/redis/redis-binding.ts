@@ -9,6 +9,7 @@ import { fallbackGates, type FallbackOption } from './fallback.js';
 import { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
 import { CODE } from '../policies/policy.js';
 import { RedisStateError } from './redis-state-error.js';
+import { keyByteLength, writeKeyBytes } from './key-bytes.js';
 import type { MetricsSink } from '../metrics.js';
 
 /** Script operations (decide.lua's `op`). */
@@ -37,21 +38,6 @@ const BACKGROUND_DELAY_MS = 5;
  * and Redis should.
  */
 const NEGATIVE_CACHE_MARGIN_MS = 1;
-
-/** Bytes of `s` in UTF-8, as Redis receives it. */
-function utf8Length(s: string): number {
-  let bytes = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) bytes += 1;
-    else if (c >= 0xd800 && c < 0xdc00) {
-      bytes += 2; // a surrogate pair: 4 bytes for 2 units
-      i++;
-    } else bytes += 2;
-  }
-  return bytes;
-}
 
 /**
  * @internal What Redis granted a lease request (times on the local clock,
@@ -127,7 +113,7 @@ export interface RedisBindingOptions {
  */
 export class RedisBinding implements StoreBinding {
   readonly #o: RedisBindingOptions;
-  readonly #send: (anchor: string, ...argv: string[]) => Promise<Buffer>;
+  readonly #send: (anchor: string, ...argv: (string | Buffer)[]) => Promise<Buffer>;
   readonly #gateArgs: string[];
   readonly #capacity: number[];
   readonly #mirror: EmbeddedBinding;
@@ -150,7 +136,7 @@ export class RedisBinding implements StoreBinding {
   constructor(options: RedisBindingOptions) {
     this.#o = options;
     // The Buffer variant ioredis defines beside every command: the reply is packed doubles.
-    const client = options.client as unknown as Record<string, (...args: string[]) => Promise<Buffer>>;
+    const client = options.client as unknown as Record<string, (...args: (string | Buffer)[]) => Promise<Buffer>>;
     this.#send = (anchor, ...argv) => client[`${DECIDE_COMMAND}Buffer`]!.call(client, anchor, ...argv);
     this.#gateArgs = [String(options.gates.length)];
     for (const { core } of options.gates) {
@@ -363,14 +349,21 @@ export class RedisBinding implements StoreBinding {
   };
 
   async #sendShard(shard: number, entries: Map<string, Hit[]>): Promise<void> {
-    const argv = [this.#o.clientTime ? String(this.#o.clock()) : '', ...this.#gateArgs];
+    const argv: (string | Buffer)[] = [this.#o.clientTime ? String(this.#o.clock()) : '', ...this.#gateArgs];
     // Three strings for the whole batch (decide.lua documents the format).
     let lengths = '';
-    let keys = '';
     let specs = '';
+    let total = 0;
+    for (const key of entries.keys()) {
+      const n = keyByteLength(key);
+      lengths += `${n},`;
+      total += n;
+    }
+    // The keys as WTF-8 bytes (see key-bytes.ts), exactly as `lengths` counts them.
+    const keys = Buffer.allocUnsafe(total);
+    let at = 0;
     for (const [key, hits] of entries) {
-      lengths += `${utf8Length(key)},`;
-      keys += key;
+      at = writeKeyBytes(key, keys, at);
       const only = hits.length === 1 ? hits[0]! : undefined;
       if (only === undefined || only.op !== OP_LIMIT || only.cost !== 1) {
         specs += hits.map((h) => `${h.op} ${h.cost} ${h.maxWait === Infinity ? 'inf' : h.maxWait}`).join(' ');

@@ -2,7 +2,7 @@ import { casLua, decideLua } from '../../build/redis-scripts.js';
 import type { Clock } from '../clock.js';
 import { EmbeddedStore, MAX_KEYS } from '../embedded-store.js';
 import { ConfigError } from '../errors.js';
-import { hashKey, keyHi } from '../key-hash.js';
+import { shardHash } from './shard-hash.js';
 import { optionsObject } from '../policies/policy.js';
 import type { Policy } from '../policies/index.js';
 import type { Store } from '../store.js';
@@ -36,7 +36,12 @@ export interface RedisStoreOptions {
   time?: 'redis' | 'client';
   /** Batching: calls of one tick go out together; `maxDelayMs` (default 0) waits longer, `maxSize` (default 1000) flushes early. */
   batch?: { maxDelayMs?: number; maxSize?: number };
-  /** Keys of the local mirror (default 100 000); see {@link RedisStore}. */
+  /**
+   * A cap on the keys of the local mirror (default none: it grows with the
+   * keys live in Redis, see `EmbeddedStore`'s `maxKeys`); see {@link RedisStore}.
+   * The mirror also holds the fallback's state during outages, so at the cap
+   * new keys are not mirrored and the fallback denies them (`whenFull: 'deny'`).
+   */
   mirrorKeys?: number;
   /** Answer denials from the local mirror without a round trip (default true). */
   negativeCache?: boolean;
@@ -156,10 +161,12 @@ export class RedisStore implements Store {
     }
     const negativeCache = o.negativeCache === undefined ? true : o.negativeCache;
     if (typeof negativeCache !== 'boolean') throw new ConfigError('negativeCache', negativeCache, 'a boolean');
-    const mirrorKeys = o.mirrorKeys === undefined ? 100_000 : o.mirrorKeys;
+    const mirrorKeys = o.mirrorKeys === undefined ? MAX_KEYS : o.mirrorKeys;
     if (typeof mirrorKeys !== 'number' || !Number.isInteger(mirrorKeys) || mirrorKeys < 1 || mirrorKeys > MAX_KEYS) {
       throw new ConfigError('mirrorKeys', mirrorKeys, `an integer from 1 to ${MAX_KEYS}`);
     }
+    // The mirror also holds the fallback's state during outages, so it never
+    // evicts: at its cap it stops mirroring new keys, and the fallback denies them.
     this.#mirror = new EmbeddedStore({ maxKeys: mirrorKeys });
     const timeoutMs = o.timeoutMs === undefined ? 100 : o.timeoutMs;
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 1 && timeoutMs <= 60_000)) {
@@ -235,8 +242,8 @@ export class RedisStore implements Store {
   }
 
   /**
-   * The virtual shard of a key: the top bits of its 64-bit hash, the same
-   * bits that shard the local wasm table. Its Redis keys start with
+   * The virtual shard of a key: the top bits of a hash that every process
+   * computes alike (see `shardHash`). Its Redis keys start with
    * `shardKey(shardOf(key))`.
    *
    * @example
@@ -245,8 +252,7 @@ export class RedisStore implements Store {
    * ```
    */
   shardOf(key: string): number {
-    hashKey(key);
-    return this.#shardShift >= 32 ? 0 : keyHi >>> this.#shardShift;
+    return this.#shardShift >= 32 ? 0 : shardHash(key) >>> this.#shardShift;
   }
 
   bind(gates: readonly Policy[], clock: Clock): RedisBinding | LeasedBinding {
