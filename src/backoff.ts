@@ -1,4 +1,5 @@
 import { ConfigError, type ArgumentError } from './errors.js';
+import { optionNames, strictOptions } from './options.js';
 
 /**
  * How failed work is retried: exponential backoff with jitter, up to a number
@@ -56,13 +57,16 @@ export const DEFAULT_RETRY: RetryPolicy = Object.freeze({ attempts: 5, baseMs: 1
 /** Longest backoff accepted: 1000 days, like every duration of the library. */
 const MAX_BACKOFF_MS = 1000 * 86_400_000;
 
+const RETRY_OPTIONS = optionNames<keyof RetryOptions>({ attempts: true, baseMs: true, maxMs: true, jitter: true });
+
 /** The error class a caller wants bad input reported with: ConfigError for options, ArgumentError for call arguments. */
 type InputError = typeof ConfigError | typeof ArgumentError;
 
 /**
  * Validates `options` (`undefined` = inherit everything) and completes it
  * from `inherited`. Throws `errorClass`, naming the field as
- * `parameter.field` (e.g. `retry.attempts`), before anything is built.
+ * `parameter.field` (e.g. `retry.attempts`), before anything is built; an
+ * unknown field is an UnknownOptionError for `where`.
  *
  * @example
  * ```ts
@@ -70,15 +74,18 @@ type InputError = typeof ConfigError | typeof ArgumentError;
  * const call = retryPolicy({ baseMs: 50 }, base, 'retry', ArgumentError); // attempts 3, baseMs 50
  * ```
  */
-export function retryPolicy(options: unknown, inherited: RetryPolicy = DEFAULT_RETRY, parameter = 'retry', errorClass: InputError = ConfigError): RetryPolicy {
+export function retryPolicy(
+  options: unknown,
+  inherited: RetryPolicy = DEFAULT_RETRY,
+  parameter = 'retry',
+  errorClass: InputError = ConfigError,
+  where = `{ ${parameter} }`,
+): RetryPolicy {
   const fail = (field: string, value: unknown, expected: string): never => {
     throw new errorClass(`${parameter}.${field}`, value, expected);
   };
   if (options === undefined) return inherited;
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new errorClass(parameter, options, 'an options object such as { attempts: 5, baseMs: 1000 }');
-  }
-  const o = options as Record<string, unknown>;
+  const o = strictOptions(options, where, RETRY_OPTIONS, parameter, errorClass);
   const attempts = o.attempts === undefined ? inherited.attempts : o.attempts;
   if (typeof attempts !== 'number' || !(attempts === Infinity || (Number.isInteger(attempts) && attempts >= 1))) {
     fail('attempts', attempts, 'a positive integer (1 = no retry) or Infinity');

@@ -2,7 +2,7 @@ import { systemClock, taskClock, type Clock } from './clock.js';
 import { ConfigError } from './errors.js';
 import type { Decision, Reservation } from './decision.js';
 import { hashKey, hashSeed, keyHi, keyLo, type HashSeed } from './key-hash.js';
-import { strictOptions } from './options.js';
+import { optionNames, strictOptions } from './options.js';
 import type { Policy } from './policies/index.js';
 import type { Store, StoreBinding } from './store.js';
 import { instantiateCore, type CoreExports } from './wasm.js';
@@ -139,7 +139,7 @@ interface Shared {
   readonly tick: (() => void) | undefined;
 }
 
-const OPTIONS = ['maxKeys', 'whenFull', 'hashSeed', 'metrics'] as const satisfies readonly (keyof EmbeddedStoreOptions)[];
+const OPTIONS = optionNames<keyof EmbeddedStoreOptions>({ maxKeys: true, whenFull: true, hashSeed: true, metrics: true });
 
 /**
  * The in-process store: per-key state in a WebAssembly table, decided

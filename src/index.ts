@@ -3,7 +3,7 @@ export { EmbeddedStore, EmbeddedBinding, MAX_KEYS, MAX_POLICIES, type EmbeddedSt
 export type { Store, StoreBinding } from './store.js';
 export type { Decision, DecisionSource, Reservation } from './decision.js';
 export { ConfigError, UnknownOptionError, ArgumentError, AcquireTimeoutError } from './errors.js';
-export { parseDuration, MAX_DURATION_MS, type Duration } from './duration.js';
+export { parseDuration, MIN_DURATION_MS, MAX_DURATION_MS, type Duration } from './duration.js';
 export { systemClock, taskClock, type Clock } from './clock.js';
 export { MAX_KEY_LENGTH } from './key-hash.js';
 export * from './policies/index.js';

@@ -3,7 +3,7 @@ import type { Decision, Reservation } from './decision.js';
 import { EmbeddedStore } from './embedded-store.js';
 import { AcquireTimeoutError, ArgumentError, ConfigError } from './errors.js';
 import { checkKey } from './key-hash.js';
-import { optionsObject } from './policies/policy.js';
+import { optionNames, strictOptions } from './options.js';
 import type { Policy } from './policies/index.js';
 import type { Store, StoreBinding } from './store.js';
 import { checkCustomLimiter, isCustomLimiter, type RateLimiter } from './rate-limiter.js';
@@ -42,6 +42,11 @@ export interface AcquireOptions extends ReserveOptions {
   signal?: AbortSignal;
 }
 
+const LIMITER_OPTIONS = optionNames<keyof LimiterOptions>({ policy: true, store: true, clock: true, metrics: true });
+const LIMIT_OPTIONS = optionNames<keyof LimitOptions>({ cost: true });
+const RESERVE_OPTIONS = optionNames<keyof ReserveOptions>({ cost: true, maxWaitMs: true });
+const ACQUIRE_OPTIONS = optionNames<keyof AcquireOptions>({ cost: true, maxWaitMs: true, signal: true });
+
 /**
  * Rate-limits keys under one policy (or several stacked gates), in process by
  * default or in a shared store. Being limited is data: every method answers
@@ -63,7 +68,7 @@ export class Limiter {
   readonly policies: readonly (Policy | RateLimiter)[];
 
   constructor(options: LimiterOptions) {
-    const o = optionsObject(options, 'Limiter options');
+    const o = strictOptions(options, 'new Limiter()', LIMITER_OPTIONS);
     const policies = checkPolicies(o.policy);
     const clock = o.clock === undefined ? taskClock : o.clock;
     if (typeof clock !== 'function') throw new ConfigError('clock', clock, 'a function returning epoch milliseconds');
@@ -110,7 +115,7 @@ export class Limiter {
    * ```
    */
   async limit(key: string, options?: LimitOptions): Promise<Decision> {
-    const pending = this.#binding.limit(key, this.#cost(key, options), false);
+    const pending = this.#binding.limit(key, this.#cost(key, options, 'limit()', LIMIT_OPTIONS), false);
     if (this.#metrics === undefined) return pending;
     const d = await pending;
     this.#observe(d);
@@ -129,7 +134,7 @@ export class Limiter {
    * ```
    */
   limitSync(key: string, options?: LimitOptions): Decision {
-    const cost = this.#cost(key, options);
+    const cost = this.#cost(key, options, 'limitSync()', LIMIT_OPTIONS);
     const binding = this.#binding;
     if (binding.limitNow === undefined) throw new ConfigError('store', 'async', 'a store that decides synchronously (embedded, or Redis in leased mode) for limitSync');
     const d = binding.limitNow(key, cost);
@@ -148,7 +153,7 @@ export class Limiter {
    * ```
    */
   async limitMany(keys: readonly string[], options?: LimitOptions): Promise<Decision[]> {
-    const pending = this.#binding.limitMany(keys, this.#manyCost(keys, options));
+    const pending = this.#binding.limitMany(keys, this.#manyCost(keys, options, 'limitMany()'));
     if (this.#metrics === undefined) return pending;
     const ds = await pending;
     for (const d of ds) this.#observe(d);
@@ -164,7 +169,7 @@ export class Limiter {
    * ```
    */
   limitManySync(keys: readonly string[], options?: LimitOptions): Decision[] {
-    const cost = this.#manyCost(keys, options);
+    const cost = this.#manyCost(keys, options, 'limitManySync()');
     const binding = this.#binding;
     if (binding.limitManyNow === undefined) throw new ConfigError('store', 'async', 'a store that decides synchronously (embedded, or Redis in leased mode) for limitManySync');
     const ds = binding.limitManyNow(keys, cost);
@@ -181,7 +186,7 @@ export class Limiter {
    * ```
    */
   async peek(key: string, options?: LimitOptions): Promise<Decision> {
-    return this.#binding.limit(key, this.#cost(key, options), true);
+    return this.#binding.limit(key, this.#cost(key, options, 'peek()', LIMIT_OPTIONS), true);
   }
 
   /**
@@ -196,7 +201,7 @@ export class Limiter {
    * ```
    */
   async reserve(key: string, options?: ReserveOptions): Promise<Reservation> {
-    const cost = this.#cost(key, options);
+    const cost = this.#cost(key, options, 'reserve()', RESERVE_OPTIONS);
     return this.#binding.reserve(key, cost, maxWait(options));
   }
 
@@ -213,7 +218,7 @@ export class Limiter {
    * ```
    */
   async acquire(key: string, options?: AcquireOptions): Promise<Decision> {
-    const cost = this.#cost(key, options);
+    const cost = this.#cost(key, options, 'acquire()', ACQUIRE_OPTIONS);
     const limit = maxWait(options);
     const signal = options?.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
@@ -269,19 +274,18 @@ export class Limiter {
     this.#metrics!.count('cellgate.decisions', 1, DECISION_ATTRIBUTES[d.allowed ? 'allowed' : 'denied'][d.source]);
   }
 
-  #cost(key: unknown, options: LimitOptions | undefined): number {
+  /** Checks the key and the names of `options` (`known`, the options of the method `where`), and returns the cost. */
+  #cost(key: unknown, options: LimitOptions | undefined, where: string, known: readonly string[]): number {
     checkKey(key);
     if (options === undefined) return 1;
-    if (typeof options !== 'object' || options === null) throw new ArgumentError('options', options, 'an options object');
-    return checkCost(options.cost, this.#maxCost);
+    return checkCost(strictOptions(options, where, known, 'options', ArgumentError).cost, this.#maxCost);
   }
 
-  #manyCost(keys: unknown, options: LimitOptions | undefined): number {
+  #manyCost(keys: unknown, options: LimitOptions | undefined, where: string): number {
     if (!Array.isArray(keys)) throw new ArgumentError('keys', keys, 'an array of keys');
     for (let i = 0; i < keys.length; i++) checkKey(keys[i], `keys[${i}]`);
     if (options === undefined) return 1;
-    if (typeof options !== 'object' || options === null) throw new ArgumentError('options', options, 'an options object');
-    return checkCost(options.cost, this.#maxCost);
+    return checkCost(strictOptions(options, where, LIMIT_OPTIONS, 'options', ArgumentError).cost, this.#maxCost);
   }
 }
 

@@ -1,28 +1,57 @@
-import { ConfigError, UnknownOptionError } from './errors.js';
+import { ConfigError, UnknownOptionError, type ArgumentError } from './errors.js';
 
 /**
  * Validates that `value` is a plain options object whose every own name is
  * one of `known`, and returns it. Plain-JS callers get no type error for a
  * misspelt option, and a silently ignored `brust` leaves the default in force:
- * a limit other than the one written down. So every factory and constructor
- * checks its names here, before it reads any.
+ * a limit other than the one written down. So every factory and constructor,
+ * and every call that takes options, checks its names here before it reads
+ * any. An unknown name is an {@link UnknownOptionError} (a `ConfigError`),
+ * also for the options of a call.
  *
  * @param where How the caller is named in the message, e.g. `'gcra()'`.
+ * @param parameter What a value that is not an object is reported as
+ *   (default `` `${where} options` ``), e.g. `'lease'` for a nested object.
+ * @param errorClass The class of that report: `ArgumentError` for the
+ *   options of a call (default `ConfigError`).
  * @internal
  *
  * @example
  * ```ts
- * const o = strictOptions(options, 'gcra()', ['limit', 'period', 'burst']);
+ * const o = strictOptions(options, 'gcra()', GCRA_OPTIONS);
+ * const batch = strictOptions(o.batch, 'new RedisStore({ batch })', BATCH_OPTIONS, 'batch');
  * ```
  */
-export function strictOptions(value: unknown, where: string, known: readonly string[]): Record<string, unknown> {
+export function strictOptions(
+  value: unknown,
+  where: string,
+  known: readonly string[],
+  parameter = `${where} options`,
+  errorClass: typeof ConfigError | typeof ArgumentError = ConfigError,
+): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ConfigError(`${where} options`, value, 'an options object');
+    throw new errorClass(parameter, value, 'an options object');
   }
-  for (const name of Object.keys(value)) {
-    if (!known.includes(name)) throw new UnknownOptionError(name, where, nearest(name, known));
+  // for-in rather than Object.keys: no array per call on the hot paths (limit(key, { cost })).
+  for (const name in value) {
+    if (Object.hasOwn(value, name) && !known.includes(name)) throw new UnknownOptionError(name, where, nearest(name, known));
   }
   return value as Record<string, unknown>;
+}
+
+/**
+ * The option names of an options type, written as an object so that the
+ * compiler holds them to the type both ways: a name the type lacks is an
+ * excess property, a field the list lacks a missing one.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * const GCRA_OPTIONS = optionNames<keyof GcraOptions>({ limit: true, period: true, burst: true });
+ * ```
+ */
+export function optionNames<K extends string>(names: Record<K, true>): readonly K[] {
+  return Object.freeze(Object.keys(names) as K[]);
 }
 
 /** The known name closest to `name` by edit distance, if close enough to be a typo. */

@@ -3,7 +3,7 @@ import type { Duration } from './duration.js';
 import { ConfigError } from './errors.js';
 import { Limiter, type LimiterOptions } from './limiter.js';
 import { linearWindow } from './policies/linear-window.js';
-import { optionsObject } from './policies/policy.js';
+import { optionNames, strictOptions } from './options.js';
 import type { Store } from './store.js';
 
 /**
@@ -57,6 +57,16 @@ export type RateLimitedOptions<Args extends unknown[] = unknown[]> = {
     }
 );
 
+const RATE_LIMITED_OPTIONS = optionNames<keyof RateLimitedOptions>({
+  key: true,
+  store: true,
+  clock: true,
+  maxWaitMs: true,
+  limit: true,
+  within: true,
+  policy: true,
+});
+
 /**
  * A method decorator (TC39 / TypeScript 5 decorators, not
  * `experimentalDecorators`) that admits calls of an async method per resource
@@ -83,7 +93,7 @@ export type RateLimitedOptions<Args extends unknown[] = unknown[]> = {
  * ```
  */
 export function rateLimited<Args extends unknown[]>(options: RateLimitedOptions<Args>) {
-  const o = optionsObject(options, 'rateLimited options');
+  const o = strictOptions(options, 'rateLimited()', RATE_LIMITED_OPTIONS);
   const key = o.key;
   if (typeof key !== 'function') throw new ConfigError('key', key, 'a function returning the key of a call from its arguments');
   const maxWaitMs = o.maxWaitMs;

@@ -5,7 +5,7 @@ import { MAX_DURATION_MS } from './duration.js';
 import { ArgumentError, ConfigError } from './errors.js';
 import { checkKey } from './key-hash.js';
 import type { Limiter } from './limiter.js';
-import { optionsObject } from './policies/policy.js';
+import { optionNames, strictOptions } from './options.js';
 
 /**
  * The work scheduled for a key. `signal` aborts when the scheduler is closed
@@ -95,6 +95,10 @@ export interface CloseOptions {
    */
   drain?: boolean;
 }
+
+const SCHEDULER_OPTIONS = optionNames<keyof SchedulerOptions>({ limiter: true, concurrency: true, retry: true, clock: true, timers: true, onError: true });
+const SCHEDULE_OPTIONS = optionNames<keyof ScheduleOptions>({ delayMs: true, retry: true });
+const CLOSE_OPTIONS = optionNames<keyof CloseOptions>({ drain: true });
 
 /**
  * How the execution that covered a request went. Coalesced requests share
@@ -278,7 +282,7 @@ export class Scheduler {
   #idle: { promise: Promise<void>; resolve: () => void } | undefined = undefined;
 
   constructor(options: SchedulerOptions) {
-    const o = optionsObject(options, 'Scheduler options');
+    const o = strictOptions(options, 'new Scheduler()', SCHEDULER_OPTIONS);
     const limiter = o.limiter as Partial<Limiter> | undefined;
     if (typeof limiter !== 'object' || limiter === null || typeof limiter.reserve !== 'function' || typeof limiter.refund !== 'function') {
       throw new ConfigError('limiter', limiter, 'a Limiter');
@@ -287,7 +291,7 @@ export class Scheduler {
     if (typeof concurrency !== 'number' || !(concurrency === Infinity || (Number.isInteger(concurrency) && concurrency >= 1))) {
       throw new ConfigError('concurrency', concurrency, 'a positive integer or Infinity');
     }
-    const retry = retryPolicy(o.retry, DEFAULT_RETRY, 'retry', ConfigError);
+    const retry = retryPolicy(o.retry, DEFAULT_RETRY, 'retry', ConfigError, 'new Scheduler({ retry })');
     const clock = o.clock === undefined ? systemClock : o.clock;
     if (typeof clock !== 'function') throw new ConfigError('clock', clock, 'a function returning epoch milliseconds');
     const timers = (o.timers === undefined ? globalTimers : o.timers) as Partial<SchedulerTimers> | null;
@@ -322,15 +326,13 @@ export class Scheduler {
     let delayMs = 0;
     let retry = this.#retry;
     if (options !== undefined) {
-      if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-        throw new ArgumentError('options', options, 'an options object such as { delayMs: 1000 }');
-      }
-      const d = options.delayMs;
+      const o = strictOptions(options, 'schedule()', SCHEDULE_OPTIONS, 'options', ArgumentError) as ScheduleOptions;
+      const d = o.delayMs;
       if (d !== undefined && (typeof d !== 'number' || !(d >= 0 && d <= MAX_DURATION_MS))) {
         throw new ArgumentError('delayMs', d, `a number of milliseconds from 0 to ${MAX_DURATION_MS}`);
       }
       delayMs = d ?? 0;
-      retry = retryPolicy(options.retry, this.#retry, 'retry', ArgumentError);
+      retry = retryPolicy(o.retry, this.#retry, 'retry', ArgumentError, 'schedule({ retry })');
     }
     if (this.#closed) return handled(Promise.reject(new SchedulerClosedError(key)));
 
@@ -383,11 +385,9 @@ export class Scheduler {
   close(options?: CloseOptions): Promise<void> {
     let drain = true;
     if (options !== undefined) {
-      if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-        throw new ArgumentError('options', options, 'an options object such as { drain: false }');
-      }
-      if (options.drain !== undefined && typeof options.drain !== 'boolean') throw new ArgumentError('drain', options.drain, 'a boolean');
-      drain = options.drain ?? true;
+      const { drain: d } = strictOptions(options, 'close()', CLOSE_OPTIONS, 'options', ArgumentError) as CloseOptions;
+      if (d !== undefined && typeof d !== 'boolean') throw new ArgumentError('drain', d, 'a boolean');
+      drain = d ?? true;
     }
     this.#closed = true;
     if (this.#idle === undefined) {

@@ -41,8 +41,8 @@ const factoryCases: Case[] = [
   ...badNumbers.map((v): Case => [`slidingWindow limit ${String(v)}`, () => slidingWindow({ limit: v as number, window: '1s' }), ConfigError, 'limit']),
   ...badDurations.map((v): Case => [`slidingWindow window ${String(v)}`, () => slidingWindow({ limit: 1, window: v as never }), ConfigError, 'window']),
   ...badDurations.map((v): Case => [`parseDuration ${String(v)}`, () => parseDuration(v, 'timeout'), ConfigError, 'timeout']),
-  [`gcra without options`, () => (gcra as (o?: unknown) => unknown)(), ConfigError, 'gcra options'],
-  [`Limiter without options`, () => new (Limiter as new (o?: unknown) => Limiter)(), ConfigError, 'Limiter options'],
+  [`gcra without options`, () => (gcra as (o?: unknown) => unknown)(), ConfigError, 'gcra() options'],
+  [`Limiter without options`, () => new (Limiter as new (o?: unknown) => Limiter)(), ConfigError, 'new Limiter() options'],
   ...[undefined, null, 5, {}, { core: null }, [], new Array(17).fill(gcra({ limit: 1, period: 1 })), [gcra({ limit: 1, period: 1 }), 'x']].map(
     (v): Case => [`Limiter policy ${JSON.stringify(v)?.slice(0, 30)}`, () => new Limiter({ policy: v as never }), ConfigError, 'policy'],
   ),

@@ -357,8 +357,8 @@ describe('Scheduler on a virtual clock', () => {
     const counting = { reserve: (...a: Parameters<Limiter['reserve']>) => (reserves++, limiter.reserve(...a)), refund: limiter.refund.bind(limiter) };
     const task: SchedulerTask = () => {};
     const configCases: [unknown, string][] = [
-      [undefined, 'Scheduler options'],
-      [null, 'Scheduler options'],
+      [undefined, 'new Scheduler() options'],
+      [null, 'new Scheduler() options'],
       [{}, 'limiter'],
       [{ limiter: {} }, 'limiter'],
       [{ limiter, concurrency: 0 }, 'concurrency'],

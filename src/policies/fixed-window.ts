@@ -1,13 +1,16 @@
 import type { Duration } from '../duration.js';
+import { optionNames } from '../options.js';
 import { CODE, windowPolicy, type WindowPolicyFields } from './windows.js';
 
 /** Options of {@link fixedWindow}. */
 export interface FixedWindowOptions {
-  /** Requests per window. */
+  /** Requests per window: an integer from 1 to {@link MAX_COUNT}. */
   limit: number;
-  /** Window length; windows start at multiples of it since the epoch. */
+  /** Window length, 1 ms to 1000 days ({@link MIN_DURATION_MS}, {@link MAX_DURATION_MS}); windows start at multiples of it since the epoch. */
   window: Duration;
 }
+
+const FIXED_WINDOW_OPTIONS = optionNames<keyof FixedWindowOptions>({ limit: true, window: true });
 
 /** A fixed-window policy, as built by {@link fixedWindow}. */
 export interface FixedWindowPolicy extends WindowPolicyFields {
@@ -25,5 +28,5 @@ export interface FixedWindowPolicy extends WindowPolicyFields {
  * ```
  */
 export function fixedWindow(options: FixedWindowOptions): FixedWindowPolicy {
-  return windowPolicy('fixedWindow', CODE.fixed, options, 'window');
+  return windowPolicy('fixedWindow', CODE.fixed, options, 'window', FIXED_WINDOW_OPTIONS);
 }

@@ -1,15 +1,26 @@
 import { parseDuration, type Duration } from '../duration.js';
-import { builtIn, CODE, optionsObject, positiveCount, type PolicyBase } from './policy.js';
+import { optionNames, strictOptions } from '../options.js';
+import { builtIn, CODE, drainTime, emissionInterval, positiveCount, type PolicyBase } from './policy.js';
 
 /** Options of {@link gcra}. */
 export interface GcraOptions {
-  /** Requests per `period`. */
+  /**
+   * Requests per `period`: an integer from 1 to {@link MAX_COUNT}, and at
+   * most `period / 0.01 ms` (the emission interval `period / limit` is at
+   * least {@link MIN_INTERVAL_MS}: 100 000 per second).
+   */
   limit: number;
-  /** The period `limit` is counted over. */
+  /** The period `limit` is counted over: 1 ms to 1000 days ({@link MIN_DURATION_MS}, {@link MAX_DURATION_MS}). */
   period: Duration;
-  /** How many requests may pass back-to-back (default 1: exact pacing). */
+  /**
+   * How many requests may pass back-to-back (default 1: exact pacing): an
+   * integer from 1 to {@link MAX_COUNT}, such that a full burst comes back
+   * (`burst * period / limit`) within 1000 days.
+   */
   burst?: number;
 }
+
+const GCRA_OPTIONS = optionNames<keyof GcraOptions>({ limit: true, period: true, burst: true });
 
 /** A GCRA policy, as built by {@link gcra}. */
 export interface GcraPolicy extends PolicyBase<'gcra'> {
@@ -31,10 +42,11 @@ export interface GcraPolicy extends PolicyBase<'gcra'> {
  * ```
  */
 export function gcra(options: GcraOptions): GcraPolicy {
-  const o = optionsObject(options, 'gcra options');
+  const o = strictOptions(options, 'gcra()', GCRA_OPTIONS);
   const limit = positiveCount(o.limit, 'limit');
   const periodMs = parseDuration(o.period, 'period');
   const burst = o.burst === undefined ? 1 : positiveCount(o.burst, 'burst');
-  const interval = periodMs / limit;
+  const interval = emissionInterval(periodMs, limit, 'limit');
+  drainTime(burst, interval, 'burst', 'burst * period / limit, the time a full burst takes to come back');
   return builtIn({ kind: 'gcra', limit, periodMs, burst } as const, { code: CODE.gcra, p0: interval, p1: burst, p2: burst * interval, capacity: burst });
 }

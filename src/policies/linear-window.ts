@@ -1,13 +1,16 @@
 import type { Duration } from '../duration.js';
+import { optionNames } from '../options.js';
 import { CODE, windowPolicy, type WindowPolicyFields } from './windows.js';
 
 /** Options of {@link linearWindow}. */
 export interface LinearWindowOptions {
-  /** Admissions per window. */
+  /** Admissions per window: an integer from 1 to {@link MAX_COUNT}. */
   limit: number;
-  /** Window length, counted from the window's first admission. */
+  /** Window length, 1 ms to 1000 days ({@link MIN_DURATION_MS}, {@link MAX_DURATION_MS}), counted from the window's first admission. */
   within: Duration;
 }
+
+const LINEAR_WINDOW_OPTIONS = optionNames<keyof LinearWindowOptions>({ limit: true, within: true });
 
 /** A linear-window policy, as built by {@link linearWindow}. */
 export interface LinearWindowPolicy extends WindowPolicyFields {
@@ -26,5 +29,5 @@ export interface LinearWindowPolicy extends WindowPolicyFields {
  * ```
  */
 export function linearWindow(options: LinearWindowOptions): LinearWindowPolicy {
-  return windowPolicy('linearWindow', CODE.linear, options, 'within');
+  return windowPolicy('linearWindow', CODE.linear, options, 'within', LINEAR_WINDOW_OPTIONS);
 }

@@ -1,9 +1,27 @@
+import { MAX_DURATION_MS } from '../duration.js';
 import { ConfigError } from '../errors.js';
 import type { RateLimiter } from '../rate-limiter.js';
 import { limiterView, type CoreState } from './core-step.js';
 
 /** Largest count any policy accepts (limit, burst, capacity, refill). */
 export const MAX_COUNT = 1_000_000_000;
+
+/**
+ * Shortest emission interval a policy accepts, in ms: `period / limit` of
+ * {@link gcra}, `period / refill` of a continuous {@link tokenBucket}. So at
+ * most 100 000 units per second per key; faster quotas can count in larger
+ * units (1000 tokens a unit), or use windows or an interval bucket.
+ *
+ * Why: the core adds the interval to epoch-millisecond times (about 1.8e12)
+ * held in doubles, whose spacing there is 2^-12 ms (2^-11 from 2039, 2^-10
+ * from 2109). A full key's next admission time is rounded to that spacing at
+ * every admission, so the interval in force may be shorter than the one
+ * configured by half of it: 0.000122 ms, at most 1.2 % of 0.01 ms (2.4 %
+ * after 2039), and proportionally less for longer intervals and larger
+ * costs (0.12 % at 0.1 ms). An interval under half the spacing would round
+ * away entirely and admit without limit.
+ */
+export const MIN_INTERVAL_MS = 0.01;
 
 /**
  * The form every policy takes inside the core: an algorithm code and three
@@ -56,6 +74,46 @@ export function positiveCount(value: unknown, parameter: string): number {
     throw new ConfigError(parameter, value, `a positive integer up to ${MAX_COUNT}`);
   }
   return value;
+}
+
+/**
+ * Validates the emission interval `periodMs / count` (count being the
+ * `parameter`, e.g. `limit`) against {@link MIN_INTERVAL_MS}, and returns it.
+ * @internal
+ */
+export function emissionInterval(periodMs: number, count: number, parameter: string): number {
+  const interval = periodMs / count;
+  if (interval < MIN_INTERVAL_MS) {
+    const most = largest(periodMs / MIN_INTERVAL_MS, (n) => periodMs / n >= MIN_INTERVAL_MS);
+    throw new ConfigError(
+      parameter,
+      count,
+      `at most ${most} for a period of ${periodMs} ms (period / ${parameter}, the emission interval, must be at least ${MIN_INTERVAL_MS} ms)`,
+    );
+  }
+  return interval;
+}
+
+/**
+ * Validates that `count`, coming back `perUnit` at a time and each time
+ * taking `unitMs`, comes back within {@link MAX_DURATION_MS}: the longest
+ * wait, reset or expiry the policy can report (and the Redis expiry of its
+ * keys) stays finite and exact. `what` says in the message what that time is.
+ * @internal
+ */
+export function drainTime(count: number, unitMs: number, parameter: string, what: string, perUnit = 1): void {
+  if (Math.ceil(count / perUnit) * unitMs > MAX_DURATION_MS) {
+    const most = Math.min(MAX_COUNT, perUnit * largest(MAX_DURATION_MS / unitMs, (n) => n * unitMs <= MAX_DURATION_MS));
+    throw new ConfigError(parameter, count, `at most ${most} (${what} must be at most ${MAX_DURATION_MS} ms, 1000 days)`);
+  }
+}
+
+/** The largest count near `estimate` for which `ok` holds: `estimate` corrected for rounding. */
+function largest(estimate: number, ok: (n: number) => boolean): number {
+  let n = Math.min(MAX_COUNT, Math.max(1, Math.floor(estimate)));
+  while (n > 1 && !ok(n)) n--;
+  while (n < MAX_COUNT && ok(n + 1)) n++;
+  return n;
 }
 
 /**

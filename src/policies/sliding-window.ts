@@ -1,13 +1,16 @@
 import type { Duration } from '../duration.js';
+import { optionNames } from '../options.js';
 import { CODE, windowPolicy, type WindowPolicyFields } from './windows.js';
 
 /** Options of {@link slidingWindow}. */
 export interface SlidingWindowOptions {
-  /** Requests per window. */
+  /** Requests per window: an integer from 1 to {@link MAX_COUNT}. */
   limit: number;
-  /** Window length; the underlying windows are aligned to the epoch. */
+  /** Window length, 1 ms to 1000 days ({@link MIN_DURATION_MS}, {@link MAX_DURATION_MS}); the underlying windows are aligned to the epoch. */
   window: Duration;
 }
+
+const SLIDING_WINDOW_OPTIONS = optionNames<keyof SlidingWindowOptions>({ limit: true, window: true });
 
 /** A sliding-window policy, as built by {@link slidingWindow}. */
 export interface SlidingWindowPolicy extends WindowPolicyFields {
@@ -26,5 +29,5 @@ export interface SlidingWindowPolicy extends WindowPolicyFields {
  * ```
  */
 export function slidingWindow(options: SlidingWindowOptions): SlidingWindowPolicy {
-  return windowPolicy('slidingWindow', CODE.sliding, options, 'window');
+  return windowPolicy('slidingWindow', CODE.sliding, options, 'window', SLIDING_WINDOW_OPTIONS);
 }

@@ -1,7 +1,8 @@
 import { parseDuration, type Duration } from '../duration.js';
 import type { RateLimiter } from '../rate-limiter.js';
 import type { CoreState } from './core-step.js';
-import { builtIn, CODE, optionsObject, positiveCount, type CoreParams } from './policy.js';
+import { strictOptions } from '../options.js';
+import { builtIn, CODE, positiveCount, type CoreParams } from './policy.js';
 
 /** The parts every window policy shares, RateLimiter face included. */
 export interface WindowPolicyFields extends RateLimiter<CoreState> {
@@ -12,8 +13,10 @@ export interface WindowPolicyFields extends RateLimiter<CoreState> {
 }
 
 /**
- * Validates `limit` and the duration named `durationName`, and builds a
- * window policy of algorithm `code`.
+ * Validates the names of `options` (`known`), `limit` and the duration named
+ * `durationName`, and builds a window policy of algorithm `code`. Windows
+ * need no bound beyond their parts': counts are exact integers, and every
+ * time they report is within two windows (at most 2000 days).
  * @internal
  */
 export function windowPolicy<K extends string>(
@@ -21,8 +24,9 @@ export function windowPolicy<K extends string>(
   code: number,
   options: unknown,
   durationName: string,
+  known: readonly string[],
 ): WindowPolicyFields & { readonly kind: K } {
-  const o = optionsObject(options, `${kind} options`);
+  const o = strictOptions(options, `${kind}()`, known);
   const limit = positiveCount(o.limit, 'limit');
   const windowMs = parseDuration(o[durationName], durationName);
   return builtIn({ kind, limit, windowMs }, { code, p0: windowMs, p1: limit, p2: 0, capacity: limit });

@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors.js';
+import { optionNames, strictOptions } from '../options.js';
 import { CODE } from '../policies/policy.js';
 import type { Policy } from '../policies/index.js';
 
@@ -11,6 +12,9 @@ import type { Policy } from '../policies/index.js';
  * - `'open'`: admit everything; `'closed'`: deny everything.
  */
 export type FallbackOption = { nodes: number } | { policy: Policy | readonly Policy[] } | 'open' | 'closed';
+
+/** The names of both object forms of {@link FallbackOption}. */
+const FALLBACK_OPTIONS = optionNames<FallbackOption extends infer F ? (F extends object ? keyof F : never) : never>({ nodes: true, policy: true });
 
 /**
  * Scales each gate to one node's share of `nodes`: rates divided by `nodes`
@@ -45,6 +49,11 @@ export function scaleGates(gates: readonly Policy[], nodes: number): Policy[] {
  */
 export function fallbackGates(option: unknown, gates: readonly Policy[]): Policy[] | undefined {
   if (option === 'open' || option === 'closed') return undefined;
+  if (typeof option === 'object' && option !== null && !Array.isArray(option)) {
+    // One form or the other: a typo (`nodse`) or both names would leave one unread.
+    const o = strictOptions(option, 'new RedisStore({ fallback })', FALLBACK_OPTIONS, 'fallback');
+    if ('nodes' in o && 'policy' in o) throw new ConfigError('fallback', option, '{ nodes: N } or { policy }, not both');
+  }
   if (typeof option === 'object' && option !== null && 'nodes' in option) {
     const nodes = (option as { nodes: unknown }).nodes;
     if (typeof nodes !== 'number' || !Number.isInteger(nodes) || nodes < 1 || nodes > 100_000) {

@@ -1,7 +1,8 @@
 import type { Clock } from '../clock.js';
 import type { Decision, Reservation } from '../decision.js';
 import { ConfigError } from '../errors.js';
-import { CODE, optionsObject } from '../policies/policy.js';
+import { optionNames, strictOptions } from '../options.js';
+import { CODE } from '../policies/policy.js';
 import type { Policy } from '../policies/index.js';
 import type { StoreBinding } from '../store.js';
 import type { LeaseReply, RedisBinding, SourceCounts } from './redis-binding.js';
@@ -31,6 +32,8 @@ export interface LeaseOptions {
   ttlMs?: number;
 }
 
+const LEASE_OPTIONS = optionNames<keyof LeaseOptions>({ maxShare: true, ttlMs: true });
+
 /** Validated {@link LeaseOptions}. */
 export interface LeaseSettings {
   readonly maxShare: number;
@@ -39,7 +42,7 @@ export interface LeaseSettings {
 
 /** Validates leased mode's options, naming the bad one. */
 export function leaseSettings(options: unknown): LeaseSettings {
-  const o = options === undefined ? {} : optionsObject(options, 'lease');
+  const o = options === undefined ? {} : strictOptions(options, 'new RedisStore({ lease })', LEASE_OPTIONS, 'lease');
   const maxShare = o.maxShare === undefined ? 0.1 : o.maxShare;
   if (typeof maxShare !== 'number' || !(maxShare > 0 && maxShare <= 1)) {
     throw new ConfigError('lease.maxShare', maxShare, 'a number above 0 and at most 1');

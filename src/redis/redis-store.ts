@@ -3,7 +3,7 @@ import type { Clock } from '../clock.js';
 import { EmbeddedStore, MAX_KEYS } from '../embedded-store.js';
 import { ConfigError } from '../errors.js';
 import { shardHash } from './shard-hash.js';
-import { optionsObject } from '../policies/policy.js';
+import { optionNames, strictOptions } from '../options.js';
 import type { Policy } from '../policies/index.js';
 import type { Store } from '../store.js';
 import { RedisBinding } from './redis-binding.js';
@@ -74,6 +74,24 @@ export interface RedisStoreOptions {
   metrics?: MetricsSink;
 }
 
+const REDIS_STORE_OPTIONS = optionNames<keyof RedisStoreOptions>({
+  client: true,
+  prefix: true,
+  shards: true,
+  time: true,
+  batch: true,
+  mirrorKeys: true,
+  negativeCache: true,
+  timeoutMs: true,
+  probeIntervalMs: true,
+  fallback: true,
+  reconcile: true,
+  mode: true,
+  lease: true,
+  metrics: true,
+});
+const BATCH_OPTIONS = optionNames<keyof NonNullable<RedisStoreOptions['batch']>>({ maxDelayMs: true, maxSize: true });
+
 /** Counters and state of a {@link RedisStore}. */
 export interface RedisStoreStats {
   /** `'open'` while Redis is considered down for at least one shard. */
@@ -135,7 +153,7 @@ export class RedisStore implements Store {
   readonly breaker: CircuitBreaker;
 
   constructor(options: RedisStoreOptions) {
-    const o = optionsObject(options, 'RedisStore options');
+    const o = strictOptions(options, 'new RedisStore()', REDIS_STORE_OPTIONS);
     const client = o.client as RedisClient | undefined;
     if (typeof client !== 'object' || client === null || typeof client.defineCommand !== 'function') {
       throw new ConfigError('client', client, 'an ioredis Redis or Cluster client');
@@ -150,7 +168,7 @@ export class RedisStore implements Store {
     }
     const time = o.time === undefined ? 'redis' : o.time;
     if (time !== 'redis' && time !== 'client') throw new ConfigError('time', time, "'redis' or 'client'");
-    const batch = o.batch === undefined ? {} : optionsObject(o.batch, 'batch');
+    const batch = o.batch === undefined ? {} : strictOptions(o.batch, 'new RedisStore({ batch })', BATCH_OPTIONS, 'batch');
     const maxDelayMs = batch.maxDelayMs === undefined ? 0 : batch.maxDelayMs;
     if (typeof maxDelayMs !== 'number' || !(maxDelayMs >= 0 && maxDelayMs <= 1000)) {
       throw new ConfigError('batch.maxDelayMs', maxDelayMs, 'a number of milliseconds from 0 to 1000');
