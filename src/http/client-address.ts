@@ -108,7 +108,8 @@ function trusts(trust: Trust, hop: IpBytes, steps: number): boolean {
  * The client's address from the peer address of the connection and the
  * forwarded header, believing only the trusted proxies, in canonical form
  * (`::ffff:1.2.3.4` is `1.2.3.4`, IPv6 per RFC 5952). A peer that is not an
- * IP address is returned trimmed, and the header is then not read.
+ * IP address is returned trimmed, and the header is then not read. Throws
+ * `ConfigError` for a `trust` list entry that is not an address or network.
  *
  * @example
  * ```ts
