@@ -4,13 +4,15 @@
 // runtimes in test/runtime/{bun,deno}-http). Status codes, header values
 // against the policy, key extraction and trusted proxies.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
+import fc from 'fast-check';
 import express from 'express';
 import Fastify from 'fastify';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, Limiter, fixedWindow, gcra } from '../src/index.js';
-import { clientAddress, fastifyRateLimit, nodeRateLimit, rateLimit } from '../src/http/index.js';
+import { clientAddress, fastifyRateLimit, keyDigest, nodeRateLimit, rateLimit } from '../src/http/index.js';
+import { parseNode } from '../src/http/ip.js';
 import { RedisStore } from '../src/redis/index.js';
 import { startRedis } from './helpers/redis-process.js';
 
@@ -200,5 +202,204 @@ describe('clientAddress', () => {
     expect(clientAddress('10.0.0.2', '6.6.6.6, 203.0.113.7', ['9.9.9.9'])).toBe('10.0.0.2');
     expect(clientAddress('::ffff:127.0.0.1', null, true)).toBe('127.0.0.1');
     expect(clientAddress(undefined, '1.2.3.4', 1)).toBeUndefined();
+  });
+});
+
+/**
+ * Each adapter on a real loopback server, serving 'ok' from a handler that
+ * counts its calls. node:http is wired as the README says (an error answers
+ * 500); `ignoring` wires it the unsafe way (every `next` serves), which must
+ * still never serve a request whose key is unusable.
+ */
+type Options = Parameters<typeof nodeRateLimit>[0];
+const adapters: { name: string; start(options: Options, served: { count: number }): Promise<string> }[] = [
+  {
+    name: 'node:http',
+    start(options, served) {
+      const mw = nodeRateLimit(options);
+      return listen(
+        createServer((req, res) =>
+          mw(req, res, (error) => {
+            if (error) {
+              res.statusCode = 500;
+              return res.end('error');
+            }
+            served.count++;
+            res.end('ok');
+          }),
+        ),
+      );
+    },
+  },
+  {
+    name: 'node:http, next errors ignored',
+    start(options, served) {
+      const mw = nodeRateLimit(options);
+      return listen(
+        createServer((req, res) =>
+          mw(req, res, () => {
+            served.count++;
+            res.end('ok');
+          }),
+        ),
+      );
+    },
+  },
+  {
+    name: 'Express',
+    start(options, served) {
+      const app = express();
+      app.use(nodeRateLimit(options));
+      app.get('/', (_req, res) => {
+        served.count++;
+        res.send('ok');
+      });
+      return listen(createServer(app));
+    },
+  },
+  {
+    name: 'Fastify',
+    async start(options, served) {
+      const app = Fastify();
+      app.addHook('onRequest', fastifyRateLimit(options));
+      app.get('/', async () => {
+        served.count++;
+        return 'ok';
+      });
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      servers.push({ close: () => app.close() });
+      return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/`;
+    },
+  },
+  {
+    name: 'Fetch (as Deno.serve calls it)',
+    start(options, served) {
+      const handler = rateLimit(
+        () => {
+          served.count++;
+          return new Response('ok');
+        },
+        options as never,
+      );
+      return listen(
+        createServer(async (req, res) => {
+          const headers = new Headers();
+          for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value);
+          const response = await handler(new Request(`http://x${req.url}`, { headers }), { remoteAddr: { hostname: req.socket.remoteAddress } }).catch(
+            () => new Response('error', { status: 500 }),
+          );
+          response.headers.forEach((value, name) => res.setHeader(name, value));
+          res.statusCode = response.status;
+          res.end(await response.text());
+        }),
+      );
+    },
+  },
+];
+
+/** Statuses of `headers.length` sequential requests, one per headers object. */
+async function statuses(url: string, headers: Record<string, string>[]): Promise<number[]> {
+  const out: number[] = [];
+  for (const h of headers) out.push((await hit(url, 1, h))[0]!.status);
+  return out;
+}
+const count = (list: number[], status: number) => list.filter((s) => s === status).length;
+
+describe.each(adapters)('over-long, unusable and spoofed keys: $name', ({ start }) => {
+  it('limits 20 requests with a 600-character header key under its digest: exactly 2 served', async () => {
+    const limiter = twoPerSecond();
+    const served = { count: 0 };
+    const url = await start({ limiter, key: { header: 'x-api-key' } }, served);
+    const long = 'k'.repeat(600);
+    const got = await statuses(url, Array.from({ length: 20 }, () => ({ 'x-api-key': long })));
+    expect(count(got, 200)).toBe(2);
+    expect(count(got, 429)).toBe(18);
+    expect(served.count).toBe(2);
+    expect((await limiter.peek(keyDigest(`header:x-api-key:${long}`))).allowed).toBe(false);
+    // Another long key is another client.
+    expect(await statuses(url, [{ 'x-api-key': 'j'.repeat(600) }])).toEqual([200]);
+  });
+
+  it('limits an over-long key function result under its digest', async () => {
+    const served = { count: 0 };
+    const url = await start({ limiter: twoPerSecond(), key: (req) => `user:${'u'.repeat(700)}${(req as { url?: string }).url ?? ''}` }, served);
+    const got = await statuses(url, Array.from({ length: 20 }, () => ({})));
+    expect(count(got, 200)).toBe(2);
+    expect(count(got, 429)).toBe(18);
+    expect(served.count).toBe(2);
+  });
+
+  it('refuses, never serves, when the key function throws (500), rejects (500) or returns no key (400)', async () => {
+    const cases: [Options['key'], number][] = [
+      [
+        () => {
+          throw new Error('no session store');
+        },
+        500,
+      ],
+      [async () => Promise.reject(new Error('no session store')), 500],
+      [(() => undefined) as never, 400],
+      [(() => 42) as never, 400],
+      [() => '', 400],
+      [async () => '', 400],
+      [(() => ['a', 'b']) as never, 400],
+    ];
+    for (const [key, status] of cases) {
+      const served = { count: 0 };
+      const url = await start({ limiter: twoPerSecond(), key }, served);
+      const got = await statuses(url, Array.from({ length: 5 }, () => ({})));
+      expect(got, String(key)).toEqual([status, status, status, status, status]);
+      expect(served.count).toBe(0);
+    }
+  });
+
+  it('keys spoofed X-Forwarded-For entries that are not addresses as the trusted hop: limited', async () => {
+    const limiter = twoPerSecond();
+    const served = { count: 0 };
+    const url = await start({ limiter, trustProxy: 1 }, served);
+    const junk = ['not-an-ip', '_hidden', 'unknown', '1.2.3', '256.0.0.1', '1.2.3.04', '::g', '[::1', 'x'.repeat(600), '1.2.3.4.5', '01::02::03'];
+    const random = fc.sample(fc.string({ unit: fc.constantFrom(...'0123456789abcdef:.xyz_-'.split('')), minLength: 1, maxLength: 30 }).filter((s) => isIP(s) === 0 && parseNode(s) === undefined), { numRuns: 20, seed: 7 });
+    const got = await statuses(url, [...junk, ...random].map((v) => ({ 'x-forwarded-for': v })));
+    expect(count(got, 200)).toBe(2);
+    expect(served.count).toBe(2);
+    expect((await limiter.peek('ip:127.0.0.1')).allowed).toBe(false);
+    // A real address behind the trusted hop has its own budget.
+    expect(await statuses(url, [{ 'x-forwarded-for': '203.0.113.7' }])).toEqual([200]);
+    // With two trusted hops, junk on the left stops the walk at the proxy's entry.
+    const limiter2 = twoPerSecond();
+    const url2 = await start({ limiter: limiter2, trustProxy: 2 }, { count: 0 });
+    const got2 = await statuses(url2, junk.map((j) => ({ 'x-forwarded-for': `${j}, 10.0.0.1` })));
+    expect(count(got2, 200)).toBe(2);
+    expect((await limiter2.peek('ip:10.0.0.1')).allowed).toBe(false);
+  });
+
+  it('gives 20 addresses of one IPv6 /64 one budget, and spellings of one address one key', async () => {
+    const limiter = twoPerSecond();
+    const served = { count: 0 };
+    const url = await start({ limiter, trustProxy: 1 }, served);
+    const addresses = Array.from({ length: 20 }, (_, i) => `2001:db8:1:2:${((i * 4099) % 0x10000).toString(16)}::${i + 1}`);
+    expect(addresses.every((a) => isIP(a) === 6)).toBe(true);
+    const got = await statuses(url, addresses.map((a) => ({ 'x-forwarded-for': a })));
+    expect(count(got, 200)).toBe(2);
+    expect(served.count).toBe(2);
+    expect((await limiter.peek('ip:2001:db8:1:2::/64')).allowed).toBe(false);
+    expect(await statuses(url, [{ 'x-forwarded-for': '2001:db8:1:3::1' }])).toEqual([200]); // the next /64
+    // One IPv4 client however it is written.
+    const spelled = await statuses(url, ['198.51.100.9', '::ffff:198.51.100.9', '::FFFF:c633:6409', '198.51.100.9:4711'].map((a) => ({ 'x-forwarded-for': a })));
+    expect(spelled).toEqual([200, 200, 429, 429]);
+    // ipv6Subnet: 128 keys each address.
+    const perAddress = await start({ limiter: twoPerSecond(), trustProxy: 1, ipv6Subnet: 128 }, { count: 0 });
+    expect(count(await statuses(perAddress, addresses.map((a) => ({ 'x-forwarded-for': a }))), 200)).toBe(20);
+  });
+
+  it('reads Forwarded only when configured, with quoted IPv6 and ports, obfuscated identifiers keyed as the hop', async () => {
+    const limiter = twoPerSecond();
+    const url = await start({ limiter, trustProxy: 1, forwardedHeader: 'forwarded' }, { count: 0 });
+    expect(await statuses(url, [{ forwarded: 'for="[2001:db8:cafe::17]:4711";proto=https' }])).toEqual([200]);
+    expect((await limiter.peek('ip:2001:db8:cafe::/64')).remaining).toBe(0);
+    const hidden = await statuses(url, ['for=_hidden', 'for=unknown', 'proto=https', 'for="_x:1"', 'for=not-an-ip'].map((f) => ({ forwarded: f })));
+    expect(hidden).toEqual([200, 200, 429, 429, 429]); // all the peer's
+    // X-Forwarded-For is ignored when Forwarded is the configured header.
+    expect(await statuses(url, [{ 'x-forwarded-for': '203.0.113.9' }])).toEqual([429]);
   });
 });

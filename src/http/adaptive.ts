@@ -2,7 +2,7 @@ import { systemClock, type Clock } from '../clock.js';
 import { MAX_DURATION_MS } from '../duration.js';
 import { ArgumentError, ConfigError } from '../errors.js';
 import { checkKey } from '../key-hash.js';
-import { optionsObject } from '../policies/policy.js';
+import { strictOptions } from '../options.js';
 import type { SchedulerTimers } from '../scheduler.js';
 
 /**
@@ -142,7 +142,7 @@ export class AdaptivePacer {
   #generation = 0;
 
   constructor(options?: AdaptivePacerOptions) {
-    const o = options === undefined ? {} : optionsObject(options, 'AdaptivePacer options');
+    const o = options === undefined ? {} : strictOptions(options, 'AdaptivePacer', ['initialSpacingMs', 'maxSpacingMs', 'recoverySuccesses', 'clock', 'timers']);
     const initial = o.initialSpacingMs === undefined ? DEFAULT_PACING.initialSpacingMs : o.initialSpacingMs;
     if (typeof initial !== 'number' || !(initial > 0 && initial <= MAX_DURATION_MS)) {
       throw new ConfigError('initialSpacingMs', initial, `a number of milliseconds above 0, at most ${MAX_DURATION_MS}`);

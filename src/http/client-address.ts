@@ -1,38 +1,142 @@
+import { ConfigError } from '../errors.js';
+import { formatIp, inRange, parseNode, parseIp, parseRange, type IpBytes } from './ip.js';
+
 /**
  * Which proxies in front of the server to believe about the client's
- * address: `false` (default), none: the peer address is the client, and
- * `X-Forwarded-For` is ignored (anyone can send it); a number `n`, the `n`
+ * address: `false` (default), none: the peer address is the client, and the
+ * forwarded header is ignored (anyone can send it); a number `n`, the `n`
  * hops closest to the server (the client is the `n`-th address from the right
- * of `X-Forwarded-For` + peer); a list of proxy addresses, skipped from the
- * right; `true`, every hop (the leftmost address: only behind a proxy that
- * overwrites the header).
+ * of the forwarded chain + peer); a list of proxy addresses or networks
+ * (`'10.0.0.0/8'`), skipped from the right; `true`, every hop (the leftmost
+ * address: only behind a proxy that overwrites the header).
+ *
+ * The chain is walked from the peer leftwards, one trusted hop at a time,
+ * and stops at the first entry that is not an IP address (`not-an-ip`,
+ * Forwarded's `unknown` or `_hidden`, a missing `for=`): the client is then
+ * the last hop reached, the one that wrote the bad entry, never the entry.
  */
 export type TrustProxy = boolean | number | readonly string[];
 
-/** `::ffff:1.2.3.4` (an IPv4 client of a dual-stack socket) is `1.2.3.4`. */
-function plain(address: string): string {
-  const a = address.trim();
-  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+/**
+ * Which header carries the forwarded chain: `X-Forwarded-For` (default) or
+ * RFC 7239 `Forwarded` (its `for=` parameters). Only that one is read: a
+ * proxy maintains one, and the other is whatever the client sent.
+ */
+export type ForwardedHeader = 'x-forwarded-for' | 'forwarded';
+
+/** `text` split at `separator` outside quoted strings; `undefined` when a quote is not closed. */
+function splitUnquoted(text: string, separator: string): string[] | undefined {
+  const parts: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '\\') i++;
+      else if (ch === '"') quoted = false;
+    } else if (ch === '"') {
+      quoted = true;
+    } else if (ch === separator) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  if (quoted) return undefined;
+  parts.push(text.slice(start));
+  return parts;
+}
+
+/** A token, or a quoted-string without its quotes and escapes. */
+function unquote(value: string): string {
+  return value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1).replace(/\\(.)/g, '$1') : value;
+}
+
+/**
+ * The entries of an RFC 7239 `Forwarded` field: each element's `for=` value,
+ * unquoted, or `undefined` for an element without exactly one `for=` (a
+ * field with an unclosed quote is one such element).
+ */
+function forwardedFor(field: string): (string | undefined)[] {
+  const elements = splitUnquoted(field, ',');
+  if (elements === undefined) return [undefined];
+  const out: (string | undefined)[] = [];
+  for (const element of elements) {
+    // Empty list elements (`a, , b`) are not hops.
+    if (element.trim() === '') continue;
+    let value: string | undefined;
+    let fors = 0;
+    for (const pair of splitUnquoted(element, ';')!) {
+      const eq = pair.indexOf('=');
+      if (eq < 0 || pair.slice(0, eq).trim().toLowerCase() !== 'for') continue;
+      fors++;
+      value = unquote(pair.slice(eq + 1).trim());
+    }
+    out.push(fors === 1 ? value : undefined);
+  }
+  return out;
+}
+
+/** The chain's entries, leftmost first; `undefined` for one that is not an address. */
+function chainOf(field: string, header: ForwardedHeader): (IpBytes | undefined)[] {
+  if (header === 'forwarded') return forwardedFor(field).map((v) => (v === undefined ? undefined : parseNode(v)));
+  const out: (IpBytes | undefined)[] = [];
+  for (const entry of field.split(',')) if (entry.trim() !== '') out.push(parseNode(entry));
+  return out;
+}
+
+/** {@link TrustProxy} with its list parsed. @internal */
+export type Trust = boolean | number | readonly { bytes: IpBytes; bits: number }[];
+
+/** The trust setting validated, with its list of addresses and networks parsed (ConfigError naming `trustProxy`). @internal */
+export function compileTrust(trust: unknown): Trust {
+  if (typeof trust === 'boolean' || (typeof trust === 'number' && Number.isInteger(trust) && trust >= 0 && trust <= 32)) return trust;
+  const ranges = Array.isArray(trust) ? trust.map((entry: unknown) => (typeof entry === 'string' ? parseRange(entry) : undefined)) : [undefined];
+  if (ranges.some((r) => r === undefined)) {
+    throw new ConfigError('trustProxy', trust, 'a boolean, a hop count from 0 to 32, or a list of IP addresses and networks');
+  }
+  return ranges as { bytes: IpBytes; bits: number }[];
+}
+
+/** Whether the hop `steps` from the server is one of the trusted proxies. */
+function trusts(trust: Trust, hop: IpBytes, steps: number): boolean {
+  if (typeof trust === 'boolean') return trust;
+  if (typeof trust === 'number') return steps < trust;
+  return trust.some((range) => inRange(hop, range));
 }
 
 /**
  * The client's address from the peer address of the connection and the
- * `X-Forwarded-For` header, believing only the trusted proxies.
+ * forwarded header, believing only the trusted proxies, in canonical form
+ * (`::ffff:1.2.3.4` is `1.2.3.4`, IPv6 per RFC 5952). A peer that is not an
+ * IP address is returned trimmed, and the header is then not read. Throws
+ * `ConfigError` for a `trust` list entry that is not an address or network.
  *
  * @example
  * ```ts
  * clientAddress('10.0.0.2', '203.0.113.7, 10.0.0.1', 2);          // '203.0.113.7'
  * clientAddress('10.0.0.2', '203.0.113.7', false);                // '10.0.0.2'
- * clientAddress('10.0.0.2', '6.6.6.6, 203.0.113.7', ['10.0.0.2']); // '203.0.113.7'
+ * clientAddress('10.0.0.2', '6.6.6.6, 203.0.113.7', ['10.0.0.2'])  // '203.0.113.7'
+ * clientAddress('10.0.0.2', 'not-an-ip', 1);                      // '10.0.0.2'
+ * clientAddress('10.0.0.2', 'for="[2001:DB8::1]:4711"', 1, 'forwarded'); // '2001:db8::1'
  * ```
  */
-export function clientAddress(peer: string | undefined, forwardedFor: string | null | undefined, trust: TrustProxy): string | undefined {
-  if (peer === undefined || trust === false || trust === 0 || !forwardedFor) return peer === undefined ? undefined : plain(peer);
-  const chain = [...forwardedFor.split(',').map(plain).filter((a) => a.length > 0), plain(peer)];
-  if (trust === true) return chain[0];
-  if (typeof trust === 'number') return chain[Math.max(0, chain.length - 1 - trust)];
-  const trusted = new Set(trust.map(plain));
-  let i = chain.length - 1;
-  while (i > 0 && trusted.has(chain[i]!)) i--;
-  return chain[i];
+export function clientAddress(peer: string | undefined, field: string | null | undefined, trust: TrustProxy, header: ForwardedHeader = 'x-forwarded-for'): string | undefined {
+  const client = clientBytes(peer, field, compileTrust(trust), header);
+  return typeof client === 'string' || client === undefined ? client : formatIp(client);
+}
+
+/** {@link clientAddress}, as bytes when it is an address. @internal */
+export function clientBytes(peer: string | undefined, field: string | null | undefined, trust: Trust, header: ForwardedHeader): IpBytes | string | undefined {
+  if (peer === undefined) return undefined;
+  const peerBytes = parseIp(peer.trim());
+  if (peerBytes === undefined) return peer.trim();
+  if (trust === false || trust === 0 || !field) return peerBytes;
+  const chain = chainOf(field, header);
+  let client = peerBytes;
+  for (let i = chain.length - 1, steps = 0; i >= 0 && trusts(trust, client, steps); i--, steps++) {
+    const next = chain[i];
+    if (next === undefined) break;
+    client = next;
+  }
+  return client;
 }

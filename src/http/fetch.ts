@@ -4,7 +4,7 @@
 // is found (Bun's server argument, Deno's connection info), isolated below.
 import type { Decision } from '../decision.js';
 import { ConfigError } from '../errors.js';
-import { commonOptions, decideKey, requestKey, type CommonOptions, type RequestReader } from './options.js';
+import { commonOptions, decideKey, KeyRefusal, refusal, requestKey, type CommonOptions, type RequestReader } from './options.js';
 
 /** Options of {@link rateLimit}. */
 export interface RateLimitOptions extends CommonOptions<Request> {
@@ -28,7 +28,7 @@ const fetchReader: RequestReader<Request> = {
   header: (request, name) => request.headers.get(name),
 };
 
-const tooMany = () => new Response('Too Many Requests\n', { status: 429, headers: { 'content-type': 'text/plain; charset=utf-8' } });
+const text = (status: number, body: string) => new Response(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8' } });
 
 /** A response whose headers can be set (a fetched one's are immutable). */
 function withHeaders(response: Response, headers: [string, string][]): Response {
@@ -47,7 +47,12 @@ function withHeaders(response: Response, headers: [string, string][]): Response 
  * Wraps a Fetch-API handler so that each request is admitted by `limiter`
  * first: denied requests get a 429 (or `onLimited`'s response) with
  * `Retry-After`, every response gets the rate-limit header fields. When the
- * store cannot reach Redis, its fallback decides, as for any other call.
+ * store cannot reach Redis, its fallback decides, as for any other call. A
+ * request whose key cannot be used gets 500 (the key function threw or
+ * rejected) or 400 (it returned no non-empty string), and the handler is not
+ * called; an over-long key is limited under its digest (see
+ * {@link CommonOptions}). Any other error (a throwing `skip` or `cost`, a
+ * store error) rejects, and the server answers it (500 in Bun and Deno).
  *
  * @example
  * ```ts
@@ -61,17 +66,23 @@ export function rateLimit(
   options: RateLimitOptions,
 ): (request: Request, ...rest: unknown[]) => Promise<Response> {
   if (typeof handler !== 'function') throw new ConfigError('handler', handler, 'a function (request) => Response');
-  const c = commonOptions<Request>(options);
+  const c = commonOptions<Request>(options, 'rateLimit', ['onLimited']);
   const onLimited = options.onLimited;
   if (onLimited !== undefined && typeof onLimited !== 'function') throw new ConfigError('onLimited', onLimited, 'a function returning a Response');
   return async (request, ...rest) => {
     // Whatever the server passed after the request goes to the handler as it came.
     const next = handler as (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
     if (c.skip !== undefined && (await c.skip(request))) return next(request, ...rest);
-    const decided = decideKey(c, requestKey(c, fetchReader, request, rest[0]), c.cost(request));
-    const decision = decided instanceof Promise ? await decided : decided;
+    let decision: Decision;
+    try {
+      const decided = decideKey(c, requestKey(c, fetchReader, request, rest[0]), c.cost(request));
+      decision = decided instanceof Promise ? await decided : decided;
+    } catch (error) {
+      if (error instanceof KeyRefusal) return text(...refusal(error));
+      throw error;
+    }
     const headers = c.headers(decision);
-    if (!decision.allowed) return withHeaders(onLimited === undefined ? tooMany() : await onLimited(decision, request), headers);
+    if (!decision.allowed) return withHeaders(onLimited === undefined ? text(429, 'Too Many Requests\n') : await onLimited(decision, request), headers);
     return withHeaders(await next(request, ...rest), headers);
   };
 }

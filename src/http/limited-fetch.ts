@@ -2,7 +2,7 @@ import { MAX_DURATION_MS } from '../duration.js';
 import { ConfigError } from '../errors.js';
 import { checkKey, MAX_KEY_LENGTH } from '../key-hash.js';
 import type { Limiter } from '../limiter.js';
-import { optionsObject } from '../policies/policy.js';
+import { strictOptions } from '../options.js';
 import { AdaptivePacer } from './adaptive.js';
 
 /**
@@ -125,7 +125,7 @@ const EPOCH_MS_FROM = 1e12;
  */
 export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOptions): FetchFunction {
   if (typeof fetchFn !== 'function') throw new ConfigError('fetch', fetchFn, 'a function with the signature of fetch');
-  const o = optionsObject(options, 'limitedFetch options');
+  const o = strictOptions(options, 'limitedFetch', ['limiter', 'key', 'retry429', 'maxRetryAfterMs', 'pacer']);
   const limiter = o.limiter as Partial<Limiter> | undefined;
   if (typeof limiter !== 'object' || limiter === null || typeof limiter.acquire !== 'function') {
     throw new ConfigError('limiter', limiter, 'a Limiter (an object with acquire)');

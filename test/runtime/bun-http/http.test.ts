@@ -2,6 +2,7 @@
 import { describe, expect, test } from 'bun:test';
 import { Limiter, gcra } from 'cellgate';
 import { rateLimit } from 'cellgate/http';
+import { keyCases, type Serve } from '../shared/http-keys.ts';
 
 describe('cellgate/http on Bun', () => {
   test('rateLimit wraps a Bun.serve handler: 200, 200, then 429 with headers, keyed by the peer address', async () => {
@@ -26,4 +27,12 @@ describe('cellgate/http on Bun', () => {
       server.stop(true);
     }
   });
+});
+
+describe('cellgate/http on Bun: keys that cannot be used are never served unlimited', () => {
+  const serve: Serve = async (handler) => {
+    const server = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: handler });
+    return { url: `http://127.0.0.1:${server.port}/`, stop: async () => void server.stop(true) };
+  };
+  for (const c of keyCases) test(c.name, () => c.run(serve));
 });

@@ -2,6 +2,7 @@
 // deno test --no-prompt --no-check --allow-net=127.0.0.1 test/runtime/deno-http
 import { Limiter, gcra } from 'cellgate';
 import { rateLimit } from 'cellgate/http';
+import { keyCases, type Serve } from '../shared/http-keys.ts';
 
 function assertEquals(actual: unknown, expected: unknown, what: string): void {
   if (!Object.is(actual, expected)) throw new Error(`${what}: expected ${String(expected)}, got ${String(actual)}`);
@@ -29,3 +30,9 @@ Deno.test('rateLimit wraps a Deno.serve handler: 200, 200, then 429 with headers
     await server.shutdown();
   }
 });
+
+const serve: Serve = async (handler) => {
+  const server = Deno.serve({ hostname: '127.0.0.1', port: 0, onListen() {} }, handler);
+  return { url: `http://127.0.0.1:${server.addr.port}/`, stop: () => server.shutdown() };
+};
+for (const c of keyCases) Deno.test(c.name, () => c.run(serve));
