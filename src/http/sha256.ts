@@ -3,6 +3,8 @@
 // `crypto.subtle.digest` is asynchronous while `node:crypto` is not in every
 // runtime. It digests over-long keys only, so it is written for clarity, not speed.
 
+import { wtf8 } from '../wtf8.js';
+
 const K = new Int32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
   0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -11,49 +13,6 @@ const K = new Int32Array([
   0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
   0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ]);
-
-/**
- * The bytes of a string in WTF-8: UTF-8 for well-formed text, and a lone
- * surrogate (which UTF-8 cannot encode) as its own 3-byte sequence, as
- * generalized UTF-8 writes any code point up to U+FFFF. So distinct strings
- * give distinct bytes: `TextEncoder` would write every lone surrogate as
- * U+FFFD, and `'a\uD800'`, `'a\uDBFF'` and `'a\uFFFD'` would share a digest.
- *
- * @example
- * ```ts
- * wtf8('é\uD800'); // Uint8Array [0xc3, 0xa9, 0xed, 0xa0, 0x80]
- * ```
- */
-export function wtf8(text: string): Uint8Array {
-  const out = new Uint8Array(text.length * 3);
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    let c = text.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
-      const low = text.charCodeAt(i + 1);
-      if (low >= 0xdc00 && low <= 0xdfff) {
-        c = 0x10000 + ((c - 0xd800) << 10) + (low - 0xdc00);
-        i++;
-      }
-    }
-    if (c < 0x80) {
-      out[n++] = c;
-    } else if (c < 0x800) {
-      out[n++] = 0xc0 | (c >> 6);
-      out[n++] = 0x80 | (c & 63);
-    } else if (c < 0x10000) {
-      out[n++] = 0xe0 | (c >> 12);
-      out[n++] = 0x80 | ((c >> 6) & 63);
-      out[n++] = 0x80 | (c & 63);
-    } else {
-      out[n++] = 0xf0 | (c >> 18);
-      out[n++] = 0x80 | ((c >> 12) & 63);
-      out[n++] = 0x80 | ((c >> 6) & 63);
-      out[n++] = 0x80 | (c & 63);
-    }
-  }
-  return out.subarray(0, n);
-}
 
 /**
  * The SHA-256 digest of `bytes` (32 bytes).

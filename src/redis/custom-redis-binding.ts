@@ -99,7 +99,7 @@ export class CustomRedisBinding implements StoreBinding {
 
   #stateKey(key: string): { shard: number; redisKey: Buffer } {
     const shard = this.#o.shardOf(key);
-    // The key's bytes as WTF-8 (key-bytes.ts): one Redis key per distinct string.
+    // The key's bytes as WTF-8 (wtf8.ts): one Redis key per distinct string.
     return { shard, redisKey: Buffer.concat([Buffer.from(`${this.#o.shardKey(shard)}:`), keyBytes(key), Buffer.from(`|custom:${this.#o.limiter.name}`)]) };
   }
 

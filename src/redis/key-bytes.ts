@@ -1,65 +1,18 @@
+import { wtf8Length, writeWtf8 } from '../wtf8.js';
+
 /**
- * How a key is spelled in Redis: its UTF-16 code units as WTF-8, which is
- * UTF-8 for every well-formed string and gives each lone surrogate its own
- * three bytes. Plain UTF-8 (what a client does with a string) turns every
- * lone surrogate into U+FFFD, so `'a\uD800'`, `'a\uDBFF'` and `'a\uFFFD'`
- * would share one Redis key: one state for three keys, a lockout a client
- * can aim. WTF-8 is one-to-one, and its byte counts are what decide.lua reads
- * keys by.
+ * A key's bytes as Redis gets them: WTF-8 (see wtf8.ts), so that distinct
+ * strings are distinct Redis keys, lone surrogates included; decide.lua reads
+ * the batch's keys by these byte counts.
  * @internal
+ *
+ * @example
+ * ```ts
+ * keyBytes('user:1'); // <Buffer 75 73 65 72 3a 31>
+ * ```
  */
-
-/** Bytes of `s` in WTF-8. */
-export function keyByteLength(s: string): number {
-  let bytes = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) bytes += 1;
-    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && isLow(s.charCodeAt(i + 1))) {
-      bytes += 2; // a surrogate pair: 4 bytes for 2 units
-      i++;
-    } else bytes += 2; // the rest of the BMP, lone surrogates included: 3 bytes
-  }
-  return bytes;
-}
-
-function isLow(c: number): boolean {
-  return c >= 0xdc00 && c < 0xe000;
-}
-
-/** Writes `s` as WTF-8 into `out` at `offset`; returns the offset after it. */
-export function writeKeyBytes(s: string, out: Uint8Array, offset: number): number {
-  let o = offset;
-  for (let i = 0; i < s.length; i++) {
-    let c = s.charCodeAt(i);
-    if (c < 0x80) {
-      out[o++] = c;
-      continue;
-    }
-    if (c < 0x800) {
-      out[o++] = 0xc0 | (c >> 6);
-      out[o++] = 0x80 | (c & 0x3f);
-      continue;
-    }
-    if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && isLow(s.charCodeAt(i + 1))) {
-      c = 0x10000 + ((c - 0xd800) << 10) + (s.charCodeAt(++i) - 0xdc00);
-      out[o++] = 0xf0 | (c >> 18);
-      out[o++] = 0x80 | ((c >> 12) & 0x3f);
-      out[o++] = 0x80 | ((c >> 6) & 0x3f);
-      out[o++] = 0x80 | (c & 0x3f);
-      continue;
-    }
-    out[o++] = 0xe0 | (c >> 12);
-    out[o++] = 0x80 | ((c >> 6) & 0x3f);
-    out[o++] = 0x80 | (c & 0x3f);
-  }
-  return o;
-}
-
-/** `s` as WTF-8 bytes. */
 export function keyBytes(s: string): Buffer {
-  const out = Buffer.allocUnsafe(keyByteLength(s));
-  writeKeyBytes(s, out, 0);
+  const out = Buffer.allocUnsafe(wtf8Length(s));
+  writeWtf8(s, out, 0);
   return out;
 }

@@ -9,7 +9,7 @@ import { fallbackGates, type FallbackOption } from './fallback.js';
 import { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
 import { CODE } from '../policies/policy.js';
 import { RedisStateError } from './redis-state-error.js';
-import { keyByteLength, writeKeyBytes } from './key-bytes.js';
+import { wtf8Length, writeWtf8 } from '../wtf8.js';
 import type { MetricsSink } from '../metrics.js';
 
 /** Script operations (decide.lua's `op`). */
@@ -355,15 +355,15 @@ export class RedisBinding implements StoreBinding {
     let specs = '';
     let total = 0;
     for (const key of entries.keys()) {
-      const n = keyByteLength(key);
+      const n = wtf8Length(key);
       lengths += `${n},`;
       total += n;
     }
-    // The keys as WTF-8 bytes (see key-bytes.ts), exactly as `lengths` counts them.
+    // The keys as WTF-8 bytes (see wtf8.ts), exactly as `lengths` counts them.
     const keys = Buffer.allocUnsafe(total);
     let at = 0;
     for (const [key, hits] of entries) {
-      at = writeKeyBytes(key, keys, at);
+      at = writeWtf8(key, keys, at);
       const only = hits.length === 1 ? hits[0]! : undefined;
       if (only === undefined || only.op !== OP_LIMIT || only.cost !== 1) {
         specs += hits.map((h) => `${h.op} ${h.cost} ${h.maxWait === Infinity ? 'inf' : h.maxWait}`).join(' ');
