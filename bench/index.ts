@@ -2,6 +2,7 @@
 //   --quick  short timings, for a smoke run
 //   --json   also print the results as JSON (for CI trend tracking)
 import { benchEmbedded, memoryPerKey, type Row } from './embedded.js';
+import { benchKeyHash } from './key-hash.js';
 
 const quick = process.argv.includes('--quick');
 const json = process.argv.includes('--json');
@@ -42,4 +43,10 @@ console.log(`\nmemory per key at ${memN.toLocaleString('en-US')} keys`);
 console.table(memory.map((m) => ({ contender: m.contender, 'bytes/key': m.bytesPerKey.toFixed(0), note: m.note })));
 if (!(globalThis as { gc?: unknown }).gc) console.log('(run with --expose-gc for the heap figures)');
 
-if (json) console.log(JSON.stringify({ rows, memory }, null, 2));
+const hashes = await benchKeyHash(quick ? 200 : 1000);
+console.log('\nkey hashing, ns per key (one run; a decision hashes its key once)');
+console.table(hashes.map((h) => ({ hash: h.hash, 'key length': h.keyLength, 'ns/key': h.nsPerKey.toFixed(1) })));
+const table = memory.find((m) => m.contender === 'cellgate EmbeddedStore')!;
+console.log(`  ${memN.toLocaleString('en-US')} live keys: ${table.bytesPerKey.toFixed(1)} bytes/key in the table (target <= 48: ${table.bytesPerKey <= 48 ? 'met' : 'MISSED'})`);
+
+if (json) console.log(JSON.stringify({ rows, memory, hashes }, null, 2));

@@ -27,24 +27,34 @@ describe('metrics', () => {
     expect(sample(text, 'cellgate_decisions_total{outcome="denied",source="local"}')).toBe(2);
   });
 
-  it('feeds the OpenTelemetry SDK: decisions and evictions', async () => {
-    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
-    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
-    const provider = new MeterProvider({ readers: [reader] });
-    const sink = otelMetrics(provider.getMeter('cellgate'));
-    const store = new EmbeddedStore({ maxKeys: 100, metrics: sink });
-    const limiter = new Limiter({ policy: gcra({ limit: 1, period: '1h' }), store, clock: () => 0, metrics: sink });
-    for (let i = 0; i < 5000; i++) limiter.limitSync(`k${i}`);
-    limiter.limitSync('k4999'); // denied
-    const { evictions } = store.stats(0);
-    const { resourceMetrics } = await reader.collect();
-    const metrics = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
-    const byName = (name: string) => metrics.find((m) => m.descriptor.name === name)!;
-    const decisions = byName('cellgate.decisions').dataPoints.map((p) => [p.attributes.outcome, p.value]);
-    expect(decisions).toEqual(expect.arrayContaining([['allowed', 5000], ['denied', 1]]));
-    expect(evictions).toBeGreaterThan(4000);
-    expect(byName('cellgate.evictions').dataPoints[0]!.value).toBe(evictions);
-    await provider.shutdown();
+  it('feeds the OpenTelemetry SDK: decisions, refusals and evictions of a full table', async () => {
+    for (const whenFull of ['deny', 'evict'] as const) {
+      const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+      const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
+      const provider = new MeterProvider({ readers: [reader] });
+      const sink = otelMetrics(provider.getMeter('cellgate'));
+      const store = new EmbeddedStore({ maxKeys: 100, whenFull, metrics: sink });
+      const limiter = new Limiter({ policy: gcra({ limit: 1, period: '1h' }), store, clock: () => 0, metrics: sink });
+      for (let i = 0; i < 5000; i++) limiter.limitSync(`k${i}`);
+      limiter.limitSync('k0'); // with deny, k0 still owes its hour: denied
+      const { evictions, refusals } = store.stats(0);
+      const { resourceMetrics } = await reader.collect();
+      const metrics = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
+      const byName = (name: string) => metrics.find((m) => m.descriptor.name === name);
+      const decisions = Object.fromEntries(byName('cellgate.decisions')!.dataPoints.map((p) => [p.attributes.outcome, p.value]));
+      if (whenFull === 'deny') {
+        expect(refusals).toBeGreaterThan(4000);
+        expect(evictions).toBe(0);
+        expect(byName('cellgate.refusals')!.dataPoints[0]!.value).toBe(refusals);
+        expect(decisions).toEqual({ allowed: 5000 - refusals, denied: refusals + 1 });
+      } else {
+        expect(evictions).toBeGreaterThan(4000);
+        expect(refusals).toBe(0);
+        expect(byName('cellgate.evictions')!.dataPoints[0]!.value).toBe(evictions);
+        expect(decisions.allowed).toBeGreaterThanOrEqual(5000);
+      }
+      await provider.shutdown();
+    }
   });
 
   it('reports Redis batch sizes and durations, and breaker transitions', async () => {
