@@ -22,8 +22,6 @@ const OP_CHARGE = 5;
 const OP_LEASE = 6;
 /** ioredis connection states after a connection was lost. */
 const DOWN = new Set(['reconnecting', 'close', 'end', 'disconnecting']);
-/** Most keys whose outage admissions are remembered for reconciliation. */
-const MAX_LEDGER_KEYS = 100_000;
 /**
  * How long a background call (a lease prefetch: no caller waits on it) may
  * wait for company: a tick of a busy gateway prefetches for a few keys per
@@ -212,9 +210,10 @@ export class RedisBinding implements StoreBinding {
   #record(key: string, cost: number): void {
     if (!this.#o.reconcile) return;
     const ledger = this.#ledger;
-    const had = ledger.get(key);
-    if (had !== undefined) ledger.set(key, had + cost);
-    else if (ledger.size < MAX_LEDGER_KEYS) ledger.set(key, cost);
+    // No cap: a key left out would be charged nothing for what it spent in
+    // the outage, a fresh budget in Redis. Its size is bounded by the keys the
+    // fallback admitted, each of which holds a live record in the mirror.
+    ledger.set(key, (ledger.get(key) ?? 0) + cost);
   }
 
   /**
