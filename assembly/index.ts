@@ -1,5 +1,11 @@
 // The ABI of the cellgate core: everything TypeScript calls.
 //
+// A keyed call (decide, reserve, refund, reset, putState, hashToBatch,
+// bucketOf) takes `units`: the host has just written the key's UTF-16 code
+// units into the key area (keyPtr(), 512 units), and the core hashes them
+// with SipHash-1-3 under the store's seed (key-hash.ts). Only the 64-bit hash
+// is kept.
+//
 // One instance holds one state table and the policies registered into it.
 // A limiter with several policies ("gates") registers them as consecutive
 // policy ids gate0 .. gate0+gates-1; each gate keeps its own record per key
@@ -44,6 +50,7 @@ import {
   tableInit, find, claim, makeRoom, takeFlags, candidate, epoch, fullWait, foundLive,
   evictionCount, refusalCount, growthCount, slotCount, byteCount, bucketIndex, liveCount, clearTable, checkTable,
 } from "./table";
+import { keyHashInit, keyAreaPtr, setSeed, sipHash13 } from "./key-hash";
 
 // Policy record (32 bytes): kind u32 @0, p0 f64 @8, p1 f64 @16, p2 f64 @24.
 const POLICY_BYTES: usize = 32;
@@ -80,6 +87,7 @@ export function init(initialBits: u32, maxBits: u32, evict: bool, maxPolicies: u
   batchCapacity = batchEntries;
   batch = heap.alloc(<usize>batchEntries * 32);
   stepOut = heap.alloc(64);
+  keyHashInit();
   return tableInit(initialBits, maxBits, evict);
 }
 
@@ -106,6 +114,34 @@ export function step(kind: u32, p0: f64, p1: f64, p2: f64, live: bool, a: f64, b
   store<f64>(stepOut, oRetry, 40);
   store<f64>(stepOut, oReset, 48);
   store<f64>(stepOut, oAllowed ? 1 : 0, 56);
+}
+
+/** Sets the 128-bit key of the key hash (four little-endian 32-bit words). */
+export function seed(a: u32, b: u32, c: u32, d: u32): void {
+  setSeed(a, b, c, d);
+}
+
+/** Where the host writes a key's UTF-16 code units before a keyed call (512 of them at most). */
+export function keyPtr(): usize {
+  return keyAreaPtr();
+}
+
+// The key of a keyed call: the hash of the `units` code units in the key area.
+let kLo: u32 = 0;
+let kHi: u32 = 0;
+
+@inline function hashKeyArea(units: u32): void {
+  let h = sipHash13(units);
+  kLo = <u32>h;
+  kHi = <u32>(h >>> 32);
+}
+
+/** Hashes the key area into batch entry `entry` (its keyLo, keyHi). */
+export function hashToBatch(units: u32, entry: u32): void {
+  hashKeyArea(units);
+  let e = batch + <usize>entry * 32;
+  store<u32>(e, kLo);
+  store<u32>(e, kHi, 4);
 }
 
 export function resultPtr(): usize {
@@ -141,8 +177,9 @@ export function tableBytes(): f64 {
   return <f64>byteCount();
 }
 /** First-choice bucket of a key's record in gate `gate`: for tests of the keyed layout. */
-export function bucketOf(lo: u32, hi: u32, gate: u32): u32 {
-  return bucketIndex(fixKey(gateLo(lo, gate), hi), hi);
+export function bucketOf(units: u32, gate: u32): u32 {
+  hashKeyArea(units);
+  return bucketIndex(fixKey(gateLo(kLo, gate), kHi), kHi);
 }
 export function live(now: f64): u32 {
   return liveCount(now);
@@ -328,12 +365,14 @@ function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t: f64, 
 }
 
 /**
- * Decides one request of `cost` for key (lo, hi) at `now`. With `dryRun` set
+ * Decides one request of `cost` at `now` for the key whose `units` code
+ * units are in the key area. With `dryRun` set
  * nothing is charged (peek). Returns allowed | bindingGate << 1; the numbers
  * go to the result area.
  */
-export function decide(lo: u32, hi: u32, gate0: u32, gates: u32, cost: f64, now: f64, dryRun: bool): u32 {
-  let ok = decideAt(lo, hi, gate0, gates, cost, now, now, !dryRun);
+export function decide(units: u32, gate0: u32, gates: u32, cost: f64, now: f64, dryRun: bool): u32 {
+  hashKeyArea(units);
+  let ok = decideAt(kLo, kHi, gate0, gates, cost, now, now, !dryRun);
   writeResult(dRemaining, dRetry, dReset);
   return (ok ? 1 : 0) | (dGate << 1) | grewBit();
 }
@@ -345,7 +384,10 @@ export function decide(lo: u32, hi: u32, gate0: u32, gates: u32, cost: f64, now:
  * allowed | bindingGate << 1; when not allowed nothing is charged and the slot
  * holds the wait that would have been needed.
  */
-export function reserve(lo: u32, hi: u32, gate0: u32, gates: u32, cost: f64, now: f64, maxWait: f64): u32 {
+export function reserve(units: u32, gate0: u32, gates: u32, cost: f64, now: f64, maxWait: f64): u32 {
+  hashKeyArea(units);
+  let lo = kLo;
+  let hi = kHi;
   let t = now;
   // Each round moves t to a time at which the gate that denied admits; with
   // several gates this converges in a few rounds. The bound is a safety net.
@@ -373,7 +415,10 @@ export function reserve(lo: u32, hi: u32, gate0: u32, gates: u32, cost: f64, now
 }
 
 /** Gives `cost` back to every gate's record of the key. */
-export function refund(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, now: f64): void {
+export function refund(units: u32, gate0: u32, gates: u32, cost: f64, now: f64): void {
+  hashKeyArea(units);
+  let lo0 = kLo;
+  let hi = kHi;
   for (let g: u32 = 0; g < gates; g++) {
     let id = gate0 + g;
     let lo = fixKey(gateLo(lo0, id), hi);
@@ -388,7 +433,10 @@ export function refund(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, now
 }
 
 /** Forgets the key in every gate. */
-export function reset(lo0: u32, hi: u32, gate0: u32, gates: u32, now: f64): void {
+export function reset(units: u32, gate0: u32, gates: u32, now: f64): void {
+  hashKeyArea(units);
+  let lo0 = kLo;
+  let hi = kHi;
   for (let g: u32 = 0; g < gates; g++) {
     let lo = fixKey(gateLo(lo0, gate0 + g), hi);
     let addr = find(lo, hi, now);
@@ -413,15 +461,17 @@ export function decideBatch(n: u32, gate0: u32, gates: u32, now: f64, dryRun: bo
 }
 
 /**
- * Writes gate `gate`'s state for key (lo, hi) as another store (Redis) last
+ * Writes gate `gate`'s state for the key in the key area as another store (Redis) last
  * reported it: the local mirror that answers denials without a round trip and
  * seeds the fallback. An `exp` at or before `now` removes the record. A
  * mirror is a cache of what Redis holds, so when the table is full at its cap
  * in deny mode the state is not mirrored rather than evicting another.
  * Returns GREW or 0.
  */
-export function putState(lo0: u32, hi: u32, gate: u32, a: f64, b: f64, c: f64, exp: f64, now: f64): u32 {
-  let lo = fixKey(gateLo(lo0, gate), hi);
+export function putState(units: u32, gate: u32, a: f64, b: f64, c: f64, exp: f64, now: f64): u32 {
+  hashKeyArea(units);
+  let hi = kHi;
+  let lo = fixKey(gateLo(kLo, gate), hi);
   let addr = find(lo, hi, now);
   if (addr == 0 && candidate == 0 && exp > now) {
     if (makeRoom(lo, hi, now) == 0) return grewBit();

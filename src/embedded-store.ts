@@ -1,7 +1,7 @@
 import { systemClock, taskClock, type Clock } from './clock.js';
-import { ConfigError } from './errors.js';
+import { ArgumentError, ConfigError } from './errors.js';
 import type { Decision, Reservation } from './decision.js';
-import { hashKey, hashSeed, keyHi, keyLo, type HashSeed } from './key-hash.js';
+import { hashSeed, MAX_KEY_LENGTH } from './key-hash.js';
 import { optionNames, strictOptions } from './options.js';
 import type { Policy } from './policies/index.js';
 import type { Store, StoreBinding } from './store.js';
@@ -103,6 +103,8 @@ const FULL_EVENT_INTERVAL_MS = 1000;
  */
 class CoreViews {
   result!: Float64Array;
+  /** The key area: a key's UTF-16 code units, written before each keyed call. */
+  key!: Uint16Array;
   batchU32!: Uint32Array;
   batchF64!: Float64Array;
   batchU8!: Uint8Array;
@@ -118,6 +120,7 @@ class CoreViews {
     const buffer = core.memory.buffer;
     const batch = core.batchPtr();
     this.result = new Float64Array(buffer, core.resultPtr(), 4);
+    this.key = new Uint16Array(buffer, core.keyPtr(), MAX_KEY_LENGTH);
     this.batchU32 = new Uint32Array(buffer, batch, BATCH_ENTRIES * 8);
     this.batchF64 = new Float64Array(buffer, batch, BATCH_ENTRIES * 4);
     this.batchU8 = new Uint8Array(buffer, batch, BATCH_ENTRIES * 32);
@@ -125,14 +128,27 @@ class CoreViews {
 }
 
 /**
- * What every binding of one store shares: the core, its views, the hash seed,
- * and what to do with a core call's flags.
+ * Writes `key`'s code units into the key area for the next keyed core call
+ * (which hashes them: SipHash-1-3 under the store's seed, in the core) and
+ * returns how many. Callers have checked the key (at most MAX_KEY_LENGTH).
+ */
+function writeKey(views: CoreViews, key: string): number {
+  const area = views.key;
+  const n = key.length;
+  // Callers check keys (checkKey); this keeps any path that does not inside the area.
+  if (n > MAX_KEY_LENGTH) throw new ArgumentError('key', key, `at most ${MAX_KEY_LENGTH} characters`);
+  for (let i = 0; i < n; i++) area[i] = key.charCodeAt(i);
+  return n;
+}
+
+/**
+ * What every binding of one store shares: the core, its views, and what to
+ * do with a core call's flags.
  * @internal
  */
 interface Shared {
   readonly core: CoreExports;
   readonly views: CoreViews;
-  readonly seed: HashSeed;
   /** Renews the views and announces a full table, as the flags of a core call say. */
   flags(r: number): void;
   /** Called every 1024 operations when the store reports metrics. */
@@ -191,6 +207,7 @@ export class EmbeddedStore extends EventTarget implements Store {
     };
     const core = instantiateCore();
     core.init(Math.min(INITIAL_BUCKET_BITS, maxBits), maxBits, whenFull === 'evict' ? 1 : 0, MAX_POLICIES, BATCH_ENTRIES);
+    core.seed(seed[0]!, seed[1]!, seed[2]!, seed[3]!);
     const views = new CoreViews(core);
     if (metrics !== undefined) {
       let evictions = 0;
@@ -207,7 +224,6 @@ export class EmbeddedStore extends EventTarget implements Store {
     this.#shared = {
       core,
       views,
-      seed,
       tick: this.#report,
       flags: (r) => {
         if ((r & GREW) !== 0) views.renew();
@@ -220,10 +236,14 @@ export class EmbeddedStore extends EventTarget implements Store {
     const now = Date.now();
     if (now - this.#lastFullEvent < FULL_EVENT_INTERVAL_MS) return;
     this.#lastFullEvent = now;
-    this.#report?.();
-    const core = this.#shared.core;
-    const detail: TableFullDetail = { refusals: core.refusals() + this.#customRefusals, evictions: core.evictions() + this.#customEvictions, slots: core.slots() };
-    this.dispatchEvent(new CustomEvent<TableFullDetail>('full', { detail }));
+    // After the decision in progress: a listener that decides on this store
+    // would overwrite the core's result and key areas under it.
+    queueMicrotask(() => {
+      this.#report?.();
+      const core = this.#shared.core;
+      const detail: TableFullDetail = { refusals: core.refusals() + this.#customRefusals, evictions: core.evictions() + this.#customEvictions, slots: core.slots() };
+      this.dispatchEvent(new CustomEvent<TableFullDetail>('full', { detail }));
+    });
   }
 
   /**
@@ -283,8 +303,17 @@ export class EmbeddedStore extends EventTarget implements Store {
    * @internal
    */
   bucketOf(key: string): number {
-    hashKey(key, this.#shared.seed);
-    return this.#shared.core.bucketOf(keyLo, keyHi, 0);
+    return this.#shared.core.bucketOf(writeKey(this.#shared.views, key), 0);
+  }
+
+  /**
+   * The key's 64-bit hash under this store's seed (for tests of the hash).
+   * @internal
+   */
+  hashOf(key: string): bigint {
+    const { core, views } = this.#shared;
+    core.hashToBatch(writeKey(views, key), 0);
+    return (BigInt(views.batchU32[1]!) << 32n) | BigInt(views.batchU32[0]!);
   }
 }
 
@@ -296,7 +325,6 @@ export class EmbeddedBinding implements StoreBinding {
   readonly #shared: Shared;
   readonly #core: CoreExports;
   readonly #views: CoreViews;
-  readonly #seed: HashSeed;
   readonly #gate0: number;
   readonly #gates: number;
   readonly #capacity: Float64Array;
@@ -306,7 +334,6 @@ export class EmbeddedBinding implements StoreBinding {
     this.#shared = shared;
     this.#core = shared.core;
     this.#views = shared.views;
-    this.#seed = shared.seed;
     this.#tick = shared.tick;
     this.#gate0 = gate0;
     this.#gates = gates.length;
@@ -329,8 +356,7 @@ export class EmbeddedBinding implements StoreBinding {
 
   limit(key: string, cost: number, dryRun: boolean): Decision {
     const now = this.#now();
-    hashKey(key, this.#seed);
-    const r = this.#core.decide(keyLo, keyHi, this.#gate0, this.#gates, cost, now, dryRun ? 1 : 0);
+    const r = this.#core.decide(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now, dryRun ? 1 : 0);
     if ((r & FLAGS) !== 0) this.#shared.flags(r);
     const out = this.#views.result;
     return {
@@ -359,17 +385,14 @@ export class EmbeddedBinding implements StoreBinding {
     const views = this.#views;
     for (let start = 0; start < keys.length; start += BATCH_ENTRIES) {
       const n = Math.min(BATCH_ENTRIES, keys.length - start);
-      let u32 = views.batchU32;
+      const core = this.#core;
       for (let i = 0; i < n; i++) {
-        hashKey(keys[start + i]!, this.#seed);
-        const w = i * 8;
-        u32[w] = keyLo;
-        u32[w + 1] = keyHi;
-        u32[w + 2] = cost;
+        core.hashToBatch(writeKey(views, keys[start + i]!), i);
+        views.batchU32[i * 8 + 2] = cost;
       }
       const r = this.#core.decideBatch(n, this.#gate0, this.#gates, now, 0);
       if ((r & FLAGS) !== 0) this.#shared.flags(r);
-      u32 = views.batchU32;
+      const u32 = views.batchU32;
       const f64 = views.batchF64;
       const u8 = views.batchU8;
       for (let i = 0; i < n; i++) {
@@ -389,8 +412,7 @@ export class EmbeddedBinding implements StoreBinding {
 
   reserve(key: string, cost: number, maxWaitMs: number): Reservation {
     const now = this.#now();
-    hashKey(key, this.#seed);
-    const r = this.#core.reserve(keyLo, keyHi, this.#gate0, this.#gates, cost, now, maxWaitMs);
+    const r = this.#core.reserve(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now, maxWaitMs);
     if ((r & FLAGS) !== 0) this.#shared.flags(r);
     const out = this.#views.result;
     const waitMs = out[1]!;
@@ -406,14 +428,12 @@ export class EmbeddedBinding implements StoreBinding {
 
   refund(key: string, cost: number): void {
     const now = this.#now();
-    hashKey(key, this.#seed);
-    this.#core.refund(keyLo, keyHi, this.#gate0, this.#gates, cost, now);
+    this.#core.refund(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now);
   }
 
   reset(key: string): void {
     const now = this.#now();
-    hashKey(key, this.#seed);
-    this.#core.reset(keyLo, keyHi, this.#gate0, this.#gates, now);
+    this.#core.reset(writeKey(this.#views, key), this.#gate0, this.#gates, now);
   }
 
   /**
@@ -424,10 +444,10 @@ export class EmbeddedBinding implements StoreBinding {
    */
   putStates(key: string, states: ArrayLike<number>, offset: number): void {
     const now = this.#now();
-    hashKey(key, this.#seed);
+    const units = writeKey(this.#views, key);
     for (let g = 0; g < this.#gates; g++) {
       const o = offset + g * 4;
-      const r = this.#core.putState(keyLo, keyHi, this.#gate0 + g, states[o]!, states[o + 1]!, states[o + 2]!, states[o + 3]!, now);
+      const r = this.#core.putState(units, this.#gate0 + g, states[o]!, states[o + 1]!, states[o + 2]!, states[o + 3]!, now);
       if ((r & FLAGS) !== 0) this.#shared.flags(r);
     }
   }

@@ -4,17 +4,19 @@
 // another key's state touched.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EmbeddedStore, Limiter, fixedWindow, gcra, slidingWindow, tokenBucket, type Policy } from '../src/index.js';
-import { hashKey, hashSeed, keyHi, keyLo } from '../src/key-hash.js';
+import { ArgumentError, EmbeddedStore, Limiter, MAX_KEY_LENGTH, fixedWindow, gcra, slidingWindow, tokenBucket, type Policy } from '../src/index.js';
 import { shardHash } from '../src/redis/shard-hash.js';
 import { ReferenceLimiter } from './reference-model.js';
 import { sipHash, utf16le } from './helpers/siphash-reference.js';
 
 const seedA = Uint8Array.from({ length: 16 }, (_, i) => i);
 const seedB = Uint8Array.from({ length: 16 }, (_, i) => 255 - i);
+const stores = new Map<Uint8Array, EmbeddedStore>();
+/** The key's hash in a store seeded with `seed`: the table's own SipHash, in the core. */
 const hash = (key: string, seed: Uint8Array): bigint => {
-  hashKey(key, hashSeed(seed));
-  return (BigInt(keyHi >>> 0) << 32n) | BigInt(keyLo >>> 0);
+  let store = stores.get(seed);
+  if (store === undefined) stores.set(seed, (store = new EmbeddedStore({ hashSeed: seed })));
+  return store.hashOf(key);
 };
 /** Any UTF-16 string: lone surrogates, NULs, astral pairs, everything. */
 const anyString = (maxLength: number) =>
@@ -25,11 +27,26 @@ describe('keyed hashing', () => {
     const key = Uint8Array.from({ length: 16 }, (_, i) => i);
     const message = Uint8Array.from({ length: 15 }, (_, i) => i);
     expect(sipHash(key, message, 2, 4)).toBe(0xa129ca6149be45e5n);
+    const seedC = Uint8Array.from({ length: 16 }, (_, i) => (i * 73 + 5) & 0xff);
     fc.assert(
-      fc.property(anyString(64), fc.uint8Array({ minLength: 16, maxLength: 16 }), (s, seed) => {
+      fc.property(anyString(64), fc.constantFrom(seedA, seedB, seedC), (s, seed) => {
         expect(hash(s, seed)).toBe(sipHash(seed, utf16le(s), 1, 3));
       }),
-      { numRuns: 2000 },
+      { numRuns: 3000 },
+    );
+    // The core's key area holds exactly MAX_KEY_LENGTH units; a longer key never reaches it.
+    expect(MAX_KEY_LENGTH).toBe(512);
+    expect(() => new EmbeddedStore().hashOf('k'.repeat(MAX_KEY_LENGTH + 1))).toThrow(ArgumentError);
+    // Every length up to the longest key, and random seeds.
+    for (let n = 1; n <= 512; n++) {
+      const s = 'k'.repeat(n - 1) + String.fromCharCode(n * 97);
+      expect(hash(s, seedC), `length ${n}`).toBe(sipHash(seedC, utf16le(s), 1, 3));
+    }
+    fc.assert(
+      fc.property(anyString(16), fc.uint8Array({ minLength: 16, maxLength: 16 }), (s, seed) => {
+        expect(new EmbeddedStore({ hashSeed: seed }).hashOf(s)).toBe(sipHash(seed, utf16le(s), 1, 3));
+      }),
+      { numRuns: 40 },
     );
   });
 
