@@ -37,39 +37,29 @@ export function sipHash13(n: u32): u64 {
   let v2: u64 = k0 ^ 0x6c7967656e657261;
   let v3: u64 = k1 ^ 0x7465646279746573;
   let bytes = <usize>n << 1;
-  let end = keyArea + (bytes & ~(<usize>7));
-  // The round is written out here and in the finalization: an @inline
-  // function cannot update its caller's locals, and globals would be slower.
-  for (let p = keyArea; p < end; p += 8) {
-    let m = load<u64>(p);
+  let words = <u32>(bytes >> 3);
+  let end = keyArea + (<usize>words << 3);
+  // The last word: the tail (0, 2, 4 or 6 bytes) and the length in bytes,
+  // mod 256, in the top byte.
+  let last: u64 = <u64>(bytes & 0xff) << 56;
+  let rest = bytes & 7;
+  if (rest >= 4) {
+    last |= <u64>load<u32>(end);
+    if (rest == 6) last |= <u64>load<u16>(end, 4) << 32;
+  } else if (rest == 2) {
+    last |= <u64>load<u16>(end);
+  }
+  // One round per message word (c = 1), then three (d = 3): one loop, so the
+  // round is written once.
+  for (let i: u32 = 0, rounds = words + 4; i < rounds; i++) {
+    let m: u64 = i < words ? load<u64>(keyArea + (<usize>i << 3)) : i == words ? last : 0;
     v3 ^= m;
     v0 += v1; v1 = rotl<u64>(v1, 13); v1 ^= v0; v0 = rotl<u64>(v0, 32);
     v2 += v3; v3 = rotl<u64>(v3, 16); v3 ^= v2;
     v0 += v3; v3 = rotl<u64>(v3, 21); v3 ^= v0;
     v2 += v1; v1 = rotl<u64>(v1, 17); v1 ^= v2; v2 = rotl<u64>(v2, 32);
     v0 ^= m;
-  }
-  // The tail (0, 2, 4 or 6 bytes) and the length in bytes, mod 256, in the top byte.
-  let b: u64 = <u64>(bytes & 0xff) << 56;
-  let rest = bytes & 7;
-  if (rest >= 4) {
-    b |= <u64>load<u32>(end);
-    if (rest == 6) b |= <u64>load<u16>(end, 4) << 32;
-  } else if (rest == 2) {
-    b |= <u64>load<u16>(end);
-  }
-  v3 ^= b;
-  v0 += v1; v1 = rotl<u64>(v1, 13); v1 ^= v0; v0 = rotl<u64>(v0, 32);
-  v2 += v3; v3 = rotl<u64>(v3, 16); v3 ^= v2;
-  v0 += v3; v3 = rotl<u64>(v3, 21); v3 ^= v0;
-  v2 += v1; v1 = rotl<u64>(v1, 17); v1 ^= v2; v2 = rotl<u64>(v2, 32);
-  v0 ^= b;
-  v2 ^= 0xff;
-  for (let r = 0; r < 3; r++) {
-    v0 += v1; v1 = rotl<u64>(v1, 13); v1 ^= v0; v0 = rotl<u64>(v0, 32);
-    v2 += v3; v3 = rotl<u64>(v3, 16); v3 ^= v2;
-    v0 += v3; v3 = rotl<u64>(v3, 21); v3 ^= v0;
-    v2 += v1; v1 = rotl<u64>(v1, 17); v1 ^= v2; v2 = rotl<u64>(v2, 32);
+    if (i == words) v2 ^= 0xff;
   }
   return v0 ^ v1 ^ v2 ^ v3;
 }
