@@ -49,6 +49,13 @@ const factoryCases: Case[] = [
   ...[5, 'now', null].map((v): Case => [`Limiter clock ${String(v)}`, () => new Limiter({ policy: gcra({ limit: 1, period: 1 }), clock: v as never }), ConfigError, 'clock']),
   ...[5, 'redis', {}].map((v): Case => [`Limiter store ${String(v)}`, () => new Limiter({ policy: gcra({ limit: 1, period: 1 }), store: v as never }), ConfigError, 'store']),
   ...[0, -1, 1.5, NaN, Infinity, 2 ** 40, '100'].map((v): Case => [`EmbeddedStore maxKeys ${String(v)}`, () => new EmbeddedStore({ maxKeys: v as number }), ConfigError, 'maxKeys']),
+  ...['drop', 'DENY', '', null, 1, true].map((v): Case => [`EmbeddedStore whenFull ${String(v)}`, () => new EmbeddedStore({ whenFull: v as 'deny' }), ConfigError, 'whenFull']),
+  ...[new Uint8Array(15), new Uint8Array(17), new Uint16Array(8), 'seed', 42, [1, 2]].map((v): Case => [
+    `EmbeddedStore hashSeed ${Object.prototype.toString.call(v)}`,
+    () => new EmbeddedStore({ hashSeed: v as Uint8Array }),
+    ConfigError,
+    'hashSeed',
+  ]),
   // Construction only validates and registers the script: a client with defineCommand is enough.
   ...[undefined, null, {}, 'redis://localhost'].map((v): Case => [`RedisStore client ${String(v)}`, () => new RedisStore({ client: v as never }), ConfigError, 'client']),
   ...[5, 'a{b}', 'x'.repeat(300)].map((v): Case => [`RedisStore prefix ${String(v).slice(0, 10)}`, () => new RedisStore({ client: scriptable(), prefix: v as never }), ConfigError, 'prefix']),
