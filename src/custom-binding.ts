@@ -19,6 +19,9 @@ interface Entry {
  */
 const FULL_RETRY_MS = 1000;
 
+/** The smallest map that is swept for states that ran out. */
+const MIN_SWEEP = 1024;
+
 /** What a {@link CustomBinding} does at its cap, from its store's `maxKeys` and `whenFull`. @internal */
 export interface CustomBounds {
   readonly maxKeys: number;
@@ -41,6 +44,8 @@ export class CustomBinding implements StoreBinding {
   readonly #states = new Map<string, Entry>();
   /** The earliest `until` in the map as of the last sweep: before it, a sweep frees nothing. */
   #nextExpiry = Infinity;
+  /** The map's size that triggers the next sweep: twice what the last one left, so memory stays within twice the live states at O(1) amortized. */
+  #sweepAt = MIN_SWEEP;
   readonly inProcess = true;
 
   constructor(limiter: RateLimiter, clock: Clock, bounds: CustomBounds) {
@@ -63,25 +68,48 @@ export class CustomBinding implements StoreBinding {
       this.#states.delete(key);
       return true;
     }
-    if (!this.#states.has(key) && this.#states.size >= this.#bounds.maxKeys && !this.#makeRoom(now)) return false;
+    if (!this.#states.has(key)) {
+      if (this.#states.size >= this.#sweepAt) this.#sweep(now);
+      if (this.#states.size >= this.#bounds.maxKeys && !this.#makeRoom(now)) return false;
+    }
     this.#states.set(key, { state, until });
     if (until < this.#nextExpiry) this.#nextExpiry = until;
     return true;
   }
 
-  /** Frees one entry at least: states that ran out, else (evict mode) the oldest. */
-  #makeRoom(now: number): boolean {
+  /**
+   * Drops the states that ran out. Only when something has run out since the
+   * last sweep, so a map full of live states costs O(1) per refused key, not
+   * a scan each.
+   */
+  #sweep(now: number): void {
     if (now >= this.#nextExpiry) {
-      // A sweep only when something has run out since the last one, so a map
-      // full of live states costs O(1) per refused key, not a scan each.
       let next = Infinity;
       for (const [key, entry] of this.#states) {
         if (entry.until <= now) this.#states.delete(key);
         else if (entry.until < next) next = entry.until;
       }
       this.#nextExpiry = next;
-      if (this.#states.size < this.#bounds.maxKeys) return true;
     }
+    this.#sweepAt = Math.max(MIN_SWEEP, this.#states.size * 2);
+  }
+
+  /** Live states now (a scan: for `stats()`). */
+  liveCount(now: number): number {
+    let n = 0;
+    for (const entry of this.#states.values()) if (entry.until > now) n++;
+    return n;
+  }
+
+  /** States held, live or not yet swept (for tests of the sweep). */
+  get size(): number {
+    return this.#states.size;
+  }
+
+  /** Frees one entry at least: states that ran out, else (evict mode) the oldest. */
+  #makeRoom(now: number): boolean {
+    this.#sweep(now);
+    if (this.#states.size < this.#bounds.maxKeys) return true;
     this.#bounds.onFull(this.#bounds.evict);
     if (!this.#bounds.evict) return false;
     for (const key of this.#states.keys()) {

@@ -50,7 +50,7 @@ export interface EmbeddedStoreOptions {
 
 /** Counters of an {@link EmbeddedStore}. */
 export interface EmbeddedStoreStats {
-  /** Keys whose state is live now (a full scan: for diagnostics, not the hot path). */
+  /** Records whose state is live now, custom limiters' included (a full scan: for diagnostics, not the hot path). */
   readonly keys: number;
   /** Slots in the table now. */
   readonly slots: number;
@@ -183,6 +183,7 @@ export class EmbeddedStore extends EventTarget implements Store {
   /** Evictions and refusals of custom limiters' maps (the core counts its own). */
   #customEvictions = 0;
   #customRefusals = 0;
+  readonly #customBindings: CustomBinding[] = [];
 
   constructor(options: EmbeddedStoreOptions = {}) {
     super();
@@ -252,7 +253,9 @@ export class EmbeddedStore extends EventTarget implements Store {
    * `whenFull` rules.
    */
   bindCustom(limiter: RateLimiter, clock: Clock = taskClock): CustomBinding {
-    return new CustomBinding(limiter, clock, this.#custom);
+    const binding = new CustomBinding(limiter, clock, this.#custom);
+    this.#customBindings.push(binding);
+    return binding;
   }
 
   bind(gates: readonly Policy[], clock: Clock = taskClock): EmbeddedBinding {
@@ -278,7 +281,7 @@ export class EmbeddedStore extends EventTarget implements Store {
     this.#report?.();
     const core = this.#shared.core;
     return {
-      keys: core.live(now),
+      keys: core.live(now) + this.#customBindings.reduce((n, b) => n + b.liveCount(now), 0),
       slots: core.slots(),
       tableBytes: core.tableBytes(),
       evictions: core.evictions() + this.#customEvictions,

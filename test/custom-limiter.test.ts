@@ -74,6 +74,31 @@ describe('a custom RateLimiter on the embedded store', () => {
     expect(limiter.limitSync('k24', { cost: 3 }).allowed).toBe(true);
   });
 
+  it('keeps its map to the live states under a flood of distinct keys over a short policy', () => {
+    const store = new EmbeddedStore();
+    let now = 0;
+    const perTenMs: RateLimiter<number> = {
+      name: 'per-10ms',
+      capacity: 2,
+      initial: () => 0,
+      decide: (used, _t, cost) => (used + cost > 2 ? { allowed: false, retryAfterMs: 10 } : { allowed: true, state: used + cost, ttlMs: 10 }),
+    };
+    const binding = store.bindCustom(perTenMs, () => now); // what a Limiter on this store decides through
+    let admitted = 0;
+    let held = 0;
+    for (let i = 0; i < 300_000; i++) {
+      if (binding.limit(`flood:${i}`, 1, false).allowed) admitted++;
+      if (i % 1000 === 999) now += 1; // ~10k live states at once
+      held = Math.max(held, binding.size);
+    }
+    expect(admitted).toBe(300_000);
+    const { keys, refusals, evictions } = store.stats(now);
+    expect(keys).toBeLessThanOrEqual(11_000);
+    expect(refusals + evictions).toBe(0);
+    // Swept as it goes: at most about twice the live states were ever held.
+    expect(held).toBeLessThanOrEqual(2 * 11_000 + 2);
+  });
+
   it("at maxKeys with whenFull: 'evict', drops the oldest state for a new key, counting it", () => {
     const store = new EmbeddedStore({ maxKeys: 10, whenFull: 'evict' });
     const limiter = new Limiter({ policy: perDay, store, clock: () => DAY });
