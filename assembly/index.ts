@@ -47,7 +47,7 @@ import {
   MIN_RETRY_MS,
 } from "./algorithms";
 import {
-  tableInit, find, claim, makeRoom, takeFlags, candidate, epoch, fullWait, foundLive,
+  tableInit, find, claim, makeRoom, countRefusal, takeFlags, candidate, epoch, fullWait, foundLive,
   evictionCount, refusalCount, growthCount, slotCount, byteCount, bucketIndex, liveCount, clearTable, checkTable,
 } from "./table";
 import { keyHashInit, keyAreaPtr, setSeed, sipHash13 } from "./key-hash";
@@ -242,6 +242,7 @@ export function check(now: f64): i32 {
   if (commit && addr == 0 && candidate == 0 && oAllowed && oExp > now) {
     let room = makeRoom(lo, hi, now);
     if (room == 0) {
+      countRefusal();
       oAllowed = false;
       oRetry = fullWait < MIN_RETRY_MS ? MIN_RETRY_MS : fullWait;
       oRemaining = 0;
@@ -266,6 +267,52 @@ export function check(now: f64): i32 {
   }
   let kind = load<u32>(policies + <usize>id * POLICY_BYTES);
   storeState(kind, claim(addr, lo, hi, now), a, b, c, exp);
+}
+
+/** The `allowed` word of a gate's scratch when its slot was claimed by reserveSlots. */
+const PROVISIONAL: u32 = 2;
+
+/**
+ * Before any gate of an admitted request commits, gives every gate that will
+ * keep a record a slot of its own: its live record, or a slot claimed now
+ * (the key written, `exp` +Infinity until the commit, so that no other gate's
+ * lookup takes it). When one cannot get room (the table is full at its cap,
+ * deny mode), the claims are undone and the request is denied, charging
+ * nothing: no gate commits and no record still owing is evicted for it.
+ * Records may move meanwhile (room made for a later gate), so the commit
+ * looks each key up again.
+ */
+function reserveSlots(gates: u32, hi: u32, now: f64): bool {
+  for (let g: u32 = 0; g < gates; g++) {
+    let s = gateScratch + <usize>g * GATE_BYTES;
+    if (load<f64>(s, 40) <= now) continue; // decays at once: keeps no record
+    let lo = load<u32>(s, 8);
+    let addr = find(lo, hi, now);
+    if (addr != 0 && foundLive) continue;
+    if (addr == 0) addr = candidate != 0 ? candidate : makeRoom(lo, hi, now);
+    if (addr == 0) {
+      for (let u: u32 = 0; u < g; u++) {
+        let su = gateScratch + <usize>u * GATE_BYTES;
+        if (load<u32>(su, 12) != PROVISIONAL) continue;
+        let claimed = find(load<u32>(su, 8), hi, now);
+        if (claimed != 0) {
+          store<u64>(claimed, 0);
+          store<f64>(claimed, -Infinity, 24);
+        }
+      }
+      countRefusal();
+      dRemaining = 0;
+      dRetry = fullWait < MIN_RETRY_MS ? MIN_RETRY_MS : fullWait;
+      dReset = 0;
+      dGate = g;
+      return false;
+    }
+    store<u32>(addr, lo);
+    store<u32>(addr, hi, 4);
+    store<f64>(addr, Infinity, 24);
+    store<u32>(s, PROVISIONAL, 12);
+  }
+  return true;
 }
 
 // Aggregated outcome of a decision at time t over all gates.
@@ -297,7 +344,8 @@ function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t: f64, 
     let lo = fixKey(gateLo(lo0, id), hi);
     let s = gateScratch + <usize>g * GATE_BYTES;
     let at = epoch;
-    let addr = evaluateGate(id, lo, hi, cost, t, now, commit);
+    // Room for new records is made for all gates at once, before any commits (reserveSlots).
+    let addr = evaluateGate(id, lo, hi, cost, t, now, false);
     // A dead record's slot is free to the other gates' candidates, so only a
     // live one is kept: the commit looks the others up again.
     store<usize>(s, foundLive ? addr : 0);
@@ -319,6 +367,7 @@ function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t: f64, 
     }
   }
   if (all) {
+    if (commit && !reserveSlots(gates, hi, now)) return false;
     dRetry = 0;
     dGate = 0;
     dRemaining = Infinity;

@@ -246,9 +246,13 @@ export function makeRoom(lo: u32, hi: u32, now: f64): usize {
     store<f64>(victim, -Infinity, 24); // free now: a `find` before the claim sees it as the candidate
     return victim;
   }
-  refusals++;
   fullWait = load<f64>(victim, 24) - now;
   return 0;
+}
+
+/** Counts a request denied because its key could not get room (once per request, whatever its gates). */
+export function countRefusal(): void {
+  refusals++;
 }
 
 /** Evicts the soonest-to-expire record of the key's buckets: the last resort when room vanished between a check and a commit. */

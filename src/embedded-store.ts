@@ -75,7 +75,7 @@ export interface TableFullDetail {
   readonly slots: number;
 }
 
-/** Largest `maxKeys`, and the size an uncapped table stops growing at (about 1.2 GiB of table at 32M keys). */
+/** Largest `maxKeys`, and the size an uncapped table stops growing at (a table of 2 GiB: 2^26 slots). */
 export const MAX_KEYS = 1 << 25;
 /** Most policies (gates, over all limiters) one embedded store can hold. */
 export const MAX_POLICIES = 1024;

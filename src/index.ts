@@ -1,5 +1,5 @@
 export { Limiter, MAX_GATES, type LimiterOptions, type LimitOptions, type ReserveOptions, type AcquireOptions } from './limiter.js';
-export { EmbeddedStore, EmbeddedBinding, MAX_KEYS, MAX_POLICIES, type EmbeddedStoreOptions, type EmbeddedStoreStats } from './embedded-store.js';
+export { EmbeddedStore, EmbeddedBinding, MAX_KEYS, MAX_POLICIES, type EmbeddedStoreOptions, type EmbeddedStoreStats, type TableFullDetail } from './embedded-store.js';
 export type { Store, StoreBinding } from './store.js';
 export type { Decision, DecisionSource, Reservation } from './decision.js';
 export { ConfigError, UnknownOptionError, ArgumentError, AcquireTimeoutError } from './errors.js';

@@ -4,7 +4,7 @@
 // another key's state touched.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ArgumentError, EmbeddedStore, Limiter, MAX_KEY_LENGTH, fixedWindow, gcra, slidingWindow, tokenBucket, type Policy } from '../src/index.js';
+import { ArgumentError, EmbeddedStore, Limiter, MAX_KEY_LENGTH, fixedWindow, gcra, linearWindow, slidingWindow, tokenBucket, type Policy } from '../src/index.js';
 import { shardHash } from '../src/redis/shard-hash.js';
 import { ReferenceLimiter } from './reference-model.js';
 import { sipHash, utf16le } from './helpers/siphash-reference.js';
@@ -147,6 +147,74 @@ describe('a key being denied stays denied', () => {
     expect(flooders).toBeLessThanOrEqual(store.stats(5).slots);
     expect(store.stats(5).refusals).toBe(100_000 - flooders);
   });
+});
+
+describe("a capped table in deny mode evicts nothing, whatever the gates", () => {
+  it('refuses a stacked-gate key that cannot get a slot for every gate, instead of evicting for the last one', async () => {
+    // One bucket of 8 slots (maxKeys: 1): a new key's first gate could take
+    // the last slot and its second gate evict a record that still owes.
+    const store = new EmbeddedStore({ maxKeys: 1 });
+    let now = Date.UTC(2030, 0, 1);
+    const clock = () => now;
+    const login = new Limiter({ policy: [linearWindow({ limit: 1, within: '1h' }), gcra({ limit: 1, period: '2h', burst: 10 })], store, clock });
+    const other = new Limiter({ policy: linearWindow({ limit: 5, within: '3h' }), store, clock });
+    expect(login.limitSync('login:admin').allowed).toBe(true);
+    expect(login.limitSync('login:admin').allowed).toBe(false);
+    now += 1000;
+    login.limitSync('login:a');
+    login.limitSync('login:b');
+    other.limitSync('session:c'); // 7 of 8 slots
+    now += 1000;
+    const fresh = login.limitSync('login:x'); // needs two slots, one is left
+    expect(fresh.allowed).toBe(false);
+    expect(Number.isFinite(fresh.retryAfterMs) && fresh.retryAfterMs > 0).toBe(true);
+    expect(store.stats(now)).toMatchObject({ evictions: 0, refusals: 1 });
+    expect((await login.peek('login:admin')).allowed).toBe(false);
+    await other.reset('session:c'); // a slot frees
+    now += 1000;
+    expect(login.limitSync('login:admin').allowed).toBe(false); // still owes its hour
+    expect(store.checkTable(now)).toBe(-1);
+  });
+
+  it('admits nothing an uncapped model would deny, under random traffic on stacked gates', () => {
+    const configs: Policy[][] = [
+      [gcra({ limit: 1, period: '1s', burst: 60 }), gcra({ limit: 10, period: '1s', burst: 600 })],
+      [linearWindow({ limit: 3, within: '30s' }), gcra({ limit: 100, period: '1s', burst: 100 })],
+      [fixedWindow({ limit: 2, window: '10s' }), fixedWindow({ limit: 5, window: '20s' }), fixedWindow({ limit: 8, window: '40s' })],
+    ];
+    for (const [c, policies] of configs.entries()) {
+      let seed = 7 + c;
+      const random = () => {
+        seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+        return seed / 2 ** 32;
+      };
+      const store = new EmbeddedStore({ maxKeys: 500, hashSeed: new Uint8Array(16).fill(c + 1) });
+      let now = 1.8e12;
+      const limiter = new Limiter({ policy: policies, store, clock: () => now });
+      const model = new ReferenceLimiter(policies); // charged only with what the store admitted
+      const capacity = Math.min(...policies.map((p) => p.core.capacity));
+      let over = 0;
+      let refused = 0;
+      for (let i = 0; i < 100_000; i++) {
+        now += random() * 2;
+        const key = `k${Math.floor(random() * 3000)}`;
+        const cost = 1 + Math.floor(random() * Math.min(capacity, 8));
+        const d = limiter.limitSync(key, { cost });
+        if (!d.allowed) {
+          refused++;
+          continue;
+        }
+        if (!model.limit(key, cost, now, true).allowed) over++;
+        model.limit(key, cost, now, false);
+      }
+      const { evictions, refusals } = store.stats(now);
+      expect(over, `config ${c}`).toBe(0);
+      expect(evictions, `config ${c}`).toBe(0);
+      expect(refusals).toBeGreaterThan(0); // the cap was reached
+      expect(refusals).toBeLessThanOrEqual(refused); // counted once per request, not per gate
+      expect(store.checkTable(now)).toBe(-1);
+    }
+  }, 60_000);
 });
 
 describe('growing keeps every state', () => {
