@@ -2,6 +2,7 @@ import type { Clock } from './clock.js';
 import type { Decision, Reservation } from './decision.js';
 import { checkStep, type RateLimiter, type RateLimitStep } from './rate-limiter.js';
 import type { StoreBinding } from './store.js';
+import { ExpiryQueue } from './expiry-queue.js';
 
 /** Most moments a reservation tries before it reports the wait as too long. */
 const MAX_RESERVE_ROUNDS = 1000;
@@ -19,8 +20,10 @@ interface Entry {
  */
 const FULL_RETRY_MS = 1000;
 
-/** The smallest map that is swept for states that ran out. */
-const MIN_SWEEP = 1024;
+/** States that ran out, dropped per new key: more than one, so they cannot pile up faster than new keys come. */
+const RECLAIM_PER_NEW_KEY = 2;
+/** Stale pairs the expiry queue may hold beyond twice the live states before it is rebuilt. */
+const QUEUE_SLACK = 1024;
 
 /** What a {@link CustomBinding} does at its cap, from its store's `maxKeys` and `whenFull`. @internal */
 export interface CustomBounds {
@@ -42,10 +45,9 @@ export class CustomBinding implements StoreBinding {
   readonly #clock: Clock;
   readonly #bounds: CustomBounds;
   readonly #states = new Map<string, Entry>();
-  /** The earliest `until` in the map as of the last sweep: before it, a sweep frees nothing. */
-  #nextExpiry = Infinity;
-  /** The map's size that triggers the next sweep: twice what the last one left, so memory stays within twice the live states at O(1) amortized. */
-  #sweepAt = MIN_SWEEP;
+  /** When each state may run out (states without `ttlMs` never do, and are not in it). */
+  readonly #expiries = new ExpiryQueue();
+  #popped = 0;
   readonly inProcess = true;
 
   constructor(limiter: RateLimiter, clock: Clock, bounds: CustomBounds) {
@@ -69,29 +71,40 @@ export class CustomBinding implements StoreBinding {
       return true;
     }
     if (!this.#states.has(key)) {
-      if (this.#states.size >= this.#sweepAt) this.#sweep(now);
+      this.#reclaim(now, RECLAIM_PER_NEW_KEY);
       if (this.#states.size >= this.#bounds.maxKeys && !this.#makeRoom(now)) return false;
     }
     this.#states.set(key, { state, until });
-    if (until < this.#nextExpiry) this.#nextExpiry = until;
+    if (until !== Infinity) {
+      const expiries = this.#expiries;
+      expiries.push(until, key);
+      if (expiries.size > 2 * this.#states.size + QUEUE_SLACK) {
+        expiries.rebuild((function* (states) {
+          for (const [k, e] of states) if (e.until !== Infinity) yield [e.until, k] as const;
+        })(this.#states));
+      }
+    }
     return true;
   }
 
   /**
-   * Drops the states that ran out. Only when something has run out since the
-   * last sweep, so a map full of live states costs O(1) per refused key, not
-   * a scan each.
+   * Drops up to `most` states that ran out, earliest first; returns how many.
+   * Pairs of states renewed since (or deleted) are stale and skipped: each
+   * pair is popped once, so this is O(log n) per state written, with no scan.
    */
-  #sweep(now: number): void {
-    if (now >= this.#nextExpiry) {
-      let next = Infinity;
-      for (const [key, entry] of this.#states) {
-        if (entry.until <= now) this.#states.delete(key);
-        else if (entry.until < next) next = entry.until;
+  #reclaim(now: number, most: number): number {
+    const expiries = this.#expiries;
+    let freed = 0;
+    while (freed < most && expiries.nextAt() <= now) {
+      const key = expiries.pop()!;
+      this.#popped++;
+      const entry = this.#states.get(key);
+      if (entry !== undefined && entry.until <= now) {
+        this.#states.delete(key);
+        freed++;
       }
-      this.#nextExpiry = next;
     }
-    this.#sweepAt = Math.max(MIN_SWEEP, this.#states.size * 2);
+    return freed;
   }
 
   /** Live states now (a scan: for `stats()`). */
@@ -101,15 +114,19 @@ export class CustomBinding implements StoreBinding {
     return n;
   }
 
-  /** States held, live or not yet swept (for tests of the sweep). */
+  /** Expiry pairs examined so far, and pairs queued now: the work of reclaiming (for tests of its bound). */
+  get reclaimWork(): { popped: number; queued: number } {
+    return { popped: this.#popped, queued: this.#expiries.size };
+  }
+
+  /** States held, live or not yet reclaimed (for tests). */
   get size(): number {
     return this.#states.size;
   }
 
   /** Frees one entry at least: states that ran out, else (evict mode) the oldest. */
   #makeRoom(now: number): boolean {
-    this.#sweep(now);
-    if (this.#states.size < this.#bounds.maxKeys) return true;
+    if (this.#reclaim(now, 1) > 0) return true;
     this.#bounds.onFull(this.#bounds.evict);
     if (!this.#bounds.evict) return false;
     for (const key of this.#states.keys()) {
@@ -121,7 +138,9 @@ export class CustomBinding implements StoreBinding {
 
   /** The denial of a key refused for lack of room: retry when the first state runs out. */
   #refused(now: number): Decision {
-    const wait = Number.isFinite(this.#nextExpiry) ? Math.max(this.#nextExpiry - now, 0.001) : FULL_RETRY_MS;
+    // The queue's head may be stale (renewed since), so this may be early: asking again then is safe.
+    const next = this.#expiries.nextAt();
+    const wait = Number.isFinite(next) ? Math.max(next - now, 0.001) : FULL_RETRY_MS;
     return { allowed: false, limit: this.#limiter.capacity, remaining: 0, retryAfterMs: wait, resetAfterMs: 0, source: 'local' };
   }
 

@@ -99,6 +99,44 @@ describe('a custom RateLimiter on the embedded store', () => {
     expect(held).toBeLessThanOrEqual(2 * 11_000 + 2);
   });
 
+  it('reclaims states that ran out without scanning the map, however a client renews its own (no sweep per new key)', () => {
+    // 1000 per key per minute; the state runs out when the minute does.
+    const perMinute: RateLimiter<{ start: number; used: number }> = {
+      name: 'per-minute',
+      capacity: 1000,
+      initial: () => ({ start: -Infinity, used: 0 }),
+      decide(st, now, cost) {
+        const fresh = now >= st.start + 60_000;
+        const start = fresh ? now : st.start;
+        const used = (fresh ? 0 : st.used) + cost;
+        if (used > 1000) return { allowed: false, retryAfterMs: start + 60_000 - now };
+        return { allowed: true, state: { start, used }, ttlMs: start + 60_000 - now };
+      },
+    };
+    const store = new EmbeddedStore({ maxKeys: 20_000 });
+    let now = 1.8e12;
+    const binding = store.bindCustom(perMinute, () => now);
+    for (let i = 0; i < 1000; i++) {
+      binding.limit(`att:${i}`, 1, false);
+      now += 0.001;
+    }
+    for (let i = 0; i < 19_000; i++) binding.limit(`fill:${i}`, 1, false); // the map is full
+    now += 60_000 - 1; // just before the attacker's keys run out
+    let writes = 21_000;
+    for (let i = 0; i < 1000; i++) {
+      now += 0.001; // att:i runs out now...
+      binding.limit(`att:${i}`, 1, false); // ...and is renewed at once
+      binding.limit(`new:${i}`, 1, false); // a new key meets the full map
+      writes += 2;
+    }
+    const { popped, queued } = binding.reclaimWork;
+    // Each written state queues one pair and each pair is examined at most once:
+    // linear in the writes (a scan per new key would have been 1000 x 20 000).
+    expect(popped).toBeLessThanOrEqual(writes);
+    expect(queued).toBeLessThanOrEqual(2 * binding.size + 1024);
+    expect(store.stats(now).evictions).toBe(0);
+  });
+
   it("at maxKeys with whenFull: 'evict', drops the oldest state for a new key, counting it", () => {
     const store = new EmbeddedStore({ maxKeys: 10, whenFull: 'evict' });
     const limiter = new Limiter({ policy: perDay, store, clock: () => DAY });
