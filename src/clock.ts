@@ -1,5 +1,38 @@
+import { ConfigError } from './errors.js';
+
 /** A source of time: returns epoch milliseconds, fractions allowed. */
 export type Clock = () => number;
+
+/**
+ * Largest magnitude of time a clock may return: 2^42 ms, about the year 2109.
+ * Time is an f64, and the gap between neighbouring doubles grows with their
+ * size: at today's 1.8e12 ms it is 2^-12 ms, at 2^42 ms 2^-10 ms, and at a
+ * clock in nanoseconds (1.8e18) 256 ms, where every interval below that
+ * rounds away and a limit admits without end. Clocks past the bound are
+ * refused, not believed.
+ */
+export const MAX_CLOCK_MS = 2 ** 42;
+
+/**
+ * A clock reading, checked: a finite number of epoch milliseconds within
+ * ±{@link MAX_CLOCK_MS}; otherwise a ConfigError naming the clock.
+ * @internal
+ */
+export function checkNow(now: unknown): number {
+  if (typeof now !== 'number' || !(now <= MAX_CLOCK_MS && now >= -MAX_CLOCK_MS)) {
+    throw new ConfigError('clock', now, `a function returning epoch milliseconds within ±2^42 (finite, and not nanoseconds)`);
+  }
+  return now;
+}
+
+/**
+ * `clock` with every reading checked by {@link checkNow}: what a `Limiter`
+ * decides by when it is given a clock of the caller's.
+ * @internal
+ */
+export function checkedClock(clock: Clock): Clock {
+  return () => checkNow(clock());
+}
 
 const origin = performance.timeOrigin;
 

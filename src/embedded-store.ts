@@ -1,4 +1,4 @@
-import { systemClock, taskClock, type Clock } from './clock.js';
+import { checkNow, systemClock, taskClock, type Clock } from './clock.js';
 import { ArgumentError, ConfigError } from './errors.js';
 import type { Decision, Reservation } from './decision.js';
 import { hashSeed, MAX_KEY_LENGTH } from './key-hash.js';
@@ -350,11 +350,7 @@ export class EmbeddedBinding implements StoreBinding {
 
   #now(): number {
     if (this.#tick !== undefined && (++this.#ops & 1023) === 0) this.#tick();
-    const now = this.#clock();
-    if (typeof now !== 'number' || !Number.isFinite(now)) {
-      throw new ConfigError('clock', now, 'a function returning finite epoch milliseconds');
-    }
-    return now;
+    return checkNow(this.#clock());
   }
 
   limit(key: string, cost: number, dryRun: boolean): Decision {

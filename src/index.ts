@@ -4,7 +4,7 @@ export type { Store, StoreBinding } from './store.js';
 export type { Decision, DecisionSource, Reservation } from './decision.js';
 export { ConfigError, UnknownOptionError, ArgumentError, AcquireTimeoutError } from './errors.js';
 export { parseDuration, MIN_DURATION_MS, MAX_DURATION_MS, type Duration } from './duration.js';
-export { systemClock, taskClock, type Clock } from './clock.js';
+export { MAX_CLOCK_MS, systemClock, taskClock, type Clock } from './clock.js';
 export { MAX_KEY_LENGTH } from './key-hash.js';
 export * from './policies/index.js';
 export type { RateLimiter, RateLimitStep } from './rate-limiter.js';

@@ -1,4 +1,4 @@
-import { taskClock, type Clock } from './clock.js';
+import { checkedClock, taskClock, type Clock } from './clock.js';
 import type { Decision, Reservation } from './decision.js';
 import { EmbeddedStore } from './embedded-store.js';
 import { AcquireTimeoutError, ArgumentError, ConfigError } from './errors.js';
@@ -70,8 +70,9 @@ export class Limiter {
   constructor(options: LimiterOptions) {
     const o = strictOptions(options, 'new Limiter()', LIMITER_OPTIONS);
     const policies = checkPolicies(o.policy);
-    const clock = o.clock === undefined ? taskClock : o.clock;
-    if (typeof clock !== 'function') throw new ConfigError('clock', clock, 'a function returning epoch milliseconds');
+    if (o.clock !== undefined && typeof o.clock !== 'function') throw new ConfigError('clock', o.clock, 'a function returning epoch milliseconds');
+    // A clock of the caller's is checked at every reading (range and type): see MAX_CLOCK_MS.
+    const clock = o.clock === undefined ? taskClock : checkedClock(o.clock as Clock);
     const store = o.store === undefined ? new EmbeddedStore() : o.store;
     if (typeof store !== 'object' || store === null || typeof (store as Store).bind !== 'function') {
       throw new ConfigError('store', store, 'a Store such as new EmbeddedStore()');

@@ -8,6 +8,7 @@ import {
   ConfigError,
   EmbeddedStore,
   Limiter,
+  MAX_CLOCK_MS,
   MAX_KEY_LENGTH,
   fixedWindow,
   gcra,
@@ -154,9 +155,21 @@ describe('calls reject bad arguments and change nothing (embedded store)', () =>
     expect(await snapshot()).toEqual(before);
   });
 
-  it('a clock returning garbage is a typed error, not a decision', () => {
-    const broken = new Limiter({ policy: gcra({ limit: 1, period: 1 }), clock: () => NaN });
-    expectTypedError(() => broken.limitSync('k'), ConfigError, 'clock');
+  it('a clock returning garbage is a typed error, not a decision', async () => {
+    // NaN, a string, and times too large to pace by: at 1e20 (or a clock in
+    // nanoseconds, 1.8e18) neighbouring doubles are 16 s (256 ms) apart, every
+    // shorter interval rounds away, and a limit of 1 per second would admit all.
+    for (const reading of [NaN, Infinity, '1000', 1e20, -1e20, 1.8e18, MAX_CLOCK_MS * 1.001]) {
+      const store = new EmbeddedStore();
+      const broken = new Limiter({ policy: gcra({ limit: 1, period: '1s' }), store, clock: () => reading as number });
+      expectTypedError(() => broken.limitSync('k'), ConfigError, 'clock');
+      await expectTypedErrorAsync(() => broken.limit('k'), ConfigError, 'clock');
+      expect(store.stats(0).keys).toBe(0);
+    }
+    // The bound itself is fine: the year 2109.
+    const edge = new Limiter({ policy: gcra({ limit: 1, period: '1s' }), clock: () => MAX_CLOCK_MS });
+    expect(edge.limitSync('k').allowed).toBe(true);
+    expect(edge.limitSync('k').allowed).toBe(false);
   });
 });
 
