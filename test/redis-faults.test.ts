@@ -4,7 +4,7 @@
 // admissions back to Redis afterwards.
 import { Cluster, Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Limiter, gcra } from '../src/index.js';
+import { Limiter, fixedWindow, gcra } from '../src/index.js';
 import { RedisStore } from '../src/redis/index.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './helpers/redis-process.js';
 
@@ -151,6 +151,42 @@ describe('Redis faults under load', () => {
     const keys = await client!.keys('fault:*');
     expect(keys.length).toBe(1);
   }, 20_000);
+
+  it('a flood of fresh keys during an outage is charged back a batch at a time, and the store gets back to Redis', async () => {
+    // All at once, 50k charges were a thousand script calls in one tick: they
+    // timed out, the breaker reopened, and the store never got back to strict.
+    await setup();
+    // Hour-long windows, so that the charged states are still in Redis to count.
+    const limiter = new Limiter({ policy: fixedWindow({ limit: 5, window: '1h' }), store: store! });
+    expect((await limiter.limit('warm')).source).toBe('redis');
+    server!.kill('SIGSTOP');
+    let admitted = 0;
+    try {
+      await limiter.limit('trip'); // times out: the breaker opens
+      expect(store!.stats().state).toBe('open');
+      for (let i = 0; i < 50_000; i++) if ((await limiter.limit(`flood:${i}`)).allowed) admitted++;
+    } finally {
+      server!.kill('SIGCONT');
+    }
+    const opensBefore = store!.stats().opens;
+    const deadline = performance.now() + 30_000;
+    while (store!.stats().decisions.reconciled < admitted + 1 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const stats = store!.stats();
+    expect(admitted).toBeGreaterThan(1000); // fresh keys: each passes in the fallback
+    expect(stats.decisions.reconciled).toBeGreaterThanOrEqual(admitted); // 'trip' too, if the fallback admitted it
+    expect(stats.state).toBe('closed');
+    expect(stats.opens).toBe(opensBefore); // the pass never reopened the breaker
+    expect((await limiter.limit('after')).source).toBe('redis');
+    // The charges reached Redis: one state per flooded key.
+    let stored = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await (client as Redis).scan(cursor, 'MATCH', 'fault:*flood:*', 'COUNT', 10_000);
+      cursor = next;
+      stored += keys.length;
+    } while (cursor !== '0');
+    expect(stored).toBe(admitted);
+  }, 90_000);
 
   it('a cluster master killed: keys on the other masters stay strict, keys of the lost one fall back, then reconcile', async () => {
     cluster = await startRedisCluster({ masters: 3 });

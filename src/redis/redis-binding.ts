@@ -123,6 +123,8 @@ export class RedisBinding implements StoreBinding {
   readonly #seedClamp: number[];
   /** Cost admitted by the fallback per key, charged to Redis after recovery. */
   #ledger = new Map<string, number>();
+  /** Whether a reconciliation pass is under way. */
+  #reconciling = false;
   /** Redis time minus local time, estimated at each answer (0 with client time). */
   #offset = 0;
   #pending = new Map<number, Map<string, Hit[]>>();
@@ -211,36 +213,63 @@ export class RedisBinding implements StoreBinding {
     if (!this.#o.reconcile) return;
     const ledger = this.#ledger;
     // No cap: a key left out would be charged nothing for what it spent in
-    // the outage, a fresh budget in Redis. Its size is bounded by the keys the
-    // fallback admitted, each of which holds a live record in the mirror.
+    // the outage, a fresh budget in Redis. It holds one entry per distinct key
+    // the fallback admitted in the outage.
     ledger.set(key, (ledger.get(key) ?? 0) + cost);
   }
 
   /**
    * Charges Redis with what the fallback admitted on the shards that are
-   * back, in one batched pass; keys of shards still open wait for theirs.
+   * back; keys of shards still open wait for theirs. One pass at a time.
    */
   #reconcile(): void {
-    const ledger = this.#ledger;
-    if (ledger.size === 0) return;
-    this.#ledger = new Map();
+    if (this.#reconciling || this.#ledger.size === 0) return;
+    this.#reconciling = true;
+    void this.#drainLedger().then((completed) => {
+      this.#reconciling = false;
+      // Shards that closed during the pass: their keys were skipped.
+      if (completed) this.#reconcile();
+    });
+  }
+
+  /**
+   * Sends the ledger's charges a batch (`maxSize` keys) at a time, each after
+   * the last was answered. All at once, a ledger of many keys (a flood of
+   * fresh keys during the outage) would be a thousand script calls in one
+   * tick: they time out, the breaker opens again, and the store never gets
+   * back to Redis. A batch that fails stops the pass; its charges go back to
+   * the ledger (one Redis may have applied: charged twice, the safe way) with
+   * the rest, for the next recovery.
+   */
+  async #drainLedger(): Promise<boolean> {
     const breaker = this.#o.breaker;
-    for (const [key, cost] of ledger) {
-      const shard = this.#shardOf(key);
-      if (breaker.isOpen(this.#breakerShard(shard))) {
-        this.#ledger.set(key, cost);
-        continue;
-      }
-      this.#enqueue(key, shard, OP_CHARGE, cost, 0).then(
-        () => {
-          this.#o.counts.reconciled += cost;
-        },
-        () => {
-          // Redis went away again: keep it for the next recovery.
-          this.#record(key, cost);
-        },
-      );
+    const ready: [key: string, cost: number][] = [];
+    for (const [key, cost] of this.#ledger) {
+      if (breaker.isOpen(this.#breakerShard(this.#shardOf(key)))) continue;
+      ready.push([key, cost]);
+      this.#ledger.delete(key);
     }
+    if (ready.length === 0) return false;
+    const size = this.#o.maxSize;
+    for (let start = 0; start < ready.length; start += size) {
+      const chunk = ready.slice(start, start + size);
+      const results = await Promise.allSettled(chunk.map(([key, cost]) => this.#enqueue(key, this.#shardOf(key), OP_CHARGE, cost, 0)));
+      let failed = false;
+      results.forEach((result, i) => {
+        const [key, cost] = chunk[i]!;
+        if (result.status === 'fulfilled') this.#o.counts.reconciled += cost;
+        else if (!(result.reason instanceof RedisStateError)) {
+          // (A key holding a value cellgate did not write can never be charged: dropped.)
+          failed = true;
+          this.#record(key, cost);
+        }
+      });
+      if (failed) {
+        for (const [key, cost] of ready.slice(start + size)) this.#record(key, cost);
+        return false;
+      }
+    }
+    return true;
   }
 
   limit(key: string, cost: number, dryRun: boolean): Decision | Promise<Decision> {
