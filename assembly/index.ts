@@ -1,10 +1,10 @@
 // The ABI of the cellgate core: everything TypeScript calls.
 //
 // A keyed call (decide, reserve, refund, reset, putState, hashToBatch,
-// bucketOf) takes `units`: the host has just written the key's UTF-16 code
-// units into the key area (keyPtr(), 512 units), and the core hashes them
-// with SipHash-1-3 under the store's seed (key-hash.ts). Only the 64-bit hash
-// is kept.
+// bucketOf) takes `key`, a descriptor of the key the host has just written
+// into the key area (keyPtr(): its UTF-16 code units, or its UTF-8 bytes; see
+// key-hash.ts), and the core hashes it with SipHash-1-3 under the store's
+// seed. Only the 64-bit hash is kept.
 //
 // One instance holds one state table and the policies registered into it.
 // A limiter with several policies ("gates") registers them as consecutive
@@ -121,24 +121,24 @@ export function seed(a: u32, b: u32, c: u32, d: u32): void {
   setSeed(a, b, c, d);
 }
 
-/** Where the host writes a key's UTF-16 code units before a keyed call (512 of them at most). */
+/** Where the host writes a key before a keyed call (see key-hash.ts for the two encodings). */
 export function keyPtr(): usize {
   return keyAreaPtr();
 }
 
-// The key of a keyed call: the hash of the `units` code units in the key area.
+// The key of a keyed call: the hash of the key its descriptor names.
 let kLo: u32 = 0;
 let kHi: u32 = 0;
 
-@inline function hashKeyArea(units: u32): void {
-  let h = sipHash13(units);
+@inline function hashKeyArea(key: u32): void {
+  let h = sipHash13(key);
   kLo = <u32>h;
   kHi = <u32>(h >>> 32);
 }
 
 /** Hashes the key area into batch entry `entry` (its keyLo, keyHi). */
-export function hashToBatch(units: u32, entry: u32): void {
-  hashKeyArea(units);
+export function hashToBatch(key: u32, entry: u32): void {
+  hashKeyArea(key);
   let e = batch + <usize>entry * 32;
   store<u32>(e, kLo);
   store<u32>(e, kHi, 4);
@@ -177,8 +177,8 @@ export function tableBytes(): f64 {
   return <f64>byteCount();
 }
 /** First-choice bucket of a key's record in gate `gate`: for tests of the keyed layout. */
-export function bucketOf(units: u32, gate: u32): u32 {
-  hashKeyArea(units);
+export function bucketOf(key: u32, gate: u32): u32 {
+  hashKeyArea(key);
   return bucketIndex(fixKey(gateLo(kLo, gate), kHi), kHi);
 }
 export function live(now: f64): u32 {
@@ -414,13 +414,13 @@ function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t: f64, 
 }
 
 /**
- * Decides one request of `cost` at `now` for the key whose `units` code
- * units are in the key area. With `dryRun` set
+ * Decides one request of `cost` at `now` for the key in the key area (its
+ * descriptor `key`). With `dryRun` set
  * nothing is charged (peek). Returns allowed | bindingGate << 1; the numbers
  * go to the result area.
  */
-export function decide(units: u32, gate0: u32, gates: u32, cost: f64, now: f64, dryRun: bool): u32 {
-  hashKeyArea(units);
+export function decide(key: u32, gate0: u32, gates: u32, cost: f64, now: f64, dryRun: bool): u32 {
+  hashKeyArea(key);
   let ok = decideAt(kLo, kHi, gate0, gates, cost, now, now, !dryRun);
   writeResult(dRemaining, dRetry, dReset);
   return (ok ? 1 : 0) | (dGate << 1) | grewBit();
@@ -433,8 +433,8 @@ export function decide(units: u32, gate0: u32, gates: u32, cost: f64, now: f64, 
  * allowed | bindingGate << 1; when not allowed nothing is charged and the slot
  * holds the wait that would have been needed.
  */
-export function reserve(units: u32, gate0: u32, gates: u32, cost: f64, now: f64, maxWait: f64): u32 {
-  hashKeyArea(units);
+export function reserve(key: u32, gate0: u32, gates: u32, cost: f64, now: f64, maxWait: f64): u32 {
+  hashKeyArea(key);
   let lo = kLo;
   let hi = kHi;
   let t = now;
@@ -464,8 +464,8 @@ export function reserve(units: u32, gate0: u32, gates: u32, cost: f64, now: f64,
 }
 
 /** Gives `cost` back to every gate's record of the key. */
-export function refund(units: u32, gate0: u32, gates: u32, cost: f64, now: f64): void {
-  hashKeyArea(units);
+export function refund(key: u32, gate0: u32, gates: u32, cost: f64, now: f64): void {
+  hashKeyArea(key);
   let lo0 = kLo;
   let hi = kHi;
   for (let g: u32 = 0; g < gates; g++) {
@@ -482,8 +482,8 @@ export function refund(units: u32, gate0: u32, gates: u32, cost: f64, now: f64):
 }
 
 /** Forgets the key in every gate. */
-export function reset(units: u32, gate0: u32, gates: u32, now: f64): void {
-  hashKeyArea(units);
+export function reset(key: u32, gate0: u32, gates: u32, now: f64): void {
+  hashKeyArea(key);
   let lo0 = kLo;
   let hi = kHi;
   for (let g: u32 = 0; g < gates; g++) {
@@ -517,8 +517,8 @@ export function decideBatch(n: u32, gate0: u32, gates: u32, now: f64, dryRun: bo
  * in deny mode the state is not mirrored rather than evicting another.
  * Returns GREW or 0.
  */
-export function putState(units: u32, gate: u32, a: f64, b: f64, c: f64, exp: f64, now: f64): u32 {
-  hashKeyArea(units);
+export function putState(key: u32, gate: u32, a: f64, b: f64, c: f64, exp: f64, now: f64): u32 {
+  hashKeyArea(key);
   let hi = kHi;
   let lo = fixKey(gateLo(kLo, gate), hi);
   let addr = find(lo, hi, now);

@@ -4,19 +4,29 @@
 // arithmetic makes it several times cheaper here than in JavaScript, which
 // has no fast 64-bit integers.
 //
-// Key area: MAX_KEY_UNITS u16 code units from keyPtr(), written by the host
-// before each hashKey(n) call. The message is those 2n bytes, little-endian,
-// so every string has one encoding and no two strings share it.
+// Key area: KEY_AREA_BYTES from keyPtr(), written by the host before each
+// keyed call, which names the key by a descriptor: `bytes << 1 | utf8`.
+// - utf8 = 0: the key's UTF-16 code units, little-endian (any string, lone
+//   surrogates included);
+// - utf8 = 1: the key's UTF-8 bytes (well-formed strings only: the host
+//   encodes long keys natively, faster than a code unit loop).
+// Each encoding is one-to-one, and the two are hashed under different keys
+// (k1 is tagged for UTF-8), so a key's two spellings never meet: "ab" in
+// UTF-16 and "a\0b\0" in UTF-8 are the same bytes, not the same hash.
 
 /** Longest key, in UTF-16 code units: MAX_KEY_LENGTH in src/key-hash.ts (test/security.test.ts holds them equal). */
 export const MAX_KEY_UNITS: u32 = 512;
+/** The key area: room for the longest key in UTF-8 (3 bytes per code unit at most). */
+export const KEY_AREA_BYTES: usize = <usize>MAX_KEY_UNITS * 3;
+/** XORed into k1 for UTF-8 keys: a second, independent PRF. */
+const UTF8_TAG: u64 = 0x7574662d38000000;
 
 let k0: u64 = 0;
 let k1: u64 = 0;
 let keyArea: usize = 0;
 
 export function keyHashInit(): usize {
-  keyArea = heap.alloc(<usize>MAX_KEY_UNITS * 2);
+  keyArea = heap.alloc(KEY_AREA_BYTES);
   return keyArea;
 }
 
@@ -29,26 +39,21 @@ export function keyAreaPtr(): usize {
   return keyArea;
 }
 
-/** SipHash-1-3 of the first `n` code units of the key area. */
-export function sipHash13(n: u32): u64 {
-  if (n > MAX_KEY_UNITS) unreachable(); // the host checks; never read past the area
+/** SipHash-1-3 of the key the descriptor names (see the header). */
+export function sipHash13(desc: u32): u64 {
+  let bytes = <usize>(desc >>> 1);
+  if (bytes > KEY_AREA_BYTES) unreachable(); // the host checks; never read past the area
+  let key1 = (desc & 1) != 0 ? k1 ^ UTF8_TAG : k1;
   let v0: u64 = k0 ^ 0x736f6d6570736575;
-  let v1: u64 = k1 ^ 0x646f72616e646f6d;
+  let v1: u64 = key1 ^ 0x646f72616e646f6d;
   let v2: u64 = k0 ^ 0x6c7967656e657261;
-  let v3: u64 = k1 ^ 0x7465646279746573;
-  let bytes = <usize>n << 1;
+  let v3: u64 = key1 ^ 0x7465646279746573;
   let words = <u32>(bytes >> 3);
   let end = keyArea + (<usize>words << 3);
-  // The last word: the tail (0, 2, 4 or 6 bytes) and the length in bytes,
-  // mod 256, in the top byte.
+  // The last word: the tail (0 to 7 bytes) and the length in bytes, mod 256,
+  // in the top byte.
   let last: u64 = <u64>(bytes & 0xff) << 56;
-  let rest = bytes & 7;
-  if (rest >= 4) {
-    last |= <u64>load<u32>(end);
-    if (rest == 6) last |= <u64>load<u16>(end, 4) << 32;
-  } else if (rest == 2) {
-    last |= <u64>load<u16>(end);
-  }
+  for (let j: usize = 0, rest = bytes & 7; j < rest; j++) last |= <u64>load<u8>(end + j) << (<u64>j << 3);
   // One round per message word (c = 1), then three (d = 3): one loop, so the
   // round is written once.
   for (let i: u32 = 0, rounds = words + 4; i < rounds; i++) {

@@ -101,10 +101,11 @@ const FULL_EVENT_INTERVAL_MS = 1000;
  * call reports that memory grew.
  * @internal
  */
-class CoreViews {
+export class CoreViews {
   result!: Float64Array;
-  /** The key area: a key's UTF-16 code units, written before each keyed call. */
+  /** The key area, as code units and as bytes: a key is written before each keyed call. */
   key!: Uint16Array;
+  keyBytes!: Uint8Array;
   batchU32!: Uint32Array;
   batchF64!: Float64Array;
   batchU8!: Uint8Array;
@@ -121,24 +122,38 @@ class CoreViews {
     const batch = core.batchPtr();
     this.result = new Float64Array(buffer, core.resultPtr(), 4);
     this.key = new Uint16Array(buffer, core.keyPtr(), MAX_KEY_LENGTH);
+    this.keyBytes = new Uint8Array(buffer, core.keyPtr(), MAX_KEY_LENGTH * 3);
     this.batchU32 = new Uint32Array(buffer, batch, BATCH_ENTRIES * 8);
     this.batchF64 = new Float64Array(buffer, batch, BATCH_ENTRIES * 4);
     this.batchU8 = new Uint8Array(buffer, batch, BATCH_ENTRIES * 32);
   }
 }
 
+/** Keys longer than this are written by `TextEncoder` (native) when well-formed; shorter ones by a loop, which is faster for them. */
+const NATIVE_ENCODE_FROM = 32;
+const encoder = new TextEncoder();
+/** `isWellFormed` (ES2024): where a runtime lacks it, every key takes the code unit loop. */
+const wellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed;
+
 /**
- * Writes `key`'s code units into the key area for the next keyed core call
- * (which hashes them: SipHash-1-3 under the store's seed, in the core) and
- * returns how many. Callers have checked the key (at most MAX_KEY_LENGTH).
+ * Writes `key` into the key area for the next keyed core call (which hashes
+ * it: SipHash-1-3 under the store's seed, in the core) and returns its
+ * descriptor, `bytes << 1 | utf8`: its UTF-16 code units, or, for a long
+ * well-formed key, its UTF-8 bytes (the core hashes the two encodings under
+ * different keys; see assembly/key-hash.ts). Which one depends only on the
+ * key, so a key always gets the same hash.
+ * @internal
  */
-function writeKey(views: CoreViews, key: string): number {
-  const area = views.key;
+export function writeKey(views: CoreViews, key: string): number {
   const n = key.length;
   // Callers check keys (checkKey); this keeps any path that does not inside the area.
   if (n > MAX_KEY_LENGTH) throw new ArgumentError('key', key, `at most ${MAX_KEY_LENGTH} characters`);
+  if (n > NATIVE_ENCODE_FROM && wellFormed !== undefined && wellFormed.call(key)) {
+    return (encoder.encodeInto(key, views.keyBytes).written << 1) | 1;
+  }
+  const area = views.key;
   for (let i = 0; i < n; i++) area[i] = key.charCodeAt(i);
-  return n;
+  return n << 2;
 }
 
 /**

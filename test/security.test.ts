@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { ArgumentError, EmbeddedStore, Limiter, MAX_KEY_LENGTH, fixedWindow, gcra, linearWindow, slidingWindow, tokenBucket, type Policy } from '../src/index.js';
 import { shardHash } from '../src/redis/shard-hash.js';
 import { ReferenceLimiter } from './reference-model.js';
-import { sipHash, utf16le } from './helpers/siphash-reference.js';
+import { sipHash, tableHash } from './helpers/siphash-reference.js';
 
 const seedA = Uint8Array.from({ length: 16 }, (_, i) => i);
 const seedB = Uint8Array.from({ length: 16 }, (_, i) => 255 - i);
@@ -23,31 +23,47 @@ const anyString = (maxLength: number) =>
   fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 1, maxLength }).map((units) => String.fromCharCode(...units));
 
 describe('keyed hashing', () => {
-  it('is SipHash-1-3 over the UTF-16 code units (the paper\'s 2-4 vector checks the reference)', () => {
+  it('is SipHash-1-3 over the key\'s UTF-16 code units, or its UTF-8 under a second key (the paper\'s 2-4 vector checks the reference)', () => {
     const key = Uint8Array.from({ length: 16 }, (_, i) => i);
     const message = Uint8Array.from({ length: 15 }, (_, i) => i);
     expect(sipHash(key, message, 2, 4)).toBe(0xa129ca6149be45e5n);
     const seedC = Uint8Array.from({ length: 16 }, (_, i) => (i * 73 + 5) & 0xff);
+    const anyKey = fc.oneof(anyString(64), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 200 }), fc.string({ unit: 'binary', minLength: 30, maxLength: 200 }));
     fc.assert(
-      fc.property(anyString(64), fc.constantFrom(seedA, seedB, seedC), (s, seed) => {
-        expect(hash(s, seed)).toBe(sipHash(seed, utf16le(s), 1, 3));
+      fc.property(anyKey, fc.constantFrom(seedA, seedB, seedC), (s, seed) => {
+        fc.pre(s.length <= MAX_KEY_LENGTH);
+        expect(hash(s, seed)).toBe(tableHash(seed, s));
       }),
       { numRuns: 3000 },
     );
-    // The core's key area holds exactly MAX_KEY_LENGTH units; a longer key never reaches it.
+    // The core's key area holds the longest key in either encoding; a longer key never reaches it.
     expect(MAX_KEY_LENGTH).toBe(512);
     expect(() => new EmbeddedStore().hashOf('k'.repeat(MAX_KEY_LENGTH + 1))).toThrow(ArgumentError);
-    // Every length up to the longest key, and random seeds.
-    for (let n = 1; n <= 512; n++) {
-      const s = 'k'.repeat(n - 1) + String.fromCharCode(n * 97);
-      expect(hash(s, seedC), `length ${n}`).toBe(sipHash(seedC, utf16le(s), 1, 3));
+    // Every length up to the longest key, either side of the switch to UTF-8, with 3-byte characters too.
+    for (let n = 1; n <= MAX_KEY_LENGTH; n++) {
+      for (const s of ['k'.repeat(n - 1) + String.fromCharCode(n * 97), '€'.repeat(n), '\uD800'.repeat(n)]) {
+        expect(hash(s, seedC), `length ${n}`).toBe(tableHash(seedC, s));
+      }
     }
     fc.assert(
-      fc.property(anyString(16), fc.uint8Array({ minLength: 16, maxLength: 16 }), (s, seed) => {
-        expect(new EmbeddedStore({ hashSeed: seed }).hashOf(s)).toBe(sipHash(seed, utf16le(s), 1, 3));
+      fc.property(anyString(48), fc.uint8Array({ minLength: 16, maxLength: 16 }), (s, seed) => {
+        expect(new EmbeddedStore({ hashSeed: seed }).hashOf(s)).toBe(tableHash(seed, s));
       }),
       { numRuns: 40 },
     );
+  });
+
+  it('keeps apart a short key and a long one whose UTF-8 is the short one\'s UTF-16 (the same bytes, hashed under two keys)', () => {
+    const short = 'a'.repeat(20); // 20 units: hashed as UTF-16, 61 00 61 00 ...
+    const long = 'a\0'.repeat(20); // 40 units, well-formed: hashed as UTF-8, 61 00 61 00 ...
+    const utf16OfShort = new Uint8Array(40);
+    for (let i = 0; i < 20; i++) utf16OfShort[2 * i] = 0x61;
+    expect(new TextEncoder().encode(long)).toEqual(utf16OfShort);
+    expect(hash(long, seedA)).not.toBe(hash(short, seedA));
+    const limiter = new Limiter({ policy: fixedWindow({ limit: 1, window: '1h' }), clock: () => 0 });
+    expect(limiter.limitSync(short).allowed).toBe(true);
+    expect(limiter.limitSync(long).allowed).toBe(true);
+    expect(limiter.limitSync(short).allowed).toBe(false);
   });
 
   it('changes every key\'s hash and bucket with the seed', () => {

@@ -45,3 +45,18 @@ export function utf16le(s: string): Uint8Array {
   }
   return out;
 }
+
+/**
+ * The table's key hash as the core defines it (assembly/key-hash.ts): keys
+ * of more than 32 code units that are well-formed are hashed as UTF-8 under
+ * k1 ^ "utf-8", all others as UTF-16 code units under the seed itself.
+ */
+export function tableHash(seed: Uint8Array, key: string): bigint {
+  if (key.length > 32 && (key as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+    const tagged = Uint8Array.from(seed);
+    const view = new DataView(tagged.buffer);
+    view.setBigUint64(8, view.getBigUint64(8, true) ^ 0x7574662d38000000n, true);
+    return sipHash(tagged, new TextEncoder().encode(key), 1, 3);
+  }
+  return sipHash(seed, utf16le(key), 1, 3);
+}
