@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Limiter, fixedWindow, type RateLimiter } from '../src/index.js';
 import { RedisStore } from '../src/redis/index.js';
 import { shardHash } from '../src/redis/shard-hash.js';
+import { keyBytes } from '../src/redis/key-bytes.js';
 import { useRedis } from './helpers/use-redis.js';
 
 const patient = { timeoutMs: 10_000 } as const;
@@ -39,7 +40,11 @@ describe('keys through Redis', () => {
         expect(first.map((d) => d.allowed)).toEqual(keys.map(() => true));
         const second = await Promise.all(keys.map((k) => limiter.limit(k)));
         expect(second.map((d) => d.allowed)).toEqual(keys.map(() => false));
-        expect((await db.client.keysBuffer(`${prefix}*`)).length).toBe(keys.length);
+        // Each key charged exactly its own Redis key: <prefix>{<shard>}:<the key's WTF-8>|<gate id>.
+        const gate = fixedWindow({ limit: 1, window: '1h' }).core;
+        const expected = keys.map((k) => Buffer.concat([Buffer.from(`${store.shardKey(store.shardOf(k))}:`), keyBytes(k), Buffer.from(`|${gate.code}:${gate.p0}:${gate.p1}:${gate.p2}`)]).toString('hex'));
+        const stored = (await db.client.keysBuffer(`${prefix}*`)).map((b) => b.toString('hex'));
+        expect(stored.sort()).toEqual(expected.sort());
       }),
       { numRuns: 60 },
     );
