@@ -1,7 +1,7 @@
 // The breaker on its own: per-shard state, one event per transition, one
 // probe timer for all open shards, and nothing scheduled after stop().
 import { afterEach, describe, expect, it } from 'vitest';
-import { CircuitBreaker, type BreakerCloseDetail, type BreakerOpenDetail } from '../src/redis/circuit-breaker.js';
+import { CircuitBreaker, RedisTimeoutError, TIMEOUTS_TO_OPEN, type BreakerCloseDetail, type BreakerOpenDetail } from '../src/redis/circuit-breaker.js';
 
 const breakers: CircuitBreaker[] = [];
 afterEach(() => {
@@ -81,6 +81,46 @@ describe('CircuitBreaker', () => {
     breaker.fail(0, 'x');
     await new Promise((r) => setTimeout(r, 120));
     expect(breaker.isOpen(0)).toBe(true);
+  });
+
+  it('opens on timeouts only when they come in a row, once Redis has answered', () => {
+    const { breaker, opened } = make(2, new Set());
+    const timeout = new RedisTimeoutError(50);
+    breaker.succeeded(0);
+    for (let round = 0; round < 5; round++) {
+      for (let i = 1; i < TIMEOUTS_TO_OPEN; i++) breaker.fail(0, timeout);
+      breaker.succeeded(0); // an answer in between: a slow batch, not an outage
+    }
+    expect(breaker.isOpen(0)).toBe(false);
+    expect(opened).toEqual([]);
+    for (let i = 0; i < TIMEOUTS_TO_OPEN; i++) breaker.fail(0, timeout);
+    expect(breaker.isOpen(0)).toBe(true);
+    expect(breaker.isOpen(1)).toBe(false);
+    // Anything but a timeout opens at once.
+    breaker.fail(1, new Error('ECONNRESET'));
+    expect(breaker.isOpen(1)).toBe(true);
+  });
+
+  it('waits connectTimeoutMs for a first answer, and then timeoutMs', async () => {
+    const breaker = new CircuitBreaker(1, async () => {}, 10, 20, 200);
+    breakers.push(breaker);
+    const slow = (ms: number) => () => new Promise<string>((r) => setTimeout(() => r('answer'), ms));
+    expect(breaker.contacted).toBe(false);
+    expect(await breaker.run(0, slow(60))).toBe('answer'); // longer than timeoutMs, within connectTimeoutMs
+    expect(breaker.contacted).toBe(true);
+    expect(await breaker.run(0, slow(60))).toBeUndefined(); // now it is a timeout
+    expect(breaker.isOpen(0)).toBe(false); // one, not three in a row
+  });
+
+  it('starts a due probe from the call path, so callers that never yield to timers cannot starve it', async () => {
+    const { breaker, probed } = make(1, new Set([0]));
+    breaker.fail(0, new Error('down'));
+    expect(probed).toEqual([]);
+    // Block the event loop past the probe interval (10 ms): the timer cannot fire.
+    const end = performance.now() + 30;
+    while (performance.now() < end);
+    expect(breaker.isOpen(0)).toBe(true); // ...but this call starts the probe that is due
+    expect(probed).toEqual([0]);
   });
 
   it('probes nothing after stop()', async () => {

@@ -1,6 +1,7 @@
 // The Redis store against real redis-server processes: agreement with the
 // reference model, batching, the negative cache, a 3-master cluster, and
 // several OS processes sharing one limit.
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { Cluster, Redis } from 'ioredis';
@@ -178,4 +179,49 @@ describe('RedisStore on a 3-master cluster', () => {
     expect(first.every((d) => d.allowed)).toBe(true);
     expect(second.every((d) => !d.allowed)).toBe(true);
   });
+});
+
+describe('pods starting together', () => {
+  it('4 processes starting cold on one GCRA key with default options admit within its bound, none falling back at birth', async () => {
+    // Each pod connects, loads the script and calls at the same moment: the
+    // first batches take longer than timeoutMs on a busy machine, which once
+    // opened every breaker and let each pod admit its full fallback share.
+    const worker = fileURLToPath(new URL('./fixtures/cold-worker.mjs', import.meta.url));
+    // Two CPU hogs make the machine busy, and Redis answers its first
+    // connections 300 ms late (frozen while the pods start): longer than
+    // timeoutMs (100 ms), as a Redis busy with a fleet's reconnects would.
+    const hogs = Array.from({ length: 2 }, () => spawn(process.execPath, ['-e', 'const end = Date.now() + 4000; while (Date.now() < end);'], { stdio: 'ignore' }));
+    let pods;
+    try {
+      pods = await runPods(worker, Array.from({ length: 4 }, () => [String(db.server.port), 'deploy', '1500']), 30_000);
+      // "go" is sent: the pods are making their clients now.
+      db.server.kill('SIGSTOP');
+      const thaw = setTimeout(() => db.server.kill('SIGCONT'), 300);
+      try {
+        await Promise.all(pods.map((p) => p.result));
+      } finally {
+        clearTimeout(thaw);
+        db.server.kill('SIGCONT');
+      }
+    } finally {
+      for (const hog of hogs) hog.kill('SIGKILL');
+    }
+    const results = (await Promise.all(pods.map((p) => p.result))) as { admitted: number; opens: number; sources: Record<string, number>; firstAt: number; lastAt: number }[];
+    expect(results).toHaveLength(4);
+    const admitted = results.reduce((n, r) => n + r.admitted, 0);
+    const first = Math.min(...results.map((r) => r.firstAt));
+    const last = Math.max(...results.map((r) => r.lastAt));
+    // GCRA 100/s, burst 10: at most the burst plus one per 10 ms between the
+    // first and the last admission. These are the pods' clocks when the
+    // answers arrived, not Redis's when it decided: +5 slots for answers late
+    // by up to 25 ms at either end.
+    const bound = 10 + Math.floor((last - first) / 10) + 5;
+    console.log(`cold start: ${admitted} admitted over ${last - first} ms (bound ${bound}); opens ${results.map((r) => r.opens).join(',')}; sources ${JSON.stringify(results.map((r) => r.sources))}`);
+    expect(admitted).toBeLessThanOrEqual(bound);
+    expect(admitted).toBeGreaterThan(bound / 2); // and the fleet did admit: not silenced
+    for (const r of results) {
+      expect(r.opens).toBe(0);
+      expect(r.sources.fallback ?? 0).toBe(0);
+    }
+  }, 60_000);
 });

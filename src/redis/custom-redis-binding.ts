@@ -4,7 +4,7 @@ import type { Decision, Reservation } from '../decision.js';
 import { ConfigError } from '../errors.js';
 import { checkStep, type RateLimiter, type RateLimitStep } from '../rate-limiter.js';
 import type { StoreBinding } from '../store.js';
-import { withTimeout, type CircuitBreaker } from './circuit-breaker.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
 import type { FallbackOption } from './fallback.js';
 import { CAS_COMMAND, type RedisClient } from './redis-client.js';
 import type { SourceCounts } from './redis-binding.js';
@@ -125,14 +125,7 @@ export class CustomRedisBinding implements StoreBinding {
     const breakerShard = o.breakerPerShard ? shard : 0;
     if (o.breaker.isOpen(breakerShard)) return undefined;
     // Only Redis's failures open the breaker; the limiter's own errors reach the caller.
-    const ask = async (...argv: string[]): Promise<unknown> => {
-      try {
-        return await withTimeout(this.#cas(redisKey, ...argv), o.timeoutMs);
-      } catch (error) {
-        o.breaker.fail(breakerShard, error);
-        return undefined;
-      }
-    };
+    const ask = (...argv: string[]): Promise<unknown> => o.breaker.run(breakerShard, () => this.#cas(redisKey, ...argv));
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const got = (await ask('get')) as [string, string, number] | undefined;
       if (got === undefined) return undefined;

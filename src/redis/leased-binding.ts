@@ -149,7 +149,7 @@ export class LeasedBinding implements StoreBinding {
   limitNow(key: string, cost: number): Decision {
     const local = this.#local(key, cost, this.#clock());
     if (local !== undefined) return local;
-    if (this.#strict.isDown(key)) return this.#strict.limit(key, cost, false) as Decision;
+    if (this.#strict.isDown(key)) return this.#strict.limitLocally(key, cost);
     const now = this.#clock();
     void this.#fetch(key, this.#entry(key, now), cost, now, true);
     return { allowed: false, limit: this.#limit, remaining: 0, retryAfterMs: this.#roundTripMs, resetAfterMs: 0, source: 'lease' };

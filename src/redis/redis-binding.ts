@@ -4,7 +4,6 @@ import type { EmbeddedBinding, EmbeddedStore } from '../embedded-store.js';
 import type { Policy } from '../policies/index.js';
 import type { StoreBinding } from '../store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
-import { withTimeout } from './circuit-breaker.js';
 import { fallbackGates, type FallbackOption } from './fallback.js';
 import { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
 import { CODE } from '../policies/policy.js';
@@ -29,6 +28,12 @@ const DOWN = new Set(['reconnecting', 'close', 'end', 'disconnecting']);
  * writes than the decisions it saves.
  */
 const BACKGROUND_DELAY_MS = 5;
+
+/** Fallback decisions per one that waits for a macrotask (see `#yielding`). */
+const YIELD_EVERY = 32;
+/** Runs `f` after the event loop has turned (I/O included): setImmediate where there is one. */
+const yieldToLoop: (f: () => void) => void =
+  typeof (globalThis as { setImmediate?: unknown }).setImmediate === 'function' ? (f) => void setImmediate(f) : (f) => void setTimeout(f, 0);
 
 /**
  * A local denial is trusted only when it has at least this long to run: near
@@ -181,6 +186,24 @@ export class RedisBinding implements StoreBinding {
     return false;
   }
 
+  /**
+   * A fallback decision, handed back through a macrotask once in
+   * {@link YIELD_EVERY}: resolved at once, a caller's `await` loop never lets
+   * the event loop run, and the probe that would find Redis back (its timer,
+   * its socket's answer) never does.
+   */
+  #yielding<T>(decision: T): T | Promise<T> {
+    if (++this.#fallbackCalls % YIELD_EVERY !== 0) return decision;
+    return new Promise((resolve) => yieldToLoop(() => resolve(decision)));
+  }
+
+  #fallbackCalls = 0;
+
+  /** Decides a limit without Redis now (its shard is down), synchronously: for leased mode's `limitNow`. @internal */
+  limitLocally(key: string, cost: number): Decision {
+    return this.#decideLocally(key, OP_LIMIT, cost, 0) as Decision;
+  }
+
   /** Decides one call without Redis, per the fallback option. */
   #decideLocally(key: string, op: number, cost: number, maxWait: number): Decision | Reservation | undefined {
     const counts = this.#o.counts;
@@ -275,7 +298,7 @@ export class RedisBinding implements StoreBinding {
   limit(key: string, cost: number, dryRun: boolean): Decision | Promise<Decision> {
     const op = dryRun ? OP_PEEK : OP_LIMIT;
     const shard = this.#shardOf(key);
-    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) return this.#decideLocally(key, op, cost, 0) as Decision;
+    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) return this.#yielding(this.#decideLocally(key, op, cost, 0) as Decision);
     if (this.#o.negativeCache) {
       const local = this.#mirror.limit(key, cost, true);
       if (!local.allowed && local.retryAfterMs > NEGATIVE_CACHE_MARGIN_MS) {
@@ -292,7 +315,7 @@ export class RedisBinding implements StoreBinding {
 
   reserve(key: string, cost: number, maxWaitMs: number): Reservation | Promise<Reservation> {
     const shard = this.#shardOf(key);
-    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) return this.#decideLocally(key, OP_RESERVE, cost, maxWaitMs) as Reservation;
+    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) return this.#yielding(this.#decideLocally(key, OP_RESERVE, cost, maxWaitMs) as Reservation);
     return this.#enqueue(key, shard, OP_RESERVE, cost, maxWaitMs) as Promise<Reservation>;
   }
 
@@ -401,13 +424,7 @@ export class RedisBinding implements StoreBinding {
     argv.push(lengths, keys, specs);
     const sentAt = this.#o.clock();
     let reply: Buffer | undefined;
-    if (!this.#down(shard)) {
-      try {
-        reply = await withTimeout(this.#send(this.#o.shardKey(shard), ...argv), this.#o.timeoutMs);
-      } catch (error) {
-        this.#o.breaker.fail(this.#breakerShard(shard), error);
-      }
-    }
+    if (!this.#down(shard)) reply = await this.#o.breaker.run(this.#breakerShard(shard), () => this.#send(this.#o.shardKey(shard), ...argv));
     if (reply === undefined) {
       // Redis failed this batch: the fallback decides every call in it, in order.
       for (const [key, hits] of entries) {

@@ -10,7 +10,8 @@ import { RedisBinding } from './redis-binding.js';
 import { CAS_COMMAND, DECIDE_COMMAND, type RedisClient } from './redis-client.js';
 import { CustomRedisBinding } from './custom-redis-binding.js';
 import type { RateLimiter } from '../rate-limiter.js';
-import { CircuitBreaker, type BreakerCloseDetail, type BreakerOpenDetail, type BreakerState } from './circuit-breaker.js';
+import { CircuitBreaker, withTimeout, type BreakerCloseDetail, type BreakerOpenDetail, type BreakerState } from './circuit-breaker.js';
+import { describeTarget, RedisUnavailableError } from './redis-unavailable-error.js';
 import { checkMetrics, type MetricsSink } from '../metrics.js';
 import { fallbackGates, type FallbackOption } from './fallback.js';
 import { LeasedBinding, leaseSettings, type LeaseOptions, type LeaseSettings } from './leased-binding.js';
@@ -45,8 +46,20 @@ export interface RedisStoreOptions {
   mirrorKeys?: number;
   /** Answer denials from the local mirror without a round trip (default true). */
   negativeCache?: boolean;
-  /** How long a batch may wait on Redis before the breaker opens (default 100 ms). */
+  /**
+   * How long a batch may wait on Redis (default 100 ms) before its calls fall
+   * back; three such timeouts in a row open the breaker (a connection error
+   * opens it at once).
+   */
   timeoutMs?: number;
+  /**
+   * How long calls wait for Redis before it has answered once (default
+   * 2000 ms): connecting and loading scripts, on a machine busy with pods
+   * starting together, can take longer than `timeoutMs`, and falling back at
+   * birth would let every pod admit its own share at once. Also the bound of
+   * {@link RedisStore.ready}.
+   */
+  connectTimeoutMs?: number;
   /** How often an open breaker probes Redis (default 500 ms). */
   probeIntervalMs?: number;
   /**
@@ -83,6 +96,7 @@ const REDIS_STORE_OPTIONS = optionNames<keyof RedisStoreOptions>({
   mirrorKeys: true,
   negativeCache: true,
   timeoutMs: true,
+  connectTimeoutMs: true,
   probeIntervalMs: true,
   fallback: true,
   reconcile: true,
@@ -137,6 +151,8 @@ export class RedisStore implements Store {
   readonly #negativeCache: boolean;
   readonly #mirror: EmbeddedStore;
   readonly #timeoutMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #probe: (shard: number) => Promise<void>;
   readonly #fallback: FallbackOption;
   readonly #reconcile: boolean;
   readonly #breakerPerShard: boolean;
@@ -190,6 +206,10 @@ export class RedisStore implements Store {
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 1 && timeoutMs <= 60_000)) {
       throw new ConfigError('timeoutMs', timeoutMs, 'a number of milliseconds from 1 to 60000');
     }
+    const connectTimeoutMs = o.connectTimeoutMs === undefined ? Math.max(2000, timeoutMs) : o.connectTimeoutMs;
+    if (typeof connectTimeoutMs !== 'number' || !(connectTimeoutMs >= timeoutMs && connectTimeoutMs <= 600_000)) {
+      throw new ConfigError('connectTimeoutMs', connectTimeoutMs, `a number of milliseconds from timeoutMs (${timeoutMs}) to 600000`);
+    }
     const probeIntervalMs = o.probeIntervalMs === undefined ? 500 : o.probeIntervalMs;
     if (typeof probeIntervalMs !== 'number' || !(probeIntervalMs >= 1 && probeIntervalMs <= 600_000)) {
       throw new ConfigError('probeIntervalMs', probeIntervalMs, 'a number of milliseconds from 1 to 600000');
@@ -214,14 +234,20 @@ export class RedisStore implements Store {
     // A probe is an empty decide call: routed like the shard's own calls, so
     // on a Cluster it asks the master that serves the shard.
     const send = (client as unknown as Record<string, (...args: string[]) => Promise<unknown>>)[`${DECIDE_COMMAND}Buffer`];
+    const call = async (shard: number) => {
+      await send!.call(client, this.shardKey(shard), '', '0', '', '', '');
+    };
     const probe = async (shard: number) => {
       if (client.status !== undefined && client.status !== 'ready' && client.status !== 'connect') throw new Error(`Redis connection is ${client.status}`);
-      await send!.call(client, this.shardKey(shard), '', '0', '', '', '');
+      await call(shard);
     };
     // A Cluster's masters fail one by one, so each virtual shard has its own
     // breaker state; a single server's shards share its fate, and one state.
     this.#breakerPerShard = client.isCluster === true;
-    this.breaker = new CircuitBreaker(this.#breakerPerShard ? shards : 1, probe, probeIntervalMs, timeoutMs);
+    this.breaker = new CircuitBreaker(this.#breakerPerShard ? shards : 1, probe, probeIntervalMs, timeoutMs, connectTimeoutMs);
+    // ready() waits for a connection being made (ioredis queues the call), where a probe would not.
+    this.#probe = call;
+    this.#connectTimeoutMs = connectTimeoutMs;
     const metrics = checkMetrics(o.metrics);
     this.#metrics = metrics;
     if (metrics !== undefined) {
@@ -327,6 +353,27 @@ export class RedisStore implements Store {
    */
   stats(): RedisStoreStats {
     return { state: this.breaker.state, openShards: this.breaker.openShards, opens: this.breaker.opens, decisions: { ...this.#counts } };
+  }
+
+  /**
+   * Resolves when Redis answers a call of this store (which also loads its
+   * script), within `connectTimeoutMs`; otherwise rejects with
+   * {@link RedisUnavailableError} naming the server. Awaiting it at startup
+   * turns a wrong URL into an error instead of a fleet on its fallback.
+   *
+   * @example
+   * ```ts
+   * const store = new RedisStore({ client: new Redis(url) });
+   * await store.ready(); // throws RedisUnavailableError for a wrong URL
+   * ```
+   */
+  async ready(): Promise<void> {
+    try {
+      await withTimeout(this.#probe(0), this.#connectTimeoutMs);
+    } catch (error) {
+      throw new RedisUnavailableError(describeTarget(this.#client), this.#connectTimeoutMs, error);
+    }
+    this.breaker.succeeded(-1);
   }
 
   /** Stops the breaker's probe timer (the client is the caller's to close). */
