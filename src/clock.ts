@@ -90,3 +90,41 @@ export const taskClock: Clock = () => {
   }
   return cached;
 };
+
+/** setTimeout fires at once for longer delays (they overflow an int32): longer waits are slept in pieces. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * Resolves after `ms` (slept in pieces of at most {@link MAX_TIMER_MS}, so a
+ * wait of 30 days is 30 days, not the 1 ms a plain setTimeout would give it),
+ * or rejects with the signal's reason when it aborts.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * await sleep(r.waitMs, signal);
+ * ```
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    // Counted down by the timers themselves, not by reading a clock: the same under fake timers.
+    let left = ms;
+    const arm = () => {
+      if (!(left > 0)) {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+        return;
+      }
+      const step = Math.min(left, MAX_TIMER_MS);
+      left -= step;
+      timer = setTimeout(arm, step);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    arm();
+  });
+}

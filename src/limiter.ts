@@ -1,4 +1,4 @@
-import { checkedClock, taskClock, type Clock } from './clock.js';
+import { checkedClock, sleep, taskClock, type Clock } from './clock.js';
 import type { Decision, Reservation } from './decision.js';
 import { EmbeddedStore } from './embedded-store.js';
 import { AcquireTimeoutError, ArgumentError, ConfigError } from './errors.js';
@@ -326,16 +326,3 @@ function checkPolicies(value: unknown): readonly (Policy | RateLimiter)[] {
   return Object.freeze([...list]) as readonly Policy[];
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}

@@ -1,5 +1,5 @@
 import { backoffMs, DEFAULT_RETRY, retryPolicy, type RetryOptions, type RetryPolicy } from './backoff.js';
-import { systemClock, type Clock } from './clock.js';
+import { MAX_TIMER_MS, systemClock, type Clock } from './clock.js';
 import type { Reservation } from './decision.js';
 import { MAX_DURATION_MS } from './duration.js';
 import { ArgumentError, ConfigError } from './errors.js';
@@ -155,8 +155,6 @@ export class SchedulerClosedError extends Error {
  */
 export const DEFAULT_CONCURRENCY = 10;
 
-/** setTimeout fires at once for longer delays (they overflow an int32): longer waits are slept in pieces. */
-const MAX_TIMER_MS = 2_147_483_647;
 /** How soon to ask again when a store could not book at all (Redis down and failing closed). */
 const UNBOOKED_RETRY_MS = 100;
 

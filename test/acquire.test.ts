@@ -1,6 +1,6 @@
 // acquire waits (never drops), rejects only on abort or maxWaitMs.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AcquireTimeoutError, Limiter, gcra, linearWindow } from '../src/index.js';
+import { AcquireTimeoutError, Limiter, fixedWindow, gcra, linearWindow } from '../src/index.js';
 
 describe('acquire', () => {
   beforeEach(() => {
@@ -57,5 +57,23 @@ describe('acquire', () => {
     expect(await limiter.reserve('k')).toMatchObject({ allowed: true, waitMs: 900 });
     const aborted = AbortSignal.abort();
     await expect(limiter.acquire('k', { signal: aborted })).rejects.toBe(aborted.reason);
+  });
+});
+
+describe('acquire past the timer limit', () => {
+  it('waits a booking more than 24.8 days out in full (setTimeout alone would fire after 1 ms)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const limiter = new Limiter({ policy: fixedWindow({ limit: 1, window: '30d' }), clock: () => 0 });
+      expect((await limiter.acquire('nightly')).allowed).toBe(true);
+      let second = false;
+      void limiter.acquire('nightly').then(() => (second = true));
+      await vi.advanceTimersByTimeAsync(2 ** 31); // 24.9 days
+      expect(second).toBe(false);
+      await vi.advanceTimersByTimeAsync(30 * 86_400_000 - 2 ** 31 + 10);
+      expect(second).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

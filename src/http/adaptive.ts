@@ -1,4 +1,4 @@
-import { systemClock, type Clock } from '../clock.js';
+import { MAX_TIMER_MS, systemClock, type Clock } from '../clock.js';
 import { MAX_DURATION_MS } from '../duration.js';
 import { ArgumentError, ConfigError } from '../errors.js';
 import { checkKey } from '../key-hash.js';
@@ -60,8 +60,6 @@ export interface PaceStats {
   readonly waiting: number;
 }
 
-/** setTimeout fires at once for longer delays (they overflow an int32): longer waits are slept in pieces. */
-const MAX_TIMER_MS = 2_147_483_647;
 /** Most successes a recovery may take: beyond that the steps are too small to matter. */
 const MAX_RECOVERY_SUCCESSES = 1_000_000;
 
