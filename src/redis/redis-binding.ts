@@ -266,33 +266,47 @@ export class RedisBinding implements StoreBinding {
    */
   async #drainLedger(): Promise<boolean> {
     const breaker = this.#o.breaker;
-    const ready: [key: string, cost: number][] = [];
-    for (const [key, cost] of this.#ledger) {
-      if (breaker.isOpen(this.#breakerShard(this.#shardOf(key)))) continue;
-      ready.push([key, cost]);
-      this.#ledger.delete(key);
-    }
-    if (ready.length === 0) return false;
+    // Keys, not charges: a key's charge may go out in front of its next call
+    // meanwhile (see #chargeFirst), and must not go twice.
+    const keys = [...this.#ledger.keys()];
     const size = this.#o.maxSize;
-    for (let start = 0; start < ready.length; start += size) {
-      const chunk = ready.slice(start, start + size);
-      const results = await Promise.allSettled(chunk.map(([key, cost]) => this.#enqueue(key, this.#shardOf(key), OP_CHARGE, cost, 0)));
-      let failed = false;
-      results.forEach((result, i) => {
-        const [key, cost] = chunk[i]!;
-        if (result.status === 'fulfilled') this.#o.counts.reconciled += cost;
-        else if (!(result.reason instanceof RedisStateError)) {
-          // (A key holding a value cellgate did not write can never be charged: dropped.)
-          failed = true;
-          this.#record(key, cost);
-        }
-      });
-      if (failed) {
-        for (const [key, cost] of ready.slice(start + size)) this.#record(key, cost);
-        return false;
+    let sent = 0;
+    for (let start = 0; start < keys.length; start += size) {
+      const chunk: [key: string, cost: number][] = [];
+      for (let i = start; i < Math.min(start + size, keys.length); i++) {
+        const key = keys[i]!;
+        const cost = this.#ledger.get(key);
+        if (cost === undefined || breaker.isOpen(this.#breakerShard(this.#shardOf(key)))) continue;
+        this.#ledger.delete(key);
+        chunk.push([key, cost]);
       }
+      if (chunk.length === 0) continue;
+      sent += chunk.length;
+      const results = await Promise.all(chunk.map(([key, cost]) => this.#charge(key, cost)));
+      if (results.includes(false)) return false;
     }
-    return true;
+    return sent > 0;
+  }
+
+  /**
+   * Charges Redis with what the fallback admitted for `key`; resolves false
+   * when Redis failed (the charge is back in the ledger, for the next
+   * recovery: one Redis may have applied is then charged twice, the safe
+   * way). A key holding a value cellgate did not write can never be charged:
+   * dropped.
+   */
+  #charge(key: string, cost: number): Promise<boolean> {
+    return this.#enqueue(key, this.#shardOf(key), OP_CHARGE, cost, 0).then(
+      () => {
+        this.#o.counts.reconciled += cost;
+        return true;
+      },
+      (error: unknown) => {
+        if (error instanceof RedisStateError) return true;
+        this.#record(key, cost);
+        return false;
+      },
+    );
   }
 
   limit(key: string, cost: number, dryRun: boolean): Decision | Promise<Decision> {
@@ -348,6 +362,16 @@ export class RedisBinding implements StoreBinding {
   }
 
   #enqueue(key: string, shard: number, op: number, cost: number, maxWait: number, urgent = true): Promise<Decision | Reservation | LeaseReply | undefined> {
+    // A key that still owes Redis what the fallback admitted for it pays that
+    // first, in the same script call: otherwise Redis, which has not heard of
+    // the outage yet, would grant it the whole limit again.
+    if (op !== OP_CHARGE && this.#ledger.size > 0) {
+      const owed = this.#ledger.get(key);
+      if (owed !== undefined) {
+        this.#ledger.delete(key);
+        void this.#charge(key, owed);
+      }
+    }
     return new Promise((resolve, reject) => {
       let entries = this.#pending.get(shard);
       if (entries === undefined) {
