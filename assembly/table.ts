@@ -196,9 +196,20 @@ function displaceFrom(bucket: usize, now: f64): usize {
   return 0;
 }
 
-/** The soonest-to-expire slot of the key's two buckets (located last). */
+/**
+ * How long a key is told to wait when every slot in its reach holds a claim
+ * of its own request (a key with more gates than its buckets have slots, in
+ * a tiny capped table): nothing there will expire, and the wait must be finite.
+ */
+const FULL_RETRY_MS: f64 = 1000;
+
+/**
+ * The soonest-to-expire slot of the key's two buckets (located last), or 0
+ * when none has a finite expiry: +Infinity marks a slot claimed by the request
+ * being decided (see reserveSlots), which must not be taken from it.
+ */
 function soonest(): usize {
-  let best = bucket1;
+  let best: usize = 0;
   let bestExp = Infinity;
   let base = bucket1;
   for (let round = 0; round < 2; round++) {
@@ -241,13 +252,27 @@ export function makeRoom(lo: u32, hi: u32, now: f64): usize {
   locate(lo, hi);
   let victim = soonest();
   wasFull = true;
+  if (victim == 0) {
+    fullWait = FULL_RETRY_MS;
+    return 0;
+  }
   if (evictWhenFull) {
     evictions++;
-    store<f64>(victim, -Infinity, 24); // free now: a `find` before the claim sees it as the candidate
+    release(victim); // free now: a `find` before the claim sees it as the candidate
     return victim;
   }
   fullWait = load<f64>(victim, 24) - now;
   return 0;
+}
+
+/**
+ * Drops the record at `slot` (an eviction). Bumps `epoch`: another gate of
+ * the request being decided may hold that slot's address.
+ */
+@inline function release(slot: usize): void {
+  store<u64>(slot, 0);
+  store<f64>(slot, -Infinity, 24);
+  epoch++;
 }
 
 /** Counts a request denied because its key could not get room (once per request, whatever its gates). */
@@ -260,7 +285,8 @@ export function evictFor(lo: u32, hi: u32): usize {
   locate(lo, hi);
   evictions++;
   let victim = soonest();
-  store<f64>(victim, -Infinity, 24);
+  if (victim == 0) victim = bucket1; // only claims of this request in reach: never write nowhere
+  release(victim);
   return victim;
 }
 
