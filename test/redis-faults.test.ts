@@ -189,6 +189,27 @@ describe('Redis faults under load', () => {
     expect(stored).toBe(admitted);
   }, 90_000);
 
+  it('the reconciliation ledger keeps only charges that still matter: memory follows the keys admitted lately', async () => {
+    await setup(); // gcra 100/s over 2 nodes: the fallback's state decays 20 ms after a key's last admission
+    const limiter = new Limiter({ policy, store: store! });
+    expect((await limiter.limit('warm')).source).toBe('redis');
+    server!.kill('SIGSTOP');
+    try {
+      for (let i = 0; i < 10 && store!.stats().state !== 'open'; i++) await limiter.limit(`trip:${i}`);
+      expect(store!.stats().state).toBe('open');
+      let admitted = 0;
+      for (let i = 0; i < 60_000; i++) {
+        if ((await limiter.limit(`fresh:${i}`)).allowed) admitted++;
+        if (i % 5000 === 4999) await new Promise((r) => setTimeout(r, 30)); // earlier keys' states decay
+      }
+      expect(admitted).toBe(60_000);
+      // Pruned as it grew: at most twice what was admitted within the horizon, not all 60 000.
+      expect(store!.stats().owedKeys).toBeLessThanOrEqual(2 * 5000 + 10_000);
+    } finally {
+      server!.kill('SIGCONT');
+    }
+  }, 60_000);
+
   it('a key called again while the reconciliation is under way pays what it owes first: no key gets the limit twice', async () => {
     // Keys whose charge waited in a later batch of the pass were decided by
     // Redis, which had not heard of the outage: 1000 of 3000 keys got 3 more.

@@ -29,6 +29,22 @@ const DOWN = new Set(['reconnecting', 'close', 'end', 'disconnecting']);
  */
 const BACKGROUND_DELAY_MS = 5;
 
+/** The smallest reconciliation ledger that is pruned of charges past their decay horizon. */
+const MIN_PRUNE = 10_000;
+
+/**
+ * How long after its last admission a state of `gate` decays to "never seen"
+ * at most: GCRA's burst times its interval, a bucket's time to refill whole,
+ * a window's length (twice, sliding).
+ */
+function decayHorizon(gate: Policy): number {
+  const { code, p0, p1, p2 } = gate.core;
+  if (code === CODE.gcra) return p2;
+  if (code === CODE.tokenInterval) return (Math.ceil(p0 / p1) + 1) * p2; // + the period under way
+  if (code === CODE.sliding) return 2 * p0;
+  return p0;
+}
+
 /** Fallback decisions per one that waits for a macrotask (see `#yielding`). */
 const YIELD_EVERY = 32;
 /** Runs `f` after the event loop has turned (I/O included): setImmediate where there is one. */
@@ -127,7 +143,17 @@ export class RedisBinding implements StoreBinding {
   /** Per gate, the capacity a seeded token count is clamped to (NaN: no clamp). */
   readonly #seedClamp: number[];
   /** Cost admitted by the fallback per key, charged to Redis after recovery. */
-  #ledger = new Map<string, number>();
+  /** Per key, the cost units the fallback admitted in the outage and when it last did. */
+  #ledger = new Map<string, { cost: number; at: number }>();
+  /** The ledger size that triggers the next prune (twice what the last one left). */
+  #pruneAt = MIN_PRUNE;
+  /** How long after its last admission a key's fallback state decays at most (its charge is moot after). */
+  readonly #horizonMs: number;
+  /** Keys whose outage admissions are still to be charged to Redis. @internal */
+  get owedKeys(): number {
+    return this.#ledger.size;
+  }
+
   /** Whether a reconciliation pass is under way. */
   #reconciling = false;
   /** Redis time minus local time, estimated at each answer (0 with client time). */
@@ -158,6 +184,7 @@ export class RedisBinding implements StoreBinding {
     this.#seedFallback = typeof options.fallback === 'object' && 'nodes' in options.fallback;
     // A token count seeded from the whole fleet's bucket must not exceed this node's share.
     this.#seedClamp = (local ?? []).map((g) => (g.core.code === CODE.tokenInterval ? g.core.p0 : NaN));
+    this.#horizonMs = Math.max(0, ...(local ?? []).map(decayHorizon));
     if (options.reconcile) options.breaker.addEventListener('close', () => this.#reconcile());
   }
 
@@ -236,9 +263,22 @@ export class RedisBinding implements StoreBinding {
     if (!this.#o.reconcile) return;
     const ledger = this.#ledger;
     // No cap: a key left out would be charged nothing for what it spent in
-    // the outage, a fresh budget in Redis. It holds one entry per distinct key
-    // the fallback admitted in the outage.
-    ledger.set(key, (ledger.get(key) ?? 0) + cost);
+    // the outage, a fresh budget in Redis. But a key whose last admission is
+    // older than the fallback's decay horizon owes nothing any more (its
+    // state, here and in the fleet's policy, is back to "never seen"): pruned,
+    // so the ledger follows the keys admitted lately, not all keys ever seen.
+    const now = this.#o.clock();
+    const had = ledger.get(key);
+    if (had !== undefined) {
+      had.cost += cost;
+      had.at = now;
+      return;
+    }
+    if (ledger.size >= this.#pruneAt) {
+      for (const [k, e] of ledger) if (e.at < now - this.#horizonMs) ledger.delete(k);
+      this.#pruneAt = Math.max(MIN_PRUNE, ledger.size * 2);
+    }
+    ledger.set(key, { cost, at: now });
   }
 
   /**
@@ -275,10 +315,10 @@ export class RedisBinding implements StoreBinding {
       const chunk: [key: string, cost: number][] = [];
       for (let i = start; i < Math.min(start + size, keys.length); i++) {
         const key = keys[i]!;
-        const cost = this.#ledger.get(key);
-        if (cost === undefined || breaker.isOpen(this.#breakerShard(this.#shardOf(key)))) continue;
+        const owed = this.#ledger.get(key);
+        if (owed === undefined || breaker.isOpen(this.#breakerShard(this.#shardOf(key)))) continue;
         this.#ledger.delete(key);
-        chunk.push([key, cost]);
+        chunk.push([key, owed.cost]);
       }
       if (chunk.length === 0) continue;
       sent += chunk.length;
@@ -369,7 +409,7 @@ export class RedisBinding implements StoreBinding {
       const owed = this.#ledger.get(key);
       if (owed !== undefined) {
         this.#ledger.delete(key);
-        void this.#charge(key, owed);
+        void this.#charge(key, owed.cost);
       }
     }
     return new Promise((resolve, reject) => {

@@ -114,6 +114,8 @@ export interface RedisStoreStats {
   readonly openShards: number;
   /** Times a shard has opened. */
   readonly opens: number;
+  /** Keys whose admissions during an outage are still to be charged to Redis (reconciliation). */
+  readonly owedKeys: number;
   /** Decisions by source, and cost units reconciled after outages. */
   readonly decisions: Readonly<SourceCounts>;
 }
@@ -152,6 +154,7 @@ export class RedisStore implements Store {
   readonly #mirror: EmbeddedStore;
   readonly #timeoutMs: number;
   readonly #connectTimeoutMs: number;
+  readonly #bindings: RedisBinding[] = [];
   readonly #probe: (shard: number) => Promise<void>;
   readonly #fallback: FallbackOption;
   readonly #reconcile: boolean;
@@ -319,6 +322,7 @@ export class RedisStore implements Store {
       counts: this.#counts,
       metrics: this.#metrics,
     });
+    this.#bindings.push(strict);
     return this.#lease === undefined ? strict : new LeasedBinding(strict, gates, clock, this.#counts, this.#lease);
   }
 
@@ -352,7 +356,8 @@ export class RedisStore implements Store {
    * ```
    */
   stats(): RedisStoreStats {
-    return { state: this.breaker.state, openShards: this.breaker.openShards, opens: this.breaker.opens, decisions: { ...this.#counts } };
+    const owedKeys = this.#bindings.reduce((n, b) => n + b.owedKeys, 0);
+    return { state: this.breaker.state, openShards: this.breaker.openShards, opens: this.breaker.opens, owedKeys, decisions: { ...this.#counts } };
   }
 
   /**
