@@ -52,36 +52,36 @@ function unquote(value: string): string {
 }
 
 /**
- * The entries of an RFC 7239 `Forwarded` field: each element's `for=` value,
- * unquoted, or `undefined` for an element without exactly one `for=` (a
- * field with an unclosed quote is one such element).
+ * An RFC 7239 `Forwarded` element's `for=` value, unquoted, or `undefined`
+ * for an element without exactly one `for=`.
  */
-function forwardedFor(field: string): (string | undefined)[] {
-  const elements = splitUnquoted(field, ',');
-  if (elements === undefined) return [undefined];
-  const out: (string | undefined)[] = [];
-  for (const element of elements) {
-    // Empty list elements (`a, , b`) are not hops.
-    if (element.trim() === '') continue;
-    let value: string | undefined;
-    let fors = 0;
-    for (const pair of splitUnquoted(element, ';')!) {
-      const eq = pair.indexOf('=');
-      if (eq < 0 || pair.slice(0, eq).trim().toLowerCase() !== 'for') continue;
-      fors++;
-      value = unquote(pair.slice(eq + 1).trim());
-    }
-    out.push(fors === 1 ? value : undefined);
+function forwardedFor(element: string): string | undefined {
+  let value: string | undefined;
+  let fors = 0;
+  for (const pair of splitUnquoted(element, ';') ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq < 0 || pair.slice(0, eq).trim().toLowerCase() !== 'for') continue;
+    fors++;
+    value = unquote(pair.slice(eq + 1).trim());
   }
-  return out;
+  return fors === 1 ? value : undefined;
 }
 
-/** The chain's entries, leftmost first; `undefined` for one that is not an address. */
-function chainOf(field: string, header: ForwardedHeader): (IpBytes | undefined)[] {
-  if (header === 'forwarded') return forwardedFor(field).map((v) => (v === undefined ? undefined : parseNode(v)));
-  const out: (IpBytes | undefined)[] = [];
-  for (const entry of field.split(',')) if (entry.trim() !== '') out.push(parseNode(entry));
-  return out;
+/**
+ * The chain's raw entries, leftmost first (a `Forwarded` field with an
+ * unclosed quote is one entry that is not an address). Only split here: each
+ * entry is parsed when the walk from the right reaches it, so a client's
+ * thousands of made-up hops cost a split, not a parse each.
+ */
+function entriesOf(field: string, header: ForwardedHeader): string[] {
+  return header === 'forwarded' ? (splitUnquoted(field, ',') ?? ['"']) : field.split(',');
+}
+
+/** One raw entry as an address, or `undefined` when it is not one. */
+function entryNode(entry: string, header: ForwardedHeader): IpBytes | undefined {
+  if (header !== 'forwarded') return parseNode(entry);
+  const value = forwardedFor(entry);
+  return value === undefined ? undefined : parseNode(value);
 }
 
 /** {@link TrustProxy} with its list parsed. @internal */
@@ -131,12 +131,16 @@ export function clientBytes(peer: string | undefined, field: string | null | und
   const peerBytes = parseIp(peer.trim());
   if (peerBytes === undefined) return peer.trim();
   if (trust === false || trust === 0 || !field) return peerBytes;
-  const chain = chainOf(field, header);
+  const entries = entriesOf(field, header);
   let client = peerBytes;
-  for (let i = chain.length - 1, steps = 0; i >= 0 && trusts(trust, client, steps); i--, steps++) {
-    const next = chain[i];
+  for (let i = entries.length - 1, steps = 0; i >= 0 && trusts(trust, client, steps); i--) {
+    const entry = entries[i]!;
+    // Empty list elements (`a, , b`) are not hops.
+    if (entry.trim() === '') continue;
+    const next = entryNode(entry, header);
     if (next === undefined) break;
     client = next;
+    steps++;
   }
   return client;
 }
