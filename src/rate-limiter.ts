@@ -1,3 +1,4 @@
+import { MAX_DURATION_MS } from './duration.js';
 import { ConfigError } from './errors.js';
 
 /**
@@ -102,11 +103,12 @@ export function checkCustomLimiter(value: RateLimiter): RateLimiter {
 export function checkStep<S>(step: RateLimitStep<S>): RateLimitStep<S> {
   if (typeof step !== 'object' || step === null) throw new ConfigError('policy.decide', step, 'a function returning { allowed, state } or { allowed: false, retryAfterMs }');
   if (step.allowed === true) {
-    if (step.ttlMs !== undefined && !(typeof step.ttlMs === 'number' && step.ttlMs >= 0)) {
-      throw new ConfigError('policy.decide', step, 'a step whose ttlMs is a number of milliseconds >= 0');
+    // Bounded like every duration (MAX_DURATION_MS): an infinite or huge ttl would be an infinite reset in a Decision and a header.
+    if (step.ttlMs !== undefined && !(typeof step.ttlMs === 'number' && step.ttlMs >= 0 && step.ttlMs <= MAX_DURATION_MS)) {
+      throw new ConfigError('policy.decide', step, `a step whose ttlMs is a number of milliseconds from 0 to ${MAX_DURATION_MS} (1000 days)`);
     }
     return step;
   }
-  if (step.allowed === false && typeof step.retryAfterMs === 'number' && step.retryAfterMs > 0 && step.retryAfterMs < Infinity) return step;
-  throw new ConfigError('policy.decide', step, 'a function returning { allowed: true, state } or { allowed: false, retryAfterMs > 0 }');
+  if (step.allowed === false && typeof step.retryAfterMs === 'number' && step.retryAfterMs > 0 && step.retryAfterMs <= MAX_DURATION_MS) return step;
+  throw new ConfigError('policy.decide', step, `a function returning { allowed: true, state } or { allowed: false, retryAfterMs } (retryAfterMs from 0 to ${MAX_DURATION_MS})`);
 }

@@ -147,6 +147,22 @@ describe('a custom RateLimiter on the embedded store', () => {
     expect(store.stats(DAY).evictions).toBeGreaterThanOrEqual(15);
   });
 
+  it('rejects a step with an infinite or huge ttl or wait: every reset and Retry-After stays finite', () => {
+    for (const step of [
+      { allowed: true, state: 1, ttlMs: Infinity },
+      { allowed: true, state: 1, ttlMs: 1e308 },
+      { allowed: true, state: 1, ttlMs: NaN },
+      { allowed: false, retryAfterMs: 1e20 },
+      { allowed: false, retryAfterMs: Infinity },
+    ]) {
+      const odd: RateLimiter<number> = { name: 'odd', capacity: 5, initial: () => 0, decide: () => step as never };
+      const store = new EmbeddedStore();
+      const limiter = new Limiter({ policy: odd, store });
+      expect(() => limiter.limitSync('k'), JSON.stringify(step)).toThrow(ConfigError);
+      expect(store.stats().keys).toBe(0);
+    }
+  });
+
   it('rejects a broken algorithm with a typed error naming it, changing nothing', () => {
     const broken: RateLimiter<number> = { name: 'broken', capacity: 5, initial: () => 0, decide: () => ({ allowed: false, retryAfterMs: -1 }) };
     const limiter = new Limiter({ policy: broken });
