@@ -3,9 +3,9 @@
 // stay within the fallback's budget during the outage, and hand the outage's
 // admissions back to Redis afterwards.
 import { Cluster, Redis } from 'ioredis';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Limiter, fixedWindow, gcra, linearWindow } from '../src/index.js';
-import { RedisStore, RedisUnavailableError } from '../src/redis/index.js';
+import { RedisStore, RedisUnavailableError, StoreClosedError } from '../src/redis/index.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './helpers/redis-process.js';
 
 const TIMEOUT_MS = 100;
@@ -391,4 +391,48 @@ describe('startup and probes', () => {
     expect(sources.get('fallback') ?? 0).toBeGreaterThan(0);
     expect(sources.get('redis') ?? 0).toBeGreaterThanOrEqual(10);
   }, 20_000);
+});
+
+describe('lifecycle', () => {
+  it('close() lets batches in flight finish, later calls reject with StoreClosedError, and quitting after is quiet', async () => {
+    const limiter = await setup();
+    const rejections: unknown[] = [];
+    const onRejection = (e: unknown) => rejections.push(e);
+    process.on('unhandledRejection', onRejection);
+    try {
+      const calls = Array.from({ length: 200 }, (_, i) => limiter.limit(`close:${i}`));
+      const closing = store!.close();
+      expect(await limiter.limit('after').catch((e: unknown) => e)).toBeInstanceOf(StoreClosedError);
+      await closing;
+      const decided = await Promise.all(calls);
+      expect(decided.every((d) => d.source === 'redis')).toBe(true); // answered by Redis, not cut off
+      await (client as Redis).quit();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(rejections).toEqual([]);
+      await expect(limiter.reserve('after')).rejects.toBeInstanceOf(StoreClosedError);
+    } finally {
+      process.off('unhandledRejection', onRejection);
+    }
+  });
+
+  it("handles its client's errors: a wrong port prints no 'Unhandled error event' and opens the breaker", async () => {
+    server = await startRedis();
+    const port = server.port;
+    await server.stop();
+    server = undefined;
+    const printed: string[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void printed.push(args.map(String).join(' ')));
+    const wrong = new Redis({ host: '127.0.0.1', port, retryStrategy: () => 20 });
+    try {
+      store = new RedisStore({ client: wrong, prefix: 'wrong:' });
+      const limiter = new Limiter({ policy, store });
+      await new Promise((r) => setTimeout(r, 200)); // several reconnect attempts, each an 'error'
+      expect(printed.filter((line) => line.includes('Unhandled error event'))).toEqual([]);
+      expect(store.stats().state).toBe('open');
+      expect((await limiter.limit('k')).source).toBe('fallback');
+    } finally {
+      spy.mockRestore();
+      wrong.disconnect();
+    }
+  });
 });

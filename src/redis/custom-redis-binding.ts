@@ -10,6 +10,7 @@ import { CAS_COMMAND, type RedisClient } from './redis-client.js';
 import type { SourceCounts } from './redis-binding.js';
 import { keyBytes } from './key-bytes.js';
 import { RedisStateError } from './redis-state-error.js';
+import { StoreClosedError, type Lifecycle } from './store-closed-error.js';
 
 /** Most read-decide-write rounds one call makes before giving up under contention. */
 const MAX_ATTEMPTS = 16;
@@ -69,6 +70,8 @@ export interface CustomRedisBindingOptions {
   timeoutMs: number;
   fallback: FallbackOption;
   counts: SourceCounts;
+  /** Whether the store is closed (calls then reject with StoreClosedError). */
+  lifecycle: Lifecycle;
 }
 
 /**
@@ -157,6 +160,7 @@ export class CustomRedisBinding implements StoreBinding {
   }
 
   async limit(key: string, cost: number, dryRun: boolean): Promise<Decision> {
+    if (this.#o.lifecycle.closed) throw new StoreClosedError();
     const decision = await this.#update(key, (state, now) => {
       const step: RateLimitStep<unknown> = checkStep(this.#o.limiter.decide(state, now, cost));
       const answer = toDecision(this.#o.limiter.capacity, step, 'redis');
@@ -172,6 +176,7 @@ export class CustomRedisBinding implements StoreBinding {
   }
 
   async reserve(key: string, cost: number, maxWaitMs: number): Promise<Reservation> {
+    if (this.#o.lifecycle.closed) throw new StoreClosedError();
     const sentAt = this.#o.clock();
     const reservation = await this.#update(key, (state, now) => {
       const booked = reserveStep(this.#o.limiter, state, now, cost, maxWaitMs);
@@ -188,12 +193,14 @@ export class CustomRedisBinding implements StoreBinding {
   }
 
   async refund(key: string, cost: number): Promise<void> {
+    if (this.#o.lifecycle.closed) throw new StoreClosedError();
     const refund = this.#o.limiter.refund;
     if (refund === undefined) return;
     await this.#update(key, (state, now) => ({ state: refund.call(this.#o.limiter, state, now, cost), ttlMs: DEFAULT_TTL_MS, answer: undefined }));
   }
 
   async reset(key: string): Promise<void> {
+    if (this.#o.lifecycle.closed) throw new StoreClosedError();
     await this.#update(key, () => ({ delete: true, answer: undefined }));
   }
 }

@@ -6,6 +6,7 @@ export { scaleGates, type FallbackOption } from './fallback.js';
 export type { SourceCounts } from './redis-binding.js';
 export { RedisStateError } from './redis-state-error.js';
 export { RedisUnavailableError } from './redis-unavailable-error.js';
+export { StoreClosedError } from './store-closed-error.js';
 export { LeasedBinding, type LeaseOptions } from './leased-binding.js';
 export { CustomRedisBinding, RedisContentionError } from './custom-redis-binding.js';
 export { CAS_COMMAND } from './redis-client.js';

@@ -5,6 +5,7 @@ import { optionNames, strictOptions } from '../options.js';
 import { CODE } from '../policies/policy.js';
 import type { Policy } from '../policies/index.js';
 import type { StoreBinding } from '../store.js';
+import { StoreClosedError } from './store-closed-error.js';
 import type { LeaseReply, RedisBinding, SourceCounts } from './redis-binding.js';
 
 /**
@@ -141,12 +142,14 @@ export class LeasedBinding implements StoreBinding {
   }
 
   limit(key: string, cost: number, dryRun: boolean): Decision | Promise<Decision> {
+    if (this.#strict.closed) return Promise.reject(new StoreClosedError());
     if (dryRun) return this.#strict.limit(key, cost, true);
     return this.#local(key, cost, this.#clock()) ?? this.#miss(key, cost);
   }
 
   /** Decides without waiting: from the lease, or (no lease yet) a denial while one is fetched. */
   limitNow(key: string, cost: number): Decision {
+    if (this.#strict.closed) throw new StoreClosedError();
     const local = this.#local(key, cost, this.#clock());
     if (local !== undefined) return local;
     if (this.#strict.isDown(key)) return this.#strict.limitLocally(key, cost);

@@ -9,6 +9,7 @@ import { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
 import { CODE } from '../policies/policy.js';
 import { RedisStateError } from './redis-state-error.js';
 import { wtf8Length, writeWtf8 } from '../wtf8.js';
+import { StoreClosedError, type Lifecycle } from './store-closed-error.js';
 import type { MetricsSink } from '../metrics.js';
 
 /** Script operations (decide.lua's `op`). */
@@ -122,6 +123,8 @@ export interface RedisBindingOptions {
   counts: SourceCounts;
   /** Batch sizes and durations go here (undefined: not measured). */
   metrics: MetricsSink | undefined;
+  /** Whether the store is closed (calls then reject with StoreClosedError). */
+  lifecycle: Lifecycle;
 }
 
 
@@ -228,6 +231,7 @@ export class RedisBinding implements StoreBinding {
 
   /** Decides a limit without Redis now (its shard is down), synchronously: for leased mode's `limitNow`. @internal */
   limitLocally(key: string, cost: number): Decision {
+    if (this.#o.lifecycle.closed) throw new StoreClosedError();
     return this.#decideLocally(key, OP_LIMIT, cost, 0) as Decision;
   }
 
@@ -306,6 +310,7 @@ export class RedisBinding implements StoreBinding {
    */
   async #drainLedger(): Promise<boolean> {
     const breaker = this.#o.breaker;
+    if (this.#o.lifecycle.closed) return false;
     // Keys, not charges: a key's charge may go out in front of its next call
     // meanwhile (see #chargeFirst), and must not go twice.
     const keys = [...this.#ledger.keys()];
@@ -321,6 +326,10 @@ export class RedisBinding implements StoreBinding {
         chunk.push([key, owed.cost]);
       }
       if (chunk.length === 0) continue;
+      if (this.#o.lifecycle.closed) {
+        for (const [key, cost] of chunk) this.#record(key, cost);
+        return false;
+      }
       sent += chunk.length;
       const results = await Promise.all(chunk.map(([key, cost]) => this.#charge(key, cost)));
       if (results.includes(false)) return false;
@@ -350,6 +359,7 @@ export class RedisBinding implements StoreBinding {
   }
 
   limit(key: string, cost: number, dryRun: boolean): Decision | Promise<Decision> {
+    if (this.#o.lifecycle.closed) return Promise.reject(new StoreClosedError());
     const op = dryRun ? OP_PEEK : OP_LIMIT;
     const shard = this.#shardOf(key);
     if (this.#o.breaker.isOpen(this.#breakerShard(shard))) return this.#yielding(this.#decideLocally(key, op, cost, 0) as Decision);
@@ -368,6 +378,7 @@ export class RedisBinding implements StoreBinding {
   }
 
   reserve(key: string, cost: number, maxWaitMs: number): Reservation | Promise<Reservation> {
+    if (this.#o.lifecycle.closed) return Promise.reject(new StoreClosedError());
     const shard = this.#shardOf(key);
     if (this.#o.breaker.isOpen(this.#breakerShard(shard))) return this.#yielding(this.#decideLocally(key, OP_RESERVE, cost, maxWaitMs) as Reservation);
     return this.#enqueue(key, shard, OP_RESERVE, cost, maxWaitMs) as Promise<Reservation>;
@@ -387,6 +398,7 @@ export class RedisBinding implements StoreBinding {
    * `urgent: false` (a prefetch) lets it wait a few ms to share a script call.
    */
   lease(key: string, want: number, horizonMs: number, urgent: boolean): Promise<LeaseReply | undefined> {
+    if (this.#o.lifecycle.closed) return Promise.resolve(undefined);
     const shard = this.#shardOf(key);
     if (this.#down(shard)) return Promise.resolve(undefined);
     this.#o.counts.leases++;
@@ -394,10 +406,12 @@ export class RedisBinding implements StoreBinding {
   }
 
   async refund(key: string, cost: number): Promise<void> {
+    if (this.#o.lifecycle.closed) throw new StoreClosedError();
     await this.#enqueue(key, this.#shardOf(key), OP_REFUND, cost, 0);
   }
 
   async reset(key: string): Promise<void> {
+    if (this.#o.lifecycle.closed) throw new StoreClosedError();
     await this.#enqueue(key, this.#shardOf(key), OP_RESET, 1, 0);
   }
 
@@ -460,8 +474,30 @@ export class RedisBinding implements StoreBinding {
     const pending = this.#pending;
     this.#pending = new Map();
     this.#size = 0;
-    for (const [shard, entries] of pending) void this.#sendShard(shard, entries);
+    for (const [shard, entries] of pending) {
+      const sent = this.#sendShard(shard, entries);
+      this.#inFlight.add(sent);
+      void sent.finally(() => this.#inFlight.delete(sent));
+    }
   };
+
+  /** Batches sent and not answered yet. */
+  readonly #inFlight = new Set<Promise<void>>();
+
+  /** Whether calls of this binding are closed out (the store's `close()`). @internal */
+  get closed(): boolean {
+    return this.#o.lifecycle.closed;
+  }
+
+  /**
+   * The store is closing: sends what is queued, and resolves once every batch
+   * in flight is answered (or timed out), so that quitting the client after
+   * cannot fail a call. @internal
+   */
+  async close(): Promise<void> {
+    this.#flush();
+    await Promise.allSettled([...this.#inFlight]);
+  }
 
   async #sendShard(shard: number, entries: Map<string, Hit[]>): Promise<void> {
     const argv: (string | Buffer)[] = [this.#o.clientTime ? String(this.#o.clock()) : '', ...this.#gateArgs];

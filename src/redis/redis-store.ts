@@ -12,6 +12,7 @@ import { CustomRedisBinding } from './custom-redis-binding.js';
 import type { RateLimiter } from '../rate-limiter.js';
 import { CircuitBreaker, withTimeout, type BreakerCloseDetail, type BreakerOpenDetail, type BreakerState } from './circuit-breaker.js';
 import { describeTarget, RedisUnavailableError } from './redis-unavailable-error.js';
+import type { Lifecycle } from './store-closed-error.js';
 import { checkMetrics, type MetricsSink } from '../metrics.js';
 import { fallbackGates, type FallbackOption } from './fallback.js';
 import { LeasedBinding, leaseSettings, type LeaseOptions, type LeaseSettings } from './leased-binding.js';
@@ -155,6 +156,7 @@ export class RedisStore implements Store {
   readonly #timeoutMs: number;
   readonly #connectTimeoutMs: number;
   readonly #bindings: RedisBinding[] = [];
+  readonly #lifecycle: Lifecycle = { closed: false };
   readonly #probe: (shard: number) => Promise<void>;
   readonly #fallback: FallbackOption;
   readonly #reconcile: boolean;
@@ -260,6 +262,15 @@ export class RedisStore implements Store {
       this.breaker.addEventListener('close', (e) => metrics.count('cellgate.breaker.transitions', (e as CustomEvent<BreakerCloseDetail>).detail.shards.length, toClosed));
     }
 
+    // The client's errors are the store's to handle: they open the breaker (a
+    // connection refused, reset, a wrong URL), and no "Unhandled error event"
+    // is printed for each reconnect attempt.
+    const events = client as unknown as { on?: (event: string, listener: (error: unknown) => void) => unknown };
+    if (typeof events.on === 'function') {
+      events.on.call(client, 'error', (error: unknown) => {
+        if (!this.#lifecycle.closed) this.breaker.fail(-1, error);
+      });
+    }
     this.#client = client;
     this.#prefix = prefix;
     this.#shards = shards;
@@ -321,6 +332,7 @@ export class RedisStore implements Store {
       reconcile: this.#reconcile,
       counts: this.#counts,
       metrics: this.#metrics,
+      lifecycle: this.#lifecycle,
     });
     this.#bindings.push(strict);
     return this.#lease === undefined ? strict : new LeasedBinding(strict, gates, clock, this.#counts, this.#lease);
@@ -344,6 +356,7 @@ export class RedisStore implements Store {
       timeoutMs: this.#timeoutMs,
       fallback: this.#fallback,
       counts: this.#counts,
+      lifecycle: this.#lifecycle,
     });
   }
 
@@ -381,8 +394,22 @@ export class RedisStore implements Store {
     this.breaker.succeeded(-1);
   }
 
-  /** Stops the breaker's probe timer (the client is the caller's to close). */
-  close(): void {
+  /**
+   * Closes the store: stops probing and reconciling, sends what is queued and
+   * resolves once every batch in flight has its answer (or its timeout), so
+   * that quitting the client afterwards cannot fail a call. Later calls
+   * reject with {@link StoreClosedError}. The client is the caller's to close.
+   *
+   * @example
+   * ```ts
+   * await store.close();
+   * await redis.quit();
+   * ```
+   */
+  async close(): Promise<void> {
+    if (this.#lifecycle.closed) return;
+    this.#lifecycle.closed = true;
     this.breaker.stop();
+    await Promise.all(this.#bindings.map((b) => b.close()));
   }
 }
