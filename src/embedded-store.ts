@@ -451,6 +451,20 @@ export class EmbeddedBinding implements StoreBinding {
   }
 
   /**
+   * Replaces the gates' parameters in place, keeping every key's state: the
+   * Redis store's fallback when the fleet's size changes (its share rescaled).
+   * Same number of gates, same algorithms.
+   * @internal
+   */
+  setGates(gates: readonly Policy[]): void {
+    if (gates.length !== this.#gates) throw new ConfigError('gates', gates.length, `${this.#gates} gates`);
+    gates.forEach((g, i) => {
+      this.#core.setPolicy(this.#gate0 + i, g.core.code, g.core.p0, g.core.p1, g.core.p2);
+      this.#capacity[i] = g.core.capacity;
+    });
+  }
+
+  /**
    * Overwrites the key's state in every gate with what another store (Redis)
    * reported: 4 numbers per gate, `a b c exp`, from `states[offset]` on. The
    * local mirror of the Redis store.

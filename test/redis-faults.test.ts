@@ -2,10 +2,12 @@
 // resumed. Calls must never reject, never wait much past the store's timeout,
 // stay within the fallback's budget during the outage, and hand the outage's
 // admissions back to Redis afterwards.
+import { fileURLToPath } from 'node:url';
 import { Cluster, Redis } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Limiter, fixedWindow, gcra, linearWindow } from '../src/index.js';
 import { RedisStore, RedisUnavailableError, StoreClosedError } from '../src/redis/index.js';
+import { runPods } from './helpers/pods.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './helpers/redis-process.js';
 
 const TIMEOUT_MS = 100;
@@ -148,7 +150,7 @@ describe('Redis faults under load', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(store!.stats().decisions.reconciled).toBe(admitted);
     // The charge reached Redis: its state for 'k' books at least the outage's admissions.
-    const keys = await client!.keys('fault:*');
+    const keys = (await client!.keys('fault:*')).filter((k) => !k.endsWith('{fleet}'));
     expect(keys.length).toBe(1);
   }, 20_000);
 
@@ -435,4 +437,47 @@ describe('lifecycle', () => {
       wrong.disconnect();
     }
   });
+});
+
+describe('the fleet', () => {
+  it('counts the stores heartbeating under a prefix, and a closed one leaves', async () => {
+    server = await startRedis();
+    client = new Redis({ host: server.host, port: server.port, retryStrategy: () => 50 });
+    const stores = Array.from({ length: 3 }, () => new RedisStore({ client: client!, prefix: 'members:' }));
+    try {
+      await Promise.all(stores.map((s) => s.ready()));
+      const deadline = performance.now() + 5000;
+      while (stores.some((s) => s.stats().fleetSize !== 3) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(stores.map((s) => s.stats().fleetSize)).toEqual([3, 3, 3]);
+      await stores[2]!.close();
+      while (stores[0]!.stats().fleetSize !== 2 && performance.now() < deadline + 3000) await new Promise((r) => setTimeout(r, 50));
+      expect(stores[0]!.stats().fleetSize).toBe(2);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  }, 20_000);
+
+  it('4 processes with default options: kill -9 for 3 s keeps the fleet within its allowance (the fallback takes 1/N of the fleet Redis counts)', async () => {
+    server = await startRedis();
+    const worker = fileURLToPath(new URL('./fixtures/fleet-worker.mjs', import.meta.url));
+    const pods = await runPods(worker, Array.from({ length: 4 }, () => [String(server!.port), 'shared', '5000']), 40_000, { PODS: '4' });
+    const started = performance.now();
+    await new Promise((r) => setTimeout(r, 1000));
+    server.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 3000));
+    await server.restart();
+    const results = (await Promise.all(pods.map((p) => p.result))) as { admitted: number; bySource: Record<string, number>; fleetSizes: number[] }[];
+    const elapsed = performance.now() - started;
+    const admitted = results.reduce((n, r) => n + r.admitted, 0);
+    const inFallback = results.reduce((n, r) => n + (r.bySource.fallback ?? 0), 0);
+    // GCRA 100/s, burst 10 over the run (5 s and the pods' exit): the burst
+    // plus one per 10 ms, plus each pod's own burst floor at the outage's start
+    // (10 / 4 -> 2 each) and at the restart (Redis restarted empty: the burst again).
+    const allowance = 10 + Math.ceil(elapsed / 10) + 4 * 2 + 10;
+    console.log(`fleet of 4, kill -9 for 3 s: ${admitted} admitted (${inFallback} by the fallback) in ${elapsed.toFixed(0)} ms; allowance ${allowance}; fleet sizes seen ${JSON.stringify(results.map((r) => r.fleetSizes))}`);
+    expect(results).toHaveLength(4);
+    expect(inFallback).toBeGreaterThan(100); // the outage was decided locally, at 1/4 each
+    expect(admitted).toBeLessThanOrEqual(allowance);
+    for (const r of results) expect(r.fleetSizes).toContain(4);
+  }, 60_000);
 });

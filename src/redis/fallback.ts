@@ -5,13 +5,22 @@ import type { Policy } from '../policies/index.js';
 
 /**
  * What a {@link RedisStore} decides while Redis is unreachable:
- * - `{ nodes: N }` (default `{ nodes: 1 }`): the same policy scaled to this
- *   node's share, 1/N of the rate and of the burst (at least 1), decided
- *   locally from the last state Redis reported for the key;
+ * - default (the option left out): the policy scaled to this node's share of
+ *   the live fleet, 1/N where N is the number of stores that heartbeat into
+ *   Redis (the last N seen before the outage); a store that has never heard
+ *   from Redis knows no N and denies until it has;
+ * - `{ nodes: N }`: the same policy scaled to a fixed share of N nodes, 1/N of
+ *   the rate and of the burst (at least 1), decided locally from the last
+ *   state Redis reported for the key;
  * - `{ policy }`: an explicit policy (or gates) decided locally;
  * - `'open'`: admit everything; `'closed'`: deny everything.
  */
 export type FallbackOption = { nodes: number } | { policy: Policy | readonly Policy[] } | 'open' | 'closed';
+
+/** The default fallback, internally: a share of the fleet whose size Redis reports. @internal */
+export const FLEET = 'fleet';
+/** {@link FallbackOption} or the default. @internal */
+export type FallbackSetting = FallbackOption | typeof FLEET;
 
 /** The names of both object forms of {@link FallbackOption}. */
 const FALLBACK_OPTIONS = optionNames<FallbackOption extends infer F ? (F extends object ? keyof F : never) : never>({ nodes: true, policy: true });
@@ -49,6 +58,8 @@ export function scaleGates(gates: readonly Policy[], nodes: number): Policy[] {
  */
 export function fallbackGates(option: unknown, gates: readonly Policy[]): Policy[] | undefined {
   if (option === 'open' || option === 'closed') return undefined;
+  // The default: scaled to the fleet's size as Redis reports it (RedisBinding rescales).
+  if (option === FLEET) return scaleGates(gates, 1);
   if (typeof option === 'object' && option !== null && !Array.isArray(option)) {
     // One form or the other: a typo (`nodse`) or both names would leave one unread.
     const o = strictOptions(option, 'new RedisStore({ fallback })', FALLBACK_OPTIONS, 'fallback');

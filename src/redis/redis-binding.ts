@@ -4,7 +4,7 @@ import type { EmbeddedBinding, EmbeddedStore } from '../embedded-store.js';
 import type { Policy } from '../policies/index.js';
 import type { StoreBinding } from '../store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
-import { fallbackGates, type FallbackOption } from './fallback.js';
+import { fallbackGates, FLEET, scaleGates, type FallbackSetting } from './fallback.js';
 import { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
 import { CODE } from '../policies/policy.js';
 import { RedisStateError } from './redis-state-error.js';
@@ -118,7 +118,9 @@ export interface RedisBindingOptions {
   /** Whether the breaker has a state per virtual shard (a Cluster) or one (a server). */
   breakerPerShard: boolean;
   timeoutMs: number;
-  fallback: FallbackOption;
+  fallback: FallbackSetting;
+  /** The fleet's size as Redis last reported it (undefined: never heard), for the default fallback. */
+  fleet: { nodes: number | undefined };
   reconcile: boolean;
   counts: SourceCounts;
   /** Batch sizes and durations go here (undefined: not measured). */
@@ -144,14 +146,32 @@ export class RedisBinding implements StoreBinding {
   /** Whether Redis's answers seed the fallback (the scaled policy, gate for gate). */
   readonly #seedFallback: boolean;
   /** Per gate, the capacity a seeded token count is clamped to (NaN: no clamp). */
-  readonly #seedClamp: number[];
+  #seedClamp: number[] = [];
   /** Cost admitted by the fallback per key, charged to Redis after recovery. */
   /** Per key, the cost units the fallback admitted in the outage and when it last did. */
   #ledger = new Map<string, { cost: number; at: number }>();
   /** The ledger size that triggers the next prune (twice what the last one left). */
   #pruneAt = MIN_PRUNE;
   /** How long after its last admission a key's fallback state decays at most (its charge is moot after). */
-  readonly #horizonMs: number;
+  #horizonMs = 0;
+  /** What follows from the fallback's gates: the seed clamp and the ledger's horizon. */
+  #share(local: readonly Policy[]): void {
+    // A token count seeded from the whole fleet's bucket must not exceed this node's share.
+    this.#seedClamp = local.map((g) => (g.core.code === CODE.tokenInterval ? g.core.p0 : NaN));
+    this.#horizonMs = Math.max(0, ...local.map(decayHorizon));
+  }
+
+  /**
+   * The fleet's size changed (the store's heartbeat): the default fallback is
+   * rescaled to 1/N in place, keeping the keys' fallback state. @internal
+   */
+  fleetChanged(nodes: number): void {
+    if (this.#o.fallback !== FLEET || this.#fallback === undefined) return;
+    const local = scaleGates(this.#o.gates, nodes);
+    this.#fallback.setGates(local);
+    this.#share(local);
+  }
+
   /** Keys whose outage admissions are still to be charged to Redis. @internal */
   get owedKeys(): number {
     return this.#ledger.size;
@@ -184,10 +204,9 @@ export class RedisBinding implements StoreBinding {
     this.#mirror = options.mirror.bind(options.gates, redisClock);
     const local = fallbackGates(options.fallback, options.gates);
     this.#fallback = local === undefined ? undefined : options.mirror.bind(local, redisClock);
-    this.#seedFallback = typeof options.fallback === 'object' && 'nodes' in options.fallback;
-    // A token count seeded from the whole fleet's bucket must not exceed this node's share.
-    this.#seedClamp = (local ?? []).map((g) => (g.core.code === CODE.tokenInterval ? g.core.p0 : NaN));
-    this.#horizonMs = Math.max(0, ...(local ?? []).map(decayHorizon));
+    this.#seedFallback = options.fallback === FLEET || (typeof options.fallback === 'object' && 'nodes' in options.fallback);
+    this.#share(local ?? []);
+    if (options.fallback === FLEET && options.fleet.nodes !== undefined) this.fleetChanged(options.fleet.nodes);
     if (options.reconcile) options.breaker.addEventListener('close', () => this.#reconcile());
   }
 
@@ -245,7 +264,9 @@ export class RedisBinding implements StoreBinding {
       return undefined;
     }
     counts.fallback++;
-    if (fallback === undefined) {
+    // The default fallback of a store that has never heard the fleet's size
+    // from Redis: no share is known, so nothing is admitted on its own.
+    if (fallback === undefined || (this.#o.fallback === FLEET && this.#o.fleet.nodes === undefined)) {
       const open = this.#o.fallback === 'open';
       const limit = this.#capacity[0]!;
       if (op === OP_RESERVE) {

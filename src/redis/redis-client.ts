@@ -18,3 +18,6 @@ export const DECIDE_COMMAND = 'cellgateDecide';
 
 /** Name under which the compare-and-set script of custom limiters is registered. */
 export const CAS_COMMAND = 'cellgateCas';
+
+/** Name under which the fleet heartbeat script (fleet.lua) is registered. */
+export const FLEET_COMMAND = 'cellgateFleet';

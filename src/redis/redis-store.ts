@@ -1,4 +1,4 @@
-import { casLua, decideLua } from '../../build/redis-scripts.js';
+import { casLua, decideLua, fleetLua } from '../../build/redis-scripts.js';
 import type { Clock } from '../clock.js';
 import { EmbeddedStore, MAX_KEYS } from '../embedded-store.js';
 import { ConfigError } from '../errors.js';
@@ -7,16 +7,21 @@ import { optionNames, strictOptions } from '../options.js';
 import type { Policy } from '../policies/index.js';
 import type { Store } from '../store.js';
 import { RedisBinding } from './redis-binding.js';
-import { CAS_COMMAND, DECIDE_COMMAND, type RedisClient } from './redis-client.js';
+import { CAS_COMMAND, DECIDE_COMMAND, FLEET_COMMAND, type RedisClient } from './redis-client.js';
 import { CustomRedisBinding } from './custom-redis-binding.js';
 import type { RateLimiter } from '../rate-limiter.js';
 import { CircuitBreaker, withTimeout, type BreakerCloseDetail, type BreakerOpenDetail, type BreakerState } from './circuit-breaker.js';
 import { describeTarget, RedisUnavailableError } from './redis-unavailable-error.js';
 import type { Lifecycle } from './store-closed-error.js';
 import { checkMetrics, type MetricsSink } from '../metrics.js';
-import { fallbackGates, type FallbackOption } from './fallback.js';
+import { fallbackGates, FLEET, type FallbackOption, type FallbackSetting } from './fallback.js';
 import { LeasedBinding, leaseSettings, type LeaseOptions, type LeaseSettings } from './leased-binding.js';
 import type { SourceCounts } from './redis-binding.js';
+
+/** How often a store heartbeats into the fleet's membership set. */
+const HEARTBEAT_MS = 1000;
+/** How long a store counts as live after its last heartbeat: the fleet's size is that of the last few seconds. */
+const MEMBER_TTL_MS = 5000;
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
@@ -64,9 +69,11 @@ export interface RedisStoreOptions {
   /** How often an open breaker probes Redis (default 500 ms). */
   probeIntervalMs?: number;
   /**
-   * What decides while Redis is unreachable (default `{ nodes: 1 }`): see
-   * {@link FallbackOption}. Set `nodes` to the number of processes sharing
-   * the limit, so that the fleet stays within it during an outage.
+   * What decides while Redis is unreachable: see {@link FallbackOption}. By
+   * default each store takes 1/N of the policy, N the live stores that
+   * heartbeat into Redis under this prefix (`stats().fleetSize`), so the
+   * fleet stays within its limit during an outage however many pods run;
+   * `{ nodes }` fixes N instead.
    */
   fallback?: FallbackOption;
   /** Charge what the fallback admitted back to Redis when it returns (default true). */
@@ -115,6 +122,8 @@ export interface RedisStoreStats {
   readonly openShards: number;
   /** Times a shard has opened. */
   readonly opens: number;
+  /** Live stores under this prefix, as Redis last reported them (undefined: never heard); the default fallback takes 1/this. */
+  readonly fleetSize: number | undefined;
   /** Keys whose admissions during an outage are still to be charged to Redis (reconciliation). */
   readonly owedKeys: number;
   /** Decisions by source, and cost units reconciled after outages. */
@@ -158,7 +167,12 @@ export class RedisStore implements Store {
   readonly #bindings: RedisBinding[] = [];
   readonly #lifecycle: Lifecycle = { closed: false };
   readonly #probe: (shard: number) => Promise<void>;
-  readonly #fallback: FallbackOption;
+  readonly #fallback: FallbackSetting;
+  /** The fleet's size as Redis last reported it, shared with the bindings. */
+  readonly #fleet: { nodes: number | undefined } = { nodes: undefined };
+  /** This store's id in the fleet's membership set. */
+  readonly #id = Array.from(crypto.getRandomValues(new Uint32Array(2)), (x) => x.toString(16).padStart(8, '0')).join('');
+  #heartbeat: ReturnType<typeof setTimeout> | undefined;
   readonly #reconcile: boolean;
   readonly #breakerPerShard: boolean;
   readonly #metrics: MetricsSink | undefined;
@@ -219,8 +233,8 @@ export class RedisStore implements Store {
     if (typeof probeIntervalMs !== 'number' || !(probeIntervalMs >= 1 && probeIntervalMs <= 600_000)) {
       throw new ConfigError('probeIntervalMs', probeIntervalMs, 'a number of milliseconds from 1 to 600000');
     }
-    const fallback = (o.fallback === undefined ? { nodes: 1 } : o.fallback) as FallbackOption;
-    fallbackGates(fallback, []); // validates the option's shape now, not at the first outage
+    const fallback = (o.fallback === undefined ? FLEET : o.fallback) as FallbackSetting;
+    if (o.fallback !== undefined) fallbackGates(fallback, []); // validates the option's shape now, not at the first outage
     const reconcile = o.reconcile === undefined ? true : o.reconcile;
     if (typeof reconcile !== 'boolean') throw new ConfigError('reconcile', reconcile, 'a boolean');
     const mode = o.mode === undefined ? 'strict' : o.mode;
@@ -235,6 +249,9 @@ export class RedisStore implements Store {
     }
     if (typeof (client as unknown as Record<string, unknown>)[CAS_COMMAND] !== 'function') {
       client.defineCommand(CAS_COMMAND, { numberOfKeys: 1, lua: casLua });
+    }
+    if (typeof (client as unknown as Record<string, unknown>)[FLEET_COMMAND] !== 'function') {
+      client.defineCommand(FLEET_COMMAND, { numberOfKeys: 1, lua: fleetLua });
     }
     // A probe is an empty decide call: routed like the shard's own calls, so
     // on a Cluster it asks the master that serves the shard.
@@ -273,12 +290,36 @@ export class RedisStore implements Store {
     }
     this.#client = client;
     this.#prefix = prefix;
+    this.#beat();
     this.#shards = shards;
     this.#shardShift = 32 - Math.log2(shards);
     this.#clientTime = time === 'client';
     this.#maxDelayMs = maxDelayMs;
     this.#maxSize = maxSize;
     this.#negativeCache = negativeCache;
+  }
+
+  /**
+   * Tells Redis this store is alive and learns how many are (fleet.lua), now
+   * and every {@link HEARTBEAT_MS}; a new size rescales every binding's
+   * default fallback. A failed beat changes nothing: the last size stands.
+   */
+  #beat(): void {
+    if (this.#lifecycle.closed) return;
+    const send = (this.#client as unknown as Record<string, (...args: string[]) => Promise<number>>)[FLEET_COMMAND]!;
+    // A lazy client not yet connected (`'wait'`) is left to connect when its owner says.
+    if (typeof send === 'function' && this.#client.status !== 'wait') void withTimeout(send.call(this.#client, `${this.#prefix}{fleet}`, this.#id, String(MEMBER_TTL_MS), ''), this.#connectTimeoutMs).then(
+      (size) => {
+        const nodes = Math.max(1, Number(size));
+        if (nodes !== this.#fleet.nodes && !this.#lifecycle.closed) {
+          this.#fleet.nodes = nodes;
+          for (const b of this.#bindings) b.fleetChanged(nodes);
+        }
+      },
+      () => {},
+    );
+    this.#heartbeat = setTimeout(() => this.#beat(), HEARTBEAT_MS);
+    (this.#heartbeat as { unref?: () => void }).unref?.();
   }
 
   /** The number of virtual shards. */
@@ -329,6 +370,7 @@ export class RedisStore implements Store {
       breakerPerShard: this.#breakerPerShard,
       timeoutMs: this.#timeoutMs,
       fallback: this.#fallback,
+      fleet: this.#fleet,
       reconcile: this.#reconcile,
       counts: this.#counts,
       metrics: this.#metrics,
@@ -354,7 +396,7 @@ export class RedisStore implements Store {
       breaker: this.breaker,
       breakerPerShard: this.#breakerPerShard,
       timeoutMs: this.#timeoutMs,
-      fallback: this.#fallback,
+      fallback: this.#fallback === FLEET ? 'closed' : this.#fallback,
       counts: this.#counts,
       lifecycle: this.#lifecycle,
     });
@@ -370,7 +412,7 @@ export class RedisStore implements Store {
    */
   stats(): RedisStoreStats {
     const owedKeys = this.#bindings.reduce((n, b) => n + b.owedKeys, 0);
-    return { state: this.breaker.state, openShards: this.breaker.openShards, opens: this.breaker.opens, owedKeys, decisions: { ...this.#counts } };
+    return { state: this.breaker.state, openShards: this.breaker.openShards, opens: this.breaker.opens, fleetSize: this.#fleet.nodes, owedKeys, decisions: { ...this.#counts } };
   }
 
   /**
@@ -410,6 +452,11 @@ export class RedisStore implements Store {
     if (this.#lifecycle.closed) return;
     this.#lifecycle.closed = true;
     this.breaker.stop();
-    await Promise.all(this.#bindings.map((b) => b.close()));
+    clearTimeout(this.#heartbeat);
+    // Leave the fleet (best effort): the others' shares grow back at once, not after MEMBER_TTL_MS.
+    const send = (this.#client as unknown as Record<string, (...args: string[]) => Promise<number>>)[FLEET_COMMAND]!;
+    const leave =
+      typeof send !== 'function' || this.#client.status === 'wait' ? undefined : withTimeout(send.call(this.#client, `${this.#prefix}{fleet}`, this.#id, String(MEMBER_TTL_MS), '1'), this.#timeoutMs).catch(() => undefined);
+    await Promise.all([leave, ...this.#bindings.map((b) => b.close())]);
   }
 }

@@ -21,9 +21,9 @@ export interface Pod {
  * const results = await Promise.all(pods.map((p) => p.result));
  * ```
  */
-export async function runPods(script: string, args: string[][], timeoutMs = 20_000): Promise<Pod[]> {
+export async function runPods(script: string, args: string[][], timeoutMs = 20_000, env: Record<string, string> = {}): Promise<Pod[]> {
   const pods = args.map((a) => {
-    const child = spawn(process.execPath, [script, ...a], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [script, ...a], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
     const result = new Promise<Record<string, unknown> | undefined>((resolve, reject) => {
       let out = '';
       const timer = setTimeout(() => {
