@@ -28,7 +28,9 @@
 --                   on its own while Redis was unreachable), 6 lease (take
 --                   up to cost units for a client to spend on its own, see
 --                   below); cost in units; maxWait in ms (reserve: "inf" for
---                   none; lease: the horizon of GCRA's future slots)
+--                   none; lease: the horizon of GCRA's future slots; charge:
+--                   the epoch ms, on Redis's clock, as of which the units
+--                   were spent, e.g. when an outage began)
 --
 -- State of gate g of key k lives at "<KEYS[1]>:<k>|<gate id>" as 32 bytes,
 -- the little-endian doubles a, b, c, exp (binary, so times survive exactly and
@@ -515,8 +517,13 @@ local function hit(op, cost, maxWait)
   elseif op == 6 then
     lease(cost, maxWait)
   elseif op == 5 then
+    -- As of when the units were spent (maxWait), not now: GCRA's TAT and a
+    -- bucket run on from then, so a fleet that kept to its fallback shares is
+    -- not silenced after the outage for what it already paid in time.
+    local at = now
+    if maxWait < now then at = maxWait end
     for g = 1, G do
-      local a, b, c, exp = charge(gcode[g], gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, now)
+      local a, b, c, exp = charge(gcode[g], gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, at)
       commit(g, a, b, c, exp)
     end
     emit(0, 0, 0, 0)

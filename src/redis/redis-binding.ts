@@ -148,8 +148,12 @@ export class RedisBinding implements StoreBinding {
   /** Per gate, the capacity a seeded token count is clamped to (NaN: no clamp). */
   #seedClamp: number[] = [];
   /** Cost admitted by the fallback per key, charged to Redis after recovery. */
-  /** Per key, the cost units the fallback admitted in the outage and when it last did. */
-  #ledger = new Map<string, { cost: number; at: number }>();
+  /**
+   * Per key, the cost units the fallback admitted in the outage, when it
+   * first did (the charge is made as of then) and when it last did (for
+   * pruning), by the local clock.
+   */
+  #ledger = new Map<string, { cost: number; from: number; at: number }>();
   /** The ledger size that triggers the next prune (twice what the last one left). */
   #pruneAt = MIN_PRUNE;
   /** How long after its last admission a key's fallback state decays at most (its charge is moot after). */
@@ -284,7 +288,7 @@ export class RedisBinding implements StoreBinding {
     return { ...d, source: 'fallback' };
   }
 
-  #record(key: string, cost: number): void {
+  #record(key: string, cost: number, from?: number): void {
     if (!this.#o.reconcile) return;
     const ledger = this.#ledger;
     // No cap: a key left out would be charged nothing for what it spent in
@@ -297,13 +301,14 @@ export class RedisBinding implements StoreBinding {
     if (had !== undefined) {
       had.cost += cost;
       had.at = now;
+      if (from !== undefined && from < had.from) had.from = from;
       return;
     }
     if (ledger.size >= this.#pruneAt) {
       for (const [k, e] of ledger) if (e.at < now - this.#horizonMs) ledger.delete(k);
       this.#pruneAt = Math.max(MIN_PRUNE, ledger.size * 2);
     }
-    ledger.set(key, { cost, at: now });
+    ledger.set(key, { cost, from: from ?? now, at: now });
   }
 
   /**
@@ -338,21 +343,21 @@ export class RedisBinding implements StoreBinding {
     const size = this.#o.maxSize;
     let sent = 0;
     for (let start = 0; start < keys.length; start += size) {
-      const chunk: [key: string, cost: number][] = [];
+      const chunk: [key: string, cost: number, from: number][] = [];
       for (let i = start; i < Math.min(start + size, keys.length); i++) {
         const key = keys[i]!;
         const owed = this.#ledger.get(key);
         if (owed === undefined || breaker.isOpen(this.#breakerShard(this.#shardOf(key)))) continue;
         this.#ledger.delete(key);
-        chunk.push([key, owed.cost]);
+        chunk.push([key, owed.cost, owed.from]);
       }
       if (chunk.length === 0) continue;
       if (this.#o.lifecycle.closed) {
-        for (const [key, cost] of chunk) this.#record(key, cost);
+        for (const [key, cost, from] of chunk) this.#record(key, cost, from);
         return false;
       }
       sent += chunk.length;
-      const results = await Promise.all(chunk.map(([key, cost]) => this.#charge(key, cost)));
+      const results = await Promise.all(chunk.map(([key, cost, from]) => this.#charge(key, cost, from)));
       if (results.includes(false)) return false;
     }
     return sent > 0;
@@ -365,15 +370,19 @@ export class RedisBinding implements StoreBinding {
    * way). A key holding a value cellgate did not write can never be charged:
    * dropped.
    */
-  #charge(key: string, cost: number): Promise<boolean> {
-    return this.#enqueue(key, this.#shardOf(key), OP_CHARGE, cost, 0).then(
+  #charge(key: string, cost: number, from: number): Promise<boolean> {
+    // As of when the fallback first admitted it, on Redis's clock (decide.lua
+    // op 5): a fleet that kept to its shares in the outage is not silenced
+    // after it by a debt charged as if it were all spent at once now.
+    const asOf = this.#o.clientTime ? from : from + this.#offset;
+    return this.#enqueue(key, this.#shardOf(key), OP_CHARGE, cost, asOf).then(
       () => {
         this.#o.counts.reconciled += cost;
         return true;
       },
       (error: unknown) => {
         if (error instanceof RedisStateError) return true;
-        this.#record(key, cost);
+        this.#record(key, cost, from);
         return false;
       },
     );
@@ -444,7 +453,7 @@ export class RedisBinding implements StoreBinding {
       const owed = this.#ledger.get(key);
       if (owed !== undefined) {
         this.#ledger.delete(key);
-        void this.#charge(key, owed.cost);
+        void this.#charge(key, owed.cost, owed.from);
       }
     }
     return new Promise((resolve, reject) => {

@@ -173,6 +173,8 @@ export class RedisStore implements Store {
   /** This store's id in the fleet's membership set. */
   readonly #id = Array.from(crypto.getRandomValues(new Uint32Array(2)), (x) => x.toString(16).padStart(8, '0')).join('');
   #heartbeat: ReturnType<typeof setTimeout> | undefined;
+  /** The fleet sizes Redis reported lately, with when: [epoch ms, size]. */
+  readonly #sizes: [number, number][] = [];
   readonly #reconcile: boolean;
   readonly #breakerPerShard: boolean;
   readonly #metrics: MetricsSink | undefined;
@@ -310,7 +312,13 @@ export class RedisStore implements Store {
     // A lazy client not yet connected (`'wait'`) is left to connect when its owner says.
     if (typeof send === 'function' && this.#client.status !== 'wait') void withTimeout(send.call(this.#client, `${this.#prefix}{fleet}`, this.#id, String(MEMBER_TTL_MS), ''), this.#connectTimeoutMs).then(
       (size) => {
-        const nodes = Math.max(1, Number(size));
+        // The largest size of the last MEMBER_TTL_MS: a Redis restarted empty
+        // knows only the stores that have beaten since, and a share sized to
+        // that partial count would let each of them take too much.
+        const now = Date.now();
+        this.#sizes.push([now, Math.max(1, Number(size))]);
+        while (this.#sizes.length > 1 && this.#sizes[0]![0] < now - MEMBER_TTL_MS) this.#sizes.shift();
+        const nodes = Math.max(...this.#sizes.map(([, n]) => n));
         if (nodes !== this.#fleet.nodes && !this.#lifecycle.closed) {
           this.#fleet.nodes = nodes;
           for (const b of this.#bindings) b.fleetChanged(nodes);
