@@ -254,6 +254,13 @@ describe('ranges', () => {
     expect(parseDuration('1ms', 'window')).toBe(1);
   });
 
+  it('accepts a drain time that equals the bound but rounds a hair above it', () => {
+    // capacity * (period / capacity) is the period; in doubles it can come out 1 ulp more.
+    for (let capacity = 39_258_600; capacity < 39_258_650; capacity++) {
+      expect(tokenBucket({ capacity, period: '1000d', mode: 'continuous' }).capacity).toBe(capacity);
+    }
+  });
+
   it('every count bound a message names is accepted, and one more is not', () => {
     fc.assert(
       fc.property(rawPolicyArb, (raw) => {

@@ -102,11 +102,16 @@ export function emissionInterval(periodMs: number, count: number, parameter: str
  * @internal
  */
 export function drainTime(count: number, unitMs: number, parameter: string, what: string, perUnit = 1): void {
-  if (Math.ceil(count / perUnit) * unitMs > MAX_DURATION_MS) {
-    const most = Math.min(MAX_COUNT, perUnit * largest(MAX_DURATION_MS / unitMs, (n) => n * unitMs <= MAX_DURATION_MS));
+  // With a tolerance of a few ulps: `capacity * (period / capacity)` is the
+  // period itself, and must not be refused for rounding a hair above it.
+  if (Math.ceil(count / perUnit) * unitMs > MAX_DRAIN_MS) {
+    const most = Math.min(MAX_COUNT, perUnit * largest(MAX_DRAIN_MS / unitMs, (n) => n * unitMs <= MAX_DRAIN_MS));
     throw new ConfigError(parameter, count, `at most ${most} (${what} must be at most ${MAX_DURATION_MS} ms, 1000 days)`);
   }
 }
+
+/** MAX_DURATION_MS and the rounding of a product that equals it exactly. */
+const MAX_DRAIN_MS = MAX_DURATION_MS * (1 + 2 ** -40);
 
 /** The largest count near `estimate` for which `ok` holds: `estimate` corrected for rounding. */
 function largest(estimate: number, ok: (n: number) => boolean): number {
