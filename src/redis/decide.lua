@@ -55,6 +55,8 @@
 -- of a single unit (flags, 0, retryAfterMs, resetAfterMs).
 
 local MIN_RETRY_MS = 0.001
+-- How long a key's state is kept after an outage charge (see op 5).
+local CHARGE_MEMORY_MS = 60000
 local REMAINING_EPSILON = 1e-9
 local INF = math.huge
 local floor, ceil = math.floor, math.ceil
@@ -524,6 +526,12 @@ local function hit(op, cost, maxWait)
     if maxWait < now then at = maxWait end
     for g = 1, G do
       local a, b, c, exp = charge(gcode[g], gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, at)
+      -- Kept a while even when already decayed: the other nodes' charges for
+      -- the same outage come as of the same past moment and must add up
+      -- (each alone may have run out by now, all of them together not).
+      -- Every algorithm reads its state by time, so a kept state that has
+      -- run out still decides as "never seen".
+      if exp < now + CHARGE_MEMORY_MS then exp = now + CHARGE_MEMORY_MS end
       commit(g, a, b, c, exp)
     end
     emit(0, 0, 0, 0)
