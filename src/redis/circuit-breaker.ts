@@ -130,13 +130,21 @@ export class CircuitBreaker extends EventTarget {
    */
   async run<T>(shard: number, send: () => Promise<T>): Promise<T | undefined> {
     try {
-      const answer = await withTimeout(send(), this.#contacted ? this.#timeoutMs : this.#connectTimeoutMs);
+      const answer = await withTimeout(send(), this.timeoutNow);
       this.succeeded(shard);
       return answer;
     } catch (error) {
-      this.fail(shard, error);
+      // A batch the script refused for running past its deadline (decide.lua:
+      // a frozen server resuming) is a timeout that Redis saw too.
+      const late = error instanceof Error && error.message.startsWith('TOOLATE');
+      this.fail(shard, late ? new RedisTimeoutError(this.timeoutNow) : error);
       return undefined;
     }
+  }
+
+  /** How long a call may take now: `connectTimeoutMs` until Redis has answered once, then `timeoutMs`. */
+  get timeoutNow(): number {
+    return this.#contacted ? this.#timeoutMs : this.#connectTimeoutMs;
   }
 
   /** `'closed'`: Redis decides for every shard. `'open'`: for at least one shard, the fallback does. */

@@ -20,6 +20,9 @@
 --          per entry: argument encoding dominates the client's cost):
 --          lengths  "n1,n2,...," the byte length of each entry's key
 --          keys     the keys (the user's keys), concatenated
+--          (and after them, optionally) deadline, epoch ms on the script's
+--          clock after which the batch is refused unrun (TOOLATE): its
+--          client has stopped waiting and decided it by its fallback
 --          hits     "h1,h2,...," each entry's hits, decided in order: empty
 --                   for the common single limit of cost 1, otherwise
 --                   "op cost maxWait" triples separated by spaces, where op
@@ -325,6 +328,15 @@ for g = 1, G do
   gp1[g] = tonumber(ARGV[i + 3])
   gp2[g] = tonumber(ARGV[i + 4])
   i = i + 5
+end
+
+-- A batch that runs after its deadline is one its client has given up on
+-- and decided by its fallback (a frozen server resuming, a client resending
+-- what was in flight when the connection dropped): running it now would
+-- charge those calls twice. It is refused, changing nothing.
+local deadline = tonumber(ARGV[i + 3])
+if deadline ~= nil and now > deadline then
+  return redis.error_reply('TOOLATE ' .. string.format('%.3f', now) .. ' (the script clock): the batch ran after its deadline; nothing was changed')
 end
 
 local out, nout = { now }, 1

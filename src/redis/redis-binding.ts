@@ -551,10 +551,25 @@ export class RedisBinding implements StoreBinding {
       }
       specs += ',';
     }
-    argv.push(lengths, keys, specs);
     const sentAt = this.#o.clock();
+    // The deadline on the script's clock (Redis's, or the client's in client
+    // time) after which the script refuses the batch: by then this binding
+    // has decided it by its fallback.
+    const deadline = sentAt + (this.#o.clientTime ? 0 : this.#offset) + this.#o.breaker.timeoutNow;
+    argv.push(lengths, keys, specs, String(deadline));
     let reply: Buffer | undefined;
-    if (!this.#down(shard)) reply = await this.#o.breaker.run(this.#breakerShard(shard), () => this.#send(this.#o.shardKey(shard), ...argv));
+    if (!this.#down(shard)) {
+      reply = await this.#o.breaker.run(this.#breakerShard(shard), () =>
+        this.#send(this.#o.shardKey(shard), ...argv).catch((error: unknown) => {
+          // A refused late batch says what time it is on Redis: a clock
+          // offset learned wrong (or not yet) must not refuse every batch.
+          const late = error instanceof Error ? /^TOOLATE ([\d.]+)/.exec(error.message) : null;
+          // (It ran just before its answer: the batch may have waited long in a frozen server, so not the send's midpoint.)
+          if (late !== null && !this.#o.clientTime) this.#offset = Number(late[1]) - this.#o.clock();
+          throw error;
+        }),
+      );
+    }
     if (reply === undefined) {
       // Redis failed this batch: the fallback decides every call in it, in order.
       for (const [key, hits] of entries) {
