@@ -2,6 +2,7 @@
 // resumed. Calls must never reject, never wait much past the store's timeout,
 // stay within the fallback's budget during the outage, and hand the outage's
 // admissions back to Redis afterwards.
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Cluster, Redis } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -497,5 +498,47 @@ describe('the fleet', () => {
     // (The recovery target, 80% of the rate in the first second back, is not
     // met yet with several stores: the first-second figure is printed above.)
     for (const r of results) expect(r.fleetSizes).toContain(4);
+  }, 60_000);
+});
+
+describe('the fleet under load', () => {
+  const worker = fileURLToPath(new URL('./fixtures/fleet-worker.mjs', import.meta.url));
+  type Result = { admitted: number; bySource: Record<string, number>; fleetSizes: number[]; opens: number };
+
+  it('4 processes with default options: SIGSTOP for 3 s keeps the fleet within its allowance', async () => {
+    server = await startRedis();
+    const pods = await runPods(worker, Array.from({ length: 4 }, () => [String(server!.port), 'frozen', '6000']), 40_000, { PODS: '4' });
+    const started = Date.now();
+    await new Promise((r) => setTimeout(r, 1000));
+    server.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, 3000));
+    server.kill('SIGCONT');
+    const results = (await Promise.all(pods.map((p) => p.result))) as Result[];
+    const elapsed = Date.now() - started;
+    const admitted = results.reduce((n, r) => n + r.admitted, 0);
+    const inFallback = results.reduce((n, r) => n + (r.bySource.fallback ?? 0), 0);
+    // The burst, one per 10 ms, and each pod's burst floor at the outage's start (10 / 4 -> 2).
+    const allowance = 10 + Math.ceil(elapsed / 10) + 4 * 2;
+    console.log(`fleet of 4, SIGSTOP for 3 s: ${admitted} admitted (${inFallback} by the fallback) in ${elapsed} ms, allowance ${allowance}`);
+    expect(results).toHaveLength(4);
+    expect(inFallback).toBeGreaterThan(100);
+    expect(admitted).toBeLessThanOrEqual(allowance);
+  }, 60_000);
+
+  it('4 processes with default options on a machine busy with CPU hogs, and no fault: no breaker opens', async () => {
+    server = await startRedis();
+    const hogs = Array.from({ length: 3 }, () => spawn(process.execPath, ['-e', 'const end = Date.now() + 8000; while (Date.now() < end);'], { stdio: 'ignore' }));
+    try {
+      const pods = await runPods(worker, Array.from({ length: 4 }, () => [String(server!.port), 'busy', '3000']), 40_000, { PODS: '4' });
+      const results = (await Promise.all(pods.map((p) => p.result))) as Result[];
+      console.log(`fleet of 4 beside 3 CPU hogs: opens ${results.map((r) => r.opens).join(',')}, sources ${JSON.stringify(results.map((r) => r.bySource))}`);
+      expect(results).toHaveLength(4);
+      for (const r of results) {
+        expect(r.opens).toBe(0);
+        expect(r.bySource.fallback ?? 0).toBe(0);
+      }
+    } finally {
+      for (const hog of hogs) hog.kill('SIGKILL');
+    }
   }, 60_000);
 });
