@@ -95,7 +95,11 @@ local function evaluate(code, p0, p1, p2, live, sa, sb, sc, cost, t)
     if rem < 0 then rem = 0 elseif rem > p1 then rem = p1 end
     local reset = a - t
     if reset < 0 then reset = 0 end
-    return allowed, a, 0, 0, a, rem, retry, reset
+    -- b and c carry an outage's charges (see charge): kept while c, the
+    -- time until which they are remembered, has not passed.
+    local b, c, exp = 0, 0, a
+    if live and sc > a then b, c, exp = sb, sc, sc end
+    return allowed, a, b, c, exp, rem, retry, reset
   elseif code == 1 then
     local anchor, tokens = t, p0
     if live then
@@ -255,6 +259,23 @@ end
 
 -- Consumes cost unconditionally (the reconciliation of an outage); returns
 -- a, b, c, exp. State may go past the limit: the key then waits it off.
+-- GCRA's charge of an outage's units as of a past moment t (op 5): several
+-- nodes' charges for one outage must add up in the past. b is the
+-- theoretical arrival time of the outage's charges alone, remembered until
+-- c; the state's TAT is at least that. A node's present admissions in between
+-- (TAT moved to now) do not make the next node's past charge count from now.
+local function chargePastGcra(p0, live, sa, sb, sc, cost, t, clock)
+  local past = t
+  if live and sc > clock and sb > t then past = sb end
+  past = past + cost * p0
+  local a = past
+  if live and sa > a then a = sa end
+  local keep = clock + CHARGE_MEMORY_MS
+  local exp = a
+  if keep > exp then exp = keep end
+  return a, past, keep, exp
+end
+
 local function charge(code, p0, p1, p2, live, sa, sb, sc, cost, t)
   if code == 0 then
     local tat = t
@@ -537,13 +558,18 @@ local function hit(op, cost, maxWait)
     local at = now
     if maxWait < now then at = maxWait end
     for g = 1, G do
-      local a, b, c, exp = charge(gcode[g], gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, at)
+      local a, b, c, exp
+      if gcode[g] == 0 then
+        a, b, c, exp = chargePastGcra(gp0[g], live[g], sa[g], sb[g], sc[g], cost, at, now)
+      else
+        a, b, c, exp = charge(gcode[g], gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, at)
+      end
       -- Kept a while even when already decayed: the other nodes' charges for
       -- the same outage come as of the same past moment and must add up
       -- (each alone may have run out by now, all of them together not).
       -- Every algorithm reads its state by time, so a kept state that has
-      -- run out still decides as "never seen".
-      if exp < now + CHARGE_MEMORY_MS then exp = now + CHARGE_MEMORY_MS end
+      -- run out still decides as "never seen". (GCRA keeps its own memory.)
+      if gcode[g] ~= 0 and exp < now + CHARGE_MEMORY_MS then exp = now + CHARGE_MEMORY_MS end
       commit(g, a, b, c, exp)
     end
     emit(0, 0, 0, 0)
