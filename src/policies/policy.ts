@@ -120,14 +120,3 @@ function largest(estimate: number, ok: (n: number) => boolean): number {
   while (n < MAX_COUNT && ok(n + 1)) n++;
   return n;
 }
-
-/**
- * Validates that `options` is a plain object.
- * @internal
- */
-export function optionsObject(value: unknown, parameter: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ConfigError(parameter, value, 'an options object');
-  }
-  return value as Record<string, unknown>;
-}
