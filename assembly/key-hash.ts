@@ -14,7 +14,7 @@
 // (k1 is tagged for UTF-8), so a key's two spellings never meet: "ab" in
 // UTF-16 and "a\0b\0" in UTF-8 are the same bytes, not the same hash.
 
-/** Longest key, in UTF-16 code units: MAX_KEY_LENGTH in src/key-hash.ts (test/security.test.ts holds them equal). */
+/** Longest key, in UTF-16 code units: MAX_KEY_LENGTH in src/core/key-hash.ts (test/security.test.ts holds them equal). */
 export const MAX_KEY_UNITS: u32 = 512;
 /** The key area: room for the longest key in UTF-8 (3 bytes per code unit at most). */
 export const KEY_AREA_BYTES: usize = <usize>MAX_KEY_UNITS * 3;

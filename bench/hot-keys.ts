@@ -11,7 +11,7 @@
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { EmbeddedStore, Limiter, gcra } from '../src/index.js';
-import { RedisStore } from '../src/redis/index.js';
+import { RedisStore } from '../src/stores/redis/index.js';
 import { pickHot, rng } from './key-picks.js';
 
 const [contender, address, duration] = process.argv.slice(2);

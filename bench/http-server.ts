@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { RedisStore as ErlRedisStore, type RedisReply } from 'rate-limit-redis';
 import { Limiter, gcra } from '../src/index.js';
 import { fastifyRateLimit, nodeRateLimit } from '../src/http/index.js';
-import { RedisStore } from '../src/redis/index.js';
+import { RedisStore } from '../src/stores/redis/index.js';
 
 /** The server variants, by id: the framework and what limits it (bench/http.ts imports only the types). */
 export const VARIANTS = [

@@ -4,9 +4,9 @@
 // (still the fleet-wide shard hash of the Redis store), on the same keys in
 // one run.
 import { Bench } from 'tinybench';
-import { shardHash } from '../src/redis/shard-hash.js';
-import { CoreViews, writeKey } from '../src/embedded-store.js';
-import { instantiateCore } from '../src/wasm.js';
+import { shardHash } from '../src/stores/redis/shard-hash.js';
+import { CoreViews, writeKey } from '../src/stores/embedded/embedded-store.js';
+import { instantiateCore } from '../src/core/wasm.js';
 
 const INNER = 1000;
 

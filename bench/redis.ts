@@ -13,7 +13,7 @@ import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Limiter, gcra } from '../src/index.js';
-import { RedisStore } from '../src/redis/index.js';
+import { RedisStore } from '../src/stores/redis/index.js';
 import { runPods } from '../test/helpers/pods.js';
 import { startRedis } from '../test/helpers/redis-process.js';
 import { pickHot, pickUniform, rng } from './key-picks.js';

@@ -17,7 +17,7 @@ import {
   slidingWindow,
   tokenBucket,
 } from '../src/index.js';
-import { RedisStore } from '../src/redis/index.js';
+import { RedisStore } from '../src/stores/redis/index.js';
 import { startRedis, type RedisServer } from './helpers/redis-process.js';
 
 const badNumbers: unknown[] = [0, -1, -0.5, 0.5, 1.5, NaN, Infinity, -Infinity, 1e300, 2 ** 53, '5', null, true, {}, [], 10n];

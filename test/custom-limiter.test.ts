@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, EmbeddedStore, Limiter, fixedWindow, gcra, linearWindow, type RateLimiter } from '../src/index.js';
-import { RedisStateError, RedisStore } from '../src/redis/index.js';
+import { RedisStateError, RedisStore } from '../src/stores/redis/index.js';
 import { runPods } from './helpers/pods.js';
 import { startRedis } from './helpers/redis-process.js';
 import { useRedis } from './helpers/use-redis.js';

@@ -10,7 +10,7 @@ import { ConfigError, UnknownOptionError, Limiter, gcra } from '../src/index.js'
 import { AdaptivePacer, canonicalIp, clientAddress, fastifyRateLimit, ipKey, keyDigest, limitedFetch, nodeRateLimit, rateLimit } from '../src/http/index.js';
 import { formatIp, parseIp, parseNode } from '../src/http/ip.js';
 import { sha256 } from '../src/http/sha256.js';
-import { wtf8 } from '../src/wtf8.js';
+import { wtf8 } from '../src/core/wtf8.js';
 
 describe('the IP parser', () => {
   it('accepts and canonicalizes a table of valid addresses', () => {

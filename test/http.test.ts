@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, Limiter, fixedWindow, gcra } from '../src/index.js';
 import { clientAddress, fastifyRateLimit, keyDigest, nodeRateLimit, rateLimit } from '../src/http/index.js';
 import { parseNode } from '../src/http/ip.js';
-import { RedisStore } from '../src/redis/index.js';
+import { RedisStore } from '../src/stores/redis/index.js';
 import { startRedis } from './helpers/redis-process.js';
 
 const servers: { close(): unknown }[] = [];

@@ -6,7 +6,7 @@ import * as client from 'prom-client';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, EmbeddedStore, Limiter, fixedWindow, gcra, otelMetrics, promMetrics } from '../src/index.js';
-import { RedisStore } from '../src/redis/index.js';
+import { RedisStore } from '../src/stores/redis/index.js';
 import { startRedis } from './helpers/redis-process.js';
 
 /** A value of a Prometheus text exposition line, or undefined. */

@@ -21,7 +21,7 @@ import {
   type Decision,
   type Policy,
 } from '../src/index.js';
-import { RedisStore } from '../src/redis/index.js';
+import { RedisStore } from '../src/stores/redis/index.js';
 
 /** Construction only validates and registers the scripts: a client with defineCommand is enough. */
 function scriptable() {

@@ -10,10 +10,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { EmbeddedStore } from '../src/embedded-store.js';
+import { EmbeddedStore } from '../src/stores/embedded/embedded-store.js';
 import { AcquireTimeoutError, ArgumentError, ConfigError } from '../src/errors.js';
 import { gcra } from '../src/policies/index.js';
-import { rateLimited, type RateLimitedOptions } from '../src/rate-limited.js';
+import { rateLimited, type RateLimitedOptions } from '../src/scheduler/rate-limited.js';
 
 type Fixture = typeof import('./types/rate-limited.js');
 

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Cluster, Redis } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Limiter, fixedWindow, gcra, linearWindow } from '../src/index.js';
-import { RedisStore, RedisUnavailableError, StoreClosedError } from '../src/redis/index.js';
+import { RedisStore, RedisUnavailableError, StoreClosedError } from '../src/stores/redis/index.js';
 import { runPods } from './helpers/pods.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './helpers/redis-process.js';
 

@@ -4,9 +4,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Limiter, fixedWindow, type RateLimiter } from '../src/index.js';
-import { RedisStore } from '../src/redis/index.js';
-import { shardHash } from '../src/redis/shard-hash.js';
-import { keyBytes } from '../src/redis/key-bytes.js';
+import { RedisStore } from '../src/stores/redis/index.js';
+import { shardHash } from '../src/stores/redis/shard-hash.js';
+import { keyBytes } from '../src/stores/redis/key-bytes.js';
 import { useRedis } from './helpers/use-redis.js';
 
 const patient = { timeoutMs: 10_000 } as const;

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Limiter, fixedWindow, gcra, tokenBucket } from '../src/index.js';
-import { RedisStore } from '../src/redis/index.js';
+import { RedisStore } from '../src/stores/redis/index.js';
 import { runPods } from './helpers/pods.js';
 import { useRedis } from './helpers/use-redis.js';
 import { startRedis } from './helpers/redis-process.js';

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Limiter, fixedWindow, gcra, linearWindow } from '../src/index.js';
-import { RedisStateError, RedisStore } from '../src/redis/index.js';
+import { RedisStateError, RedisStore } from '../src/stores/redis/index.js';
 import { opArb, policyArb, runBoth } from './helpers/agreement.js';
 import { runPods } from './helpers/pods.js';
 import { useRedis } from './helpers/use-redis.js';

@@ -4,9 +4,9 @@
 // with two OS processes sharing one limit per resource.
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { backoffMs, DEFAULT_RETRY, retryPolicy } from '../src/backoff.js';
+import { backoffMs, DEFAULT_RETRY, retryPolicy } from '../src/scheduler/backoff.js';
 import { ArgumentError, ConfigError, Limiter, gcra, linearWindow } from '../src/index.js';
-import { DEFAULT_CONCURRENCY, Scheduler, SchedulerClosedError, type SchedulerTask } from '../src/scheduler.js';
+import { DEFAULT_CONCURRENCY, Scheduler, SchedulerClosedError, type SchedulerTask } from '../src/scheduler/scheduler.js';
 import { runPods } from './helpers/pods.js';
 import { useRedis } from './helpers/use-redis.js';
 

@@ -33,7 +33,7 @@ if (config.store === 'memory') {
   // The naive setup: every pod believes it alone talks to the upstream.
   limiter = new Limiter({ policy });
 } else if (config.store === 'redis') {
-  const [{ Redis }, { RedisStore }] = await Promise.all([import('ioredis'), import('../../build/lib/src/redis/index.js')]);
+  const [{ Redis }, { RedisStore }] = await Promise.all([import('ioredis'), import('../../build/lib/src/stores/redis/index.js')]);
   // Reconnects every 50 ms after Redis goes away (redis-outage kills it).
   client = new Redis({ host: config.redis.host, port: config.redis.port, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
   client.on('error', () => {}); // connection errors during an outage are expected; the store's breaker handles them

@@ -1,9 +1,9 @@
-import { MAX_TIMER_MS, systemClock, type Clock } from '../clock.js';
-import { MAX_DURATION_MS } from '../duration.js';
+import { MAX_TIMER_MS, systemClock, type Clock } from '../core/clock.js';
+import { MAX_DURATION_MS } from '../core/duration.js';
 import { ArgumentError, ConfigError } from '../errors.js';
-import { checkKey } from '../key-hash.js';
-import { strictOptions } from '../options.js';
-import type { SchedulerTimers } from '../scheduler.js';
+import { checkKey } from '../core/key-hash.js';
+import { strictOptions } from '../core/options.js';
+import type { SchedulerTimers } from '../scheduler/scheduler.js';
 
 /**
  * Options of {@link AdaptivePacer}. Every field is optional.

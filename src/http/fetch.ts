@@ -2,7 +2,7 @@
 // handler, as `Bun.serve`, `Deno.serve`, Hono's `app.fetch` and any Fetch-API
 // server call it. The only runtime-specific part is how the client's address
 // is found (Bun's server argument, Deno's connection info), isolated below.
-import type { Decision } from '../decision.js';
+import type { Decision } from '../limiter/decision.js';
 import { ConfigError } from '../errors.js';
 import { commonOptions, decideKey, KeyRefusal, refusal, requestKey, type CommonOptions, type RequestReader } from './options.js';
 

@@ -1,6 +1,6 @@
-import type { Decision } from '../decision.js';
+import type { Decision } from '../limiter/decision.js';
 import type { Policy } from '../policies/index.js';
-import type { RateLimiter } from '../rate-limiter.js';
+import type { RateLimiter } from '../scheduler/rate-limiter.js';
 
 /**
  * Which rate-limit header fields a response carries: `'draft'` (default),

@@ -1,8 +1,8 @@
-import { MAX_DURATION_MS } from '../duration.js';
+import { MAX_DURATION_MS } from '../core/duration.js';
 import { ConfigError } from '../errors.js';
-import { checkKey, MAX_KEY_LENGTH } from '../key-hash.js';
-import type { Limiter } from '../limiter.js';
-import { strictOptions } from '../options.js';
+import { checkKey, MAX_KEY_LENGTH } from '../core/key-hash.js';
+import type { Limiter } from '../limiter/limiter.js';
+import { strictOptions } from '../core/options.js';
 import { AdaptivePacer } from './adaptive.js';
 
 /**

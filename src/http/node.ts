@@ -2,7 +2,7 @@
 // node:http, Express and Connect, and an onRequest hook for Fastify. Both key
 // requests from Node's IncomingMessage.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Decision } from '../decision.js';
+import type { Decision } from '../limiter/decision.js';
 import { ConfigError } from '../errors.js';
 import { commonOptions, decideKey, KeyRefusal, refusal, requestKey, type Common, type CommonOptions, type RequestReader } from './options.js';
 

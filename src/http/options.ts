@@ -1,8 +1,8 @@
-import type { Decision } from '../decision.js';
+import type { Decision } from '../limiter/decision.js';
 import { ConfigError } from '../errors.js';
-import type { Limiter } from '../limiter.js';
-import { MAX_KEY_LENGTH } from '../key-hash.js';
-import { strictOptions } from '../options.js';
+import type { Limiter } from '../limiter/limiter.js';
+import { MAX_KEY_LENGTH } from '../core/key-hash.js';
+import { strictOptions } from '../core/options.js';
 import { clientBytes, compileTrust, type ForwardedHeader, type Trust, type TrustProxy } from './client-address.js';
 import { addressKey } from './ip.js';
 import { keyDigest } from './sha256.js';

@@ -3,7 +3,7 @@
 // `crypto.subtle.digest` is asynchronous while `node:crypto` is not in every
 // runtime. It digests over-long keys only, so it is written for clarity, not speed.
 
-import { wtf8 } from '../wtf8.js';
+import { wtf8 } from '../core/wtf8.js';
 
 const K = new Int32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,

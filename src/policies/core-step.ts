@@ -1,5 +1,5 @@
-import type { RateLimitStep } from '../rate-limiter.js';
-import { instantiateCore, type CoreExports } from '../wasm.js';
+import type { RateLimitStep } from '../scheduler/rate-limiter.js';
+import { instantiateCore, type CoreExports } from '../core/wasm.js';
 import type { CoreParams } from './policy.js';
 
 /**

@@ -1,5 +1,5 @@
-import { parseDuration, type Duration } from '../duration.js';
-import { optionNames, strictOptions } from '../options.js';
+import { parseDuration, type Duration } from '../core/duration.js';
+import { optionNames, strictOptions } from '../core/options.js';
 import { builtIn, CODE, drainTime, emissionInterval, positiveCount, type PolicyBase } from './policy.js';
 
 /** Options of {@link gcra}. */

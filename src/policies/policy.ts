@@ -1,6 +1,6 @@
-import { MAX_DURATION_MS } from '../duration.js';
+import { MAX_DURATION_MS } from '../core/duration.js';
 import { ConfigError } from '../errors.js';
-import type { RateLimiter } from '../rate-limiter.js';
+import type { RateLimiter } from '../scheduler/rate-limiter.js';
 import { limiterView, type CoreState } from './core-step.js';
 
 /** Largest count any policy accepts (limit, burst, capacity, refill). */

@@ -1,5 +1,5 @@
-import type { Duration } from '../duration.js';
-import { optionNames } from '../options.js';
+import type { Duration } from '../core/duration.js';
+import { optionNames } from '../core/options.js';
 import { CODE, windowPolicy, type WindowPolicyFields } from './windows.js';
 
 /** Options of {@link slidingWindow}. */

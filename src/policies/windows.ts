@@ -1,7 +1,7 @@
-import { parseDuration, type Duration } from '../duration.js';
-import type { RateLimiter } from '../rate-limiter.js';
+import { parseDuration, type Duration } from '../core/duration.js';
+import type { RateLimiter } from '../scheduler/rate-limiter.js';
 import type { CoreState } from './core-step.js';
-import { strictOptions } from '../options.js';
+import { strictOptions } from '../core/options.js';
 import { builtIn, CODE, positiveCount, type CoreParams } from './policy.js';
 
 /** The parts every window policy shares, RateLimiter face included. */

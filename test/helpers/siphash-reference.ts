@@ -1,6 +1,6 @@
 // A plain SipHash over bytes with BigInt words, written from the paper
 // (Aumasson & Bernstein, 2012) for the tests: the fast 32-bit-halves version
-// in src/key-hash.ts must agree with it.
+// in src/core/key-hash.ts must agree with it.
 const MASK = (1n << 64n) - 1n;
 const rotl = (x: bigint, b: bigint): bigint => ((x << b) | (x >> (64n - b))) & MASK;
 

@@ -1,4 +1,4 @@
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../errors.js';
 
 /** A source of time: returns epoch milliseconds, fractions allowed. */
 export type Clock = () => number;

@@ -1,16 +1,16 @@
-import type { Clock } from '../clock.js';
-import type { Decision, Reservation } from '../decision.js';
-import type { EmbeddedBinding, EmbeddedStore } from '../embedded-store.js';
-import type { Policy } from '../policies/index.js';
-import type { StoreBinding } from '../store.js';
+import type { Clock } from '../../core/clock.js';
+import type { Decision, Reservation } from '../../limiter/decision.js';
+import type { EmbeddedBinding, EmbeddedStore } from '../embedded/embedded-store.js';
+import type { Policy } from '../../policies/index.js';
+import type { StoreBinding } from '../../limiter/store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import { fallbackGates, FLEET, scaleGates, type FallbackSetting } from './fallback.js';
 import { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
-import { CODE } from '../policies/policy.js';
+import { CODE } from '../../policies/policy.js';
 import { RedisStateError } from './redis-state-error.js';
-import { wtf8Length, writeWtf8 } from '../wtf8.js';
+import { wtf8Length, writeWtf8 } from '../../core/wtf8.js';
 import { StoreClosedError, type Lifecycle } from './store-closed-error.js';
-import type { MetricsSink } from '../metrics.js';
+import type { MetricsSink } from '../../core/metrics.js';
 
 /** Script operations (decide.lua's `op`). */
 const OP_LIMIT = 0;

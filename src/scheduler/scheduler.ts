@@ -1,11 +1,11 @@
 import { backoffMs, DEFAULT_RETRY, retryPolicy, type RetryOptions, type RetryPolicy } from './backoff.js';
-import { MAX_TIMER_MS, systemClock, type Clock } from './clock.js';
-import type { Reservation } from './decision.js';
-import { MAX_DURATION_MS } from './duration.js';
-import { ArgumentError, ConfigError } from './errors.js';
-import { checkKey } from './key-hash.js';
-import type { Limiter } from './limiter.js';
-import { optionNames, strictOptions } from './options.js';
+import { MAX_TIMER_MS, systemClock, type Clock } from '../core/clock.js';
+import type { Reservation } from '../limiter/decision.js';
+import { MAX_DURATION_MS } from '../core/duration.js';
+import { ArgumentError, ConfigError } from '../errors.js';
+import { checkKey } from '../core/key-hash.js';
+import type { Limiter } from '../limiter/limiter.js';
+import { optionNames, strictOptions } from '../core/options.js';
 
 /**
  * The work scheduled for a key. `signal` aborts when the scheduler is closed

@@ -1,4 +1,4 @@
-import { ConfigError, UnknownOptionError, type ArgumentError } from './errors.js';
+import { ConfigError, UnknownOptionError, type ArgumentError } from '../errors.js';
 
 /**
  * Validates that `value` is a plain options object whose every own name is

@@ -1,7 +1,7 @@
-import { ConfigError } from '../errors.js';
-import { optionNames, strictOptions } from '../options.js';
-import { CODE } from '../policies/policy.js';
-import type { Policy } from '../policies/index.js';
+import { ConfigError } from '../../errors.js';
+import { optionNames, strictOptions } from '../../core/options.js';
+import { CODE } from '../../policies/policy.js';
+import type { Policy } from '../../policies/index.js';
 
 /**
  * What a {@link RedisStore} decides while Redis is unreachable:

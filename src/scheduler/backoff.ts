@@ -1,5 +1,5 @@
-import { ConfigError, type ArgumentError } from './errors.js';
-import { optionNames, strictOptions } from './options.js';
+import { ConfigError, type ArgumentError } from '../errors.js';
+import { optionNames, strictOptions } from '../core/options.js';
 
 /**
  * How failed work is retried: exponential backoff with jitter, up to a number

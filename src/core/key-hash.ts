@@ -1,4 +1,4 @@
-import { ArgumentError, ConfigError } from './errors.js';
+import { ArgumentError, ConfigError } from '../errors.js';
 
 /** Longest key accepted, in UTF-16 code units. */
 export const MAX_KEY_LENGTH = 512;

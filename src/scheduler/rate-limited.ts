@@ -1,10 +1,10 @@
-import type { Clock } from './clock.js';
-import type { Duration } from './duration.js';
-import { ConfigError } from './errors.js';
-import { Limiter, type LimiterOptions } from './limiter.js';
-import { linearWindow } from './policies/linear-window.js';
-import { optionNames, strictOptions } from './options.js';
-import type { Store } from './store.js';
+import type { Clock } from '../core/clock.js';
+import type { Duration } from '../core/duration.js';
+import { ConfigError } from '../errors.js';
+import { Limiter, type LimiterOptions } from '../limiter/limiter.js';
+import { linearWindow } from '../policies/linear-window.js';
+import { optionNames, strictOptions } from '../core/options.js';
+import type { Store } from '../limiter/store.js';
 
 /**
  * Options of {@link rateLimited}: how to key a call, and either `limit` +

@@ -1,14 +1,14 @@
-import { checkNow, systemClock, taskClock, type Clock } from './clock.js';
-import { ArgumentError, ConfigError } from './errors.js';
-import type { Decision, Reservation } from './decision.js';
-import { hashSeed, MAX_KEY_LENGTH } from './key-hash.js';
-import { optionNames, strictOptions } from './options.js';
-import type { Policy } from './policies/index.js';
-import type { Store, StoreBinding } from './store.js';
-import { instantiateCore, type CoreExports } from './wasm.js';
+import { checkNow, systemClock, taskClock, type Clock } from '../../core/clock.js';
+import { ArgumentError, ConfigError } from '../../errors.js';
+import type { Decision, Reservation } from '../../limiter/decision.js';
+import { hashSeed, MAX_KEY_LENGTH } from '../../core/key-hash.js';
+import { optionNames, strictOptions } from '../../core/options.js';
+import type { Policy } from '../../policies/index.js';
+import type { Store, StoreBinding } from '../../limiter/store.js';
+import { instantiateCore, type CoreExports } from '../../core/wasm.js';
 import { CustomBinding, type CustomBounds } from './custom-binding.js';
-import type { RateLimiter } from './rate-limiter.js';
-import { checkMetrics, type MetricsSink } from './metrics.js';
+import type { RateLimiter } from '../../scheduler/rate-limiter.js';
+import { checkMetrics, type MetricsSink } from '../../core/metrics.js';
 
 /** Options of {@link EmbeddedStore}. */
 export interface EmbeddedStoreOptions {

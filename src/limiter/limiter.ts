@@ -1,13 +1,13 @@
-import { checkedClock, sleep, taskClock, type Clock } from './clock.js';
+import { checkedClock, sleep, taskClock, type Clock } from '../core/clock.js';
 import type { Decision, Reservation } from './decision.js';
-import { EmbeddedStore } from './embedded-store.js';
-import { AcquireTimeoutError, ArgumentError, ConfigError } from './errors.js';
-import { checkKey } from './key-hash.js';
-import { optionNames, strictOptions } from './options.js';
-import type { Policy } from './policies/index.js';
+import { EmbeddedStore } from '../stores/embedded/embedded-store.js';
+import { AcquireTimeoutError, ArgumentError, ConfigError } from '../errors.js';
+import { checkKey } from '../core/key-hash.js';
+import { optionNames, strictOptions } from '../core/options.js';
+import type { Policy } from '../policies/index.js';
 import type { Store, StoreBinding } from './store.js';
-import { checkCustomLimiter, isCustomLimiter, type RateLimiter } from './rate-limiter.js';
-import { checkMetrics, DECISION_ATTRIBUTES, type MetricsSink } from './metrics.js';
+import { checkCustomLimiter, isCustomLimiter, type RateLimiter } from '../scheduler/rate-limiter.js';
+import { checkMetrics, DECISION_ATTRIBUTES, type MetricsSink } from '../core/metrics.js';
 
 /** Most policies one limiter may stack as gates. */
 export const MAX_GATES = 16;

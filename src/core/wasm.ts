@@ -2,7 +2,7 @@
 // instance. `new WebAssembly.Module(bytes)` works unchanged in Node, Bun, Deno
 // and bundlers, needs no fs, fetch or Deno permission, and is synchronous, so a
 // limiter is usable the moment it is constructed.
-import { coreWasmBase64 } from '../build/core-wasm.js';
+import { coreWasmBase64 } from '../../build/core-wasm.js';
 
 /** The exports of assembly/index.ts. Pointers are byte offsets into `memory`. */
 export interface CoreExports {

@@ -1,4 +1,4 @@
-import { wtf8Length, writeWtf8 } from '../wtf8.js';
+import { wtf8Length, writeWtf8 } from '../../core/wtf8.js';
 
 /**
  * A key's bytes as Redis gets them: WTF-8 (see wtf8.ts), so that distinct

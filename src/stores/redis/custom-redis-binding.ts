@@ -1,9 +1,9 @@
-import type { Clock } from '../clock.js';
-import { reserveStep, toDecision } from '../custom-binding.js';
-import type { Decision, Reservation } from '../decision.js';
-import { ConfigError } from '../errors.js';
-import { checkStep, type RateLimiter, type RateLimitStep } from '../rate-limiter.js';
-import type { StoreBinding } from '../store.js';
+import type { Clock } from '../../core/clock.js';
+import { reserveStep, toDecision } from '../embedded/custom-binding.js';
+import type { Decision, Reservation } from '../../limiter/decision.js';
+import { ConfigError } from '../../errors.js';
+import { checkStep, type RateLimiter, type RateLimitStep } from '../../scheduler/rate-limiter.js';
+import type { StoreBinding } from '../../limiter/store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import type { FallbackOption } from './fallback.js';
 import { CAS_COMMAND, type RedisClient } from './redis-client.js';
@@ -78,7 +78,7 @@ export interface CustomRedisBindingOptions {
  * Decides for a custom {@link RateLimiter} through Redis: its state is JSON
  * under `<prefix>{<shard>}:<key>|custom:<name>`, read with Redis's clock,
  * decided by the limiter's own function here, and written back by a
- * compare-and-set script (src/redis/cas.lua) only if nobody wrote in between;
+ * compare-and-set script (src/stores/redis/cas.lua) only if nobody wrote in between;
  * otherwise read and decided again, at most {@link MAX_ATTEMPTS} times.
  * While Redis is unreachable a custom limiter cannot be scaled to a node's
  * share: `fallback: 'open'` admits, anything else denies.

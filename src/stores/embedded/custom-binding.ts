@@ -1,8 +1,8 @@
-import type { Clock } from './clock.js';
-import type { Decision, Reservation } from './decision.js';
-import { checkStep, type RateLimiter, type RateLimitStep } from './rate-limiter.js';
-import type { StoreBinding } from './store.js';
-import { ExpiryQueue } from './expiry-queue.js';
+import type { Clock } from '../../core/clock.js';
+import type { Decision, Reservation } from '../../limiter/decision.js';
+import { checkStep, type RateLimiter, type RateLimitStep } from '../../scheduler/rate-limiter.js';
+import type { StoreBinding } from '../../limiter/store.js';
+import { ExpiryQueue } from '../../core/expiry-queue.js';
 
 /** Most moments a reservation tries before it reports the wait as too long. */
 const MAX_RESERVE_ROUNDS = 1000;

@@ -1,5 +1,5 @@
-import { MAX_DURATION_MS } from './duration.js';
-import { ConfigError } from './errors.js';
+import { MAX_DURATION_MS } from '../core/duration.js';
+import { ConfigError } from '../errors.js';
 
 /**
  * What one step of a {@link RateLimiter} decides: admission with the key's
