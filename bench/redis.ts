@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Limiter, gcra } from '../src/index.js';
 import { RedisStore } from '../src/stores/redis/index.js';
 import { runPods } from '../test/helpers/pods.js';
-import { startRedis } from '../test/helpers/redis-process.js';
+import { startRedis } from '../src/cli/redis-server.js';
 import { pickHot, pickUniform, rng } from './key-picks.js';
 
 const quick = process.argv.includes('--quick');

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, EmbeddedStore, Limiter, fixedWindow, gcra, linearWindow, type RateLimiter } from '../src/index.js';
 import { RedisStateError, RedisStore } from '../src/stores/redis/index.js';
 import { runPods } from './helpers/pods.js';
-import { startRedis } from './helpers/redis-process.js';
+import { startRedis } from '../src/cli/redis-server.js';
 import { useRedis } from './helpers/use-redis.js';
 
 const DAY = 86_400_000;

@@ -14,7 +14,7 @@ import { ConfigError, Limiter, fixedWindow, gcra } from '../src/index.js';
 import { clientAddress, fastifyRateLimit, keyDigest, nodeRateLimit, rateLimit } from '../src/http/index.js';
 import { parseNode } from '../src/http/ip.js';
 import { RedisStore } from '../src/stores/redis/index.js';
-import { startRedis } from './helpers/redis-process.js';
+import { startRedis } from '../src/cli/redis-server.js';
 
 const servers: { close(): unknown }[] = [];
 afterEach(async () => {

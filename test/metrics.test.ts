@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, EmbeddedStore, Limiter, fixedWindow, gcra, otelMetrics, promMetrics } from '../src/index.js';
 import { RedisStore } from '../src/stores/redis/index.js';
-import { startRedis } from './helpers/redis-process.js';
+import { startRedis } from '../src/cli/redis-server.js';
 
 /** A value of a Prometheus text exposition line, or undefined. */
 function sample(text: string, line: string): number | undefined {

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Limiter, fixedWindow, gcra, linearWindow } from '../src/index.js';
 import { RedisStore, RedisUnavailableError, StoreClosedError } from '../src/stores/redis/index.js';
 import { runPods } from './helpers/pods.js';
-import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './helpers/redis-process.js';
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../src/cli/redis-server.js';
 
 const TIMEOUT_MS = 100;
 // The wait measured includes this process's own event-loop delays: on a

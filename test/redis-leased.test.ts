@@ -9,7 +9,7 @@ import { Limiter, fixedWindow, gcra, tokenBucket } from '../src/index.js';
 import { RedisStore } from '../src/stores/redis/index.js';
 import { runPods } from './helpers/pods.js';
 import { useRedis } from './helpers/use-redis.js';
-import { startRedis } from './helpers/redis-process.js';
+import { startRedis } from '../src/cli/redis-server.js';
 
 const db = useRedis();
 

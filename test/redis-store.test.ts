@@ -11,7 +11,7 @@ import { RedisStateError, RedisStore } from '../src/stores/redis/index.js';
 import { opArb, policyArb, runBoth } from './helpers/agreement.js';
 import { runPods } from './helpers/pods.js';
 import { useRedis } from './helpers/use-redis.js';
-import { startRedisCluster, type RedisCluster } from './helpers/redis-process.js';
+import { startRedisCluster, type RedisCluster } from '../src/cli/redis-server.js';
 
 // These tests check semantics and exactness, not timeouts (test/redis-faults.test.ts
 // does): a loaded machine must not send a slow batch to the fallback.

@@ -9,7 +9,7 @@ import http from 'node:http';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { htmlPage, timelineSvg } from '../svg.mjs';
-import { findRedisServer, startRedisServer } from './redis.mjs';
+import { findRedisServer, startRedis } from '../../build/lib/src/cli/redis-server.js';
 
 const POD_SCRIPT = fileURLToPath(new URL('./pod.mjs', import.meta.url));
 const BUCKET_MS = 100;
@@ -206,7 +206,7 @@ export async function simulate(o) {
       if (bin === undefined) {
         throw new UsageError(`scenario ${o.scenario} needs redis-server (apt-get install redis-server, or brew install redis)${setup.outage ? '' : ', or --redis URL of a running one'}`);
       }
-      redis = await startRedisServer(bin);
+      redis = await startRedis({ bin });
     }
   }
   const upstream = await startUpstream({ mode: setup.upstream, rate: o.rate, burst: o.burst, quota: o.quota });

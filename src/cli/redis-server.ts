@@ -1,11 +1,13 @@
-// Real redis-server processes on loopback for the tests: free ports chosen at
-// run time, every wait bounded, every process killed when the tests end.
+// Throwaway redis-server processes on loopback: free ports chosen at run time,
+// no persistence, every wait bounded, every process killed when this process
+// exits. The one implementation behind `cellgate simulate` (which ships, so it
+// lives here) and the tests and benchmarks. Not exported from the package's
+// entry points.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, Socket, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-// One implementation of the port probe and PING for the tests and the cellgate command.
-import { freePort, ping } from '../../bin/simulate/redis.mjs';
 
 /** A running redis-server. */
 export interface RedisServer {
@@ -15,7 +17,7 @@ export interface RedisServer {
   readonly pid: number;
   /** Sends a signal (SIGKILL, SIGSTOP, SIGCONT, ...) to the server. */
   kill(signal: NodeJS.Signals): void;
-  /** Starts it again on the same port (after a kill). */
+  /** Starts it again on the same port (after a kill); resolves once it answers PING. */
   restart(): Promise<void>;
   /** Stops it and removes its directory. */
   stop(): Promise<void>;
@@ -30,27 +32,39 @@ export interface RedisCluster {
 
 const HOST = '127.0.0.1';
 const live = new Set<ChildProcess>();
+// A server must not outlive a crashed or interrupted run (a test, a benchmark, the command).
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
+/** The path of a Redis program on PATH or in the usual places, or undefined. */
+function findProgram(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/bin', '/usr/local/bin', '/usr/sbin', '/opt/homebrew/bin'];
+  return dirs.map((dir) => join(dir, name)).find((p) => existsSync(p));
+}
+
+/** The path of redis-server, or undefined when it is not installed. */
+export function findRedisServer(): string | undefined {
+  return findProgram('redis-server');
+}
+
 let binaries: { server: string; cli: string } | undefined;
 
 /**
- * Finds redis-server and redis-cli; installs Debian's redis-server package
- * when missing and running as root, otherwise says what to install.
+ * Finds redis-server and redis-cli for the tests and benchmarks; installs
+ * Debian's redis-server package when missing and running as root, otherwise
+ * throws saying what to install. (The command never installs anything: it
+ * uses {@link findRedisServer}.)
  */
 export function findRedis(): { server: string; cli: string } {
   if (binaries) return binaries;
-  const find = (name: string) =>
-    [...(process.env.PATH ?? '').split(':'), '/usr/bin', '/usr/local/bin', '/usr/sbin'].map((dir) => join(dir, name)).find((p) => existsSync(p));
-  let server = find('redis-server');
+  let server = findProgram('redis-server');
   if (server === undefined && process.getuid?.() === 0 && existsSync('/usr/bin/apt-get')) {
     execFileSync('apt-get', ['update'], { stdio: 'ignore', timeout: 300_000 });
     execFileSync('apt-get', ['install', '-y', 'redis-server'], { stdio: 'ignore', timeout: 300_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    server = find('redis-server');
+    server = findProgram('redis-server');
   }
-  const cli = find('redis-cli');
+  const cli = findProgram('redis-cli');
   if (server === undefined || cli === undefined) {
     throw new Error('redis-server and redis-cli are needed for these tests: apt-get install redis-server (Debian) or brew install redis');
   }
@@ -58,15 +72,43 @@ export function findRedis(): { server: string; cli: string } {
   return binaries;
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+/** A free TCP port on loopback, chosen by the OS. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, HOST, () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** PING over a raw socket; resolves true on +PONG. */
+export function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('error', () => done(false));
+    socket.connect(port, HOST, () => socket.write('PING\r\n'));
+    socket.once('data', (data) => done(data.toString().startsWith('+PONG')));
+  });
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs: number, intervalMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
+/** Resolves when `child` has exited (SIGKILL after `timeoutMs`). */
 function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
@@ -82,7 +124,11 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
 
 /**
  * Starts a redis-server on a free loopback port, with no persistence, and
- * waits until it answers PING.
+ * waits until it answers PING (at most 10 s, up to 4 ports tried).
+ *
+ * @param options.cluster - start it cluster-enabled (see {@link startRedisCluster})
+ * @param options.bin - the redis-server to run; by default {@link findRedis}'s,
+ *   which may install it
  *
  * @example
  * ```ts
@@ -91,8 +137,8 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
  * await server.stop();
  * ```
  */
-export async function startRedis(options: { cluster?: boolean } = {}): Promise<RedisServer> {
-  const { server: bin } = findRedis();
+export async function startRedis(options: { cluster?: boolean; bin?: string } = {}): Promise<RedisServer> {
+  const bin = options.bin ?? findRedis().server;
   const dir = mkdtempSync(join(tmpdir(), 'cellgate-redis-'));
   let port = 0;
   let child: ChildProcess | undefined;
@@ -103,10 +149,16 @@ export async function startRedis(options: { cluster?: boolean } = {}): Promise<R
     live.add(c);
     c.once('exit', () => live.delete(c));
     child = c;
-    await until(`redis-server on port ${port}`, async () => {
-      if (c.exitCode !== null) throw new Error(`redis-server exited with ${c.exitCode} on port ${port}`);
-      return ping(port);
-    }, 10_000);
+    try {
+      // PING every 20 ms: the redis-outage scenario takes the moment this resolves as the moment Redis was back.
+      await until(`redis-server on port ${port}`, async () => {
+        if (c.exitCode !== null) throw new Error(`redis-server exited with ${c.exitCode} on port ${port}`);
+        return ping(port);
+      }, 10_000, 20);
+    } catch (error) {
+      c.kill('SIGKILL');
+      throw error;
+    }
   };
   for (let attempt = 0; ; attempt++) {
     port = await freePort();
@@ -114,7 +166,10 @@ export async function startRedis(options: { cluster?: boolean } = {}): Promise<R
       await launch();
       break;
     } catch (error) {
-      if (attempt >= 3) throw error;
+      if (attempt >= 3) {
+        rmSync(dir, { recursive: true, force: true });
+        throw error;
+      }
     }
   }
   return {
@@ -133,6 +188,7 @@ export async function startRedis(options: { cluster?: boolean } = {}): Promise<R
     },
     async stop() {
       const c = child!;
+      // A stopped (SIGSTOP) server would not act on SIGTERM.
       c.kill('SIGCONT');
       c.kill('SIGTERM');
       await exited(c, 3000);
@@ -166,7 +222,7 @@ export async function startRedisCluster({ masters = 3 } = {}): Promise<RedisClus
       await until(`cluster_state:ok on ${s.port}`, async () => {
         const info = execFileSync(cli, ['-h', HOST, '-p', String(s.port), 'cluster', 'info'], { timeout: 5000 }).toString();
         return info.includes('cluster_state:ok');
-      }, 20_000);
+      }, 20_000, 50);
     }
   } catch (error) {
     await stop();
