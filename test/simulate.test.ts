@@ -3,7 +3,7 @@
 // well-formed XML. Needs the build (npm run build) and, for every scenario but stampede,
 // redis-server (installed by findRedis() when root and missing).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,9 +14,9 @@ const BIN = fileURLToPath(new URL('../bin/cellgate.mjs', import.meta.url));
 const out = mkdtempSync(join(tmpdir(), 'cellgate-simulate-test-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
-function run(args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(args: string[], timeoutMs = 20_000, bin = BIN): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: timeoutMs }, (error, stdout, stderr) => {
+    execFile(process.execPath, [bin, ...args], { timeout: timeoutMs }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
       resolve({ code, stdout, stderr });
     });
@@ -251,5 +251,21 @@ describe('cellgate simulate', () => {
     const bench = await run(['bench', '--redis', 'localhost']);
     expect(bench.code).toBe(2);
     expect(bench.stderr).toContain('--redis must be redis://host:port');
+  });
+});
+
+describe('bin/cellgate.mjs', () => {
+  it('without the build says to build, exits 1', async () => {
+    // The launcher alone, in a folder with no build/ next to it.
+    const bare = mkdtempSync(join(tmpdir(), 'cellgate-launcher-test-'));
+    try {
+      cpSync(BIN, join(bare, 'bin', 'cellgate.mjs'));
+      const result = await run(['--help'], 10_000, join(bare, 'bin', 'cellgate.mjs'));
+      expect(result.code).toBe(1);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toContain('run npm run build first');
+    } finally {
+      rmSync(bare, { recursive: true, force: true });
+    }
   });
 });

@@ -2,16 +2,22 @@
 // upstream (node:http on loopback, started here) that enforces its own limit
 // with a token bucket and answers 429 beyond it. Prints what the upstream saw
 // and writes a timeline SVG and an HTML page.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { htmlPage, timelineSvg } from '../svg.mjs';
-import { findRedisServer, startRedis } from '../../build/lib/src/cli/redis-server.js';
+import { findRedisServer, startRedis } from '../redis-server.js';
+import { htmlPage, timelineSvg, type SeenRequest } from '../svg.js';
+import { UsageError } from '../usage-error.js';
+import type { PodConfig, PodResult } from './pod.js';
 
-const POD_SCRIPT = fileURLToPath(new URL('./pod.mjs', import.meta.url));
+// The compiled pod next to this compiled module (build/lib/src/cli/simulate/):
+// each pod is a plain `node pod.js`, without the cost of a TypeScript loader in
+// every process.
+const POD_SCRIPT = fileURLToPath(new URL('./pod.js', import.meta.url));
 const BUCKET_MS = 100;
 
 /** Bursty demand of quota and pacing: each pod wants 20 requests at once every 500 ms, each gives up after 250 ms. */
@@ -19,7 +25,8 @@ export const BURSTY = { count: 20, everyMs: 500, deadlineMs: 250 };
 /** The misconfigured fleet's limit, as a multiple of the upstream's rate. */
 const MISCONFIGURED = 1.5;
 
-export const SCENARIOS = {
+/** The scenarios by name, each with the line printed under the table's title. */
+export const SCENARIOS: Record<string, string> = {
   stampede: 'each pod has its own in-process GCRA allowing the full upstream rate (the naive setup)',
   'shared-gcra': 'all pods share one GCRA in Redis (RedisStore, strict) at the upstream rate and acquire() their turn',
   quota: 'a quota upstream (refilled at each 1 s window); the pods share tokenBucket({ capacity: quota, period: 1s, mode: interval }) in Redis; bursty demand',
@@ -29,9 +36,30 @@ export const SCENARIOS = {
   misconfigured: `the pods share one GCRA in Redis configured at ${MISCONFIGURED}x the upstream's limit (a wrong quota): steady 429s`,
 };
 
-/** What each scenario's pods and upstream are (see pod.mjs for the pod config). */
-function scenarioSetup(o) {
-  const gcraAt = (limit, burst) => ({ kind: 'gcra', limit, ...(burst !== undefined ? { burst } : {}) });
+/** The options of one simulation (the command's flags, parsed). */
+export interface SimulateOptions {
+  scenario: string;
+  pods: number;
+  seconds: number;
+  rate: number;
+  burst: number;
+  quota?: number;
+  out: string;
+  redis?: string | undefined;
+}
+
+type PodSetup = Omit<PodConfig, 'pod' | 'scenario' | 'url' | 'seconds' | 'key' | 'redis'>;
+
+/** What a scenario's pods and upstream are (see pod.ts for the pod config). */
+interface ScenarioSetup {
+  upstream: 'bucket' | 'quota';
+  outage?: boolean;
+  pod: PodSetup;
+}
+
+/** What each scenario's pods and upstream are. */
+function scenarioSetup(o: Required<Omit<SimulateOptions, 'redis'>>): ScenarioSetup {
+  const gcraAt = (limit: number, burst?: number): PodSetup['policy'] => ({ kind: 'gcra', limit, ...(burst !== undefined ? { burst } : {}) });
   switch (o.scenario) {
     case 'stampede':
       return { upstream: 'bucket', pod: { store: 'memory', policy: gcraAt(o.rate, o.burst) } };
@@ -52,8 +80,14 @@ function scenarioSetup(o) {
   }
 }
 
-/** A usage error: the message is printed and the command exits with 2. */
-export class UsageError extends Error {}
+/** The mock upstream, listening. */
+interface Upstream {
+  url: string;
+  /** `origin`: performance.now() at "go"; `seen`: every request, in arrival order; the 2xx and 429 counts. */
+  state: { origin: number; seen: SeenRequest[]; ok: number; limited: number };
+  start(): void;
+  close(): Promise<void>;
+}
 
 /**
  * The mock upstream. Mode 'bucket': a token bucket of `burst` tokens refilled
@@ -62,16 +96,16 @@ export class UsageError extends Error {}
  * provider's quota. Records every request it sees (time since `origin`, pod,
  * accepted).
  */
-function startUpstream({ mode = 'bucket', rate, burst, quota }) {
+function startUpstream({ mode = 'bucket', rate, burst, quota }: { mode?: 'bucket' | 'quota'; rate: number; burst: number; quota: number }): Promise<Upstream> {
   const full = mode === 'quota' ? quota : burst;
   let tokens = full;
   let last = performance.now();
   let window = 0;
-  const seen = [];
+  const seen: SeenRequest[] = [];
   const state = { origin: 0, seen, ok: 0, limited: 0 };
   const server = http.createServer((req, res) => {
     const now = performance.now();
-    let retryAfterS;
+    let retryAfterS: number;
     if (mode === 'quota') {
       const w = Math.floor((now - state.origin) / 1000);
       if (w !== window) {
@@ -102,7 +136,7 @@ function startUpstream({ mode = 'bucket', rate, burst, quota }) {
   return new Promise((resolvePromise, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
+      const { port } = server.address() as AddressInfo;
       resolvePromise({
         url: `http://127.0.0.1:${port}/`,
         state,
@@ -114,7 +148,7 @@ function startUpstream({ mode = 'bucket', rate, burst, quota }) {
           state.origin = last;
         },
         close: () =>
-          new Promise((r) => {
+          new Promise<void>((r) => {
             server.closeAllConnections?.();
             server.close(() => r());
           }),
@@ -124,18 +158,18 @@ function startUpstream({ mode = 'bucket', rate, burst, quota }) {
 }
 
 /** Starts the pods, waits until each is ready, then says "go" to all at once. */
-async function runPods(configs, timeoutMs, onGo) {
+async function runPods(configs: PodConfig[], timeoutMs: number, onGo: () => void): Promise<PodResult[]> {
   const pods = configs.map((config) => {
-    const child = spawn(process.execPath, [POD_SCRIPT, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child: ChildProcessWithoutNullStreams = spawn(process.execPath, [POD_SCRIPT, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stdout.on('data', (chunk) => (out += chunk));
-    child.stderr.on('data', (chunk) => (err += chunk));
-    const ready = new Promise((res, rej) => {
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk));
+    const ready = new Promise<void>((res, rej) => {
       child.stdout.once('data', () => res());
       child.once('exit', (code) => rej(new Error(`pod ${config.pod} exited with ${code} before it was ready:\n${err.trim()}`)));
     });
-    const result = new Promise((res, rej) => {
+    const result = new Promise<PodResult>((res, rej) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
         rej(new Error(`pod ${config.pod} timed out after ${timeoutMs} ms`));
@@ -144,7 +178,7 @@ async function runPods(configs, timeoutMs, onGo) {
         clearTimeout(timer);
         if (code !== 0) return rej(new Error(`pod ${config.pod} exited with ${code ?? signal}:\n${err.trim()}`));
         const lines = out.trim().split('\n');
-        res(JSON.parse(lines[lines.length - 1]));
+        res(JSON.parse(lines[lines.length - 1]!) as PodResult);
       });
     });
     result.catch(() => {});
@@ -164,33 +198,63 @@ async function runPods(configs, timeoutMs, onGo) {
 }
 
 /** The largest number of times in any window of `windowMs` (times sorted). */
-export function peakInWindow(times, windowMs) {
+export function peakInWindow(times: number[], windowMs: number): number {
   let best = 0;
   let j = 0;
   for (let i = 0; i < times.length; i++) {
-    while (times[i] - times[j] >= windowMs) j++;
+    while (times[i]! - times[j]! >= windowMs) j++;
     best = Math.max(best, i - j + 1);
   }
   return best;
 }
 
 /** The q-quantile (0..1) of sorted values, nearest rank. */
-export function quantile(sorted, q) {
+export function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
-/**
- * Runs one simulation and prints its table. Resolves with the figures.
- * @param {{scenario: string, pods: number, seconds: number, rate: number, burst: number, quota?: number, out: string, redis?: string}} o
- */
-export async function simulate(o) {
-  if (!Object.hasOwn(SCENARIOS, o.scenario)) {
-    throw new UsageError(`unknown scenario "${o.scenario}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
+/** What one simulation measured (printed as its table). */
+export interface Figures {
+  scenario: string;
+  pods: number;
+  seconds: number;
+  rate: number;
+  burst: number;
+  quota: number | undefined;
+  sent: number;
+  ok: number;
+  limited: number;
+  errors: number;
+  fallback: number;
+  dropped: number;
+  demand: PodConfig['demand'];
+  peak100ms: number;
+  peak1s: number;
+  utilization: number;
+  waitP50: number;
+  waitP99: number;
+  outage: { down: number; up: number } | undefined;
+  limitedInOutage?: number;
+}
+
+/** The Redis a simulation's pods share: one started here, or the one given with --redis. */
+interface SimulationRedis {
+  host: string;
+  port: number;
+  kill?(signal: NodeJS.Signals): void;
+  restart?(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Runs one simulation, prints its table and writes its SVG and HTML. Resolves with the figures. */
+export async function simulate(options: SimulateOptions): Promise<Figures> {
+  if (!Object.hasOwn(SCENARIOS, options.scenario)) {
+    throw new UsageError(`unknown scenario "${options.scenario}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
   }
-  o = { quota: 100, ...o };
+  const o = { quota: 100, ...options };
   const setup = scenarioSetup(o);
-  let redis;
+  let redis: SimulationRedis | undefined;
   if (setup.pod.store === 'redis') {
     try {
       await import('ioredis');
@@ -211,7 +275,7 @@ export async function simulate(o) {
   }
   const upstream = await startUpstream({ mode: setup.upstream, rate: o.rate, burst: o.burst, quota: o.quota });
   const key = `simulate:${randomBytes(6).toString('hex')}`;
-  const configs = Array.from({ length: o.pods }, (_, pod) => ({
+  const configs = Array.from({ length: o.pods }, (_, pod): PodConfig => ({
     pod,
     scenario: o.scenario,
     url: upstream.url,
@@ -223,13 +287,15 @@ export async function simulate(o) {
 
   // The outage: ~1 s in the middle of the run (a third of it when shorter).
   const outageMs = Math.min(1000, (o.seconds * 1000) / 3);
-  const outage = setup.outage ? { planned: [(o.seconds * 1000 - outageMs) / 2, (o.seconds * 1000 + outageMs) / 2] } : undefined;
-  const timers = [];
+  const outage: { planned: [number, number]; down?: number; up?: number } | undefined = setup.outage
+    ? { planned: [(o.seconds * 1000 - outageMs) / 2, (o.seconds * 1000 + outageMs) / 2] }
+    : undefined;
+  const timers: NodeJS.Timeout[] = [];
   let restarted = Promise.resolve();
   const since = () => performance.now() - upstream.state.origin;
 
-  let progress;
-  let results;
+  let progress: NodeJS.Timeout | undefined;
+  let results: PodResult[];
   try {
     results = await runPods(configs, o.seconds * 1000 + 30_000, () => {
       upstream.start();
@@ -237,10 +303,10 @@ export async function simulate(o) {
         timers.push(
           setTimeout(() => {
             outage.down = since();
-            redis.kill('SIGKILL');
+            redis!.kill!('SIGKILL');
           }, outage.planned[0]),
           setTimeout(() => {
-            restarted = redis.restart().then(() => {
+            restarted = redis!.restart!().then(() => {
               outage.up = since();
             });
             restarted.catch(() => {});
@@ -266,11 +332,11 @@ export async function simulate(o) {
   }
 
   const quotaUpstream = setup.upstream === 'quota';
-  const sum = (f) => results.reduce((a, r) => a + r[f], 0);
+  const sum = (f: 'sent' | 'errors' | 'other' | 'fallback' | 'dropped') => results.reduce((a, r) => a + r[f], 0);
   const seen = upstream.state.seen;
   const times = seen.map((s) => s.t).sort((a, b) => a - b);
   const waits = results.flatMap((r) => r.waits).sort((a, b) => a - b);
-  const figures = {
+  const figures: Figures = {
     scenario: o.scenario,
     pods: o.pods,
     seconds: o.seconds,
@@ -297,10 +363,10 @@ export async function simulate(o) {
   }
 
   // Timeline, 100 ms buckets from "go" to the last request seen.
-  const span = Math.max(o.seconds * 1000, times.length ? times[times.length - 1] + 1 : 0);
+  const span = Math.max(o.seconds * 1000, times.length ? times[times.length - 1]! + 1 : 0);
   const buckets = Array.from({ length: Math.ceil(span / BUCKET_MS) }, () => ({ accepted: 0, rejected: 0 }));
   for (const s of seen) {
-    const b = buckets[Math.min(buckets.length - 1, Math.max(0, Math.floor(s.t / BUCKET_MS)))];
+    const b = buckets[Math.min(buckets.length - 1, Math.max(0, Math.floor(s.t / BUCKET_MS)))]!;
     if (s.ok) b.accepted++;
     else b.rejected++;
   }
@@ -337,17 +403,17 @@ export async function simulate(o) {
   return figures;
 }
 
-function tableRows(f) {
-  const ms = (v) => `${v.toFixed(1)} ms`;
-  const s = (v) => `${(v / 1000).toFixed(2)} s`;
-  const rows = [];
+function tableRows(f: Figures): [string, string][] {
+  const ms = (v: number) => `${v.toFixed(1)} ms`;
+  const s = (v: number) => `${(v / 1000).toFixed(2)} s`;
+  const rows: [string, string][] = [];
   if (f.demand) rows.push(['demand', `${f.demand.count} requests at once per pod every ${f.demand.everyMs} ms, each waits at most ${f.demand.deadlineMs} ms`]);
   rows.push(
     ['requests sent', String(f.sent)],
     ['upstream 2xx', String(f.ok)],
     ['upstream 429', String(f.limited)],
   );
-  if (f.dropped > 0) rows.push(['gave up waiting', `${f.dropped} (not admitted within ${f.demand.deadlineMs} ms)`]);
+  if (f.dropped > 0) rows.push(['gave up waiting', `${f.dropped} (not admitted within ${f.demand!.deadlineMs} ms)`]);
   if (f.errors > 0) rows.push(['errors', String(f.errors)]);
   if (f.outage) {
     rows.push(['redis down', `${s(f.outage.down)} to ${s(f.outage.up)} (SIGKILL, then restarted)`]);

@@ -3,34 +3,50 @@
 // No charting dependency; every piece of text is escaped.
 
 /** Escapes text for XML content and attribute values. */
-export function esc(value) {
+export function esc(value: string | number): string {
   return String(value).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 }
 
 /** A "nice" step (1, 2 or 5 times a power of ten) giving about `count` ticks up to `max`. */
-function niceStep(max, count) {
+function niceStep(max: number, count: number): number {
   const raw = Math.max(max, 1) / count;
   const power = 10 ** Math.floor(Math.log10(raw));
   const unit = raw / power;
   return (unit <= 1 ? 1 : unit <= 2 ? 2 : unit <= 5 ? 5 : 10) * power;
 }
 
-const fmt = (n) => String(Math.round(n * 1000) / 1000);
+const fmt = (n: number): string => String(Math.round(n * 1000) / 1000);
 
-/**
- * The timeline.
- * @param {object} o
- * @param {string} o.title            the chart's title (also the SVG <title>)
- * @param {number} o.bucketMs         bucket width in ms
- * @param {{accepted: number, rejected: number}[]} o.buckets  per bucket, in order from t = 0
- * @param {number} o.allowedPerBucket the upstream's sustained rate per bucket (drawn as a dashed line)
- * @param {number} o.seconds          the run's length (marked on the time axis)
- * @param {{fromMs: number, toMs: number, label: string}} [o.shaded] an interval to shade (e.g. an outage)
- * @param {{count: number, requests: {t: number, pod: number, ok: boolean}[]}} [o.pods] every request by pod:
- *   drawn below the bars as one row per pod, a tick per request (green accepted, red rejected)
- * @returns {string} an SVG document
- */
-export function timelineSvg({ title, bucketMs, buckets, allowedPerBucket, seconds, shaded, pods }) {
+/** One request as the upstream saw it: ms since "go", the pod that sent it, whether it was accepted. */
+export interface SeenRequest {
+  t: number;
+  pod: number;
+  ok: boolean;
+}
+
+/** What {@link timelineSvg} draws. */
+export interface Timeline {
+  /** The chart's title (also the SVG `<title>`). */
+  title: string;
+  /** Bucket width in ms. */
+  bucketMs: number;
+  /** Per bucket, in order from t = 0. */
+  buckets: { accepted: number; rejected: number }[];
+  /** The upstream's sustained rate per bucket (drawn as a dashed line). */
+  allowedPerBucket: number;
+  /** The run's length (marked on the time axis). */
+  seconds: number;
+  /** An interval to shade (e.g. an outage). */
+  shaded?: { fromMs: number; toMs: number; label: string };
+  /**
+   * Every request by pod: drawn below the bars as one row per pod, a tick per
+   * request (green accepted, red rejected).
+   */
+  pods?: { count: number; requests: SeenRequest[] };
+}
+
+/** The timeline, as an SVG document. */
+export function timelineSvg({ title, bucketMs, buckets, allowedPerBucket, seconds, shaded, pods }: Timeline): string {
   const width = 960;
   const rowH = 14;
   const podRows = pods === undefined ? 0 : pods.count;
@@ -46,11 +62,11 @@ export function timelineSvg({ title, bucketMs, buckets, allowedPerBucket, second
   const peak = Math.max(allowedPerBucket, ...buckets.map((b) => b.accepted + b.rejected), 1);
   const yStep = niceStep(peak, 5);
   const yMax = Math.ceil(peak / yStep) * yStep;
-  const x = (ms) => m.left + (ms / spanMs) * plotW;
-  const y = (count) => m.top + plotH - (count / yMax) * plotH;
+  const x = (ms: number) => m.left + (ms / spanMs) * plotW;
+  const y = (count: number) => m.top + plotH - (count / yMax) * plotH;
   const barW = plotW / n;
 
-  const out = [];
+  const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" font-family="system-ui, sans-serif" font-size="12">`);
   out.push(`<title>${esc(title)}</title>`);
   out.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`);
@@ -144,8 +160,8 @@ export function timelineSvg({ title, bucketMs, buckets, allowedPerBucket, second
   return `${out.join('\n')}\n`;
 }
 
-/** An HTML page with the SVG inline and the run's figures as a table. */
-export function htmlPage({ title, svg, rows }) {
+/** An HTML page with the SVG inline and the run's figures as a table of `[label, value]` rows. */
+export function htmlPage({ title, svg, rows }: { title: string; svg: string; rows: [string, string][] }): string {
   const table = rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('\n');
   return `<!doctype html>
 <html lang="en">

@@ -1,0 +1,198 @@
+// The `cellgate` command: `bench` (runs the benchmark harness in bench/) and
+// `simulate` (a fleet of pods against a rate-limited mock upstream). Started
+// by bin/cellgate.mjs from the build (build/lib/src/cli/main.js); not part of
+// the package's exports.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { SCENARIOS, simulate } from './simulate/run.js';
+import { UsageError } from './usage-error.js';
+
+/**
+ * The package root: the nearest folder above this module with a package.json
+ * (four levels up from build/lib/src/cli/, two from src/cli/ under a loader).
+ */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+const ROOT = packageRoot();
+
+const USAGE = `Usage: cellgate <command> [options]
+
+Commands:
+  bench      benchmark the embedded store (and with --redis the Redis store) against its peers (needs a clone with devDependencies)
+  simulate   run a fleet of pods against a rate-limited mock upstream
+
+Run "cellgate <command> --help" for a command's options.
+`;
+
+const BENCH_USAGE = `Usage: cellgate bench [--quick] [--json] [--redis URL]
+
+Runs bench/index.ts (the "npm run bench" harness: the embedded store against
+its peers) with tsx, from the package root; with --redis, then bench/redis.ts
+on that Redis (strict and leased mode against rate-limiter-flexible's
+RateLimiterRedis, on the same server).
+
+Options:
+  --quick      short timings, for a smoke run
+  --json       also print the results as JSON
+  --redis URL  also benchmark the Redis store on this Redis (redis://host:port;
+               its keys under the bench prefixes are overwritten)
+  -h, --help   print this help
+`;
+
+const SIMULATE_USAGE = `Usage: cellgate simulate --scenario NAME [--pods N] [--seconds S] [--out DIR]
+
+N pod processes start at one instant and call a mock upstream on loopback that
+admits RATE requests per second (a token bucket of BURST) and answers 429
+beyond it. Prints what the upstream saw; writes NAME.svg and NAME.html to DIR.
+
+Scenarios (all but stampede start a redis-server on a free loopback port, or use --redis):
+  stampede           each pod has its own in-process GCRA at the full upstream rate: many 429s
+  shared-gcra        the pods share one GCRA in Redis (strict) and acquire() their turn: no 429s
+  quota              quota upstream (QUOTA per 1 s window), pods share an interval tokenBucket: quota used, no 429s
+  pacing             same quota and bursty demand, pods share a pacing GCRA (burst 1): quota wasted, longer waits
+  redis-outage       shared GCRA, fallback { nodes: N }; Redis killed mid-run for ~1 s: few 429s
+  redis-outage-open  the same outage with fallback 'open': a burst of 429s while Redis is down
+  misconfigured      shared GCRA set 1.5x above the upstream's limit: steady 429s
+
+Options:
+  --scenario NAME  one of the scenarios above (required)
+  --pods N         number of pod processes (default 8)
+  --seconds S      how long each pod calls the upstream (default 3)
+  --out DIR        where to write the SVG and HTML (default ./cellgate-simulate/)
+  --rate R         the upstream's limit, requests per second (default 50)
+  --burst B        the upstream's burst (default 5)
+  --quota Q        quota and pacing: the upstream's quota per 1 s window (default 100)
+  --redis URL      an existing Redis instead of starting one (not for the redis-outage scenarios)
+  -h, --help       print this help
+`;
+
+type Flags = Record<string, { type: 'string' | 'boolean' }>;
+/** The parsed values of `Flags`, plus --help. */
+type Values<F extends Flags> = { [K in keyof F]?: F[K]['type'] extends 'boolean' ? boolean : string } & { help?: boolean };
+
+/** Parses `args` strictly (no positionals, no unknown flags); a parse error is a usage error. */
+function parse<F extends Flags>(args: string[], options: F, usage: string): Values<F> {
+  try {
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }).values as Values<F>;
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}\n\n${usage}`);
+  }
+}
+
+function positiveNumber(name: string, text: string | undefined, { integer = false, max = Infinity } = {}): number {
+  const n = Number(text);
+  if (text === undefined || text === '' || !Number.isFinite(n) || n <= 0 || n > max || (integer && !Number.isInteger(n))) {
+    throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}${max < Infinity ? ` no larger than ${max}` : ''}, got "${text}"`);
+  }
+  return n;
+}
+
+async function bench(args: string[]): Promise<number> {
+  const v = parse(args, { quick: { type: 'boolean' }, json: { type: 'boolean' }, redis: { type: 'string' } }, BENCH_USAGE);
+  if (v.help) {
+    process.stdout.write(BENCH_USAGE);
+    return 0;
+  }
+  const entry = join(ROOT, 'bench', 'index.ts');
+  let tsx: string | undefined;
+  try {
+    tsx = createRequire(join(ROOT, 'package.json')).resolve('tsx');
+  } catch {
+    tsx = undefined;
+  }
+  if (tsx === undefined || !existsSync(entry)) {
+    process.stderr.write('cellgate bench needs a clone of the repository with its devDependencies (tsx and bench/): git clone, npm install, then run it again\n');
+    return 1;
+  }
+  if (v.redis !== undefined && !/^redis:\/\/[^/:]+:\d+\/?$/.test(v.redis)) throw new UsageError(`--redis must be redis://host:port, got "${v.redis}"\n\n${BENCH_USAGE}`);
+  const flags = [...(v.quick ? ['--quick'] : []), ...(v.json ? ['--json'] : [])];
+  const code = await run([process.execPath, '--expose-gc', '--import', 'tsx', entry, ...flags]);
+  if (code !== 0 || v.redis === undefined) return code;
+  return run([process.execPath, '--import', 'tsx', join(ROOT, 'bench', 'redis.ts'), ...flags, '--url', v.redis]);
+}
+
+/** Runs a benchmark script from the package root with this terminal; resolves with its exit code. */
+function run([command, ...args]: [string, ...string[]]): Promise<number> {
+  const child = spawn(command, args, { cwd: ROOT, stdio: 'inherit' });
+  return new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+    child.once('error', (error) => {
+      process.stderr.write(`cellgate bench: ${error.message}\n`);
+      resolve(1);
+    });
+  });
+}
+
+async function simulateCommand(args: string[]): Promise<number> {
+  const v = parse(
+    args,
+    {
+      scenario: { type: 'string' },
+      pods: { type: 'string' },
+      seconds: { type: 'string' },
+      out: { type: 'string' },
+      rate: { type: 'string' },
+      burst: { type: 'string' },
+      quota: { type: 'string' },
+      redis: { type: 'string' },
+    },
+    SIMULATE_USAGE,
+  );
+  if (v.help) {
+    process.stdout.write(SIMULATE_USAGE);
+    return 0;
+  }
+  if (v.scenario === undefined) throw new UsageError(`--scenario is required\n\n${SIMULATE_USAGE}`);
+  if (!Object.hasOwn(SCENARIOS, v.scenario)) {
+    throw new UsageError(`unknown scenario "${v.scenario}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  }
+  const options = {
+    scenario: v.scenario,
+    pods: positiveNumber('pods', v.pods ?? '8', { integer: true, max: 256 }),
+    seconds: positiveNumber('seconds', v.seconds ?? '3', { max: 3600 }),
+    out: v.out ?? 'cellgate-simulate',
+    rate: positiveNumber('rate', v.rate ?? '50', { max: 100_000 }),
+    burst: positiveNumber('burst', v.burst ?? '5', { integer: true, max: 100_000 }),
+    quota: positiveNumber('quota', v.quota ?? '100', { integer: true, max: 100_000 }),
+    redis: v.redis,
+  };
+  await simulate(options);
+  return 0;
+}
+
+async function dispatch(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+    process.stdout.write(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === 'bench') return bench(rest);
+  if (command === 'simulate') return simulateCommand(rest);
+  throw new UsageError(`unknown command "${command}"\n\n${USAGE}`);
+}
+
+/**
+ * Runs the command with `argv` (the arguments after `cellgate`) and resolves
+ * with its exit code: 0, 1 on a failure, 2 on a usage error (the message is
+ * printed on stderr) or when no command was given.
+ */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    return await dispatch(argv);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`cellgate: ${error.message.trimEnd()}\n`);
+      return 2;
+    }
+    process.stderr.write(`cellgate: ${(error as Error | undefined)?.stack ?? error}\n`);
+    return 1;
+  }
+}
