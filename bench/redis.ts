@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Limiter, gcra } from '../src/index.js';
 import { RedisStore } from '../src/stores/redis/index.js';
-import { runPods } from '../test/helpers/pods.js';
+import { runPods } from '../support/pods.js';
 import { startRedis } from '../src/cli/redis-server.js';
 import { pickHot, pickUniform, rng } from './key-picks.js';
 
@@ -85,7 +85,7 @@ async function openLoop(name: string, decide: Decide, pick: () => string, rate: 
 
 /** 4 leased processes on one GCRA key (200/s, burst 5) for 2 s: admitted / allowed. */
 async function utilization(port: number): Promise<string> {
-  const worker = fileURLToPath(new URL('../test/fixtures/leased-worker.mjs', import.meta.url));
+  const worker = fileURLToPath(new URL('../support/leased-worker.mjs', import.meta.url));
   const pods = await runPods(worker, Array.from({ length: 4 }, () => [String(port), 'gcra', 'utilization', '2000']));
   const results = (await Promise.all(pods.map((p) => p.result))) as { admitted: number[] }[];
   const admitted = results.reduce((sum, r) => sum + r.admitted.length, 0);

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, EmbeddedStore, Limiter, fixedWindow, gcra, linearWindow, type RateLimiter } from '../src/index.js';
 import { RedisStateError, RedisStore } from '../src/stores/redis/index.js';
-import { runPods } from './helpers/pods.js';
+import { runPods } from '../support/pods.js';
 import { startRedis } from '../src/cli/redis-server.js';
 import { useRedis } from './helpers/use-redis.js';
 

@@ -8,7 +8,7 @@ import { Cluster, Redis } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Limiter, fixedWindow, gcra, linearWindow } from '../src/index.js';
 import { RedisStore, RedisUnavailableError, StoreClosedError } from '../src/stores/redis/index.js';
-import { runPods } from './helpers/pods.js';
+import { runPods } from '../support/pods.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../src/cli/redis-server.js';
 
 const TIMEOUT_MS = 100;

@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Limiter, fixedWindow, gcra, tokenBucket } from '../src/index.js';
 import { RedisStore } from '../src/stores/redis/index.js';
-import { runPods } from './helpers/pods.js';
+import { runPods } from '../support/pods.js';
 import { useRedis } from './helpers/use-redis.js';
 import { startRedis } from '../src/cli/redis-server.js';
 
@@ -125,7 +125,7 @@ describe('leased mode in one process', () => {
 });
 
 describe('leased mode across processes', () => {
-  const worker = fileURLToPath(new URL('./fixtures/leased-worker.mjs', import.meta.url));
+  const worker = fileURLToPath(new URL('../support/leased-worker.mjs', import.meta.url));
   const DURATION_MS = 2000;
 
   async function run(policy: string, key: string, pods: number, killAfterMs?: number, durationMs = DURATION_MS) {

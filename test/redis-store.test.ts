@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Limiter, fixedWindow, gcra, linearWindow } from '../src/index.js';
 import { RedisStateError, RedisStore } from '../src/stores/redis/index.js';
 import { opArb, policyArb, runBoth } from './helpers/agreement.js';
-import { runPods } from './helpers/pods.js';
+import { runPods } from '../support/pods.js';
 import { useRedis } from './helpers/use-redis.js';
 import { startRedisCluster, type RedisCluster } from '../src/cli/redis-server.js';
 

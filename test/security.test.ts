@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ArgumentError, EmbeddedStore, Limiter, MAX_KEY_LENGTH, fixedWindow, gcra, linearWindow, slidingWindow, tokenBucket, type Policy } from '../src/index.js';
 import { shardHash } from '../src/stores/redis/shard-hash.js';
-import { ReferenceLimiter } from './reference-model.js';
+import { ReferenceLimiter } from '../support/reference-model.js';
 import { sipHash, tableHash } from './helpers/siphash-reference.js';
 
 const seedA = Uint8Array.from({ length: 16 }, (_, i) => i);

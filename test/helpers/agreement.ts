@@ -13,7 +13,7 @@ import {
   type Policy,
   type Store,
 } from '../../src/index.js';
-import { ReferenceLimiter } from '../reference-model.js';
+import { ReferenceLimiter } from '../../support/reference-model.js';
 
 export const policyArb: fc.Arbitrary<Policy> = fc.oneof(
   fc.record({ limit: fc.integer({ min: 1, max: 20 }), period: fc.integer({ min: 1, max: 5000 }), burst: fc.integer({ min: 1, max: 8 }) }).map((o) => gcra(o)),
