@@ -7,7 +7,7 @@
 // structs: no allocation on the hot path, and the values stay in wasm globals.
 //
 // Times are epoch milliseconds as f64. Every formula here is mirrored,
-// operation for operation, by test/reference-model.ts: the property tests
+// operation for operation, by support/reference-model.ts: the property tests
 // require bit-identical results, so change both together.
 
 // Policy kinds. A continuous token bucket is the same arithmetic as GCRA

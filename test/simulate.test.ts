@@ -1,7 +1,7 @@
 // The `cellgate` command: `simulate` runs real pod processes against a mock
 // upstream and must show what each scenario exists to show; its SVG must be
 // well-formed XML. Needs the build (npm run build) and, for every scenario but stampede,
-// redis-server (installed by findRedis() when root and missing).
+// redis-server (findRedis() throws saying what to install when it is missing).
 import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -135,7 +135,7 @@ describe('cellgate simulate', () => {
   }, 20_000);
 
   it('shared-gcra: one GCRA in Redis keeps the fleet under the upstream limit', async () => {
-    findRedis(); // installs redis-server when root and missing, else throws saying what to install
+    findRedis(); // throws saying what to install when redis-server is missing
     const { code, stdout, stderr } = await run(['simulate', '--scenario', 'shared-gcra', '--pods', '4', '--seconds', '1', '--out', out]);
     expect(stderr).toBe('');
     expect(code).toBe(0);

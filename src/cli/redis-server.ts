@@ -51,22 +51,16 @@ export function findRedisServer(): string | undefined {
 let binaries: { server: string; cli: string } | undefined;
 
 /**
- * Finds redis-server and redis-cli for the tests and benchmarks; installs
- * Debian's redis-server package when missing and running as root, otherwise
- * throws saying what to install. (The command never installs anything: it
- * uses {@link findRedisServer}.)
+ * Finds redis-server and redis-cli for the tests, benchmarks and simulator,
+ * or throws saying what to install. Nothing is installed from here: CI
+ * installs Debian's package (.ci/run), a user their own.
  */
 export function findRedis(): { server: string; cli: string } {
   if (binaries) return binaries;
-  let server = findProgram('redis-server');
-  if (server === undefined && process.getuid?.() === 0 && existsSync('/usr/bin/apt-get')) {
-    execFileSync('apt-get', ['update'], { stdio: 'ignore', timeout: 300_000 });
-    execFileSync('apt-get', ['install', '-y', 'redis-server'], { stdio: 'ignore', timeout: 300_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    server = findProgram('redis-server');
-  }
+  const server = findProgram('redis-server');
   const cli = findProgram('redis-cli');
   if (server === undefined || cli === undefined) {
-    throw new Error('redis-server and redis-cli are needed for these tests: apt-get install redis-server (Debian) or brew install redis');
+    throw new Error('redis-server and redis-cli are needed: apt-get install redis-server (Debian) or brew install redis');
   }
   binaries = { server, cli };
   return binaries;

@@ -2,7 +2,7 @@
 --
 -- Every key of one call shares one hash tag (the virtual shard), so the call
 -- lives in one cluster slot. The arithmetic mirrors assembly/algorithms.ts and
--- test/reference-model.ts formula by formula: change all three together.
+-- support/reference-model.ts formula by formula: change all three together.
 --
 -- KEYS[1]  the shard's anchor key "<prefix>{<shard>}"; routes the call, and
 --          nothing is stored under it but a probe's 1 ms write (G = 0, see
