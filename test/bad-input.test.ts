@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ArgumentError,
+  CellgateError,
   ConfigError,
   EmbeddedStore,
   Limiter,
@@ -216,7 +217,7 @@ describe('calls reject bad arguments and change nothing (Redis store)', () => {
 
 function check(error: unknown, errorClass: typeof ConfigError | typeof ArgumentError, parameter: string): void {
   expect(error).toBeInstanceOf(errorClass);
-  expect(error).toBeInstanceOf(RangeError);
+  expect(error).toBeInstanceOf(CellgateError);
   const e = error as ConfigError;
   expect(e.parameter).toBe(parameter);
   expect(e.message.startsWith(`${parameter} must be`)).toBe(true);

@@ -46,6 +46,8 @@ const LIMITER_OPTIONS = optionNames<keyof LimiterOptions>({ policy: true, store:
 const LIMIT_OPTIONS = optionNames<keyof LimitOptions>({ cost: true });
 const RESERVE_OPTIONS = optionNames<keyof ReserveOptions>({ cost: true, maxWaitMs: true });
 const ACQUIRE_OPTIONS = optionNames<keyof AcquireOptions>({ cost: true, maxWaitMs: true, signal: true });
+/** What a synchronous call needs of the store (the method's name follows). */
+const SYNC_STORE = 'a store that decides synchronously (an EmbeddedStore, or a RedisStore in leased mode) for ';
 
 /**
  * Rate-limits keys under one policy (or several stacked gates), in process by
@@ -61,6 +63,8 @@ const ACQUIRE_OPTIONS = optionNames<keyof AcquireOptions>({ cost: true, maxWaitM
  */
 export class Limiter {
   readonly #binding: StoreBinding;
+  /** For the error of a synchronous call its store cannot serve. */
+  readonly #store: Store;
 
   readonly #maxCost: number;
   readonly #metrics: MetricsSink | undefined;
@@ -78,6 +82,7 @@ export class Limiter {
       throw new ConfigError('store', store, 'a Store such as new EmbeddedStore()');
     }
     this.policies = policies;
+    this.#store = store as Store;
     this.#metrics = checkMetrics(o.metrics);
     const custom = policies.length === 1 && isCustomLimiter(policies[0]) ? checkCustomLimiter(policies[0]) : undefined;
     if (custom !== undefined) {
@@ -137,7 +142,7 @@ export class Limiter {
   limitSync(key: string, options?: LimitOptions): Decision {
     const cost = this.#cost(key, options, 'limitSync()', LIMIT_OPTIONS);
     const binding = this.#binding;
-    if (binding.limitNow === undefined) throw new ConfigError('store', 'async', 'a store that decides synchronously (embedded, or Redis in leased mode) for limitSync');
+    if (binding.limitNow === undefined) throw new ArgumentError('store', this.#store, SYNC_STORE + 'limitSync(); use await limit()');
     const d = binding.limitNow(key, cost);
     if (this.#metrics !== undefined) this.#observe(d);
     return d;
@@ -172,7 +177,7 @@ export class Limiter {
   limitManySync(keys: readonly string[], options?: LimitOptions): Decision[] {
     const cost = this.#manyCost(keys, options, 'limitManySync()');
     const binding = this.#binding;
-    if (binding.limitManyNow === undefined) throw new ConfigError('store', 'async', 'a store that decides synchronously (embedded, or Redis in leased mode) for limitManySync');
+    if (binding.limitManyNow === undefined) throw new ArgumentError('store', this.#store, SYNC_STORE + 'limitManySync(); use await limitMany()');
     const ds = binding.limitManyNow(keys, cost);
     if (this.#metrics !== undefined) for (const d of ds) this.#observe(d);
     return ds;

@@ -2,7 +2,7 @@ import { backoffMs, DEFAULT_RETRY, retryPolicy, type RetryOptions, type RetryPol
 import { MAX_TIMER_MS, systemClock, type Clock } from '../core/clock.js';
 import type { Reservation } from '../limiter/decision.js';
 import { MAX_DURATION_MS } from '../core/duration.js';
-import { ArgumentError, ConfigError } from '../errors.js';
+import { ArgumentError, ConfigError, SchedulerClosedError } from '../errors.js';
 import { checkKey } from '../core/key-hash.js';
 import type { Limiter } from '../limiter/limiter.js';
 import { optionNames, strictOptions } from '../core/options.js';
@@ -117,30 +117,6 @@ export interface ScheduleResult {
   readonly startedAt: number;
   /** What the task returned (awaited). */
   readonly value: unknown;
-}
-
-/**
- * The rejection of requests the scheduler will not run: scheduled after
- * `close()`, or cancelled by `close({ drain: false })`. For an execution that
- * was running and failed after being aborted, `cause` is the task's error.
- *
- * @example
- * ```ts
- * await scheduler.schedule(key, task).catch((e) => {
- *   if (e instanceof SchedulerClosedError) return; // shutting down
- *   throw e;
- * });
- * ```
- */
-export class SchedulerClosedError extends Error {
-  override readonly name = 'SchedulerClosedError';
-  /** The key of the request. */
-  readonly key: string;
-
-  constructor(key: string, options?: { cause?: unknown }) {
-    super(`the scheduler is closed: ${JSON.stringify(key)} will not run`, options);
-    this.key = key;
-  }
 }
 
 /**

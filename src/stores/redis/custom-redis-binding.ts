@@ -1,42 +1,19 @@
 import type { Clock } from '../../core/clock.js';
 import { reserveStep, toDecision } from '../embedded/custom-binding.js';
 import type { Decision, Reservation } from '../../limiter/decision.js';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, RedisContentionError, RedisStateError, StoreClosedError } from '../../errors.js';
 import { checkStep, type RateLimiter, type RateLimitStep } from '../../scheduler/rate-limiter.js';
 import type { StoreBinding } from '../../limiter/store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import type { FallbackOption } from './fallback.js';
-import { CAS_COMMAND, type RedisClient } from './redis-client.js';
+import { CAS_COMMAND, type Lifecycle, type RedisClient } from './redis-client.js';
 import type { SourceCounts } from './redis-binding.js';
 import { keyBytes } from './key-bytes.js';
-import { RedisStateError } from './redis-state-error.js';
-import { StoreClosedError, type Lifecycle } from './store-closed-error.js';
 
 /** Most read-decide-write rounds one call makes before giving up under contention. */
 const MAX_ATTEMPTS = 16;
 /** A state's expiry when the limiter gives none: a day, so that forgotten keys leave. */
 const DEFAULT_TTL_MS = 86_400_000;
-
-/**
- * The rejection of a call on a custom limiter's key that other clients kept
- * changing while this one decided, {@link MAX_ATTEMPTS} times in a row.
- * Nothing was admitted for the call.
- *
- * @example
- * ```ts
- * await limiter.limit('hot').catch((e) => { if (e instanceof RedisContentionError) retryLater(); });
- * ```
- */
-export class RedisContentionError extends Error {
-  override readonly name = 'RedisContentionError';
-  /** The user's key. */
-  readonly key: string;
-
-  constructor(key: string, attempts: number) {
-    super(`the state of ${JSON.stringify(key)} changed under ${attempts} attempts in a row to decide it; nothing was admitted`);
-    this.key = key;
-  }
-}
 
 /** JSON that keeps the numbers JSON cannot carry (Infinity, -Infinity, NaN), as built-in states hold them. */
 function encode(state: unknown): string {

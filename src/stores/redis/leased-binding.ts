@@ -1,11 +1,10 @@
 import type { Clock } from '../../core/clock.js';
 import type { Decision, Reservation } from '../../limiter/decision.js';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, StoreClosedError } from '../../errors.js';
 import { optionNames, strictOptions } from '../../core/options.js';
 import { CODE } from '../../policies/policy.js';
 import type { Policy } from '../../policies/index.js';
 import type { StoreBinding } from '../../limiter/store.js';
-import { StoreClosedError } from './store-closed-error.js';
 import type { LeaseReply, RedisBinding, SourceCounts } from './redis-binding.js';
 
 /**

@@ -5,11 +5,10 @@ import type { Policy } from '../../policies/index.js';
 import type { StoreBinding } from '../../limiter/store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import { fallbackGates, FLEET, scaleGates, type FallbackSetting } from './fallback.js';
-import { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
+import { DECIDE_COMMAND, type Lifecycle, type RedisClient } from './redis-client.js';
 import { CODE } from '../../policies/policy.js';
-import { RedisStateError } from './redis-state-error.js';
+import { RedisStateError, StoreClosedError } from '../../errors.js';
 import { wtf8Length, writeWtf8 } from '../../core/wtf8.js';
-import { StoreClosedError, type Lifecycle } from './store-closed-error.js';
 import type { MetricsSink } from '../../core/metrics.js';
 
 /** Script operations (decide.lua's `op`). */

@@ -1,18 +1,16 @@
 import { casLua, decideLua, fleetLua } from '../../../build/redis-scripts.js';
 import type { Clock } from '../../core/clock.js';
 import { EmbeddedStore, MAX_KEYS } from '../embedded/embedded-store.js';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, RedisUnavailableError } from '../../errors.js';
 import { shardHash } from './shard-hash.js';
 import { optionNames, strictOptions } from '../../core/options.js';
 import type { Policy } from '../../policies/index.js';
-import type { Store } from '../../limiter/store.js';
+import type { Store, StoreBinding } from '../../limiter/store.js';
 import { RedisBinding } from './redis-binding.js';
-import { CAS_COMMAND, DECIDE_COMMAND, FLEET_COMMAND, type RedisClient } from './redis-client.js';
+import { CAS_COMMAND, DECIDE_COMMAND, describeTarget, FLEET_COMMAND, type Lifecycle, type RedisClient } from './redis-client.js';
 import { CustomRedisBinding } from './custom-redis-binding.js';
 import type { RateLimiter } from '../../scheduler/rate-limiter.js';
 import { CircuitBreaker, withTimeout, type BreakerCloseDetail, type BreakerOpenDetail, type BreakerState } from './circuit-breaker.js';
-import { describeTarget, RedisUnavailableError } from './redis-unavailable-error.js';
-import type { Lifecycle } from './store-closed-error.js';
 import { checkMetrics, type MetricsSink } from '../../core/metrics.js';
 import { fallbackGates, FLEET, type FallbackOption, type FallbackSetting } from './fallback.js';
 import { LeasedBinding, leaseSettings, type LeaseOptions, type LeaseSettings } from './leased-binding.js';
@@ -362,7 +360,7 @@ export class RedisStore implements Store {
     return this.#shardShift >= 32 ? 0 : shardHash(key) >>> this.#shardShift;
   }
 
-  bind(gates: readonly Policy[], clock: Clock): RedisBinding | LeasedBinding {
+  bind(gates: readonly Policy[], clock: Clock): StoreBinding {
     const strict = new RedisBinding({
       client: this.#client,
       gates,
@@ -390,10 +388,10 @@ export class RedisStore implements Store {
 
   /**
    * Binds a custom {@link RateLimiter}: its state is kept as JSON in Redis and
-   * updated by compare-and-set (see {@link CustomRedisBinding}). Both modes
+   * updated by compare-and-set (src/stores/redis/cas.lua). Both modes
    * decide it in Redis; it has no lease.
    */
-  bindCustom(limiter: RateLimiter, clock: Clock): CustomRedisBinding {
+  bindCustom(limiter: RateLimiter, clock: Clock): StoreBinding {
     return new CustomRedisBinding({
       client: this.#client,
       limiter,
