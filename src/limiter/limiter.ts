@@ -132,7 +132,8 @@ export class Limiter {
    * {@link Limiter.limit}, synchronously: for stores that decide in process
    * (the embedded store; a Redis store in leased mode, which spends its
    * lease here and denies a key it holds no lease for yet while it leases
-   * one). The fastest path.
+   * one). The fastest path. On a store that decides only asynchronously (a
+   * strict `RedisStore`) it throws {@link ArgumentError} (`store`).
    *
    * @example
    * ```ts
@@ -241,7 +242,7 @@ export class Limiter {
         throw error;
       }
     }
-    const d: Decision = { allowed: true, limit: r.limit, remaining: r.remaining, retryAfterMs: 0, resetAfterMs: 0, source: r.source };
+    const d: Decision = { allowed: true, limit: r.limit, capacity: r.capacity, gate: r.gate, remaining: r.remaining, retryAfterMs: 0, resetAfterMs: 0, source: r.source };
     if (this.#metrics !== undefined) this.#observe(d);
     return d;
   }

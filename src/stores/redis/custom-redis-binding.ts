@@ -1,5 +1,5 @@
 import type { Clock } from '../../core/clock.js';
-import { reserveStep, toDecision } from '../embedded/custom-binding.js';
+import { reserveStep, toDecision, toReservation } from '../embedded/custom-binding.js';
 import type { Decision, Reservation } from '../../limiter/decision.js';
 import { ConfigError, RedisContentionError, RedisStateError, StoreClosedError } from '../../errors.js';
 import { checkStep, type RateLimiter, type RateLimitStep } from '../../scheduler/rate-limiter.js';
@@ -132,8 +132,8 @@ export class CustomRedisBinding implements StoreBinding {
   #fallback(): Decision {
     this.#o.counts.fallback++;
     const open = this.#o.fallback === 'open';
-    const limit = this.#o.limiter.capacity;
-    return { allowed: open, limit, remaining: open ? limit : 0, retryAfterMs: open ? 0 : this.#o.timeoutMs, resetAfterMs: 0, source: 'fallback' };
+    const capacity = this.#o.limiter.capacity;
+    return toDecision(capacity, open ? { allowed: true, state: undefined, remaining: capacity } : { allowed: false, retryAfterMs: this.#o.timeoutMs }, 'fallback');
   }
 
   async limit(key: string, cost: number, dryRun: boolean): Promise<Decision> {
@@ -157,16 +157,13 @@ export class CustomRedisBinding implements StoreBinding {
     const sentAt = this.#o.clock();
     const reservation = await this.#update(key, (state, now) => {
       const booked = reserveStep(this.#o.limiter, state, now, cost, maxWaitMs);
-      const limit = this.#o.limiter.capacity;
-      const answer: Reservation = booked.allowed
-        ? { allowed: true, waitMs: booked.waitMs, at: sentAt + booked.waitMs, limit, remaining: booked.step.remaining ?? 0, source: 'redis' }
-        : { allowed: false, waitMs: booked.waitMs, at: sentAt + booked.waitMs, limit, remaining: 0, source: 'redis' };
+      const answer = toReservation(this.#o.limiter.capacity, booked.allowed, booked.waitMs, sentAt, booked.allowed ? (booked.step.remaining ?? 0) : 0, 'redis');
       if (!booked.allowed) return { answer };
       return { state: booked.step.state, ttlMs: booked.waitMs + (booked.step.ttlMs ?? DEFAULT_TTL_MS), answer };
     });
     if (reservation !== undefined) return reservation;
     const d = this.#fallback();
-    return { allowed: d.allowed, waitMs: 0, at: sentAt, limit: d.limit, remaining: d.remaining, source: 'fallback' };
+    return toReservation(d.capacity, d.allowed, 0, sentAt, d.remaining, 'fallback');
   }
 
   async refund(key: string, cost: number): Promise<void> {
