@@ -57,7 +57,7 @@ const storeOptions = {
   shards: 8,
   time: 'client',
   batch: { maxDelayMs: 1, maxSize: 10 },
-  mirrorKeys: 100,
+  maxMirrorKeys: 100,
   negativeCache: false,
   timeoutMs: 50,
   probeIntervalMs: 100,

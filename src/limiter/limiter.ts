@@ -1,4 +1,5 @@
 import { checkedClock, sleep, taskClock, type Clock } from '../core/clock.js';
+import { checkDuration, MAX_WAIT_BOUNDS, type Duration } from '../core/duration.js';
 import type { Decision, Reservation } from './decision.js';
 import { EmbeddedStore } from '../stores/embedded/embedded-store.js';
 import { AcquireTimeoutError, ArgumentError, ConfigError } from '../errors.js';
@@ -32,8 +33,8 @@ export interface LimitOptions {
 
 /** Options of {@link Limiter.reserve}. */
 export interface ReserveOptions extends LimitOptions {
-  /** Book only if the wait is at most this long (default: no bound). */
-  maxWaitMs?: number;
+  /** Book only if the wait is at most this long (default: no bound): a {@link Duration} from 0, or `Infinity`. */
+  maxWaitMs?: Duration;
 }
 
 /** Options of {@link Limiter.acquire}. */
@@ -306,11 +307,7 @@ function checkCost(cost: unknown, max: number): number {
 
 function maxWait(options: ReserveOptions | undefined): number {
   const value = options?.maxWaitMs;
-  if (value === undefined) return Infinity;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
-    throw new ArgumentError('maxWaitMs', value, 'a non-negative number of milliseconds');
-  }
-  return value;
+  return value === undefined ? Infinity : checkDuration(value, 'maxWaitMs', MAX_WAIT_BOUNDS, ArgumentError);
 }
 
 function checkPolicies(value: unknown): readonly (Policy | RateLimiter)[] {

@@ -78,6 +78,20 @@ export interface TableFullDetail {
 
 /** Largest `maxKeys`, and the size an uncapped table stops growing at (a table of 2 GiB: 2^26 slots). */
 export const MAX_KEYS = 1 << 25;
+
+/**
+ * Validates a cap on a table's keys (`parameter`: EmbeddedStore's
+ * `maxKeys`, RedisStore's `maxMirrorKeys`): an integer from 1 to
+ * {@link MAX_KEYS}, or undefined for no cap but MAX_KEYS.
+ * @internal
+ */
+export function checkMaxKeys(value: unknown, parameter: string): number {
+  if (value === undefined) return MAX_KEYS;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_KEYS) {
+    throw new ConfigError(parameter, value, `an integer from 1 to ${MAX_KEYS}`);
+  }
+  return value;
+}
 /** Most policies (gates, over all limiters) one embedded store can hold. */
 export const MAX_POLICIES = 1024;
 const BATCH_ENTRIES = 1024;
@@ -204,10 +218,7 @@ export class EmbeddedStore extends EventTarget implements Store {
   constructor(options: EmbeddedStoreOptions = {}) {
     super();
     const o = strictOptions(options, 'new EmbeddedStore()', OPTIONS);
-    const maxKeys = o.maxKeys === undefined ? MAX_KEYS : o.maxKeys;
-    if (typeof maxKeys !== 'number' || !Number.isInteger(maxKeys) || maxKeys < 1 || maxKeys > MAX_KEYS) {
-      throw new ConfigError('maxKeys', maxKeys, `an integer from 1 to ${MAX_KEYS}`);
-    }
+    const maxKeys = checkMaxKeys(o.maxKeys, 'maxKeys');
     const whenFull = o.whenFull === undefined ? 'deny' : o.whenFull;
     if (whenFull !== 'deny' && whenFull !== 'evict') throw new ConfigError('whenFull', whenFull, "'deny' or 'evict'");
     const seed = hashSeed(o.hashSeed);

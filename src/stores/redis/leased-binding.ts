@@ -2,6 +2,7 @@ import type { Clock } from '../../core/clock.js';
 import type { Decision, Reservation } from '../../limiter/decision.js';
 import { ConfigError, StoreClosedError } from '../../errors.js';
 import { optionNames, strictOptions } from '../../core/options.js';
+import { checkDuration, type Duration } from '../../core/duration.js';
 import { CODE } from '../../policies/policy.js';
 import type { Policy } from '../../policies/index.js';
 import { configuredLimit } from '../../policies/configured-limit.js';
@@ -27,10 +28,10 @@ export interface LeaseOptions {
   /**
    * How long leased units stay spendable after the grant (default 1000 ms;
    * never past the end of a window or refill interval, where spending them
-   * would exceed the next one's limit). GCRA leases book slots up to half of
-   * it ahead.
+   * would exceed the next one's limit), from 10 ms to 1 hour. GCRA leases
+   * book slots up to half of it ahead.
    */
-  ttlMs?: number;
+  ttlMs?: Duration;
 }
 
 const LEASE_OPTIONS = optionNames<keyof LeaseOptions>({ maxShare: true, ttlMs: true });
@@ -48,10 +49,7 @@ export function leaseSettings(options: unknown): LeaseSettings {
   if (typeof maxShare !== 'number' || !(maxShare > 0 && maxShare <= 1)) {
     throw new ConfigError('lease.maxShare', maxShare, 'a number above 0 and at most 1');
   }
-  const ttlMs = o.ttlMs === undefined ? 1000 : o.ttlMs;
-  if (typeof ttlMs !== 'number' || !(ttlMs >= 10 && ttlMs <= 3_600_000)) {
-    throw new ConfigError('lease.ttlMs', ttlMs, 'a number of milliseconds from 10 to 3600000');
-  }
+  const ttlMs = o.ttlMs === undefined ? 1000 : checkDuration(o.ttlMs, 'lease.ttlMs', { min: 10, max: 3_600_000 });
   return { maxShare, ttlMs };
 }
 
