@@ -44,6 +44,11 @@ export abstract class CellgateError extends Error {
  * What {@link ConfigError} and {@link ArgumentError} share: the parameter at
  * fault, the value it was given and what it should have been.
  * @internal
+ *
+ * @example
+ * ```ts
+ * if (e instanceof ConfigError || e instanceof ArgumentError) console.log(e.parameter, e.expected);
+ * ```
  */
 export abstract class InputError extends CellgateError {
   /** The parameter at fault, e.g. `"limit"` or `"key"`. */

@@ -23,10 +23,14 @@ export function parseDuration(value: unknown, parameter: string): number {
 
 /**
  * The range a duration option accepts, in ms: from `min` (or, with `above`,
- * anything above it) to `max`, both possibly bounds of their own
- * (`Infinity`: no bound). `minName` names an option `min` was taken from
- * (e.g. `'timeoutMs'`), for the message.
+ * anything above it) to `max` (`Infinity`: no bound). `minName` names an
+ * option `min` was taken from (e.g. `'timeoutMs'`), for the message.
  * @internal
+ *
+ * @example
+ * ```ts
+ * const connect: DurationBounds = { min: timeoutMs, minName: 'timeoutMs', max: 600_000 };
+ * ```
  */
 export interface DurationBounds {
   readonly min: number;
@@ -91,8 +95,24 @@ export const MIN_DURATION_MS = 1;
 /** Periods and windows: from 1 ms to 1000 days. */
 const POLICY_BOUNDS: DurationBounds = { min: MIN_DURATION_MS, max: MAX_DURATION_MS };
 
-/** A delay or a backoff: from none to 1000 days. @internal */
+/**
+ * A delay or a backoff: from none to 1000 days (`{ ...DELAY_BOUNDS, above: true }`: some).
+ * @internal
+ *
+ * @example
+ * ```ts
+ * checkDuration(options.delayMs, 'delayMs', DELAY_BOUNDS, ArgumentError);
+ * ```
+ */
 export const DELAY_BOUNDS: DurationBounds = { min: 0, max: MAX_DURATION_MS };
 
-/** What a `maxWaitMs` accepts: any wait, from none to no bound (`Infinity`). @internal */
+/**
+ * What a `maxWaitMs` accepts: any wait, from none to no bound (`Infinity`).
+ * @internal
+ *
+ * @example
+ * ```ts
+ * checkDuration(options.maxWaitMs, 'maxWaitMs', MAX_WAIT_BOUNDS, ArgumentError);
+ * ```
+ */
 export const MAX_WAIT_BOUNDS: DurationBounds = { min: 0, max: Infinity };

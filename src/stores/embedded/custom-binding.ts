@@ -226,6 +226,11 @@ export function toDecision(capacity: number, step: RateLimitStep<unknown>, sourc
 /**
  * A custom limiter's booking (made `waitMs` after `now`) as a {@link Reservation}.
  * @internal
+ *
+ * @example
+ * ```ts
+ * return toReservation(limiter.capacity, true, booked.waitMs, now, booked.step.remaining ?? 0, 'local');
+ * ```
  */
 export function toReservation(capacity: number, allowed: boolean, waitMs: number, now: number, remaining: number, source: Reservation['source']): Reservation {
   return { allowed, waitMs, at: now + waitMs, limit: capacity, capacity, gate: 0, remaining, source };

@@ -84,6 +84,11 @@ export const MAX_KEYS = 1 << 25;
  * `maxKeys`, RedisStore's `maxMirrorKeys`): an integer from 1 to
  * {@link MAX_KEYS}, or undefined for no cap but MAX_KEYS.
  * @internal
+ *
+ * @example
+ * ```ts
+ * const mirror = new EmbeddedStore({ maxKeys: checkMaxKeys(o.maxMirrorKeys, 'maxMirrorKeys') });
+ * ```
  */
 export function checkMaxKeys(value: unknown, parameter: string): number {
   if (value === undefined) return MAX_KEYS;
