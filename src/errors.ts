@@ -1,7 +1,77 @@
+// Every error the library throws or rejects with, in one place: callers catch
+// one base class, tell the cases apart by a stable `code`, and read what each
+// case carries.
+
 /**
- * Thrown when a policy or an option is invalid: zero, negative, NaN or
- * infinite numbers, unparseable durations, unknown modes. Names the parameter
- * and the value it was given. Nothing is changed when it is thrown.
+ * The stable `code` of a {@link CellgateError}: one per class, safe to
+ * switch on and to log (it does not change with the message's wording).
+ *
+ * @example
+ * ```ts
+ * const code: CellgateErrorCode = 'CONFIG';
+ * ```
+ */
+export type CellgateErrorCode =
+  | 'CONFIG'
+  | 'UNKNOWN_OPTION'
+  | 'ARGUMENT'
+  | 'ACQUIRE_TIMEOUT'
+  | 'SCHEDULER_CLOSED'
+  | 'REDIS_TIMEOUT'
+  | 'REDIS_STATE'
+  | 'REDIS_UNAVAILABLE'
+  | 'REDIS_CONTENTION'
+  | 'STORE_CLOSED';
+
+/**
+ * The base of every error the library throws or rejects with. `code` tells
+ * the case ({@link CellgateErrorCode}), `name` the class; an error that is
+ * not a `CellgateError` came from elsewhere (a task, a key function, the
+ * Redis client).
+ *
+ * @example
+ * ```ts
+ * try { gcra({ limit: 0, period: '1s' }); }
+ * catch (e) { if (e instanceof CellgateError) console.log(e.code); } // "CONFIG"
+ * ```
+ */
+export abstract class CellgateError extends Error {
+  /** What went wrong, as a stable string: see {@link CellgateErrorCode}. */
+  abstract readonly code: CellgateErrorCode;
+}
+
+/**
+ * What {@link ConfigError} and {@link ArgumentError} share: the parameter at
+ * fault, the value it was given and what it should have been.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * if (e instanceof ConfigError || e instanceof ArgumentError) console.log(e.parameter, e.expected);
+ * ```
+ */
+export abstract class InputError extends CellgateError {
+  /** The parameter at fault, e.g. `"limit"` or `"key"`. */
+  readonly parameter: string;
+  /** The value it was given. */
+  readonly value: unknown;
+  /** What it must be, in words, e.g. `"a positive integer up to 1000000000"`. */
+  readonly expected: string;
+
+  constructor(parameter: string, value: unknown, expected: string) {
+    super(`${parameter} must be ${expected}, got ${describe(value)}`);
+    this.parameter = parameter;
+    this.value = value;
+    this.expected = expected;
+  }
+}
+
+/**
+ * Thrown when a policy or an option is invalid, when it is built or
+ * constructed: zero, negative, NaN or infinite numbers, unparseable
+ * durations, unknown modes. A value passed to a call is an
+ * {@link ArgumentError} instead. Names the parameter, the value it was given
+ * and what it should be. Nothing is changed when it is thrown.
  *
  * @example
  * ```ts
@@ -9,25 +79,16 @@
  * catch (e) { if (e instanceof ConfigError) console.log(e.parameter); } // "limit"
  * ```
  */
-export class ConfigError extends RangeError {
+export class ConfigError extends InputError {
   override readonly name: string = 'ConfigError';
-  /** The parameter at fault, e.g. `"limit"` or `"period"`. */
-  readonly parameter: string;
-  /** The value it was given. */
-  readonly value: unknown;
-
-  constructor(parameter: string, value: unknown, expected: string) {
-    super(`${parameter} must be ${expected}, got ${describe(value)}`);
-    this.parameter = parameter;
-    this.value = value;
-  }
+  override readonly code: 'CONFIG' | 'UNKNOWN_OPTION' = 'CONFIG';
 }
 
 /**
- * Thrown when an options object has a name its factory or constructor does
- * not know, most often a typo: the option would otherwise be ignored and its
- * default used. `parameter` is the unknown name; `suggestion` the nearest
- * known one, if any is close.
+ * Thrown when an options object has a name its factory, constructor or call
+ * does not know, most often a typo: the option would otherwise be ignored and
+ * its default used. `parameter` is the unknown name; `suggestion` the nearest
+ * known one, if any is close. A `ConfigError`, also for the options of a call.
  *
  * @example
  * ```ts
@@ -38,6 +99,7 @@ export class ConfigError extends RangeError {
  */
 export class UnknownOptionError extends ConfigError {
   override readonly name: string = 'UnknownOptionError';
+  override readonly code = 'UNKNOWN_OPTION' as const;
   /** The nearest known option name, when one is close enough to be meant. */
   readonly suggestion: string | undefined;
 
@@ -49,9 +111,13 @@ export class UnknownOptionError extends ConfigError {
 }
 
 /**
- * Thrown when an argument of a call is invalid: an empty, non-string or
- * over-long key, a cost that is not a positive integer or that exceeds what the
- * policy can ever admit. Nothing is charged when it is thrown.
+ * Thrown when a call is given an invalid value, when it is called: an empty,
+ * non-string or over-long key, a cost that is not a positive integer or that
+ * exceeds what the policy can ever admit, a bad `maxWaitMs`, or a call its
+ * limiter's store cannot serve (`limitSync` on a store that decides only
+ * asynchronously). Options fixed at construction are a {@link ConfigError}
+ * instead. Names the parameter, the value and what it should be; nothing is
+ * charged when it is thrown.
  *
  * @example
  * ```ts
@@ -59,18 +125,9 @@ export class UnknownOptionError extends ConfigError {
  * catch (e) { if (e instanceof ArgumentError) console.log(e.parameter); } // "key"
  * ```
  */
-export class ArgumentError extends RangeError {
+export class ArgumentError extends InputError {
   override readonly name = 'ArgumentError';
-  /** The parameter at fault, e.g. `"key"` or `"cost"`. */
-  readonly parameter: string;
-  /** The value it was given. */
-  readonly value: unknown;
-
-  constructor(parameter: string, value: unknown, expected: string) {
-    super(`${parameter} must be ${expected}, got ${describe(value)}`);
-    this.parameter = parameter;
-    this.value = value;
-  }
+  override readonly code = 'ARGUMENT' as const;
 }
 
 /**
@@ -84,8 +141,9 @@ export class ArgumentError extends RangeError {
  * });
  * ```
  */
-export class AcquireTimeoutError extends Error {
+export class AcquireTimeoutError extends CellgateError {
   override readonly name = 'AcquireTimeoutError';
+  override readonly code = 'ACQUIRE_TIMEOUT' as const;
   /** How long admission would have taken, in milliseconds. */
   readonly waitMs: number;
 
@@ -95,11 +153,148 @@ export class AcquireTimeoutError extends Error {
   }
 }
 
+/**
+ * The rejection of requests a `Scheduler` will not run: scheduled after
+ * `close()`, or cancelled by `close({ drain: false })`. For an execution that
+ * was running and failed after being aborted, `cause` is the task's error.
+ *
+ * @example
+ * ```ts
+ * await scheduler.schedule(key, task).catch((e) => {
+ *   if (e instanceof SchedulerClosedError) return; // shutting down
+ *   throw e;
+ * });
+ * ```
+ */
+export class SchedulerClosedError extends CellgateError {
+  override readonly name = 'SchedulerClosedError';
+  override readonly code = 'SCHEDULER_CLOSED' as const;
+  /** The key of the request. */
+  readonly key: string;
+
+  constructor(key: string, options?: { cause?: unknown }) {
+    super(`the scheduler is closed: ${JSON.stringify(key)} will not run`, options);
+    this.key = key;
+  }
+}
+
+/**
+ * What a `RedisStore`'s breaker reports (the `error` of its `'open'` event)
+ * when Redis did not answer within the store's `timeoutMs`; the calls of
+ * that batch were decided by the fallback, not rejected.
+ *
+ * @example
+ * ```ts
+ * store.breaker.addEventListener('open', (e) => {
+ *   if ((e as CustomEvent).detail.error instanceof RedisTimeoutError) console.warn('redis slow');
+ * });
+ * ```
+ */
+export class RedisTimeoutError extends CellgateError {
+  override readonly name = 'RedisTimeoutError';
+  override readonly code = 'REDIS_TIMEOUT' as const;
+  constructor(timeoutMs: number) {
+    super(`Redis did not answer within ${timeoutMs} ms`);
+  }
+}
+
+/**
+ * The rejection of a call whose key, in Redis, holds something that is not
+ * this library's state (a value another program wrote under the store's
+ * prefix). The foreign value is left alone and nothing is admitted for the
+ * key; other keys of the same batch are decided as usual.
+ *
+ * @example
+ * ```ts
+ * await limiter.limit('k').catch((e) => { if (e instanceof RedisStateError) console.log(e.key); });
+ * ```
+ */
+export class RedisStateError extends CellgateError {
+  override readonly name = 'RedisStateError';
+  override readonly code = 'REDIS_STATE' as const;
+  /** The user's key. */
+  readonly key: string;
+
+  constructor(shardKey: string, key: string) {
+    super(`Redis key ${shardKey}:${key}|... holds a value that is not cellgate state; nothing is admitted for ${JSON.stringify(key)}`);
+    this.key = key;
+  }
+}
+
+/**
+ * The rejection of `RedisStore.ready()` when Redis did not answer within
+ * `connectTimeoutMs`: a wrong URL, a closed port, a server still starting.
+ * Names what the client was pointed at, so that a misconfiguration is said,
+ * not silently decided by the fallback.
+ *
+ * @example
+ * ```ts
+ * await store.ready().catch((e) => { if (e instanceof RedisUnavailableError) console.error(e.target); });
+ * ```
+ */
+export class RedisUnavailableError extends CellgateError {
+  override readonly name = 'RedisUnavailableError';
+  override readonly code = 'REDIS_UNAVAILABLE' as const;
+  /** `host:port` of the server (a Cluster's startup nodes, comma-separated), as the client was given it. */
+  readonly target: string;
+
+  constructor(target: string, timeoutMs: number, cause: unknown) {
+    super(`Redis at ${target} did not answer within ${timeoutMs} ms`, { cause });
+    this.target = target;
+  }
+}
+
+/**
+ * The rejection of a call on a custom limiter's key that other clients kept
+ * changing while this one decided, as many times in a row as the store tries
+ * (16). Nothing was admitted for the call.
+ *
+ * @example
+ * ```ts
+ * await limiter.limit('hot').catch((e) => { if (e instanceof RedisContentionError) retryLater(); });
+ * ```
+ */
+export class RedisContentionError extends CellgateError {
+  override readonly name = 'RedisContentionError';
+  override readonly code = 'REDIS_CONTENTION' as const;
+  /** The user's key. */
+  readonly key: string;
+
+  constructor(key: string, attempts: number) {
+    super(`the state of ${JSON.stringify(key)} changed under ${attempts} attempts in a row to decide it; nothing was admitted`);
+    this.key = key;
+  }
+}
+
+/**
+ * The rejection of a call on a `RedisStore` after `close()`: its probes,
+ * batches and reconciliation have stopped, so it would decide nothing
+ * faithfully. Close a store when its process is done with it, after its last
+ * call.
+ *
+ * @example
+ * ```ts
+ * await store.close();
+ * await limiter.limit('k').catch((e) => { if (e instanceof StoreClosedError) console.log('closed'); });
+ * ```
+ */
+export class StoreClosedError extends CellgateError {
+  override readonly name = 'StoreClosedError';
+  override readonly code = 'STORE_CLOSED' as const;
+  constructor() {
+    super('the RedisStore is closed');
+  }
+}
+
+/** A value as an error message shows it: short strings and numbers as they are, others by their type. */
 function describe(value: unknown): string {
   if (typeof value === 'string') {
     return value.length > 40 ? `a string of length ${value.length}` : JSON.stringify(value);
   }
   if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
   if (value === null || value === undefined) return String(value);
+  // An instance of a class by its class (a store, a pacer), plain objects and arrays by their type.
+  const name = typeof value === 'object' ? (value as object).constructor?.name : undefined;
+  if (name !== undefined && name !== '' && name !== 'Object' && name !== 'Array') return `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name}`;
   return `a value of type ${Array.isArray(value) ? 'array' : typeof value}`;
 }

@@ -1,8 +1,8 @@
 export { Limiter, MAX_GATES, type LimiterOptions, type LimitOptions, type ReserveOptions, type AcquireOptions } from './limiter/limiter.js';
-export { EmbeddedStore, EmbeddedBinding, MAX_KEYS, MAX_POLICIES, type EmbeddedStoreOptions, type EmbeddedStoreStats, type TableFullDetail } from './stores/embedded/embedded-store.js';
+export { EmbeddedStore, MAX_KEYS, MAX_POLICIES, type EmbeddedStoreOptions, type EmbeddedStoreStats, type TableFullDetail } from './stores/embedded/embedded-store.js';
 export type { Store, StoreBinding } from './limiter/store.js';
 export type { Decision, DecisionSource, Reservation } from './limiter/decision.js';
-export { ConfigError, UnknownOptionError, ArgumentError, AcquireTimeoutError } from './errors.js';
+export { CellgateError, ConfigError, UnknownOptionError, ArgumentError, AcquireTimeoutError, SchedulerClosedError, type CellgateErrorCode } from './errors.js';
 export { parseDuration, MIN_DURATION_MS, MAX_DURATION_MS, type Duration } from './core/duration.js';
 export { MAX_CLOCK_MS, systemClock, taskClock, type Clock } from './core/clock.js';
 export { MAX_KEY_LENGTH } from './core/key-hash.js';
@@ -10,6 +10,6 @@ export * from './policies/index.js';
 export type { RateLimiter, RateLimitStep } from './scheduler/rate-limiter.js';
 export type { CoreState } from './policies/core-step.js';
 export { rateLimited, type RateLimitedOptions } from './scheduler/rate-limited.js';
-export { Scheduler, SchedulerClosedError, DEFAULT_CONCURRENCY, type SchedulerOptions, type ScheduleOptions, type CloseOptions, type ScheduleResult, type SchedulerTask, type SchedulerTimers } from './scheduler/scheduler.js';
+export { Scheduler, DEFAULT_CONCURRENCY, type SchedulerOptions, type ScheduleOptions, type CloseOptions, type ScheduleResult, type SchedulerTask, type SchedulerTimers } from './scheduler/scheduler.js';
 export { DEFAULT_RETRY, type RetryOptions, type RetryPolicy } from './scheduler/backoff.js';
 export { otelMetrics, promMetrics, type MetricsSink, type MetricName, type MetricAttributes, type OtelMeterLike, type PromClientLike } from './core/metrics.js';

@@ -33,6 +33,8 @@ interface Outcome {
 export interface ModelDecision {
   allowed: boolean;
   limit: number;
+  capacity: number;
+  gate: number;
   remaining: number;
   retryAfterMs: number;
   resetAfterMs: number;
@@ -42,7 +44,14 @@ export interface ModelReservation {
   allowed: boolean;
   waitMs: number;
   limit: number;
+  capacity: number;
+  gate: number;
   remaining: number;
+}
+
+/** What a policy was configured with, as Decision.limit reports it: a token bucket's capacity, the others' limit. */
+function configured(policy: Policy): number {
+  return policy.kind === 'tokenBucket' ? policy.capacity : policy.limit;
 }
 
 function floorRemaining(x: number): number {
@@ -230,13 +239,13 @@ export class ReferenceLimiter {
   }
 
   /** Evaluates every gate at `t` with state as of `now`; commits when all admit and `commit`. */
-  #decideAt(key: string, cost: number, t: number, now: number, commit: boolean): ModelDecision & { gate: number } {
+  #decideAt(key: string, cost: number, t: number, now: number, commit: boolean): ModelDecision {
     const gates = this.#policies;
     const outs = gates.map((p, g) => evaluate(p, this.#live(g, key, now), cost, t));
     if (gates.length === 1) {
       const o = outs[0]!;
       if (o.allowed && commit) this.#commit(0, key, o.state, now);
-      return { allowed: o.allowed, gate: 0, limit: gates[0]!.core.capacity, remaining: o.remaining, retryAfterMs: o.retry, resetAfterMs: o.reset };
+      return { allowed: o.allowed, limit: configured(gates[0]!), capacity: gates[0]!.core.capacity, gate: 0, remaining: o.remaining, retryAfterMs: o.retry, resetAfterMs: o.reset };
     }
     const all = outs.every((o) => o.allowed);
     if (all) {
@@ -251,7 +260,7 @@ export class ReferenceLimiter {
         if (o.reset > reset) reset = o.reset;
         if (commit) this.#commit(g, key, o.state, now);
       });
-      return { allowed: true, gate, limit: gates[gate]!.core.capacity, remaining, retryAfterMs: 0, resetAfterMs: reset };
+      return { allowed: true, limit: configured(gates[gate]!), capacity: gates[gate]!.core.capacity, gate, remaining, retryAfterMs: 0, resetAfterMs: reset };
     }
     let retry = 0;
     let gate = 0;
@@ -275,12 +284,11 @@ export class ReferenceLimiter {
       if (rem < remaining) remaining = rem;
       if (rs > reset) reset = rs;
     });
-    return { allowed: false, gate, limit: gates[gate]!.core.capacity, remaining, retryAfterMs: retry, resetAfterMs: reset };
+    return { allowed: false, limit: configured(gates[gate]!), capacity: gates[gate]!.core.capacity, gate, remaining, retryAfterMs: retry, resetAfterMs: reset };
   }
 
   limit(key: string, cost: number, now: number, dryRun = false): ModelDecision {
-    const { gate: _gate, ...d } = this.#decideAt(key, cost, now, now, !dryRun);
-    return d;
+    return this.#decideAt(key, cost, now, now, !dryRun);
   }
 
   reserve(key: string, cost: number, now: number, maxWait = Infinity): ModelReservation {
@@ -291,12 +299,12 @@ export class ReferenceLimiter {
       if (last.allowed) {
         if (t - now > maxWait) break;
         const d = this.#decideAt(key, cost, t, now, true);
-        return { allowed: true, waitMs: t - now, limit: d.limit, remaining: d.remaining };
+        return { allowed: true, waitMs: t - now, limit: d.limit, capacity: d.capacity, gate: d.gate, remaining: d.remaining };
       }
       t = t + Math.max(last.retryAfterMs, MIN_RETRY_MS);
       if (t - now > maxWait) break;
     }
-    return { allowed: false, waitMs: t - now, limit: last.limit, remaining: last.remaining };
+    return { allowed: false, waitMs: t - now, limit: last.limit, capacity: last.capacity, gate: last.gate, remaining: last.remaining };
   }
 
   refund(key: string, cost: number, now: number): void {

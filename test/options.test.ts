@@ -57,7 +57,7 @@ const storeOptions = {
   shards: 8,
   time: 'client',
   batch: { maxDelayMs: 1, maxSize: 10 },
-  mirrorKeys: 100,
+  maxMirrorKeys: 100,
   negativeCache: false,
   timeoutMs: 50,
   probeIntervalMs: 100,
@@ -430,7 +430,7 @@ describe('every accepted policy stays finite and within its limit', () => {
 });
 
 function check(d: Decision, cost: number): void {
-  for (const field of ['retryAfterMs', 'resetAfterMs', 'remaining', 'limit'] as const) {
+  for (const field of ['retryAfterMs', 'resetAfterMs', 'remaining', 'limit', 'capacity'] as const) {
     expect(Number.isFinite(d[field]), `${field} ${d[field]}`).toBe(true);
     expect(d[field]).toBeGreaterThanOrEqual(0);
   }
@@ -443,6 +443,6 @@ function check(d: Decision, cost: number): void {
     expect(Number.isSafeInteger(seconds), `Retry-After ${seconds}`).toBe(true);
     expect(String(seconds)).toMatch(/^\d+$/);
   }
-  expect(d.remaining).toBeLessThanOrEqual(d.limit);
-  expect(cost).toBeLessThanOrEqual(d.limit);
+  expect(d.remaining).toBeLessThanOrEqual(d.capacity);
+  expect(cost).toBeLessThanOrEqual(d.capacity);
 }

@@ -15,7 +15,7 @@ function setup(policy: Policy | Policy[], start = 0) {
 describe('gcra', () => {
   it('paces requests exactly period/limit apart with burst 1', () => {
     const { at } = setup(gcra({ limit: 5, period: '1s' }));
-    expect(at(0)).toMatchObject({ allowed: true, limit: 1, remaining: 0, resetAfterMs: 200 });
+    expect(at(0)).toMatchObject({ allowed: true, limit: 5, capacity: 1, gate: 0, remaining: 0, resetAfterMs: 200 });
     expect(at(0)).toMatchObject({ allowed: false, retryAfterMs: 200 });
     expect(at(199.5)).toMatchObject({ allowed: false, retryAfterMs: 0.5 });
     expect(at(200)).toMatchObject({ allowed: true });
@@ -28,7 +28,7 @@ describe('gcra', () => {
 
   it('lets burst requests through back-to-back, then paces', () => {
     const { at } = setup(gcra({ limit: 10, period: '1s', burst: 3 }));
-    expect(at(0)).toMatchObject({ allowed: true, limit: 3, remaining: 2 });
+    expect(at(0)).toMatchObject({ allowed: true, limit: 10, capacity: 3, remaining: 2 });
     expect(at(0)).toMatchObject({ allowed: true, remaining: 1 });
     expect(at(0)).toMatchObject({ allowed: true, remaining: 0, resetAfterMs: 300 });
     expect(at(0)).toMatchObject({ allowed: false, retryAfterMs: 100 });
@@ -48,7 +48,7 @@ describe('gcra', () => {
 describe('tokenBucket', () => {
   it('continuous: starts full, drips back refill per period', () => {
     const { at } = setup(tokenBucket({ capacity: 4, refill: 2, period: '1s' }));
-    expect(at(0, 'k', 4)).toMatchObject({ allowed: true, limit: 4, remaining: 0, resetAfterMs: 2000 });
+    expect(at(0, 'k', 4)).toMatchObject({ allowed: true, limit: 4, capacity: 4, remaining: 0, resetAfterMs: 2000 });
     expect(at(0)).toMatchObject({ allowed: false, retryAfterMs: 500 });
     expect(at(500)).toMatchObject({ allowed: true, remaining: 0 });
     expect(at(1500)).toMatchObject({ allowed: true, remaining: 1 });
@@ -132,9 +132,9 @@ describe('stacked gates', () => {
     expect(at(50)).toMatchObject({ allowed: false, retryAfterMs: 50 });
     expect(at(100)).toMatchObject({ allowed: true, remaining: 0 });
     // Both gates are now at 0: the first one reports.
-    expect(at(200)).toMatchObject({ allowed: true, limit: 1, remaining: 0 });
+    expect(at(200)).toMatchObject({ allowed: true, gate: 0, limit: 10, capacity: 1, remaining: 0 });
     const d = at(300);
-    expect(d).toMatchObject({ allowed: false, limit: 3, retryAfterMs: 86_400_000 - 300 });
+    expect(d).toMatchObject({ allowed: false, gate: 1, limit: 3, capacity: 3, retryAfterMs: 86_400_000 - 300 });
   });
 });
 

@@ -1,4 +1,4 @@
-import { ConfigError } from '../errors.js';
+import { ConfigError, type ArgumentError } from '../errors.js';
 
 /** A duration: milliseconds as a number, or a string such as `'250ms'`, `'3s'`, `'1.5m'`, `'1h'`, `'1d'`. */
 export type Duration = number | `${number}${'ms' | 's' | 'm' | 'h' | 'd'}`;
@@ -18,19 +18,61 @@ const PATTERN = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
  * ```
  */
 export function parseDuration(value: unknown, parameter: string): number {
-  let ms: number;
+  return checkDuration(value, parameter, POLICY_BOUNDS);
+}
+
+/**
+ * The range a duration option accepts, in ms: from `min` (or, with `above`,
+ * anything above it) to `max` (`Infinity`: no bound). `minName` names an
+ * option `min` was taken from (e.g. `'timeoutMs'`), for the message.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * const connect: DurationBounds = { min: timeoutMs, minName: 'timeoutMs', max: 600_000 };
+ * ```
+ */
+export interface DurationBounds {
+  readonly min: number;
+  readonly max: number;
+  readonly above?: boolean;
+  readonly minName?: string;
+}
+
+/**
+ * Converts a {@link Duration} option or argument to milliseconds within
+ * `bounds`; anything else is an `errorClass` (ConfigError for options given
+ * at construction, ArgumentError for a call's) naming `parameter`. One rule
+ * for every duration the library takes, so that `'100ms'` works wherever
+ * `100` does.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * checkDuration('250ms', 'timeoutMs', { min: 1, max: 60_000 }); // 250
+ * checkDuration(-1, 'maxWaitMs', { min: 0, max: Infinity }, ArgumentError); // throws: maxWaitMs must be at least 0 ms, got -1
+ * ```
+ */
+export function checkDuration(
+  value: unknown,
+  parameter: string,
+  bounds: DurationBounds,
+  errorClass: typeof ConfigError | typeof ArgumentError = ConfigError,
+): number {
+  let ms: number | undefined;
   if (typeof value === 'number') {
     ms = value;
   } else if (typeof value === 'string') {
     const match = PATTERN.exec(value.trim());
-    if (!match) throw new ConfigError(parameter, value, "a duration such as 250, '250ms', '3s', '1m', '1h' or '1d'");
-    ms = Number(match[1]) * UNIT_MS[match[2]!]!;
-  } else {
-    throw new ConfigError(parameter, value, 'a duration in milliseconds or a string such as \'3s\'');
+    if (match) ms = Number(match[1]) * UNIT_MS[match[2]!]!;
   }
-  if (!Number.isFinite(ms) || ms <= 0) throw new ConfigError(parameter, value, 'a positive, finite duration');
-  if (ms < MIN_DURATION_MS) throw new ConfigError(parameter, value, `at least ${MIN_DURATION_MS} ms`);
-  if (ms > MAX_DURATION_MS) throw new ConfigError(parameter, value, `at most ${MAX_DURATION_MS} ms (1000 days)`);
+  if (ms === undefined) throw new errorClass(parameter, value, "a duration: milliseconds, or a string such as '250ms', '3s', '1m', '1h' or '1d'");
+  const { min, max, above = false, minName } = bounds;
+  const low = `${above ? 'above' : 'at least'} ${minName === undefined ? `${min} ms` : `${minName} (${min} ms)`}`;
+  const high = `at most ${max} ms${max === MAX_DURATION_MS ? ' (1000 days)' : ''}`;
+  if (above ? ms <= min : ms < min) throw new errorClass(parameter, value, low);
+  if (ms > max) throw new errorClass(parameter, value, high);
+  if (Number.isNaN(ms)) throw new errorClass(parameter, value, `a duration (${low}${max === Infinity ? '' : `, ${high}`})`);
   return ms;
 }
 
@@ -49,3 +91,28 @@ export const MAX_DURATION_MS = 1000 * 86_400_000;
  * of 1e-300 ms put every request in window Infinity, denied for ever.
  */
 export const MIN_DURATION_MS = 1;
+
+/** Periods and windows: from 1 ms to 1000 days. */
+const POLICY_BOUNDS: DurationBounds = { min: MIN_DURATION_MS, max: MAX_DURATION_MS };
+
+/**
+ * A delay or a backoff: from none to 1000 days (`{ ...DELAY_BOUNDS, above: true }`: some).
+ * @internal
+ *
+ * @example
+ * ```ts
+ * checkDuration(options.delayMs, 'delayMs', DELAY_BOUNDS, ArgumentError);
+ * ```
+ */
+export const DELAY_BOUNDS: DurationBounds = { min: 0, max: MAX_DURATION_MS };
+
+/**
+ * What a `maxWaitMs` accepts: any wait, from none to no bound (`Infinity`).
+ * @internal
+ *
+ * @example
+ * ```ts
+ * checkDuration(options.maxWaitMs, 'maxWaitMs', MAX_WAIT_BOUNDS, ArgumentError);
+ * ```
+ */
+export const MAX_WAIT_BOUNDS: DurationBounds = { min: 0, max: Infinity };

@@ -1,5 +1,5 @@
 import { MAX_TIMER_MS, systemClock, type Clock } from '../core/clock.js';
-import { MAX_DURATION_MS } from '../core/duration.js';
+import { checkDuration, DELAY_BOUNDS, MAX_DURATION_MS, type Duration } from '../core/duration.js';
 import { ArgumentError, ConfigError } from '../errors.js';
 import { checkKey } from '../core/key-hash.js';
 import { strictOptions } from '../core/options.js';
@@ -14,10 +14,10 @@ import type { SchedulerTimers } from '../scheduler/scheduler.js';
  * ```
  */
 export interface AdaptivePacerOptions {
-  /** Spacing between call starts set by a key's first pushback, in ms (default {@link DEFAULT_PACING}: 100). */
-  initialSpacingMs?: number;
-  /** Most spacing that doubling reaches, in ms (default 60 000). */
-  maxSpacingMs?: number;
+  /** Spacing between call starts set by a key's first pushback, above 0, at most 1000 days (default {@link DEFAULT_PACING}: 100 ms). */
+  initialSpacingMs?: Duration;
+  /** Most spacing that doubling reaches, from `initialSpacingMs` to 1000 days (default 60 s). */
+  maxSpacingMs?: Duration;
   /**
    * Successes that bring the spacing from its last peak back to 0 (default
    * 20): each success takes `peak / recoverySuccesses` off it.
@@ -141,15 +141,13 @@ export class AdaptivePacer {
 
   constructor(options?: AdaptivePacerOptions) {
     const o = options === undefined ? {} : strictOptions(options, 'AdaptivePacer', ['initialSpacingMs', 'maxSpacingMs', 'recoverySuccesses', 'clock', 'timers']);
-    const initial = o.initialSpacingMs === undefined ? DEFAULT_PACING.initialSpacingMs : o.initialSpacingMs;
-    if (typeof initial !== 'number' || !(initial > 0 && initial <= MAX_DURATION_MS)) {
-      throw new ConfigError('initialSpacingMs', initial, `a number of milliseconds above 0, at most ${MAX_DURATION_MS}`);
-    }
+    const initial =
+      o.initialSpacingMs === undefined ? DEFAULT_PACING.initialSpacingMs : checkDuration(o.initialSpacingMs, 'initialSpacingMs', { ...DELAY_BOUNDS, above: true });
     // A shorter initial spacing given alone keeps the default cap; a longer one raises it.
-    const max = o.maxSpacingMs === undefined ? Math.max(DEFAULT_PACING.maxSpacingMs, initial) : o.maxSpacingMs;
-    if (typeof max !== 'number' || !(max >= initial && max <= MAX_DURATION_MS)) {
-      throw new ConfigError('maxSpacingMs', max, `a number of milliseconds from initialSpacingMs (${initial}) to ${MAX_DURATION_MS}`);
-    }
+    const max =
+      o.maxSpacingMs === undefined
+        ? Math.max(DEFAULT_PACING.maxSpacingMs, initial)
+        : checkDuration(o.maxSpacingMs, 'maxSpacingMs', { min: initial, minName: 'initialSpacingMs', max: MAX_DURATION_MS });
     const recovery = o.recoverySuccesses === undefined ? DEFAULT_PACING.recoverySuccesses : o.recoverySuccesses;
     if (typeof recovery !== 'number' || !Number.isInteger(recovery) || recovery < 1 || recovery > MAX_RECOVERY_SUCCESSES) {
       throw new ConfigError('recoverySuccesses', recovery, `a positive integer up to ${MAX_RECOVERY_SUCCESSES}`);
@@ -218,7 +216,7 @@ export class AdaptivePacer {
    * if (res.status === 429) pacer.pushback(key, ticket, Number(res.headers.get('retry-after')) * 1000);
    * ```
    */
-  pushback(key: string, ticket: number, retryAfterMs?: number): void {
+  pushback(key: string, ticket: number, retryAfterMs?: Duration): void {
     checkKey(key);
     checkTicket(ticket);
     const delay = retryAfterMs === undefined ? undefined : checkDelay(retryAfterMs, 'retryAfterMs');
@@ -241,10 +239,10 @@ export class AdaptivePacer {
    *
    * @example
    * ```ts
-   * if (res.headers.get('x-ratelimit-remaining') === '0') pacer.pause(key, 30_000);
+   * if (res.headers.get('x-ratelimit-remaining') === '0') pacer.pause(key, '30s');
    * ```
    */
-  pause(key: string, delayMs: number): void {
+  pause(key: string, delayMs: Duration): void {
     checkKey(key);
     const delay = checkDelay(delayMs, 'delayMs');
     const now = this.#clock();
@@ -345,8 +343,5 @@ function checkTicket(ticket: unknown): void {
 }
 
 function checkDelay(value: unknown, parameter: string): number {
-  if (typeof value !== 'number' || !(value >= 0 && value <= MAX_DURATION_MS)) {
-    throw new ArgumentError(parameter, value, `a number of milliseconds from 0 to ${MAX_DURATION_MS}`);
-  }
-  return value;
+  return checkDuration(value, parameter, DELAY_BOUNDS, ArgumentError);
 }

@@ -1,5 +1,6 @@
 import type { Decision } from '../limiter/decision.js';
 import type { Policy } from '../policies/index.js';
+import { configuredLimit } from '../policies/configured-limit.js';
 import type { RateLimiter } from '../scheduler/rate-limiter.js';
 
 /**
@@ -14,10 +15,10 @@ export type HeaderStyle = 'draft' | 'legacy' | 'both' | false;
 /** A policy as the headers describe it: its name, quota and window. */
 interface Described {
   readonly name: string;
+  /** The limit it was configured with (`Decision.limit`). */
   readonly quota: number;
   /** Window in whole seconds (undefined: not a windowed quota). */
   readonly window: number | undefined;
-  readonly capacity: number;
 }
 
 const seconds = (ms: number) => Math.max(1, Math.round(ms / 1000));
@@ -30,26 +31,27 @@ function describe(policies: readonly (Policy | RateLimiter)[]): Described[] {
     const n = (used.get(base) ?? 0) + 1;
     used.set(base, n);
     const name = n === 1 ? base : `${base}-${n}`;
-    if (!('kind' in p)) return { name, quota: p.capacity, window: undefined, capacity: p.capacity };
+    const quota = configuredLimit(p);
+    if (!('kind' in p)) return { name, quota, window: undefined };
     const policy = p as Policy;
-    switch (policy.kind) {
-      case 'gcra':
-        return { name, quota: policy.limit, window: seconds(policy.periodMs), capacity: policy.core.capacity };
-      case 'tokenBucket':
-        return { name, quota: policy.capacity, window: seconds(policy.periodMs), capacity: policy.core.capacity };
-      default:
-        return { name, quota: policy.limit, window: seconds(policy.windowMs), capacity: policy.core.capacity };
-    }
+    return { name, quota, window: seconds(policy.kind === 'gcra' || policy.kind === 'tokenBucket' ? policy.periodMs : policy.windowMs) };
   });
 }
 
 /**
- * Builds the rate-limit header fields of a limiter's responses.
+ * Builds the rate-limit header fields of a limiter's responses. Every
+ * policy is listed in `RateLimit-Policy` with its configured limit (`q=`)
+ * and period or window (`w=`, seconds); `RateLimit` names the gate that
+ * binds the decision (`Decision.gate`). `r=` and `X-RateLimit-Remaining`
+ * count what would pass right now (`Decision.remaining`), out of what the
+ * gate passes at once (`Decision.capacity`: GCRA's burst, not its `limit`);
+ * `X-RateLimit-Limit` is the binding gate's `q=` (`Decision.limit`); `t=` and
+ * `X-RateLimit-Reset` are whole seconds until the key is full again.
  *
  * @example
  * ```ts
  * const headers = rateLimitHeaders(limiter.policies, 'draft');
- * headers(decision); // [['RateLimit-Policy', '"gcra";q=5;w=1'], ['RateLimit', '"gcra";r=4;t=1']]
+ * headers(decision); // [['RateLimit-Policy', '"gcra";q=5;w=1'], ['RateLimit', '"gcra";r=0;t=1']]
  * ```
  */
 export function rateLimitHeaders(policies: readonly (Policy | RateLimiter)[], style: HeaderStyle): (d: Decision) => [string, string][] {
@@ -60,8 +62,8 @@ export function rateLimitHeaders(policies: readonly (Policy | RateLimiter)[], st
     const reset = Math.ceil(Math.max(d.resetAfterMs, d.allowed ? 0 : d.retryAfterMs) / 1000);
     const remaining = Math.max(0, Math.floor(d.remaining));
     if (style === 'draft' || style === 'both') {
-      // The decision reports the gate that binds; its capacity names it among stacked gates.
-      const binding = described.find((p) => p.capacity === d.limit) ?? described[0]!;
+      // A fallback policy of its own (RedisStore's fallback: { policy }) may have more gates than the limiter.
+      const binding = described[d.gate] ?? described[0]!;
       out.push(['RateLimit-Policy', policyField], ['RateLimit', `"${binding.name}";r=${remaining};t=${reset}`]);
     }
     if (style === 'legacy' || style === 'both') {

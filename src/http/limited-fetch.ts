@@ -1,4 +1,4 @@
-import { MAX_DURATION_MS } from '../core/duration.js';
+import { checkDuration, DELAY_BOUNDS, type Duration } from '../core/duration.js';
 import { ConfigError } from '../errors.js';
 import { checkKey, MAX_KEY_LENGTH } from '../core/key-hash.js';
 import type { Limiter } from '../limiter/limiter.js';
@@ -49,11 +49,11 @@ export interface LimitedFetchOptions {
    */
   retry429?: number;
   /**
-   * Longest hold a `Retry-After` or quota reset may put on a key, in ms
-   * (default 3 600 000: one hour). An upstream asking for longer is asked again
-   * after this, at the cost of one request.
+   * Longest hold a `Retry-After` or quota reset may put on a key, above 0,
+   * at most 1000 days (default one hour). An upstream asking for longer is
+   * asked again after this, at the cost of one request.
    */
-  maxRetryAfterMs?: number;
+  maxRetryAfterMs?: Duration;
   /**
    * The per-key slow-down state (default: a new {@link AdaptivePacer} with
    * {@link DEFAULT_PACING}). Pass one to tune its constants or clock, or
@@ -138,10 +138,8 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
   if (typeof retries !== 'number' || !(retries === Infinity || (Number.isInteger(retries) && retries >= 0))) {
     throw new ConfigError('retry429', retries, 'a non-negative integer or Infinity');
   }
-  const maxHold = o.maxRetryAfterMs === undefined ? DEFAULT_MAX_RETRY_AFTER_MS : o.maxRetryAfterMs;
-  if (typeof maxHold !== 'number' || !(maxHold > 0 && maxHold <= MAX_DURATION_MS)) {
-    throw new ConfigError('maxRetryAfterMs', maxHold, `a number of milliseconds above 0, at most ${MAX_DURATION_MS}`);
-  }
+  const maxHold =
+    o.maxRetryAfterMs === undefined ? DEFAULT_MAX_RETRY_AFTER_MS : checkDuration(o.maxRetryAfterMs, 'maxRetryAfterMs', { ...DELAY_BOUNDS, above: true });
   const pacer = o.pacer === undefined ? new AdaptivePacer() : o.pacer;
   if (!(pacer instanceof AdaptivePacer)) throw new ConfigError('pacer', pacer, 'an AdaptivePacer');
 

@@ -5,6 +5,10 @@ export type DecisionSource = 'local' | 'redis' | 'fallback' | 'lease';
  * The answer to "may this request pass?". Being limited is data, never an
  * exception: a denied request is a Decision with `allowed: false`.
  *
+ * With stacked gates, `limit`, `capacity` and `gate` describe the gate that
+ * binds: on a denial the one that needs the longest wait, otherwise the one
+ * with the fewest units left.
+ *
  * @example
  * ```ts
  * const d = await limiter.limit('user:42');
@@ -14,9 +18,22 @@ export type DecisionSource = 'local' | 'redis' | 'fallback' | 'lease';
 export interface Decision {
   /** Whether the request passes (and was charged). */
   readonly allowed: boolean;
-  /** The most this key can pass at once: GCRA's burst, a bucket's capacity, a window's limit. */
+  /**
+   * The limit configured for the binding gate: gcra's `limit` (per
+   * `period`), a token bucket's `capacity`, a window's `limit`; a custom
+   * RateLimiter's `capacity`. The `q=` of the `RateLimit-Policy` header.
+   */
   readonly limit: number;
-  /** How many more cost units would pass right now. */
+  /**
+   * The most the binding gate can pass at once, what `remaining` counts down
+   * from: GCRA's `burst` (1 by default, however large `limit` is), a token
+   * bucket's `capacity`, a window's `limit`; while Redis is down, the
+   * fallback's share of it.
+   */
+  readonly capacity: number;
+  /** The binding gate: its 0-based index in the limiter's `policies` (with `fallback: { policy }`, in the fallback's). */
+  readonly gate: number;
+  /** How many more cost units would pass right now, from `capacity` down. */
   readonly remaining: number;
   /** When denied, how long until the same request would pass; 0 when allowed. */
   readonly retryAfterMs: number;
@@ -46,7 +63,13 @@ export interface Reservation {
   readonly allowed: boolean;
   readonly waitMs: number;
   readonly at: number;
+  /** As {@link Decision.limit}: the limit configured for the binding gate. */
   readonly limit: number;
+  /** As {@link Decision.capacity}: what the binding gate can pass at once. */
+  readonly capacity: number;
+  /** As {@link Decision.gate}: the binding gate's index. */
+  readonly gate: number;
+  /** Units left after the booking, as of its moment. */
   readonly remaining: number;
   readonly source: DecisionSource;
 }

@@ -1,4 +1,5 @@
 import { checkedClock, sleep, taskClock, type Clock } from '../core/clock.js';
+import { checkDuration, MAX_WAIT_BOUNDS, type Duration } from '../core/duration.js';
 import type { Decision, Reservation } from './decision.js';
 import { EmbeddedStore } from '../stores/embedded/embedded-store.js';
 import { AcquireTimeoutError, ArgumentError, ConfigError } from '../errors.js';
@@ -32,8 +33,8 @@ export interface LimitOptions {
 
 /** Options of {@link Limiter.reserve}. */
 export interface ReserveOptions extends LimitOptions {
-  /** Book only if the wait is at most this long (default: no bound). */
-  maxWaitMs?: number;
+  /** Book only if the wait is at most this long (default: no bound): a {@link Duration} from 0, or `Infinity`. */
+  maxWaitMs?: Duration;
 }
 
 /** Options of {@link Limiter.acquire}. */
@@ -46,6 +47,8 @@ const LIMITER_OPTIONS = optionNames<keyof LimiterOptions>({ policy: true, store:
 const LIMIT_OPTIONS = optionNames<keyof LimitOptions>({ cost: true });
 const RESERVE_OPTIONS = optionNames<keyof ReserveOptions>({ cost: true, maxWaitMs: true });
 const ACQUIRE_OPTIONS = optionNames<keyof AcquireOptions>({ cost: true, maxWaitMs: true, signal: true });
+/** What a synchronous call needs of the store (the method's name follows). */
+const SYNC_STORE = 'a store that decides synchronously (an EmbeddedStore, or a RedisStore in leased mode) for ';
 
 /**
  * Rate-limits keys under one policy (or several stacked gates), in process by
@@ -61,6 +64,8 @@ const ACQUIRE_OPTIONS = optionNames<keyof AcquireOptions>({ cost: true, maxWaitM
  */
 export class Limiter {
   readonly #binding: StoreBinding;
+  /** For the error of a synchronous call its store cannot serve. */
+  readonly #store: Store;
 
   readonly #maxCost: number;
   readonly #metrics: MetricsSink | undefined;
@@ -78,6 +83,7 @@ export class Limiter {
       throw new ConfigError('store', store, 'a Store such as new EmbeddedStore()');
     }
     this.policies = policies;
+    this.#store = store as Store;
     this.#metrics = checkMetrics(o.metrics);
     const custom = policies.length === 1 && isCustomLimiter(policies[0]) ? checkCustomLimiter(policies[0]) : undefined;
     if (custom !== undefined) {
@@ -127,7 +133,8 @@ export class Limiter {
    * {@link Limiter.limit}, synchronously: for stores that decide in process
    * (the embedded store; a Redis store in leased mode, which spends its
    * lease here and denies a key it holds no lease for yet while it leases
-   * one). The fastest path.
+   * one). The fastest path. On a store that decides only asynchronously (a
+   * strict `RedisStore`) it throws {@link ArgumentError} (`store`).
    *
    * @example
    * ```ts
@@ -137,7 +144,7 @@ export class Limiter {
   limitSync(key: string, options?: LimitOptions): Decision {
     const cost = this.#cost(key, options, 'limitSync()', LIMIT_OPTIONS);
     const binding = this.#binding;
-    if (binding.limitNow === undefined) throw new ConfigError('store', 'async', 'a store that decides synchronously (embedded, or Redis in leased mode) for limitSync');
+    if (binding.limitNow === undefined) throw new ArgumentError('store', this.#store, SYNC_STORE + 'limitSync(); use await limit()');
     const d = binding.limitNow(key, cost);
     if (this.#metrics !== undefined) this.#observe(d);
     return d;
@@ -172,7 +179,7 @@ export class Limiter {
   limitManySync(keys: readonly string[], options?: LimitOptions): Decision[] {
     const cost = this.#manyCost(keys, options, 'limitManySync()');
     const binding = this.#binding;
-    if (binding.limitManyNow === undefined) throw new ConfigError('store', 'async', 'a store that decides synchronously (embedded, or Redis in leased mode) for limitManySync');
+    if (binding.limitManyNow === undefined) throw new ArgumentError('store', this.#store, SYNC_STORE + 'limitManySync(); use await limitMany()');
     const ds = binding.limitManyNow(keys, cost);
     if (this.#metrics !== undefined) for (const d of ds) this.#observe(d);
     return ds;
@@ -236,7 +243,7 @@ export class Limiter {
         throw error;
       }
     }
-    const d: Decision = { allowed: true, limit: r.limit, remaining: r.remaining, retryAfterMs: 0, resetAfterMs: 0, source: r.source };
+    const d: Decision = { allowed: true, limit: r.limit, capacity: r.capacity, gate: r.gate, remaining: r.remaining, retryAfterMs: 0, resetAfterMs: 0, source: r.source };
     if (this.#metrics !== undefined) this.#observe(d);
     return d;
   }
@@ -300,11 +307,7 @@ function checkCost(cost: unknown, max: number): number {
 
 function maxWait(options: ReserveOptions | undefined): number {
   const value = options?.maxWaitMs;
-  if (value === undefined) return Infinity;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
-    throw new ArgumentError('maxWaitMs', value, 'a non-negative number of milliseconds');
-  }
-  return value;
+  return value === undefined ? Infinity : checkDuration(value, 'maxWaitMs', MAX_WAIT_BOUNDS, ArgumentError);
 }
 
 function checkPolicies(value: unknown): readonly (Policy | RateLimiter)[] {

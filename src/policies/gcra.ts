@@ -33,7 +33,8 @@ export interface GcraPolicy extends PolicyBase<'gcra'> {
  * Generic Cell Rate Algorithm: `limit` requests per `period`, spaced exactly
  * `period / limit` apart, of which `burst` may pass back-to-back. With the
  * default burst of 1 it paces: the choice for burst-intolerant upstreams.
- * `Decision.limit` reports the burst, the most that can pass at once.
+ * `Decision.limit` reports `limit`, `Decision.capacity` the burst: the most
+ * that can pass at once, what `remaining` counts down from.
  *
  * @example
  * ```ts

@@ -9,7 +9,7 @@ export { tokenBucket, type TokenBucketOptions, type TokenBucketPolicy } from './
 export { fixedWindow, type FixedWindowOptions, type FixedWindowPolicy } from './fixed-window.js';
 export { linearWindow, type LinearWindowOptions, type LinearWindowPolicy } from './linear-window.js';
 export { slidingWindow, type SlidingWindowOptions, type SlidingWindowPolicy } from './sliding-window.js';
-export { MAX_COUNT, MIN_INTERVAL_MS, type CoreParams } from './policy.js';
+export { MAX_COUNT, MIN_INTERVAL_MS } from './policy.js';
 
 /** Any built-in policy. */
 export type Policy = GcraPolicy | TokenBucketPolicy | FixedWindowPolicy | LinearWindowPolicy | SlidingWindowPolicy;

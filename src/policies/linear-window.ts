@@ -6,7 +6,14 @@ import { CODE, windowPolicy, type WindowPolicyFields } from './windows.js';
 export interface LinearWindowOptions {
   /** Admissions per window: an integer from 1 to {@link MAX_COUNT}. */
   limit: number;
-  /** Window length, 1 ms to 1000 days ({@link MIN_DURATION_MS}, {@link MAX_DURATION_MS}), counted from the window's first admission. */
+  /**
+   * Window length, 1 ms to 1000 days ({@link MIN_DURATION_MS},
+   * {@link MAX_DURATION_MS}), counted from the window's first admission.
+   * Named `within`, not `window`, because it is not the same concept: a
+   * fixed or sliding window is a slot of the epoch's clock, the same for
+   * every key; this one opens when a key is admitted and lasts `within` from
+   * then.
+   */
   within: Duration;
 }
 
@@ -21,7 +28,9 @@ export interface LinearWindowPolicy extends WindowPolicyFields {
  * Linear window, the per-resource limiter of operator frameworks: at most
  * `limit` admissions within `within`, the window opening at the first admission
  * after the previous one expired. With limit 2 within 3 s, admissions at 0 s
- * and 1 s block the key until 3 s.
+ * and 1 s block the key until 3 s. Unlike {@link fixedWindow}'s `window`,
+ * aligned to multiples of its length since the epoch, `within` counts from
+ * the key's own first admission.
  *
  * @example
  * ```ts

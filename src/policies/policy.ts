@@ -35,8 +35,8 @@ export interface CoreParams {
   readonly p1: number;
   readonly p2: number;
   /**
-   * The most one key can pass at once, reported as `Decision.limit` and the
-   * largest cost a request may have.
+   * The most one key can pass at once, reported as `Decision.capacity` and
+   * the largest cost a request may have.
    */
   readonly capacity: number;
 }

@@ -1,5 +1,6 @@
 import { ConfigError, type ArgumentError } from '../errors.js';
 import { optionNames, strictOptions } from '../core/options.js';
+import { checkDuration, DELAY_BOUNDS, MAX_DURATION_MS, type Duration } from '../core/duration.js';
 
 /**
  * How failed work is retried: exponential backoff with jitter, up to a number
@@ -14,10 +15,10 @@ import { optionNames, strictOptions } from '../core/options.js';
 export interface RetryOptions {
   /** Executions in all, the first one included: 1 never retries; `Infinity` retries for ever. */
   attempts?: number;
-  /** Backoff after the first failure, in ms; it doubles after each further failure. */
-  baseMs?: number;
-  /** Longest backoff, in ms (default: the inherited one, or `baseMs` if that is longer). */
-  maxMs?: number;
+  /** Backoff after the first failure, from 0 to 1000 days; it doubles after each further failure. */
+  baseMs?: Duration;
+  /** Longest backoff, from `baseMs` to 1000 days (default: the inherited one, or `baseMs` if that is longer). */
+  maxMs?: Duration;
   /**
    * Fraction of each backoff drawn at random, from 0 (none: exactly
    * `baseMs * 2^(n-1)`) to 1 (anywhere between 0 and that). Spreads the
@@ -54,9 +55,6 @@ export interface RetryPolicy {
  */
 export const DEFAULT_RETRY: RetryPolicy = Object.freeze({ attempts: 5, baseMs: 1000, maxMs: 60_000, jitter: 0.5 });
 
-/** Longest backoff accepted: 1000 days, like every duration of the library. */
-const MAX_BACKOFF_MS = 1000 * 86_400_000;
-
 const RETRY_OPTIONS = optionNames<keyof RetryOptions>({ attempts: true, baseMs: true, maxMs: true, jitter: true });
 
 /** The error class a caller wants bad input reported with: ConfigError for options, ArgumentError for call arguments. */
@@ -90,20 +88,17 @@ export function retryPolicy(
   if (typeof attempts !== 'number' || !(attempts === Infinity || (Number.isInteger(attempts) && attempts >= 1))) {
     fail('attempts', attempts, 'a positive integer (1 = no retry) or Infinity');
   }
-  const baseMs = o.baseMs === undefined ? inherited.baseMs : o.baseMs;
-  if (typeof baseMs !== 'number' || !Number.isFinite(baseMs) || baseMs < 0 || baseMs > MAX_BACKOFF_MS) {
-    fail('baseMs', baseMs, `a number of milliseconds from 0 to ${MAX_BACKOFF_MS}`);
-  }
+  const baseMs = o.baseMs === undefined ? inherited.baseMs : checkDuration(o.baseMs, `${parameter}.baseMs`, DELAY_BOUNDS, errorClass);
   // A longer baseMs given alone raises the inherited cap rather than failing on a value the caller never wrote.
-  const maxMs = o.maxMs === undefined ? Math.max(inherited.maxMs, baseMs as number) : o.maxMs;
-  if (typeof maxMs !== 'number' || !Number.isFinite(maxMs) || maxMs < (baseMs as number) || maxMs > MAX_BACKOFF_MS) {
-    fail('maxMs', maxMs, `a number of milliseconds from baseMs (${String(baseMs)}) to ${MAX_BACKOFF_MS}`);
-  }
+  const maxMs =
+    o.maxMs === undefined
+      ? Math.max(inherited.maxMs, baseMs)
+      : checkDuration(o.maxMs, `${parameter}.maxMs`, { min: baseMs, minName: 'baseMs', max: MAX_DURATION_MS }, errorClass);
   const jitter = o.jitter === undefined ? inherited.jitter : o.jitter;
   if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) {
     fail('jitter', jitter, 'a fraction from 0 to 1');
   }
-  return Object.freeze({ attempts: attempts as number, baseMs: baseMs as number, maxMs: maxMs as number, jitter: jitter as number });
+  return Object.freeze({ attempts: attempts as number, baseMs, maxMs, jitter: jitter as number });
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Clock } from '../core/clock.js';
-import type { Duration } from '../core/duration.js';
+import { checkDuration, MAX_WAIT_BOUNDS, type Duration } from '../core/duration.js';
 import { ConfigError } from '../errors.js';
 import { Limiter, type LimiterOptions } from '../limiter/limiter.js';
 import { linearWindow } from '../policies/linear-window.js';
@@ -40,12 +40,16 @@ export type RateLimitedOptions<Args extends unknown[] = unknown[]> = {
    * Longest a call may wait for admission; one that would wait longer rejects
    * with {@link AcquireTimeoutError} without running (default: no bound).
    */
-  maxWaitMs?: number;
+  maxWaitMs?: Duration;
 } & (
   | {
       /** Calls per key within `within` (a {@link linearWindow}). */
       limit: number;
-      /** Window length, counted from the window's first admission. */
+      /**
+       * Window length, counted from the window's first admission (a
+       * {@link linearWindow}'s `within`: not a window aligned to the clock,
+       * as `fixedWindow`'s `window` is).
+       */
       within: Duration;
       policy?: never;
     }
@@ -96,10 +100,7 @@ export function rateLimited<Args extends unknown[]>(options: RateLimitedOptions<
   const o = strictOptions(options, 'rateLimited()', RATE_LIMITED_OPTIONS);
   const key = o.key;
   if (typeof key !== 'function') throw new ConfigError('key', key, 'a function returning the key of a call from its arguments');
-  const maxWaitMs = o.maxWaitMs;
-  if (maxWaitMs !== undefined && (typeof maxWaitMs !== 'number' || Number.isNaN(maxWaitMs) || maxWaitMs < 0)) {
-    throw new ConfigError('maxWaitMs', maxWaitMs, 'a non-negative number of milliseconds');
-  }
+  const maxWaitMs = o.maxWaitMs === undefined ? undefined : checkDuration(o.maxWaitMs, 'maxWaitMs', MAX_WAIT_BOUNDS);
   // The union type already forbids mixing the two forms; JavaScript callers
   // (and casts) get the same rule at run time, as early as possible.
   const windowed = o.limit !== undefined || o.within !== undefined;
@@ -111,7 +112,7 @@ export function rateLimited<Args extends unknown[]>(options: RateLimitedOptions<
   }
   // Built once here, so a bad limit or within fails the class definition, not a call.
   const policy = windowed ? linearWindow({ limit: o.limit as number, within: o.within as Duration }) : (o.policy as LimiterOptions['policy']);
-  const acquireOptions = maxWaitMs === undefined ? undefined : { maxWaitMs: maxWaitMs as number };
+  const acquireOptions = maxWaitMs === undefined ? undefined : { maxWaitMs };
   const keyOf = key as (...args: unknown[]) => unknown;
 
   // MArgs, not Args: the method may take more arguments than the key reads,

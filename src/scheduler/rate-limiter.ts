@@ -58,7 +58,7 @@ export interface RateLimiter<S = unknown> {
    * a key's state (in Redis it is part of the key), others never do.
    */
   readonly name: string;
-  /** The most one request may cost, reported as `Decision.limit`. */
+  /** The most one request may cost, reported as `Decision.capacity` (and as `Decision.limit`: a custom limiter has no other). */
   readonly capacity: number;
   /** A key's state before its first request. */
   initial(): S;

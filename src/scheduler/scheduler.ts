@@ -1,8 +1,8 @@
 import { backoffMs, DEFAULT_RETRY, retryPolicy, type RetryOptions, type RetryPolicy } from './backoff.js';
 import { MAX_TIMER_MS, systemClock, type Clock } from '../core/clock.js';
 import type { Reservation } from '../limiter/decision.js';
-import { MAX_DURATION_MS } from '../core/duration.js';
-import { ArgumentError, ConfigError } from '../errors.js';
+import { checkDuration, DELAY_BOUNDS, type Duration } from '../core/duration.js';
+import { ArgumentError, ConfigError, SchedulerClosedError } from '../errors.js';
 import { checkKey } from '../core/key-hash.js';
 import type { Limiter } from '../limiter/limiter.js';
 import { optionNames, strictOptions } from '../core/options.js';
@@ -72,8 +72,8 @@ export interface SchedulerOptions {
  * ```
  */
 export interface ScheduleOptions {
-  /** Run no sooner than this many ms from now (default 0). */
-  delayMs?: number;
+  /** Run no sooner than this long from now (default 0; at most 1000 days). */
+  delayMs?: Duration;
   /** Retry fields for this request, over the scheduler's own. */
   retry?: RetryOptions;
 }
@@ -117,30 +117,6 @@ export interface ScheduleResult {
   readonly startedAt: number;
   /** What the task returned (awaited). */
   readonly value: unknown;
-}
-
-/**
- * The rejection of requests the scheduler will not run: scheduled after
- * `close()`, or cancelled by `close({ drain: false })`. For an execution that
- * was running and failed after being aborted, `cause` is the task's error.
- *
- * @example
- * ```ts
- * await scheduler.schedule(key, task).catch((e) => {
- *   if (e instanceof SchedulerClosedError) return; // shutting down
- *   throw e;
- * });
- * ```
- */
-export class SchedulerClosedError extends Error {
-  override readonly name = 'SchedulerClosedError';
-  /** The key of the request. */
-  readonly key: string;
-
-  constructor(key: string, options?: { cause?: unknown }) {
-    super(`the scheduler is closed: ${JSON.stringify(key)} will not run`, options);
-    this.key = key;
-  }
 }
 
 /**
@@ -325,11 +301,7 @@ export class Scheduler {
     let retry = this.#retry;
     if (options !== undefined) {
       const o = strictOptions(options, 'schedule()', SCHEDULE_OPTIONS, 'options', ArgumentError) as ScheduleOptions;
-      const d = o.delayMs;
-      if (d !== undefined && (typeof d !== 'number' || !(d >= 0 && d <= MAX_DURATION_MS))) {
-        throw new ArgumentError('delayMs', d, `a number of milliseconds from 0 to ${MAX_DURATION_MS}`);
-      }
-      delayMs = d ?? 0;
+      if (o.delayMs !== undefined) delayMs = checkDuration(o.delayMs, 'delayMs', DELAY_BOUNDS, ArgumentError);
       retry = retryPolicy(o.retry, this.#retry, 'retry', ArgumentError, 'schedule({ retry })');
     }
     if (this.#closed) return handled(Promise.reject(new SchedulerClosedError(key)));

@@ -141,7 +141,7 @@ export class CustomBinding implements StoreBinding {
     // The queue's head may be stale (renewed since), so this may be early: asking again then is safe.
     const next = this.#expiries.nextAt();
     const wait = Number.isFinite(next) ? Math.max(next - now, 0.001) : FULL_RETRY_MS;
-    return { allowed: false, limit: this.#limiter.capacity, remaining: 0, retryAfterMs: wait, resetAfterMs: 0, source: 'local' };
+    return toDecision(this.#limiter.capacity, { allowed: false, retryAfterMs: wait }, 'local');
   }
 
   #step(state: unknown, now: number, cost: number): RateLimitStep<unknown> {
@@ -172,10 +172,10 @@ export class CustomBinding implements StoreBinding {
     const booked = reserveStep(this.#limiter, this.#state(key, now), now, cost, maxWaitMs);
     if (booked.allowed && !this.#put(key, booked.step.state, booked.step.ttlMs === undefined ? undefined : booked.waitMs + booked.step.ttlMs, now)) {
       const refused = this.#refused(now);
-      return { allowed: false, waitMs: refused.retryAfterMs, at: now + refused.retryAfterMs, limit: refused.limit, remaining: 0, source: 'local' };
+      return toReservation(this.#limiter.capacity, false, refused.retryAfterMs, now, 0, 'local');
     }
     const remaining = booked.allowed ? (booked.step.remaining ?? 0) : 0;
-    return { allowed: booked.allowed, waitMs: booked.waitMs, at: now + booked.waitMs, limit: this.#limiter.capacity, remaining, source: 'local' };
+    return toReservation(this.#limiter.capacity, booked.allowed, booked.waitMs, now, remaining, 'local');
   }
 
   refund(key: string, cost: number): void {
@@ -214,10 +214,24 @@ export function reserveStep(limiter: RateLimiter, state: unknown, now: number, c
 }
 
 /**
- * A custom limiter's step as a {@link Decision}.
+ * A custom limiter's step as a {@link Decision}. A custom limiter is one
+ * gate whose configured limit is its capacity.
  * @internal
  */
 export function toDecision(capacity: number, step: RateLimitStep<unknown>, source: Decision['source']): Decision {
-  if (step.allowed) return { allowed: true, limit: capacity, remaining: step.remaining ?? 0, retryAfterMs: 0, resetAfterMs: step.ttlMs ?? 0, source };
-  return { allowed: false, limit: capacity, remaining: step.remaining ?? 0, retryAfterMs: step.retryAfterMs, resetAfterMs: 0, source };
+  if (step.allowed) return { allowed: true, limit: capacity, capacity, gate: 0, remaining: step.remaining ?? 0, retryAfterMs: 0, resetAfterMs: step.ttlMs ?? 0, source };
+  return { allowed: false, limit: capacity, capacity, gate: 0, remaining: step.remaining ?? 0, retryAfterMs: step.retryAfterMs, resetAfterMs: 0, source };
+}
+
+/**
+ * A custom limiter's booking (made `waitMs` after `now`) as a {@link Reservation}.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * return toReservation(limiter.capacity, true, booked.waitMs, now, booked.step.remaining ?? 0, 'local');
+ * ```
+ */
+export function toReservation(capacity: number, allowed: boolean, waitMs: number, now: number, remaining: number, source: Reservation['source']): Reservation {
+  return { allowed, waitMs, at: now + waitMs, limit: capacity, capacity, gate: 0, remaining, source };
 }

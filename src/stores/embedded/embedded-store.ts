@@ -4,6 +4,7 @@ import type { Decision, Reservation } from '../../limiter/decision.js';
 import { hashSeed, MAX_KEY_LENGTH } from '../../core/key-hash.js';
 import { optionNames, strictOptions } from '../../core/options.js';
 import type { Policy } from '../../policies/index.js';
+import { configuredLimit } from '../../policies/configured-limit.js';
 import type { Store, StoreBinding } from '../../limiter/store.js';
 import { instantiateCore, type CoreExports } from '../../core/wasm.js';
 import { CustomBinding, type CustomBounds } from './custom-binding.js';
@@ -77,6 +78,25 @@ export interface TableFullDetail {
 
 /** Largest `maxKeys`, and the size an uncapped table stops growing at (a table of 2 GiB: 2^26 slots). */
 export const MAX_KEYS = 1 << 25;
+
+/**
+ * Validates a cap on a table's keys (`parameter`: EmbeddedStore's
+ * `maxKeys`, RedisStore's `maxMirrorKeys`): an integer from 1 to
+ * {@link MAX_KEYS}, or undefined for no cap but MAX_KEYS.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * const mirror = new EmbeddedStore({ maxKeys: checkMaxKeys(o.maxMirrorKeys, 'maxMirrorKeys') });
+ * ```
+ */
+export function checkMaxKeys(value: unknown, parameter: string): number {
+  if (value === undefined) return MAX_KEYS;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_KEYS) {
+    throw new ConfigError(parameter, value, `an integer from 1 to ${MAX_KEYS}`);
+  }
+  return value;
+}
 /** Most policies (gates, over all limiters) one embedded store can hold. */
 export const MAX_POLICIES = 1024;
 const BATCH_ENTRIES = 1024;
@@ -203,10 +223,7 @@ export class EmbeddedStore extends EventTarget implements Store {
   constructor(options: EmbeddedStoreOptions = {}) {
     super();
     const o = strictOptions(options, 'new EmbeddedStore()', OPTIONS);
-    const maxKeys = o.maxKeys === undefined ? MAX_KEYS : o.maxKeys;
-    if (typeof maxKeys !== 'number' || !Number.isInteger(maxKeys) || maxKeys < 1 || maxKeys > MAX_KEYS) {
-      throw new ConfigError('maxKeys', maxKeys, `an integer from 1 to ${MAX_KEYS}`);
-    }
+    const maxKeys = checkMaxKeys(o.maxKeys, 'maxKeys');
     const whenFull = o.whenFull === undefined ? 'deny' : o.whenFull;
     if (whenFull !== 'deny' && whenFull !== 'evict') throw new ConfigError('whenFull', whenFull, "'deny' or 'evict'");
     const seed = hashSeed(o.hashSeed);
@@ -345,6 +362,8 @@ export class EmbeddedBinding implements StoreBinding {
   readonly #views: CoreViews;
   readonly #gate0: number;
   readonly #gates: number;
+  /** Per gate, the limit it was configured with (Decision.limit) and what it passes at once (Decision.capacity). */
+  readonly #limit: Float64Array;
   readonly #capacity: Float64Array;
   readonly #clock: Clock;
 
@@ -355,6 +374,7 @@ export class EmbeddedBinding implements StoreBinding {
     this.#tick = shared.tick;
     this.#gate0 = gate0;
     this.#gates = gates.length;
+    this.#limit = Float64Array.from(gates, configuredLimit);
     this.#capacity = Float64Array.from(gates, (g) => g.core.capacity);
     this.#clock = clock;
   }
@@ -373,9 +393,12 @@ export class EmbeddedBinding implements StoreBinding {
     const r = this.#core.decide(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now, dryRun ? 1 : 0);
     if ((r & FLAGS) !== 0) this.#shared.flags(r);
     const out = this.#views.result;
+    const gate = (r >>> 1) & GATE_MASK;
     return {
       allowed: (r & 1) === 1,
-      limit: this.#capacity[(r >>> 1) & GATE_MASK]!,
+      limit: this.#limit[gate]!,
+      capacity: this.#capacity[gate]!,
+      gate,
       remaining: out[0]!,
       retryAfterMs: out[1]!,
       resetAfterMs: out[2]!,
@@ -411,9 +434,12 @@ export class EmbeddedBinding implements StoreBinding {
       const u8 = views.batchU8;
       for (let i = 0; i < n; i++) {
         const flags = u8[i * 32 + 15]!;
+        const gate = flags >>> 1;
         decisions[start + i] = {
           allowed: (flags & 1) === 1,
-          limit: this.#capacity[flags >>> 1]!,
+          limit: this.#limit[gate]!,
+          capacity: this.#capacity[gate]!,
+          gate,
           remaining: u32[i * 8 + 2]!,
           retryAfterMs: f64[i * 4 + 2]!,
           resetAfterMs: f64[i * 4 + 3]!,
@@ -430,11 +456,14 @@ export class EmbeddedBinding implements StoreBinding {
     if ((r & FLAGS) !== 0) this.#shared.flags(r);
     const out = this.#views.result;
     const waitMs = out[1]!;
+    const gate = (r >>> 1) & GATE_MASK;
     return {
       allowed: (r & 1) === 1,
       waitMs,
       at: now + waitMs,
-      limit: this.#capacity[(r >>> 1) & GATE_MASK]!,
+      limit: this.#limit[gate]!,
+      capacity: this.#capacity[gate]!,
+      gate,
       remaining: out[0]!,
       source: 'local',
     };
@@ -460,6 +489,7 @@ export class EmbeddedBinding implements StoreBinding {
     if (gates.length !== this.#gates) throw new ConfigError('gates', gates.length, `${this.#gates} gates`);
     gates.forEach((g, i) => {
       this.#core.setPolicy(this.#gate0 + i, g.core.code, g.core.p0, g.core.p1, g.core.p2);
+      this.#limit[i] = configuredLimit(g);
       this.#capacity[i] = g.core.capacity;
     });
   }

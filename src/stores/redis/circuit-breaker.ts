@@ -1,16 +1,7 @@
+import { RedisTimeoutError } from '../../errors.js';
+
 /** The two states of a {@link CircuitBreaker}. */
 export type BreakerState = 'closed' | 'open';
-
-/**
- * Thrown (as the cause of an open breaker) when Redis did not answer within
- * the store's `timeoutMs`.
- */
-export class RedisTimeoutError extends Error {
-  override readonly name = 'RedisTimeoutError';
-  constructor(timeoutMs: number) {
-    super(`Redis did not answer within ${timeoutMs} ms`);
-  }
-}
 
 /**
  * Resolves like `promise`, or rejects with {@link RedisTimeoutError} after

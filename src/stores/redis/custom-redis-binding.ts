@@ -1,42 +1,19 @@
 import type { Clock } from '../../core/clock.js';
-import { reserveStep, toDecision } from '../embedded/custom-binding.js';
+import { reserveStep, toDecision, toReservation } from '../embedded/custom-binding.js';
 import type { Decision, Reservation } from '../../limiter/decision.js';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, RedisContentionError, RedisStateError, StoreClosedError } from '../../errors.js';
 import { checkStep, type RateLimiter, type RateLimitStep } from '../../scheduler/rate-limiter.js';
 import type { StoreBinding } from '../../limiter/store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import type { FallbackOption } from './fallback.js';
-import { CAS_COMMAND, type RedisClient } from './redis-client.js';
+import { CAS_COMMAND, type Lifecycle, type RedisClient } from './redis-client.js';
 import type { SourceCounts } from './redis-binding.js';
 import { keyBytes } from './key-bytes.js';
-import { RedisStateError } from './redis-state-error.js';
-import { StoreClosedError, type Lifecycle } from './store-closed-error.js';
 
 /** Most read-decide-write rounds one call makes before giving up under contention. */
 const MAX_ATTEMPTS = 16;
 /** A state's expiry when the limiter gives none: a day, so that forgotten keys leave. */
 const DEFAULT_TTL_MS = 86_400_000;
-
-/**
- * The rejection of a call on a custom limiter's key that other clients kept
- * changing while this one decided, {@link MAX_ATTEMPTS} times in a row.
- * Nothing was admitted for the call.
- *
- * @example
- * ```ts
- * await limiter.limit('hot').catch((e) => { if (e instanceof RedisContentionError) retryLater(); });
- * ```
- */
-export class RedisContentionError extends Error {
-  override readonly name = 'RedisContentionError';
-  /** The user's key. */
-  readonly key: string;
-
-  constructor(key: string, attempts: number) {
-    super(`the state of ${JSON.stringify(key)} changed under ${attempts} attempts in a row to decide it; nothing was admitted`);
-    this.key = key;
-  }
-}
 
 /** JSON that keeps the numbers JSON cannot carry (Infinity, -Infinity, NaN), as built-in states hold them. */
 function encode(state: unknown): string {
@@ -155,8 +132,8 @@ export class CustomRedisBinding implements StoreBinding {
   #fallback(): Decision {
     this.#o.counts.fallback++;
     const open = this.#o.fallback === 'open';
-    const limit = this.#o.limiter.capacity;
-    return { allowed: open, limit, remaining: open ? limit : 0, retryAfterMs: open ? 0 : this.#o.timeoutMs, resetAfterMs: 0, source: 'fallback' };
+    const capacity = this.#o.limiter.capacity;
+    return toDecision(capacity, open ? { allowed: true, state: undefined, remaining: capacity } : { allowed: false, retryAfterMs: this.#o.timeoutMs }, 'fallback');
   }
 
   async limit(key: string, cost: number, dryRun: boolean): Promise<Decision> {
@@ -180,16 +157,13 @@ export class CustomRedisBinding implements StoreBinding {
     const sentAt = this.#o.clock();
     const reservation = await this.#update(key, (state, now) => {
       const booked = reserveStep(this.#o.limiter, state, now, cost, maxWaitMs);
-      const limit = this.#o.limiter.capacity;
-      const answer: Reservation = booked.allowed
-        ? { allowed: true, waitMs: booked.waitMs, at: sentAt + booked.waitMs, limit, remaining: booked.step.remaining ?? 0, source: 'redis' }
-        : { allowed: false, waitMs: booked.waitMs, at: sentAt + booked.waitMs, limit, remaining: 0, source: 'redis' };
+      const answer = toReservation(this.#o.limiter.capacity, booked.allowed, booked.waitMs, sentAt, booked.allowed ? (booked.step.remaining ?? 0) : 0, 'redis');
       if (!booked.allowed) return { answer };
       return { state: booked.step.state, ttlMs: booked.waitMs + (booked.step.ttlMs ?? DEFAULT_TTL_MS), answer };
     });
     if (reservation !== undefined) return reservation;
     const d = this.#fallback();
-    return { allowed: d.allowed, waitMs: 0, at: sentAt, limit: d.limit, remaining: d.remaining, source: 'fallback' };
+    return toReservation(d.capacity, d.allowed, 0, sentAt, d.remaining, 'fallback');
   }
 
   async refund(key: string, cost: number): Promise<void> {

@@ -1,12 +1,7 @@
 export { RedisStore, type RedisStoreOptions, type RedisStoreStats } from './redis-store.js';
-export { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
-export { RedisBinding } from './redis-binding.js';
-export { CircuitBreaker, RedisTimeoutError, TIMEOUTS_TO_OPEN, type BreakerCloseDetail, type BreakerOpenDetail, type BreakerState } from './circuit-breaker.js';
-export { scaleGates, type FallbackOption } from './fallback.js';
+export type { RedisClient } from './redis-client.js';
+export { TIMEOUTS_TO_OPEN, type CircuitBreaker, type BreakerCloseDetail, type BreakerOpenDetail, type BreakerState } from './circuit-breaker.js';
+export type { FallbackOption } from './fallback.js';
 export type { SourceCounts } from './redis-binding.js';
-export { RedisStateError } from './redis-state-error.js';
-export { RedisUnavailableError } from './redis-unavailable-error.js';
-export { StoreClosedError } from './store-closed-error.js';
-export { LeasedBinding, type LeaseOptions } from './leased-binding.js';
-export { CustomRedisBinding, RedisContentionError } from './custom-redis-binding.js';
-export { CAS_COMMAND } from './redis-client.js';
+export type { LeaseOptions } from './leased-binding.js';
+export { RedisContentionError, RedisStateError, RedisTimeoutError, RedisUnavailableError, StoreClosedError } from '../../errors.js';

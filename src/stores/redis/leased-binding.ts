@@ -1,11 +1,12 @@
 import type { Clock } from '../../core/clock.js';
 import type { Decision, Reservation } from '../../limiter/decision.js';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, StoreClosedError } from '../../errors.js';
 import { optionNames, strictOptions } from '../../core/options.js';
+import { checkDuration, type Duration } from '../../core/duration.js';
 import { CODE } from '../../policies/policy.js';
 import type { Policy } from '../../policies/index.js';
+import { configuredLimit } from '../../policies/configured-limit.js';
 import type { StoreBinding } from '../../limiter/store.js';
-import { StoreClosedError } from './store-closed-error.js';
 import type { LeaseReply, RedisBinding, SourceCounts } from './redis-binding.js';
 
 /**
@@ -27,10 +28,10 @@ export interface LeaseOptions {
   /**
    * How long leased units stay spendable after the grant (default 1000 ms;
    * never past the end of a window or refill interval, where spending them
-   * would exceed the next one's limit). GCRA leases book slots up to half of
-   * it ahead.
+   * would exceed the next one's limit), from 10 ms to 1 hour. GCRA leases
+   * book slots up to half of it ahead.
    */
-  ttlMs?: number;
+  ttlMs?: Duration;
 }
 
 const LEASE_OPTIONS = optionNames<keyof LeaseOptions>({ maxShare: true, ttlMs: true });
@@ -48,10 +49,7 @@ export function leaseSettings(options: unknown): LeaseSettings {
   if (typeof maxShare !== 'number' || !(maxShare > 0 && maxShare <= 1)) {
     throw new ConfigError('lease.maxShare', maxShare, 'a number above 0 and at most 1');
   }
-  const ttlMs = o.ttlMs === undefined ? 1000 : o.ttlMs;
-  if (typeof ttlMs !== 'number' || !(ttlMs >= 10 && ttlMs <= 3_600_000)) {
-    throw new ConfigError('lease.ttlMs', ttlMs, 'a number of milliseconds from 10 to 3600000');
-  }
+  const ttlMs = o.ttlMs === undefined ? 1000 : checkDuration(o.ttlMs, 'lease.ttlMs', { min: 10, max: 3_600_000 });
   return { maxShare, ttlMs };
 }
 
@@ -82,6 +80,11 @@ interface KeyLease {
   rate: number;
   /** Per GCRA gate, this process's own theoretical arrival time (see `#pace`). */
   tats: Float64Array | undefined;
+  /**
+   * The gate its decisions report: the one that bound Redis's last denial of
+   * a lease for the key (a grant names none: gate 0 until then).
+   */
+  gate: number;
 }
 
 /** Most keys whose leases are kept; past it, lapsed ones are dropped. */
@@ -105,7 +108,9 @@ export class LeasedBinding implements StoreBinding {
   readonly #maxUnits: number;
   /** Spacing of GCRA slots (the smallest emission interval of the gates; 0 without GCRA). */
   readonly #step: number;
-  readonly #limit: number;
+  /** Per gate, the limit it was configured with and what it passes at once (Decision.limit, Decision.capacity). */
+  readonly #limit: number[];
+  readonly #capacity: number[];
   /**
    * The GCRA gates as [interval, burst * interval] pairs: this process also
    * paces its own spending by them. Slot times are estimated from each
@@ -113,6 +118,8 @@ export class LeasedBinding implements StoreBinding {
    * slots of consecutive leases could be spent closer than the policy allows.
    */
   readonly #pace: number[];
+  /** The gate index of each pair of `#pace`. */
+  readonly #paceGate: number[];
   #leases = new Map<string, KeyLease>();
   /** Last lease round trip (ms): how long a sync caller without a lease should wait. */
   #roundTripMs = 1;
@@ -126,9 +133,11 @@ export class LeasedBinding implements StoreBinding {
     let units = Infinity;
     let step = Infinity;
     this.#pace = [];
-    for (const { core } of gates) {
+    this.#paceGate = [];
+    for (const [gate, { core }] of gates.entries()) {
       if (core.code === CODE.gcra) {
         this.#pace.push(core.p0, core.p2);
+        this.#paceGate.push(gate);
         // p0 emission interval, p1 burst: what a lease could book now and over the horizon.
         units = Math.min(units, core.p1 + this.#horizonMs / core.p0);
         step = Math.min(step, core.p0);
@@ -138,7 +147,13 @@ export class LeasedBinding implements StoreBinding {
     }
     this.#maxUnits = Math.max(1, Math.floor(settings.maxShare * units));
     this.#step = step === Infinity ? 0 : step;
-    this.#limit = gates[0]!.core.capacity;
+    this.#limit = gates.map(configuredLimit);
+    this.#capacity = gates.map((g) => g.core.capacity);
+  }
+
+  /** A decision of this binding, reporting `gate`. */
+  #decision(allowed: boolean, gate: number, remaining: number, retryAfterMs: number, resetAfterMs: number, source: Decision['source']): Decision {
+    return { allowed, limit: this.#limit[gate]!, capacity: this.#capacity[gate]!, gate, remaining, retryAfterMs, resetAfterMs, source };
   }
 
   limit(key: string, cost: number, dryRun: boolean): Decision | Promise<Decision> {
@@ -154,8 +169,9 @@ export class LeasedBinding implements StoreBinding {
     if (local !== undefined) return local;
     if (this.#strict.isDown(key)) return this.#strict.limitLocally(key, cost);
     const now = this.#clock();
-    void this.#fetch(key, this.#entry(key, now), cost, now, true);
-    return { allowed: false, limit: this.#limit, remaining: 0, retryAfterMs: this.#roundTripMs, resetAfterMs: 0, source: 'lease' };
+    const lease = this.#entry(key, now);
+    void this.#fetch(key, lease, cost, now, true);
+    return this.#decision(false, lease.gate, 0, this.#roundTripMs, 0, 'lease');
   }
 
   limitMany(keys: readonly string[], cost: number): Promise<Decision[]> {
@@ -195,13 +211,13 @@ export class LeasedBinding implements StoreBinding {
       // Nothing held covers it; Redis's last denial still stands until it runs out.
       if (now >= lease.deniedUntil) return undefined;
       this.#counts.local++;
-      return { allowed: false, limit: this.#limit, remaining: 0, retryAfterMs: lease.deniedUntil - now, resetAfterMs: lease.resetAfterMs, source: 'local' };
+      return this.#decision(false, lease.gate, 0, lease.deniedUntil - now, lease.resetAfterMs, 'local');
     }
     // A GCRA lease is a run of slots: unit j of k may be spent at lastAt - (k - j) * step.
     const at = seg.lastAt - (seg.k - seg.used - cost) * this.#step;
     if (at > now) {
       this.#counts.lease++;
-      return { allowed: false, limit: this.#limit, remaining: 0, retryAfterMs: at - now, resetAfterMs: 0, source: 'lease' };
+      return this.#decision(false, lease.gate, 0, at - now, 0, 'lease');
     }
     const tats = lease.tats;
     if (tats !== undefined) {
@@ -210,7 +226,7 @@ export class LeasedBinding implements StoreBinding {
         const wait = Math.max(tats[g]!, now) + cost * pace[2 * g]! - pace[2 * g + 1]! - now;
         if (wait > 0) {
           this.#counts.lease++;
-          return { allowed: false, limit: this.#limit, remaining: 0, retryAfterMs: wait, resetAfterMs: 0, source: 'lease' };
+          return this.#decision(false, this.#paceGate[g]!, 0, wait, 0, 'lease');
         }
       }
       for (let g = 0; g < tats.length; g++) tats[g] = Math.max(tats[g]!, now) + cost * this.#pace[2 * g]!;
@@ -220,7 +236,7 @@ export class LeasedBinding implements StoreBinding {
     const left = seg.k - seg.used;
     // Prefetch: the next lease is asked for while half of this one is left.
     if (lease.pending === undefined && lease.next === undefined && left * 2 <= seg.k) void this.#fetch(key, lease, 1, now, false);
-    return { allowed: true, limit: this.#limit, remaining: left, retryAfterMs: 0, resetAfterMs: 0, source: 'lease' };
+    return this.#decision(true, lease.gate, left, 0, 0, 'lease');
   }
 
   async #miss(key: string, cost: number): Promise<Decision> {
@@ -235,7 +251,7 @@ export class LeasedBinding implements StoreBinding {
     if (lease === undefined) {
       if (this.#leases.size >= MAX_LEASED_KEYS) this.#sweep(now);
       const tats = this.#pace.length === 0 ? undefined : new Float64Array(this.#pace.length / 2).fill(-Infinity);
-      lease = { seg: undefined, next: undefined, pending: undefined, deniedUntil: 0, resetAfterMs: 0, demand: 0, since: now, rate: 0, tats };
+      lease = { seg: undefined, next: undefined, pending: undefined, deniedUntil: 0, resetAfterMs: 0, demand: 0, since: now, rate: 0, tats, gate: 0 };
       this.#leases.set(key, lease);
     }
     return lease;
@@ -286,6 +302,7 @@ export class LeasedBinding implements StoreBinding {
 
   #grant(lease: KeyLease, reply: LeaseReply): void {
     this.#roundTripMs = Math.max(1, reply.roundTripMs);
+    lease.gate = reply.gate;
     if (reply.granted === 0) {
       lease.deniedUntil = reply.retryAt;
       lease.resetAfterMs = reply.resetAfterMs;

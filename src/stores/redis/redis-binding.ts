@@ -2,14 +2,14 @@ import type { Clock } from '../../core/clock.js';
 import type { Decision, Reservation } from '../../limiter/decision.js';
 import type { EmbeddedBinding, EmbeddedStore } from '../embedded/embedded-store.js';
 import type { Policy } from '../../policies/index.js';
+import { configuredLimit } from '../../policies/configured-limit.js';
 import type { StoreBinding } from '../../limiter/store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import { fallbackGates, FLEET, scaleGates, type FallbackSetting } from './fallback.js';
-import { DECIDE_COMMAND, type RedisClient } from './redis-client.js';
+import { DECIDE_COMMAND, type Lifecycle, type RedisClient } from './redis-client.js';
 import { CODE } from '../../policies/policy.js';
-import { RedisStateError } from './redis-state-error.js';
+import { RedisStateError, StoreClosedError } from '../../errors.js';
 import { wtf8Length, writeWtf8 } from '../../core/wtf8.js';
-import { StoreClosedError, type Lifecycle } from './store-closed-error.js';
 import type { MetricsSink } from '../../core/metrics.js';
 
 /** Script operations (decide.lua's `op`). */
@@ -73,7 +73,8 @@ export interface LeaseReply {
   /** When nothing was granted: when one unit would be (early side: asking again then is safe, denying longer is not). */
   readonly retryAt: number;
   readonly resetAfterMs: number;
-  readonly limit: number;
+  /** The gate Redis reported (a denial's binding gate; 0 for a grant). */
+  readonly gate: number;
   /** When the request was sent (local clock): the lease's lifetime counts from then. */
   readonly grantedAt: number;
   /** How long the request took, send to answer (ms). */
@@ -139,6 +140,8 @@ export class RedisBinding implements StoreBinding {
   readonly #o: RedisBindingOptions;
   readonly #send: (anchor: string, ...argv: (string | Buffer)[]) => Promise<Buffer>;
   readonly #gateArgs: string[];
+  /** Per gate, the limit it was configured with and what it passes at once (Decision.limit, Decision.capacity). */
+  readonly #limit: number[];
   readonly #capacity: number[];
   readonly #mirror: EmbeddedBinding;
   /** Decides while the breaker is open (undefined: fail open or closed). */
@@ -202,6 +205,7 @@ export class RedisBinding implements StoreBinding {
       const id = `${core.code}:${core.p0}:${core.p1}:${core.p2}`;
       this.#gateArgs.push(id, String(core.code), String(core.p0), String(core.p1), String(core.p2));
     }
+    this.#limit = options.gates.map(configuredLimit);
     this.#capacity = options.gates.map((g) => g.core.capacity);
     const clock = options.clock;
     const redisClock = () => clock() + this.#offset;
@@ -272,11 +276,11 @@ export class RedisBinding implements StoreBinding {
     // from Redis: no share is known, so nothing is admitted on its own.
     if (fallback === undefined || (this.#o.fallback === FLEET && this.#o.fleet.nodes === undefined)) {
       const open = this.#o.fallback === 'open';
-      const limit = this.#capacity[0]!;
-      if (op === OP_RESERVE) {
-        return { allowed: open, waitMs: 0, at: this.#o.clock(), limit, remaining: open ? limit : 0, source: 'fallback' };
-      }
-      return { allowed: open, limit, remaining: open ? limit : 0, retryAfterMs: open ? 0 : this.#o.timeoutMs, resetAfterMs: 0, source: 'fallback' };
+      const limit = this.#limit[0]!;
+      const capacity = this.#capacity[0]!;
+      const remaining = open ? capacity : 0;
+      if (op === OP_RESERVE) return { allowed: open, waitMs: 0, at: this.#o.clock(), limit, capacity, gate: 0, remaining, source: 'fallback' };
+      return { allowed: open, limit, capacity, gate: 0, remaining, retryAfterMs: open ? 0 : this.#o.timeoutMs, resetAfterMs: 0, source: 'fallback' };
     }
     if (op === OP_RESERVE) {
       const r = fallback.reserve(key, cost, maxWait);
@@ -608,10 +612,12 @@ export class RedisBinding implements StoreBinding {
           continue;
         }
         const allowed = (flags & 1) === 1;
-        const limit = this.#capacity[flags >>> 1]!;
+        const gate = flags >>> 1;
+        const limit = this.#limit[gate]!;
+        const capacity = this.#capacity[gate]!;
         if (hit.op === OP_LIMIT || hit.op === OP_PEEK) {
           this.#o.counts.redis++;
-          hit.resolve({ allowed, limit, remaining, retryAfterMs: retry, resetAfterMs: reset, source: 'redis' });
+          hit.resolve({ allowed, limit, capacity, gate, remaining, retryAfterMs: retry, resetAfterMs: reset, source: 'redis' });
         } else if (hit.op === OP_LEASE) {
           hit.resolve({
             granted: allowed ? remaining : 0,
@@ -619,12 +625,12 @@ export class RedisBinding implements StoreBinding {
             validUntil: sentAt + reset,
             retryAt: sentAt + retry,
             resetAfterMs: allowed ? 0 : reset,
-            limit,
+            gate,
             grantedAt: sentAt,
             roundTripMs: receivedAt - sentAt,
           });
         } else if (hit.op === OP_RESERVE) {
-          hit.resolve({ allowed, waitMs: retry, at: receivedAt + retry, limit, remaining, source: 'redis' });
+          hit.resolve({ allowed, waitMs: retry, at: receivedAt + retry, limit, capacity, gate, remaining, source: 'redis' });
         } else {
           hit.resolve(undefined);
         }

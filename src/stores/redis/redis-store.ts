@@ -1,18 +1,17 @@
 import { casLua, decideLua, fleetLua } from '../../../build/redis-scripts.js';
 import type { Clock } from '../../core/clock.js';
-import { EmbeddedStore, MAX_KEYS } from '../embedded/embedded-store.js';
-import { ConfigError } from '../../errors.js';
+import { checkDuration, type Duration } from '../../core/duration.js';
+import { checkMaxKeys, EmbeddedStore } from '../embedded/embedded-store.js';
+import { ConfigError, RedisUnavailableError } from '../../errors.js';
 import { shardHash } from './shard-hash.js';
 import { optionNames, strictOptions } from '../../core/options.js';
 import type { Policy } from '../../policies/index.js';
-import type { Store } from '../../limiter/store.js';
+import type { Store, StoreBinding } from '../../limiter/store.js';
 import { RedisBinding } from './redis-binding.js';
-import { CAS_COMMAND, DECIDE_COMMAND, FLEET_COMMAND, type RedisClient } from './redis-client.js';
+import { CAS_COMMAND, DECIDE_COMMAND, describeTarget, FLEET_COMMAND, type Lifecycle, type RedisClient } from './redis-client.js';
 import { CustomRedisBinding } from './custom-redis-binding.js';
 import type { RateLimiter } from '../../scheduler/rate-limiter.js';
 import { CircuitBreaker, withTimeout, type BreakerCloseDetail, type BreakerOpenDetail, type BreakerState } from './circuit-breaker.js';
-import { describeTarget, RedisUnavailableError } from './redis-unavailable-error.js';
-import type { Lifecycle } from './store-closed-error.js';
 import { checkMetrics, type MetricsSink } from '../../core/metrics.js';
 import { fallbackGates, FLEET, type FallbackOption, type FallbackSetting } from './fallback.js';
 import { LeasedBinding, leaseSettings, type LeaseOptions, type LeaseSettings } from './leased-binding.js';
@@ -41,33 +40,34 @@ export interface RedisStoreOptions {
    * deterministic tests and replays).
    */
   time?: 'redis' | 'client';
-  /** Batching: calls of one tick go out together; `maxDelayMs` (default 0) waits longer, `maxSize` (default 1000) flushes early. */
-  batch?: { maxDelayMs?: number; maxSize?: number };
+  /** Batching: calls of one tick go out together; `maxDelayMs` (default 0, at most 1 s) waits longer, `maxSize` (default 1000) flushes early. */
+  batch?: { maxDelayMs?: Duration; maxSize?: number };
   /**
-   * A cap on the keys of the local mirror (default none: it grows with the
-   * keys live in Redis, see `EmbeddedStore`'s `maxKeys`); see {@link RedisStore}.
+   * A cap on the keys of the local mirror, the in-process table beside Redis
+   * (default none: it grows with the keys live in Redis, up to `MAX_KEYS`):
+   * `EmbeddedStore`'s `maxKeys`, for the mirror; it caps nothing in Redis.
    * The mirror also holds the fallback's state during outages, so at the cap
    * new keys are not mirrored and the fallback denies them (`whenFull: 'deny'`).
    */
-  mirrorKeys?: number;
+  maxMirrorKeys?: number;
   /** Answer denials from the local mirror without a round trip (default true). */
   negativeCache?: boolean;
   /**
-   * How long a batch may wait on Redis (default 100 ms) before its calls fall
-   * back; three such timeouts in a row open the breaker (a connection error
-   * opens it at once).
+   * How long a batch may wait on Redis (default 100 ms, from 1 ms to 60 s)
+   * before its calls fall back; three such timeouts in a row open the breaker
+   * (a connection error opens it at once).
    */
-  timeoutMs?: number;
+  timeoutMs?: Duration;
   /**
    * How long calls wait for Redis before it has answered once (default
    * 2000 ms): connecting and loading scripts, on a machine busy with pods
    * starting together, can take longer than `timeoutMs`, and falling back at
    * birth would let every pod admit its own share at once. Also the bound of
-   * {@link RedisStore.ready}.
+   * {@link RedisStore.ready}. From `timeoutMs` to 600 s.
    */
-  connectTimeoutMs?: number;
-  /** How often an open breaker probes Redis (default 500 ms). */
-  probeIntervalMs?: number;
+  connectTimeoutMs?: Duration;
+  /** How often an open breaker probes Redis (default 500 ms, from 1 ms to 600 s). */
+  probeIntervalMs?: Duration;
   /**
    * What decides while Redis is unreachable: see {@link FallbackOption}. By
    * default each store takes 1/N of the policy, N the live stores that
@@ -101,7 +101,7 @@ const REDIS_STORE_OPTIONS = optionNames<keyof RedisStoreOptions>({
   shards: true,
   time: true,
   batch: true,
-  mirrorKeys: true,
+  maxMirrorKeys: true,
   negativeCache: true,
   timeoutMs: true,
   connectTimeoutMs: true,
@@ -206,35 +206,21 @@ export class RedisStore implements Store {
     const time = o.time === undefined ? 'redis' : o.time;
     if (time !== 'redis' && time !== 'client') throw new ConfigError('time', time, "'redis' or 'client'");
     const batch = o.batch === undefined ? {} : strictOptions(o.batch, 'new RedisStore({ batch })', BATCH_OPTIONS, 'batch');
-    const maxDelayMs = batch.maxDelayMs === undefined ? 0 : batch.maxDelayMs;
-    if (typeof maxDelayMs !== 'number' || !(maxDelayMs >= 0 && maxDelayMs <= 1000)) {
-      throw new ConfigError('batch.maxDelayMs', maxDelayMs, 'a number of milliseconds from 0 to 1000');
-    }
+    const maxDelayMs = batch.maxDelayMs === undefined ? 0 : checkDuration(batch.maxDelayMs, 'batch.maxDelayMs', { min: 0, max: 1000 });
     const maxSize = batch.maxSize === undefined ? 1000 : batch.maxSize;
     if (typeof maxSize !== 'number' || !Number.isInteger(maxSize) || maxSize < 1 || maxSize > 100_000) {
       throw new ConfigError('batch.maxSize', maxSize, 'an integer from 1 to 100000');
     }
     const negativeCache = o.negativeCache === undefined ? true : o.negativeCache;
     if (typeof negativeCache !== 'boolean') throw new ConfigError('negativeCache', negativeCache, 'a boolean');
-    const mirrorKeys = o.mirrorKeys === undefined ? MAX_KEYS : o.mirrorKeys;
-    if (typeof mirrorKeys !== 'number' || !Number.isInteger(mirrorKeys) || mirrorKeys < 1 || mirrorKeys > MAX_KEYS) {
-      throw new ConfigError('mirrorKeys', mirrorKeys, `an integer from 1 to ${MAX_KEYS}`);
-    }
+    const maxMirrorKeys = checkMaxKeys(o.maxMirrorKeys, 'maxMirrorKeys');
     // The mirror also holds the fallback's state during outages, so it never
     // evicts: at its cap it stops mirroring new keys, and the fallback denies them.
-    this.#mirror = new EmbeddedStore({ maxKeys: mirrorKeys });
-    const timeoutMs = o.timeoutMs === undefined ? 100 : o.timeoutMs;
-    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 1 && timeoutMs <= 60_000)) {
-      throw new ConfigError('timeoutMs', timeoutMs, 'a number of milliseconds from 1 to 60000');
-    }
-    const connectTimeoutMs = o.connectTimeoutMs === undefined ? Math.max(2000, timeoutMs) : o.connectTimeoutMs;
-    if (typeof connectTimeoutMs !== 'number' || !(connectTimeoutMs >= timeoutMs && connectTimeoutMs <= 600_000)) {
-      throw new ConfigError('connectTimeoutMs', connectTimeoutMs, `a number of milliseconds from timeoutMs (${timeoutMs}) to 600000`);
-    }
-    const probeIntervalMs = o.probeIntervalMs === undefined ? 500 : o.probeIntervalMs;
-    if (typeof probeIntervalMs !== 'number' || !(probeIntervalMs >= 1 && probeIntervalMs <= 600_000)) {
-      throw new ConfigError('probeIntervalMs', probeIntervalMs, 'a number of milliseconds from 1 to 600000');
-    }
+    this.#mirror = new EmbeddedStore({ maxKeys: maxMirrorKeys });
+    const timeoutMs = o.timeoutMs === undefined ? 100 : checkDuration(o.timeoutMs, 'timeoutMs', { min: 1, max: 60_000 });
+    const connectTimeoutMs =
+      o.connectTimeoutMs === undefined ? Math.max(2000, timeoutMs) : checkDuration(o.connectTimeoutMs, 'connectTimeoutMs', { min: timeoutMs, minName: 'timeoutMs', max: 600_000 });
+    const probeIntervalMs = o.probeIntervalMs === undefined ? 500 : checkDuration(o.probeIntervalMs, 'probeIntervalMs', { min: 1, max: 600_000 });
     const fallback = (o.fallback === undefined ? FLEET : o.fallback) as FallbackSetting;
     if (o.fallback !== undefined) fallbackGates(fallback, []); // validates the option's shape now, not at the first outage
     const reconcile = o.reconcile === undefined ? true : o.reconcile;
@@ -362,7 +348,7 @@ export class RedisStore implements Store {
     return this.#shardShift >= 32 ? 0 : shardHash(key) >>> this.#shardShift;
   }
 
-  bind(gates: readonly Policy[], clock: Clock): RedisBinding | LeasedBinding {
+  bind(gates: readonly Policy[], clock: Clock): StoreBinding {
     const strict = new RedisBinding({
       client: this.#client,
       gates,
@@ -390,10 +376,10 @@ export class RedisStore implements Store {
 
   /**
    * Binds a custom {@link RateLimiter}: its state is kept as JSON in Redis and
-   * updated by compare-and-set (see {@link CustomRedisBinding}). Both modes
+   * updated by compare-and-set (src/stores/redis/cas.lua). Both modes
    * decide it in Redis; it has no lease.
    */
-  bindCustom(limiter: RateLimiter, clock: Clock): CustomRedisBinding {
+  bindCustom(limiter: RateLimiter, clock: Clock): StoreBinding {
     return new CustomRedisBinding({
       client: this.#client,
       limiter,
