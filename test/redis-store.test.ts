@@ -212,10 +212,12 @@ describe('pods starting together', () => {
     const first = Math.min(...results.map((r) => r.firstAt));
     const last = Math.max(...results.map((r) => r.lastAt));
     // GCRA 100/s, burst 10: at most the burst plus one per 10 ms between the
-    // first and the last admission. These are the pods' clocks when the
-    // answers arrived, not Redis's when it decided: +5 slots for answers late
-    // by up to 25 ms at either end.
-    const bound = 10 + Math.floor((last - first) / 10) + 5;
+    // first and the last admission on Redis's clock, which lie within the
+    // pods' [first admitted call sent, last admission answered] (one system
+    // clock on this machine; +1 for the milliseconds' rounding). Taken when
+    // answers arrived, a busy pod reading its first answers late shrank the
+    // span below what Redis decided over (202 admitted against a bound of 134).
+    const bound = 10 + Math.floor((last - first) / 10) + 1;
     console.log(`cold start: ${admitted} admitted over ${last - first} ms (bound ${bound}); opens ${results.map((r) => r.opens).join(',')}; sources ${JSON.stringify(results.map((r) => r.sources))}`);
     expect(admitted).toBeLessThanOrEqual(bound);
     expect(admitted).toBeGreaterThan(bound / 2); // and the fleet did admit: not silenced
