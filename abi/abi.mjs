@@ -59,6 +59,7 @@ export default {
       example: 'if (gates.length > MAX_GATES) throw new RangeError(`at most ${MAX_GATES} gates`);',
       entries: [
         { name: 'MAX_GATES', type: 'u32', value: MAX_GATES, wasmExport: true, doc: "Most policies one limiter may stack as gates: the core's per-gate scratch has room for this many, and a gate's index fits GATE_MASK." },
+        { name: 'SLOTS_PER_BUCKET', type: 'usize', value: 8, doc: "Slots in one bucket of the core's table: init's bucket counts (2^initialBits, 2^maxBits) times this are its sizes in keys." },
         { name: 'MAX_KEY_LENGTH', type: 'u32', value: MAX_KEY_LENGTH, doc: 'Longest key accepted, in UTF-16 code units.' },
         { name: 'KEY_AREA_BYTES', type: 'usize', value: MAX_KEY_LENGTH * 3, doc: "Bytes of the core's key area, from keyPtr(): the longest key in UTF-8, at most 3 bytes per UTF-16 code unit (2 in UTF-16)." },
         { name: 'MIN_RETRY_MS', type: 'f64', value: 0.001, lua: true, doc: 'A denial always asks the caller to wait at least this long (1 µs), so that a retry loop can never spin on a zero wait produced by rounding.' },
