@@ -94,7 +94,7 @@ export default {
       name: 'RESULT',
       bytes: 32,
       doc: "The result area, at resultPtr(): the numbers of a decide or reserve, whose decision is the call's return value.",
-      example: 'const out = new Float64Array(memory.buffer, core.resultPtr(), RESULT_BYTES / 8);\nconst remaining = out[RESULT_REMAINING / 8];',
+      example: 'const out = new Float64Array(memory.buffer, core.resultPtr(), RESULT_BYTES / 8);\nconst remaining = out[RESULT_REMAINING_INDEX];',
       diagram: `
 0                  8                  16                 24            32
 ┌──────────────────┬──────────────────┬──────────────────┬─────────────┐
@@ -110,7 +110,7 @@ export default {
       name: 'BATCH',
       bytes: 32,
       doc: 'A batch entry: batchPtr() holds `batchEntries` (see init) of them, each written by hashToBatch and the host, then decided by decideBatch.',
-      example: 'u32[(i * BATCH_BYTES + BATCH_COST) / 4] = cost;',
+      example: 'u32[i * (BATCH_BYTES / 4) + BATCH_COST_INDEX] = cost;',
       diagram: `
 0        4        8         12      15  16                 24                 32
 ┌────────┬────────┬─────────┬───────┬───┬──────────────────┬──────────────────┐
@@ -134,7 +134,7 @@ byte 15 out = ALLOWED | gate << GATE_SHIFT.`,
       name: 'STEP',
       bytes: 64,
       doc: 'The output of step(), at stepPtr(): one step of an algorithm over a state passed in (the pure form of a policy), every field an f64.',
-      example: 'const out = new Float64Array(memory.buffer, core.stepPtr(), STEP_BYTES / 8);\nconst allowed = out[STEP_ALLOWED / 8] === 1;',
+      example: 'const out = new Float64Array(memory.buffer, core.stepPtr(), STEP_BYTES / 8);\nconst allowed = out[STEP_ALLOWED_INDEX] === 1;',
       diagram: `
 0        8        16       24       32          40           48           56        64
 ┌────────┬────────┬────────┬────────┬───────────┬────────────┬────────────┬─────────┐
@@ -156,7 +156,7 @@ all f64.`,
   ],
 
   exports: {
-    doc: 'The exports of the cellgate core (assembly/index.ts), besides `memory` and the constants marked wasmExport. Pointers are byte offsets into `memory`; a `bool` is passed as 1 or 0; a u32 result arrives as a signed 32-bit number.',
+    doc: 'The exports of the cellgate core (assembly/index.ts): its memory, the constants marked wasmExport (as immutable globals) and these functions. Pointers are byte offsets into `memory`; a `bool` is passed as 1 or 0; a u32 result arrives as a signed 32-bit number.',
     example: 'const core = instantiateCore();\ncore.init(10, 20, 0, 8, 64);\nconst r = core.decide(desc, 0, 1, 1, Date.now(), 0);',
     functions: [
       { name: 'init', params: [['initialBits', 'u32'], ['maxBits', 'u32'], ['evict', 'bool'], ['maxPolicies', 'u32'], ['batchEntries', 'u32']], returns: 'usize', doc: 'Allocates everything, once: room for `maxPolicies` policies, a batch area of `batchEntries` entries, and a table of 2^initialBits buckets of 8 slots that may double up to 2^maxBits buckets; at that size a new key with no room evicts (`evict`) or is denied. Returns the table\'s size in bytes.' },

@@ -106,11 +106,14 @@ describe('the definition', () => {
 describe('the generated TypeScript', () => {
   const values = generated as unknown as Record<string, unknown>;
 
-  it("holds every constant, layout size and offset at the definition's value", () => {
+  it("holds every constant, layout size, offset and typed array index at the definition's value", () => {
     for (const c of constants) expect(values[c.name], c.name).toBe(c.value);
     for (const layout of abi.layouts) {
       expect(values[`${layout.name}_BYTES`], layout.name).toBe(layout.bytes);
-      for (const f of layout.fields) expect(values[f.name], f.name).toBe(f.offset);
+      for (const f of layout.fields) {
+        expect(values[f.name], f.name).toBe(f.offset);
+        expect(values[`${f.name}_INDEX`], f.name).toBe(f.offset / { u8: 1, u32: 4, f64: 8 }[f.type]);
+      }
     }
   });
 

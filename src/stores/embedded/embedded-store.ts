@@ -10,9 +10,9 @@ import { CustomBinding, type CustomBounds } from './custom-binding.js';
 import type { RateLimiter } from '../../scheduler/rate-limiter.js';
 import { checkMetrics, type MetricsSink } from '../../core/metrics.js';
 import {
-  ALLOWED, BATCH_BYTES, BATCH_COST, BATCH_FLAGS, BATCH_KEY_HI, BATCH_KEY_LO, BATCH_REMAINING, BATCH_RESET_AFTER_MS, BATCH_RETRY_AFTER_MS,
-  FULL, GATE_MASK, GATE_SHIFT, GREW, KEY_AREA_BYTES, KEY_BYTES_SHIFT, KEY_UTF8, RESULT_BYTES, RESULT_REMAINING, RESULT_RESET_AFTER_MS, RESULT_RETRY_AFTER_MS,
-  SLOTS_PER_BUCKET,
+  ALLOWED, BATCH_BYTES, BATCH_COST_INDEX, BATCH_FLAGS, BATCH_KEY_HI_INDEX, BATCH_KEY_LO_INDEX, BATCH_REMAINING_INDEX, BATCH_RESET_AFTER_MS_INDEX,
+  BATCH_RETRY_AFTER_MS_INDEX, FULL, GATE_MASK, GATE_SHIFT, GREW, KEY_AREA_BYTES, KEY_BYTES_SHIFT, KEY_UTF8, RESULT_BYTES, RESULT_REMAINING_INDEX,
+  RESULT_RESET_AFTER_MS_INDEX, RESULT_RETRY_AFTER_MS_INDEX, SLOTS_PER_BUCKET,
 } from '../../../build/abi.js';
 
 /** Options of {@link EmbeddedStore}. */
@@ -91,16 +91,9 @@ const INITIAL_BUCKET_BITS = 10;
 const HEADROOM = 1.25;
 /** The bits of a core return value that call for the store's attention: memory grew; the table was full at its cap. */
 const FLAGS = GREW | FULL;
-// Indexes into the views of the result area and the batch (abi/abi.mjs has the layouts).
-const REMAINING = RESULT_REMAINING / 8;
-const RETRY_AFTER = RESULT_RETRY_AFTER_MS / 8;
-const RESET_AFTER = RESULT_RESET_AFTER_MS / 8;
+/** A batch entry's size in the u32 and f64 views of the batch (abi/abi.mjs has the layout). */
 const ENTRY_U32 = BATCH_BYTES / 4;
 const ENTRY_F64 = BATCH_BYTES / 8;
-const ENTRY_COST = BATCH_COST / 4;
-const ENTRY_REMAINING = BATCH_REMAINING / 4;
-const ENTRY_RETRY_AFTER = BATCH_RETRY_AFTER_MS / 8;
-const ENTRY_RESET_AFTER = BATCH_RESET_AFTER_MS / 8;
 /** Most one `'full'` event per this long, however many keys meet a full table. */
 const FULL_EVENT_INTERVAL_MS = 1000;
 
@@ -341,7 +334,7 @@ export class EmbeddedStore extends EventTarget implements Store {
   hashOf(key: string): bigint {
     const { core, views } = this.#shared;
     core.hashToBatch(writeKey(views, key), 0);
-    return (BigInt(views.batchU32[BATCH_KEY_HI / 4]!) << 32n) | BigInt(views.batchU32[BATCH_KEY_LO / 4]!);
+    return (BigInt(views.batchU32[BATCH_KEY_HI_INDEX]!) << 32n) | BigInt(views.batchU32[BATCH_KEY_LO_INDEX]!);
   }
 }
 
@@ -386,9 +379,9 @@ export class EmbeddedBinding implements StoreBinding {
     return {
       allowed: (r & ALLOWED) !== 0,
       limit: this.#capacity[(r >>> GATE_SHIFT) & GATE_MASK]!,
-      remaining: out[REMAINING]!,
-      retryAfterMs: out[RETRY_AFTER]!,
-      resetAfterMs: out[RESET_AFTER]!,
+      remaining: out[RESULT_REMAINING_INDEX]!,
+      retryAfterMs: out[RESULT_RETRY_AFTER_MS_INDEX]!,
+      resetAfterMs: out[RESULT_RESET_AFTER_MS_INDEX]!,
       source: 'local',
     };
   }
@@ -412,7 +405,7 @@ export class EmbeddedBinding implements StoreBinding {
       const core = this.#core;
       for (let i = 0; i < n; i++) {
         core.hashToBatch(writeKey(views, keys[start + i]!), i);
-        views.batchU32[i * ENTRY_U32 + ENTRY_COST] = cost;
+        views.batchU32[i * ENTRY_U32 + BATCH_COST_INDEX] = cost;
       }
       const r = this.#core.decideBatch(n, this.#gate0, this.#gates, now, 0);
       if ((r & FLAGS) !== 0) this.#shared.flags(r);
@@ -424,9 +417,9 @@ export class EmbeddedBinding implements StoreBinding {
         decisions[start + i] = {
           allowed: (flags & ALLOWED) !== 0,
           limit: this.#capacity[flags >>> GATE_SHIFT]!,
-          remaining: u32[i * ENTRY_U32 + ENTRY_REMAINING]!,
-          retryAfterMs: f64[i * ENTRY_F64 + ENTRY_RETRY_AFTER]!,
-          resetAfterMs: f64[i * ENTRY_F64 + ENTRY_RESET_AFTER]!,
+          remaining: u32[i * ENTRY_U32 + BATCH_REMAINING_INDEX]!,
+          retryAfterMs: f64[i * ENTRY_F64 + BATCH_RETRY_AFTER_MS_INDEX]!,
+          resetAfterMs: f64[i * ENTRY_F64 + BATCH_RESET_AFTER_MS_INDEX]!,
           source: 'local',
         };
       }
@@ -439,13 +432,13 @@ export class EmbeddedBinding implements StoreBinding {
     const r = this.#core.reserve(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now, maxWaitMs);
     if ((r & FLAGS) !== 0) this.#shared.flags(r);
     const out = this.#views.result;
-    const waitMs = out[RETRY_AFTER]!;
+    const waitMs = out[RESULT_RETRY_AFTER_MS_INDEX]!;
     return {
       allowed: (r & ALLOWED) !== 0,
       waitMs,
       at: now + waitMs,
       limit: this.#capacity[(r >>> GATE_SHIFT) & GATE_MASK]!,
-      remaining: out[REMAINING]!,
+      remaining: out[RESULT_REMAINING_INDEX]!,
       source: 'local',
     };
   }
