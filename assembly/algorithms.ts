@@ -10,19 +10,13 @@
 // operation for operation, by support/reference-model.ts: the property tests
 // require bit-identical results, so change both together.
 
-// Policy kinds. A continuous token bucket is the same arithmetic as GCRA
-// (emission interval = period / refill, burst = capacity), so it shares KIND_GCRA.
-export const KIND_GCRA: u32 = 0;
-export const KIND_TOKEN_INTERVAL: u32 = 1;
-export const KIND_FIXED: u32 = 2;
-export const KIND_LINEAR: u32 = 3;
-export const KIND_SLIDING: u32 = 4;
-
-// A denial always asks the caller to wait at least this long (1 µs), so that a
-// retry loop can never spin on a zero wait produced by rounding.
-export const MIN_RETRY_MS: f64 = 0.001;
-// Added before flooring a remaining count so that 0.9999999999 reads as 1.
-const REMAINING_EPSILON: f64 = 1e-9;
+// Policy kinds (what each one's p0, p1, p2 and state mean: abi/abi.mjs). A
+// continuous token bucket is the same arithmetic as GCRA (emission interval =
+// period / refill, burst = capacity), so it shares KIND_GCRA.
+import {
+  KIND_GCRA, KIND_TOKEN_INTERVAL, KIND_FIXED, KIND_LINEAR, KIND_SLIDING,
+  MIN_RETRY_MS, REMAINING_EPSILON,
+} from "../build/abi-as";
 
 // Input state.
 export let sLive: bool = false;

@@ -12,54 +12,44 @@
 // (the key's low half is mixed with the policy id), and a request passes only
 // if every gate admits it. A denial by one gate charges none of them.
 //
-// Results that do not fit the i32 return value go to a fixed result area:
-//
-//   result (32 bytes)
-//   0                  8                  16                 24            32
-//   ┌──────────────────┬──────────────────┬──────────────────┬─────────────┐
-//   │ remaining: f64   │ retryAfterMs: f64│ resetAfterMs: f64│ (spare)     │
-//   └──────────────────┴──────────────────┴──────────────────┴─────────────┘
-//
-// The i32 return value of decide/reserve is `allowed | bindingGate << 1 |
-// GREW`, where bindingGate is the gate (0-based) whose numbers the decision
-// reports, GREW (bit 8) says linear memory grew during the call (the table
-// doubled: the host's views of memory are stale and must be renewed) and
-// FULL (bit 9) that a new key met the table full at its cap. Every export
-// that may insert a record reports both.
-//
-// Batch entry (32 bytes), `batchCapacity` of them from batchPtr():
-//
-//   0        4        8         12      15  16                 24                 32
-//   ┌────────┬────────┬─────────┬───────┬───┬──────────────────┬──────────────────┐
-//   │ keyLo  │ keyHi  │ cost in │ spare │out│ retryAfterMs out │ resetAfterMs out │
-//   │ u32    │ u32    │ u32;    │       │u8 │ f64              │ f64              │
-//   │        │        │remaining│       │   │                  │                  │
-//   │        │        │ out     │       │   │                  │                  │
-//   └────────┴────────┴─────────┴───────┴───┴──────────────────┴──────────────────┘
-//   byte 15 out = allowed | bindingGate << 1.
+// The codes, limits, return value bits and the layouts of the result area,
+// the batch entries and step()'s output that this file shares with its host
+// are defined once, with their diagrams, in abi/abi.mjs (generated here as
+// build/abi-as.ts). A decision (decide, reserve, a batch entry's flags byte)
+// is `ALLOWED | bindingGate << GATE_SHIFT`, where bindingGate is the gate
+// (0-based) whose numbers it reports; every export that may insert a record
+// adds GREW (linear memory grew: the host's views are stale) and FULL (a new
+// key met the table full at its cap).
 
 import {
   evaluate,
   refund as refundState,
   sLive, sA, sB, sC,
   oAllowed, oA, oB, oC, oExp, oRemaining, oRetry, oReset,
-  KIND_SLIDING,
-  MIN_RETRY_MS,
 } from "./algorithms";
 import {
   tableInit, find, claim, makeRoom, countRefusal, takeFlags, candidate, epoch, fullWait, foundLive,
   evictionCount, refusalCount, growthCount, slotCount, byteCount, bucketIndex, liveCount, clearTable, checkTable,
 } from "./table";
 import { keyHashInit, keyAreaPtr, setSeed, sipHash13 } from "./key-hash";
+import {
+  KIND_SLIDING, MIN_RETRY_MS, MAX_GATES as ABI_MAX_GATES, GREW as ABI_GREW, FULL as ABI_FULL, ALLOWED, GATE_SHIFT,
+  RESULT_BYTES, RESULT_REMAINING, RESULT_RETRY_AFTER_MS, RESULT_RESET_AFTER_MS,
+  BATCH_BYTES, BATCH_KEY_LO, BATCH_KEY_HI, BATCH_COST, BATCH_REMAINING, BATCH_FLAGS, BATCH_RETRY_AFTER_MS, BATCH_RESET_AFTER_MS,
+  STEP_BYTES, STEP_A, STEP_B, STEP_C, STEP_EXP, STEP_REMAINING, STEP_RETRY_AFTER_MS, STEP_RESET_AFTER_MS, STEP_ALLOWED,
+} from "../build/abi-as";
+
+// Exported as wasm globals too, as the host's CoreExports lists them. Declared
+// here rather than re-exported so that they stay this module's globals: a
+// re-export would move them, and every global's index with them, in the
+// binary (the core compiles to the same bytes as before the ABI was
+// generated).
+export const MAX_GATES: u32 = ABI_MAX_GATES;
+export const GREW: u32 = ABI_GREW;
+export const FULL: u32 = ABI_FULL;
 
 // Policy record (32 bytes): kind u32 @0, p0 f64 @8, p1 f64 @16, p2 f64 @24.
 const POLICY_BYTES: usize = 32;
-/** Most gates one limiter may stack. */
-export const MAX_GATES: u32 = 16;
-/** Bit of a return value: linear memory grew during the call (see above). */
-export const GREW: u32 = 1 << 8;
-/** Bit of a return value: a new key met the table full at its cap during the call. */
-export const FULL: u32 = 1 << 9;
 // Per-gate scratch of a multi-gate decision (64 bytes each):
 // slot addr @0, table epoch of that addr @4, key lo @8, allowed @12, a @16, b @24, c @32, exp @40, remaining @48, reset @56.
 const GATE_BYTES: usize = 64;
@@ -70,7 +60,6 @@ let gateScratch: usize = 0;
 let result: usize = 0;
 let batch: usize = 0;
 let batchCapacity: u32 = 0;
-// Output of step() (64 bytes): a @0, b @8, c @16, exp @24, remaining @32, retry @40, reset @48, allowed @56.
 let stepOut: usize = 0;
 
 /**
@@ -83,10 +72,10 @@ export function init(initialBits: u32, maxBits: u32, evict: bool, maxPolicies: u
   policyCapacity = maxPolicies;
   policies = heap.alloc(<usize>maxPolicies * POLICY_BYTES);
   gateScratch = heap.alloc(<usize>MAX_GATES * GATE_BYTES);
-  result = heap.alloc(32);
+  result = heap.alloc(RESULT_BYTES);
   batchCapacity = batchEntries;
-  batch = heap.alloc(<usize>batchEntries * 32);
-  stepOut = heap.alloc(64);
+  batch = heap.alloc(<usize>batchEntries * BATCH_BYTES);
+  stepOut = heap.alloc(STEP_BYTES);
   keyHashInit();
   return tableInit(initialBits, maxBits, evict);
 }
@@ -98,7 +87,7 @@ export function stepPtr(): usize {
 /**
  * One step of an algorithm over a state passed in, touching no table: the
  * pure form of a policy (its RateLimiter view in TS). `live` says whether the
- * state (a, b, c) exists. Writes the outcome at stepPtr() (layout above).
+ * state (a, b, c) exists. Writes the outcome at stepPtr() (the STEP layout).
  */
 export function step(kind: u32, p0: f64, p1: f64, p2: f64, live: bool, a: f64, b: f64, c: f64, cost: f64, t: f64): void {
   sLive = live;
@@ -106,14 +95,14 @@ export function step(kind: u32, p0: f64, p1: f64, p2: f64, live: bool, a: f64, b
   sB = b;
   sC = c;
   evaluate(kind, p0, p1, p2, cost, t);
-  store<f64>(stepOut, oA, 0);
-  store<f64>(stepOut, oB, 8);
-  store<f64>(stepOut, oC, 16);
-  store<f64>(stepOut, oExp, 24);
-  store<f64>(stepOut, oRemaining, 32);
-  store<f64>(stepOut, oRetry, 40);
-  store<f64>(stepOut, oReset, 48);
-  store<f64>(stepOut, oAllowed ? 1 : 0, 56);
+  store<f64>(stepOut, oA, STEP_A);
+  store<f64>(stepOut, oB, STEP_B);
+  store<f64>(stepOut, oC, STEP_C);
+  store<f64>(stepOut, oExp, STEP_EXP);
+  store<f64>(stepOut, oRemaining, STEP_REMAINING);
+  store<f64>(stepOut, oRetry, STEP_RETRY_AFTER_MS);
+  store<f64>(stepOut, oReset, STEP_RESET_AFTER_MS);
+  store<f64>(stepOut, oAllowed ? 1 : 0, STEP_ALLOWED);
 }
 
 /** Sets the 128-bit key of the key hash (four little-endian 32-bit words). */
@@ -139,9 +128,9 @@ let kHi: u32 = 0;
 /** Hashes the key area into batch entry `entry` (its keyLo, keyHi). */
 export function hashToBatch(key: u32, entry: u32): void {
   hashKeyArea(key);
-  let e = batch + <usize>entry * 32;
-  store<u32>(e, kLo);
-  store<u32>(e, kHi, 4);
+  let e = batch + <usize>entry * BATCH_BYTES;
+  store<u32>(e, kLo, BATCH_KEY_LO);
+  store<u32>(e, kHi, BATCH_KEY_HI);
 }
 
 export function resultPtr(): usize {
@@ -408,9 +397,9 @@ function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t: f64, 
 }
 
 @inline function writeResult(remaining: f64, retry: f64, reset: f64): void {
-  store<f64>(result, remaining);
-  store<f64>(result, retry, 8);
-  store<f64>(result, reset, 16);
+  store<f64>(result, remaining, RESULT_REMAINING);
+  store<f64>(result, retry, RESULT_RETRY_AFTER_MS);
+  store<f64>(result, reset, RESULT_RESET_AFTER_MS);
 }
 
 /**
@@ -423,7 +412,7 @@ export function decide(key: u32, gate0: u32, gates: u32, cost: f64, now: f64, dr
   hashKeyArea(key);
   let ok = decideAt(kLo, kHi, gate0, gates, cost, now, now, !dryRun);
   writeResult(dRemaining, dRetry, dReset);
-  return (ok ? 1 : 0) | (dGate << 1) | grewBit();
+  return (ok ? ALLOWED : 0) | (dGate << GATE_SHIFT) | grewBit();
 }
 
 /**
@@ -446,21 +435,25 @@ export function reserve(key: u32, gate0: u32, gates: u32, cost: f64, now: f64, m
       if (!decideAt(lo, hi, gate0, gates, cost, t, now, true)) {
         // No room to record the booking (the table is full at its cap).
         writeResult(dRemaining, t - now + dRetry, dReset);
-        return (dGate << 1) | grewBit();
+        return (dGate << GATE_SHIFT) | grewBit();
       }
       writeResult(dRemaining, t - now, dReset + (t - now));
-      return 1 | (dGate << 1) | grewBit();
+      return ALLOWED | (dGate << GATE_SHIFT) | grewBit();
     }
     t = t + (dRetry < MIN_RETRY_MS ? MIN_RETRY_MS : dRetry);
     if (t - now > maxWait) break;
   }
   writeResult(dRemaining, t - now, dReset);
-  return dGate << 1;
+  return dGate << GATE_SHIFT;
 }
 
-/** GREW and FULL, as they happened since the last export returned. */
+/**
+ * GREW and FULL, as they happened since the last export returned: the table
+ * reports them as bits 0 and 1, which GREW (the lower of the two adjacent
+ * bits, abi/abi.mjs) moves into place.
+ */
 @inline function grewBit(): u32 {
-  return takeFlags() << 8;
+  return takeFlags() * GREW;
 }
 
 /** Gives `cost` back to every gate's record of the key. */
@@ -499,12 +492,12 @@ export function reset(key: u32, gate0: u32, gates: u32, now: f64): void {
  */
 export function decideBatch(n: u32, gate0: u32, gates: u32, now: f64, dryRun: bool): u32 {
   if (n > batchCapacity) unreachable();
-  for (let e = batch, end = batch + <usize>n * 32; e < end; e += 32) {
-    let ok = decideAt(load<u32>(e), load<u32>(e, 4), gate0, gates, <f64>load<u32>(e, 8), now, now, !dryRun);
-    store<u32>(e, <u32>dRemaining, 8);
-    store<u8>(e, <u8>((ok ? 1 : 0) | (dGate << 1)), 15);
-    store<f64>(e, dRetry, 16);
-    store<f64>(e, dReset, 24);
+  for (let e = batch, end = batch + <usize>n * BATCH_BYTES; e < end; e += BATCH_BYTES) {
+    let ok = decideAt(load<u32>(e, BATCH_KEY_LO), load<u32>(e, BATCH_KEY_HI), gate0, gates, <f64>load<u32>(e, BATCH_COST), now, now, !dryRun);
+    store<u32>(e, <u32>dRemaining, BATCH_REMAINING);
+    store<u8>(e, <u8>((ok ? ALLOWED : 0) | (dGate << GATE_SHIFT)), BATCH_FLAGS);
+    store<f64>(e, dRetry, BATCH_RETRY_AFTER_MS);
+    store<f64>(e, dReset, BATCH_RESET_AFTER_MS);
   }
   return grewBit();
 }

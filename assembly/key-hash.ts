@@ -5,19 +5,18 @@
 // has no fast 64-bit integers.
 //
 // Key area: KEY_AREA_BYTES from keyPtr(), written by the host before each
-// keyed call, which names the key by a descriptor: `bytes << 1 | utf8`.
-// - utf8 = 0: the key's UTF-16 code units, little-endian (any string, lone
-//   surrogates included);
-// - utf8 = 1: the key's UTF-8 bytes (well-formed strings only: the host
+// keyed call, which names the key by a descriptor (abi/abi.mjs):
+// `bytes << KEY_BYTES_SHIFT | KEY_UTF8`.
+// - without KEY_UTF8: the key's UTF-16 code units, little-endian (any string,
+//   lone surrogates included);
+// - with KEY_UTF8: the key's UTF-8 bytes (well-formed strings only: the host
 //   encodes long keys natively, faster than a code unit loop).
 // Each encoding is one-to-one, and the two are hashed under different keys
 // (k1 is tagged for UTF-8), so a key's two spellings never meet: "ab" in
 // UTF-16 and "a\0b\0" in UTF-8 are the same bytes, not the same hash.
 
-/** Longest key, in UTF-16 code units: MAX_KEY_LENGTH in src/core/key-hash.ts (test/security.test.ts holds them equal). */
-export const MAX_KEY_UNITS: u32 = 512;
-/** The key area: room for the longest key in UTF-8 (3 bytes per code unit at most). */
-export const KEY_AREA_BYTES: usize = <usize>MAX_KEY_UNITS * 3;
+import { KEY_AREA_BYTES, KEY_BYTES_SHIFT, KEY_UTF8 } from "../build/abi-as";
+
 /** XORed into k1 for UTF-8 keys: a second, independent PRF. */
 const UTF8_TAG: u64 = 0x7574662d38000000;
 
@@ -41,9 +40,9 @@ export function keyAreaPtr(): usize {
 
 /** SipHash-1-3 of the key the descriptor names (see the header). */
 export function sipHash13(desc: u32): u64 {
-  let bytes = <usize>(desc >>> 1);
+  let bytes = <usize>(desc >>> KEY_BYTES_SHIFT);
   if (bytes > KEY_AREA_BYTES) unreachable(); // the host checks; never read past the area
-  let key1 = (desc & 1) != 0 ? k1 ^ UTF8_TAG : k1;
+  let key1 = (desc & KEY_UTF8) != 0 ? k1 ^ UTF8_TAG : k1;
   let v0: u64 = k0 ^ 0x736f6d6570736575;
   let v1: u64 = key1 ^ 0x646f72616e646f6d;
   let v2: u64 = k0 ^ 0x6c7967656e657261;

@@ -36,8 +36,10 @@
 // bucket of scratch and no second table: the table must be the last thing in
 // linear memory, and nothing is allocated after `tableInit`.
 
+// SLOTS_PER_BUCKET is shared with the host, which sizes the table in buckets.
+import { SLOTS_PER_BUCKET } from "../build/abi-as";
+
 export const SLOT_BYTES: usize = 32;
-export const SLOTS_PER_BUCKET: usize = 8;
 export const BUCKET_BYTES: usize = SLOT_BYTES * SLOTS_PER_BUCKET;
 
 let tableBase: usize = 0;

@@ -1,13 +1,16 @@
 // Compiles assembly/ to build/core.wasm and embeds the bytes in
 // build/core-wasm.ts, so that the package loads its core with no fs or fetch at
 // run time (the same import works in Node, Bun, Deno and bundlers).
+// assembly/ imports the generated build/abi-as.ts (asc resolves the relative
+// path outside assembly/ like any other), so build-abi.mjs runs first.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const asc = require.resolve('assemblyscript/bin/asc.js');
 mkdirSync('build', { recursive: true });
+if (!existsSync('build/abi-as.ts')) throw new Error('build/abi-as.ts is missing: run `npm run build:abi` (or `npm run build`) first');
 execFileSync(process.execPath, [
   asc, 'assembly/index.ts',
   '--outFile', 'build/core.wasm',

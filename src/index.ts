@@ -8,7 +8,7 @@ export { MAX_CLOCK_MS, systemClock, taskClock, type Clock } from './core/clock.j
 export { MAX_KEY_LENGTH } from './core/key-hash.js';
 export * from './policies/index.js';
 export type { RateLimiter, RateLimitStep } from './scheduler/rate-limiter.js';
-export type { CoreState } from './policies/core-step.js';
+export type { CoreState } from './policies/core-params.js';
 export { rateLimited, type RateLimitedOptions } from './scheduler/rate-limited.js';
 export { Scheduler, DEFAULT_CONCURRENCY, type SchedulerOptions, type ScheduleOptions, type CloseOptions, type ScheduleResult, type SchedulerTask, type SchedulerTimers } from './scheduler/scheduler.js';
 export { DEFAULT_RETRY, type RetryOptions, type RetryPolicy } from './scheduler/backoff.js';

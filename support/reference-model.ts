@@ -6,13 +6,9 @@
 // It mirrors assembly/algorithms.ts formula by formula; what it does not model
 // is the table's bounded size (the model never evicts).
 import type { Policy } from '../src/index.js';
+import { CODE, MIN_RETRY_MS, REMAINING_EPSILON } from '../build/abi.js';
 
-const GCRA = 0;
-const TOKEN_INTERVAL = 1;
-const FIXED = 2;
-const LINEAR = 3;
-const MIN_RETRY_MS = 0.001;
-const REMAINING_EPSILON = 1e-9;
+const { gcra: GCRA, tokenInterval: TOKEN_INTERVAL, fixed: FIXED, linear: LINEAR } = CODE;
 
 interface State {
   a: number;

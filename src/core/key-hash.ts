@@ -1,7 +1,8 @@
+import { MAX_KEY_LENGTH } from '../../build/abi.js';
 import { ArgumentError, ConfigError } from '../errors.js';
 
-/** Longest key accepted, in UTF-16 code units. */
-export const MAX_KEY_LENGTH = 512;
+// The core's key area is sized from the same definition (abi/abi.mjs).
+export { MAX_KEY_LENGTH };
 
 /**
  * The 128-bit key of the table's SipHash-1-3 (assembly/key-hash.ts) as four

@@ -9,9 +9,10 @@ import type { Policy } from '../policies/index.js';
 import type { Store, StoreBinding } from './store.js';
 import { checkCustomLimiter, isCustomLimiter, type RateLimiter } from '../scheduler/rate-limiter.js';
 import { checkMetrics, DECISION_ATTRIBUTES, type MetricsSink } from '../core/metrics.js';
+import { MAX_GATES } from '../../build/abi.js';
 
-/** Most policies one limiter may stack as gates. */
-export const MAX_GATES = 16;
+// The core's per-gate scratch is sized from the same definition (abi/abi.mjs).
+export { MAX_GATES };
 
 /** Options of {@link Limiter}. */
 export interface LimiterOptions {

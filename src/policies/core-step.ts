@@ -1,37 +1,27 @@
 import type { RateLimitStep } from '../scheduler/rate-limiter.js';
-import { instantiateCore, type CoreExports } from '../core/wasm.js';
-import type { CoreParams } from './policy.js';
-
-/**
- * A built-in policy's state in its RateLimiter view: the core's record
- * `[a, b, c, exp]` (assembly/algorithms.ts documents each algorithm's
- * fields); `exp` is when it decays to "never seen" (-Infinity: no state).
- */
-export type CoreState = readonly [a: number, b: number, c: number, exp: number];
+import { stepCore } from '../core/step-core.js';
+import {
+  STEP_A_INDEX, STEP_ALLOWED_INDEX, STEP_B_INDEX, STEP_C_INDEX, STEP_EXP_INDEX, STEP_REMAINING_INDEX, STEP_RETRY_AFTER_MS_INDEX,
+} from '../../build/abi.js';
+import type { CoreParams, CoreState } from './core-params.js';
 
 const INITIAL: CoreState = Object.freeze([0, 0, 0, -Infinity] as const);
 
-/** One core instance with no table, for pure steps (allocated on first use). */
-let core: CoreExports | undefined;
-let out: Float64Array;
-
 /**
  * One step of a built-in policy over a state passed in: the same arithmetic
- * as every store, run by the core without touching any table.
+ * as every store, run by the process's pure stepper (src/core/step-core.ts)
+ * without touching any table.
  * @internal
  */
 export function coreStep(params: CoreParams, state: CoreState, now: number, cost: number): RateLimitStep<CoreState> {
-  if (core === undefined) {
-    core = instantiateCore();
-    core.init(0, 0, 0, 1, 1); // no table to speak of: step() touches none
-    out = new Float64Array(core.memory.buffer, core.stepPtr(), 8);
-  }
+  const { core, out } = stepCore();
   const [a, b, c, exp] = state;
   core.step(params.code, params.p0, params.p1, params.p2, exp > now ? 1 : 0, a, b, c, cost, now);
-  if (out[7] === 1) {
-    return { allowed: true, state: [out[0]!, out[1]!, out[2]!, out[3]!], remaining: out[4]!, ttlMs: Math.max(0, out[3]! - now) };
+  if (out[STEP_ALLOWED_INDEX] === 1) {
+    const until = out[STEP_EXP_INDEX]!;
+    return { allowed: true, state: [out[STEP_A_INDEX]!, out[STEP_B_INDEX]!, out[STEP_C_INDEX]!, until], remaining: out[STEP_REMAINING_INDEX]!, ttlMs: Math.max(0, until - now) };
   }
-  return { allowed: false, retryAfterMs: out[5]!, remaining: out[4]! };
+  return { allowed: false, retryAfterMs: out[STEP_RETRY_AFTER_MS_INDEX]!, remaining: out[STEP_REMAINING_INDEX]! };
 }
 
 /**

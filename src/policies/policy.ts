@@ -1,7 +1,13 @@
 import { MAX_DURATION_MS } from '../core/duration.js';
 import { ConfigError } from '../errors.js';
 import type { RateLimiter } from '../scheduler/rate-limiter.js';
-import { limiterView, type CoreState } from './core-step.js';
+import { CODE } from '../../build/abi.js';
+import type { CoreParams, CoreState } from './core-params.js';
+import { limiterView } from './core-step.js';
+
+// Algorithm codes shared with the core and the Redis scripts (abi/abi.mjs);
+// CoreParams has its own module, so that core-step.ts need not import this one.
+export { CODE, type CoreParams };
 
 /** Largest count any policy accepts (limit, burst, capacity, refill). */
 export const MAX_COUNT = 1_000_000_000;
@@ -22,27 +28,6 @@ export const MAX_COUNT = 1_000_000_000;
  * away entirely and admit without limit.
  */
 export const MIN_INTERVAL_MS = 0.01;
-
-/**
- * The form every policy takes inside the core: an algorithm code and three
- * numbers whose meaning depends on it (assembly/algorithms.ts documents each).
- * Stores read only this; the other fields of a policy are for people.
- */
-export interface CoreParams {
-  /** Algorithm code of the core (KIND_* in assembly/algorithms.ts). */
-  readonly code: number;
-  readonly p0: number;
-  readonly p1: number;
-  readonly p2: number;
-  /**
-   * The most one key can pass at once, reported as `Decision.capacity` and
-   * the largest cost a request may have.
-   */
-  readonly capacity: number;
-}
-
-/** Algorithm codes shared with the core. */
-export const CODE = { gcra: 0, tokenInterval: 1, fixed: 2, linear: 3, sliding: 4 } as const;
 
 /**
  * What every built-in policy has: its algorithm's name, its core form, and

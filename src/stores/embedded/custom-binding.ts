@@ -3,6 +3,7 @@ import type { Decision, Reservation } from '../../limiter/decision.js';
 import { checkStep, type RateLimiter, type RateLimitStep } from '../../scheduler/rate-limiter.js';
 import type { StoreBinding } from '../../limiter/store.js';
 import { ExpiryQueue } from '../../core/expiry-queue.js';
+import { MIN_RETRY_MS } from '../../../build/abi.js';
 
 /** Most moments a reservation tries before it reports the wait as too long. */
 const MAX_RESERVE_ROUNDS = 1000;
@@ -140,7 +141,7 @@ export class CustomBinding implements StoreBinding {
   #refused(now: number): Decision {
     // The queue's head may be stale (renewed since), so this may be early: asking again then is safe.
     const next = this.#expiries.nextAt();
-    const wait = Number.isFinite(next) ? Math.max(next - now, 0.001) : FULL_RETRY_MS;
+    const wait = Number.isFinite(next) ? Math.max(next - now, MIN_RETRY_MS) : FULL_RETRY_MS;
     return toDecision(this.#limiter.capacity, { allowed: false, retryAfterMs: wait }, 'local');
   }
 

@@ -10,6 +10,11 @@ import { instantiateCore, type CoreExports } from '../../core/wasm.js';
 import { CustomBinding, type CustomBounds } from './custom-binding.js';
 import type { RateLimiter } from '../../scheduler/rate-limiter.js';
 import { checkMetrics, type MetricsSink } from '../../core/metrics.js';
+import {
+  ALLOWED, BATCH_BYTES, BATCH_COST_INDEX, BATCH_FLAGS, BATCH_KEY_HI_INDEX, BATCH_KEY_LO_INDEX, BATCH_REMAINING_INDEX, BATCH_RESET_AFTER_MS_INDEX,
+  BATCH_RETRY_AFTER_MS_INDEX, FULL, GATE_MASK, GATE_SHIFT, GREW, KEY_AREA_BYTES, KEY_BYTES_SHIFT, KEY_UTF8, RESULT_BYTES, RESULT_REMAINING_INDEX,
+  RESULT_RESET_AFTER_MS_INDEX, RESULT_RETRY_AFTER_MS_INDEX, SLOTS_PER_BUCKET,
+} from '../../../build/abi.js';
 
 /** Options of {@link EmbeddedStore}. */
 export interface EmbeddedStoreOptions {
@@ -100,17 +105,15 @@ export function checkMaxKeys(value: unknown, parameter: string): number {
 /** Most policies (gates, over all limiters) one embedded store can hold. */
 export const MAX_POLICIES = 1024;
 const BATCH_ENTRIES = 1024;
-const SLOTS_PER_BUCKET = 8;
 /** The table's first size: 2^10 buckets of 8 slots (256 KiB). */
 const INITIAL_BUCKET_BITS = 10;
 /** Slots per key at the cap: the two-choice table with displacement holds ~97%; this keeps margin. */
 const HEADROOM = 1.25;
-/** Bits of a core return value (assembly/index.ts): memory grew; the table was full at its cap. */
-const GREW = 1 << 8;
-const FULL = 1 << 9;
+/** The bits of a core return value that call for the store's attention: memory grew; the table was full at its cap. */
 const FLAGS = GREW | FULL;
-/** Gate index bits of a core return value, above the allowed bit. */
-const GATE_MASK = 0xf;
+/** A batch entry's size in the u32 and f64 views of the batch (abi/abi.mjs has the layout). */
+const ENTRY_U32 = BATCH_BYTES / 4;
+const ENTRY_F64 = BATCH_BYTES / 8;
 /** Most one `'full'` event per this long, however many keys meet a full table. */
 const FULL_EVENT_INTERVAL_MS = 1000;
 
@@ -140,12 +143,12 @@ export class CoreViews {
     const core = this.#core;
     const buffer = core.memory.buffer;
     const batch = core.batchPtr();
-    this.result = new Float64Array(buffer, core.resultPtr(), 4);
+    this.result = new Float64Array(buffer, core.resultPtr(), RESULT_BYTES / 8);
     this.key = new Uint16Array(buffer, core.keyPtr(), MAX_KEY_LENGTH);
-    this.keyBytes = new Uint8Array(buffer, core.keyPtr(), MAX_KEY_LENGTH * 3);
-    this.batchU32 = new Uint32Array(buffer, batch, BATCH_ENTRIES * 8);
-    this.batchF64 = new Float64Array(buffer, batch, BATCH_ENTRIES * 4);
-    this.batchU8 = new Uint8Array(buffer, batch, BATCH_ENTRIES * 32);
+    this.keyBytes = new Uint8Array(buffer, core.keyPtr(), KEY_AREA_BYTES);
+    this.batchU32 = new Uint32Array(buffer, batch, BATCH_ENTRIES * ENTRY_U32);
+    this.batchF64 = new Float64Array(buffer, batch, BATCH_ENTRIES * ENTRY_F64);
+    this.batchU8 = new Uint8Array(buffer, batch, BATCH_ENTRIES * BATCH_BYTES);
   }
 }
 
@@ -158,7 +161,7 @@ const wellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWell
 /**
  * Writes `key` into the key area for the next keyed core call (which hashes
  * it: SipHash-1-3 under the store's seed, in the core) and returns its
- * descriptor, `bytes << 1 | utf8`: its UTF-16 code units, or, for a long
+ * descriptor, `bytes << KEY_BYTES_SHIFT | KEY_UTF8`: its UTF-16 code units, or, for a long
  * well-formed key, its UTF-8 bytes (the core hashes the two encodings under
  * different keys; see assembly/key-hash.ts). Which one depends only on the
  * key, so a key always gets the same hash.
@@ -169,11 +172,11 @@ export function writeKey(views: CoreViews, key: string): number {
   // Callers check keys (checkKey); this keeps any path that does not inside the area.
   if (n > MAX_KEY_LENGTH) throw new ArgumentError('key', key, `at most ${MAX_KEY_LENGTH} characters`);
   if (n > NATIVE_ENCODE_FROM && wellFormed !== undefined && wellFormed.call(key)) {
-    return (encoder.encodeInto(key, views.keyBytes).written << 1) | 1;
+    return (encoder.encodeInto(key, views.keyBytes).written << KEY_BYTES_SHIFT) | KEY_UTF8;
   }
   const area = views.key;
   for (let i = 0; i < n; i++) area[i] = key.charCodeAt(i);
-  return n << 2;
+  return (2 * n) << KEY_BYTES_SHIFT; // 2 bytes a code unit
 }
 
 /**
@@ -348,7 +351,7 @@ export class EmbeddedStore extends EventTarget implements Store {
   hashOf(key: string): bigint {
     const { core, views } = this.#shared;
     core.hashToBatch(writeKey(views, key), 0);
-    return (BigInt(views.batchU32[1]!) << 32n) | BigInt(views.batchU32[0]!);
+    return (BigInt(views.batchU32[BATCH_KEY_HI_INDEX]!) << 32n) | BigInt(views.batchU32[BATCH_KEY_LO_INDEX]!);
   }
 }
 
@@ -393,15 +396,15 @@ export class EmbeddedBinding implements StoreBinding {
     const r = this.#core.decide(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now, dryRun ? 1 : 0);
     if ((r & FLAGS) !== 0) this.#shared.flags(r);
     const out = this.#views.result;
-    const gate = (r >>> 1) & GATE_MASK;
+    const gate = (r >>> GATE_SHIFT) & GATE_MASK;
     return {
-      allowed: (r & 1) === 1,
+      allowed: (r & ALLOWED) !== 0,
       limit: this.#limit[gate]!,
       capacity: this.#capacity[gate]!,
       gate,
-      remaining: out[0]!,
-      retryAfterMs: out[1]!,
-      resetAfterMs: out[2]!,
+      remaining: out[RESULT_REMAINING_INDEX]!,
+      retryAfterMs: out[RESULT_RETRY_AFTER_MS_INDEX]!,
+      resetAfterMs: out[RESULT_RESET_AFTER_MS_INDEX]!,
       source: 'local',
     };
   }
@@ -425,7 +428,7 @@ export class EmbeddedBinding implements StoreBinding {
       const core = this.#core;
       for (let i = 0; i < n; i++) {
         core.hashToBatch(writeKey(views, keys[start + i]!), i);
-        views.batchU32[i * 8 + 2] = cost;
+        views.batchU32[i * ENTRY_U32 + BATCH_COST_INDEX] = cost;
       }
       const r = this.#core.decideBatch(n, this.#gate0, this.#gates, now, 0);
       if ((r & FLAGS) !== 0) this.#shared.flags(r);
@@ -433,16 +436,16 @@ export class EmbeddedBinding implements StoreBinding {
       const f64 = views.batchF64;
       const u8 = views.batchU8;
       for (let i = 0; i < n; i++) {
-        const flags = u8[i * 32 + 15]!;
-        const gate = flags >>> 1;
+        const flags = u8[i * BATCH_BYTES + BATCH_FLAGS]!;
+        const gate = flags >>> GATE_SHIFT;
         decisions[start + i] = {
-          allowed: (flags & 1) === 1,
+          allowed: (flags & ALLOWED) !== 0,
           limit: this.#limit[gate]!,
           capacity: this.#capacity[gate]!,
           gate,
-          remaining: u32[i * 8 + 2]!,
-          retryAfterMs: f64[i * 4 + 2]!,
-          resetAfterMs: f64[i * 4 + 3]!,
+          remaining: u32[i * ENTRY_U32 + BATCH_REMAINING_INDEX]!,
+          retryAfterMs: f64[i * ENTRY_F64 + BATCH_RETRY_AFTER_MS_INDEX]!,
+          resetAfterMs: f64[i * ENTRY_F64 + BATCH_RESET_AFTER_MS_INDEX]!,
           source: 'local',
         };
       }
@@ -455,16 +458,16 @@ export class EmbeddedBinding implements StoreBinding {
     const r = this.#core.reserve(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now, maxWaitMs);
     if ((r & FLAGS) !== 0) this.#shared.flags(r);
     const out = this.#views.result;
-    const waitMs = out[1]!;
-    const gate = (r >>> 1) & GATE_MASK;
+    const waitMs = out[RESULT_RETRY_AFTER_MS_INDEX]!;
+    const gate = (r >>> GATE_SHIFT) & GATE_MASK;
     return {
-      allowed: (r & 1) === 1,
+      allowed: (r & ALLOWED) !== 0,
       waitMs,
       at: now + waitMs,
       limit: this.#limit[gate]!,
       capacity: this.#capacity[gate]!,
       gate,
-      remaining: out[0]!,
+      remaining: out[RESULT_REMAINING_INDEX]!,
       source: 'local',
     };
   }

@@ -12,14 +12,8 @@ import { RedisStateError, StoreClosedError } from '../../errors.js';
 import { wtf8Length, writeWtf8 } from '../../core/wtf8.js';
 import type { MetricsSink } from '../../core/metrics.js';
 
-/** Script operations (decide.lua's `op`). */
-const OP_LIMIT = 0;
-const OP_PEEK = 1;
-const OP_RESERVE = 2;
-const OP_REFUND = 3;
-const OP_RESET = 4;
-const OP_CHARGE = 5;
-const OP_LEASE = 6;
+/** Script operations (decide.lua's `op`), defined in abi/abi.mjs. */
+import { OP_LIMIT, OP_PEEK, OP_RESERVE, OP_REFUND, OP_RESET, OP_CHARGE, OP_LEASE } from '../../../build/abi.js';
 /** ioredis connection states after a connection was lost. */
 const DOWN = new Set(['reconnecting', 'close', 'end', 'disconnecting']);
 /**
