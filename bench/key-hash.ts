@@ -5,7 +5,7 @@
 // one run.
 import { Bench } from 'tinybench';
 import { shardHash } from '../src/stores/redis/shard-hash.js';
-import { CoreViews, writeKey } from '../src/stores/embedded/embedded-store.js';
+import { CoreViews, writeKey } from '../src/core/core-views.js';
 import { instantiateCore } from '../src/core/wasm.js';
 
 const INNER = 1000;

@@ -1,20 +1,16 @@
-import { checkNow, systemClock, taskClock, type Clock } from '../../core/clock.js';
-import { ArgumentError, ConfigError } from '../../errors.js';
-import type { Decision, Reservation } from '../../limiter/decision.js';
-import { hashSeed, MAX_KEY_LENGTH } from '../../core/key-hash.js';
+import { systemClock, taskClock, type Clock } from '../../core/clock.js';
+import { ConfigError } from '../../errors.js';
+import { hashSeed } from '../../core/key-hash.js';
 import { optionNames, strictOptions } from '../../core/options.js';
 import type { Policy } from '../../policies/index.js';
-import { configuredLimit } from '../../policies/configured-limit.js';
-import type { Store, StoreBinding } from '../../limiter/store.js';
-import { instantiateCore, type CoreExports } from '../../core/wasm.js';
+import type { Store } from '../../limiter/store.js';
+import { instantiateCore } from '../../core/wasm.js';
 import { CustomBinding, type CustomBounds } from './custom-binding.js';
+import { BATCH_ENTRIES, CoreViews, writeKey } from '../../core/core-views.js';
+import { EmbeddedBinding, type Shared } from './embedded-binding.js';
 import type { RateLimiter } from '../../scheduler/rate-limiter.js';
 import { checkMetrics, type MetricsSink } from '../../core/metrics.js';
-import {
-  ALLOWED, BATCH_BYTES, BATCH_COST_INDEX, BATCH_FLAGS, BATCH_KEY_HI_INDEX, BATCH_KEY_LO_INDEX, BATCH_REMAINING_INDEX, BATCH_RESET_AFTER_MS_INDEX,
-  BATCH_RETRY_AFTER_MS_INDEX, FULL, GATE_MASK, GATE_SHIFT, GREW, KEY_AREA_BYTES, KEY_BYTES_SHIFT, KEY_UTF8, RESULT_BYTES, RESULT_REMAINING_INDEX,
-  RESULT_RESET_AFTER_MS_INDEX, RESULT_RETRY_AFTER_MS_INDEX, SLOTS_PER_BUCKET,
-} from '../../../build/abi.js';
+import { BATCH_KEY_HI_INDEX, BATCH_KEY_LO_INDEX, FULL, GREW, SLOTS_PER_BUCKET } from '../../../build/abi.js';
 
 /** Options of {@link EmbeddedStore}. */
 export interface EmbeddedStoreOptions {
@@ -104,94 +100,12 @@ export function checkMaxKeys(value: unknown, parameter: string): number {
 }
 /** Most policies (gates, over all limiters) one embedded store can hold. */
 export const MAX_POLICIES = 1024;
-const BATCH_ENTRIES = 1024;
 /** The table's first size: 2^10 buckets of 8 slots (256 KiB). */
 const INITIAL_BUCKET_BITS = 10;
 /** Slots per key at the cap: the two-choice table with displacement holds ~97%; this keeps margin. */
 const HEADROOM = 1.25;
-/** The bits of a core return value that call for the store's attention: memory grew; the table was full at its cap. */
-const FLAGS = GREW | FULL;
-/** A batch entry's size in the u32 and f64 views of the batch (abi/abi.mjs has the layout). */
-const ENTRY_U32 = BATCH_BYTES / 4;
-const ENTRY_F64 = BATCH_BYTES / 8;
 /** Most one `'full'` event per this long, however many keys meet a full table. */
 const FULL_EVENT_INTERVAL_MS = 1000;
-
-/**
- * The views of a core's memory that bindings read results through. A table
- * that grows detaches them (a grown wasm memory is a new ArrayBuffer), so
- * every binding of the store reads through this one object, renewed when a
- * call reports that memory grew.
- * @internal
- */
-export class CoreViews {
-  result!: Float64Array;
-  /** The key area, as code units and as bytes: a key is written before each keyed call. */
-  key!: Uint16Array;
-  keyBytes!: Uint8Array;
-  batchU32!: Uint32Array;
-  batchF64!: Float64Array;
-  batchU8!: Uint8Array;
-  readonly #core: CoreExports;
-
-  constructor(core: CoreExports) {
-    this.#core = core;
-    this.renew();
-  }
-
-  renew(): void {
-    const core = this.#core;
-    const buffer = core.memory.buffer;
-    const batch = core.batchPtr();
-    this.result = new Float64Array(buffer, core.resultPtr(), RESULT_BYTES / 8);
-    this.key = new Uint16Array(buffer, core.keyPtr(), MAX_KEY_LENGTH);
-    this.keyBytes = new Uint8Array(buffer, core.keyPtr(), KEY_AREA_BYTES);
-    this.batchU32 = new Uint32Array(buffer, batch, BATCH_ENTRIES * ENTRY_U32);
-    this.batchF64 = new Float64Array(buffer, batch, BATCH_ENTRIES * ENTRY_F64);
-    this.batchU8 = new Uint8Array(buffer, batch, BATCH_ENTRIES * BATCH_BYTES);
-  }
-}
-
-/** Keys longer than this are written by `TextEncoder` (native) when well-formed; shorter ones by a loop, which is faster for them. */
-const NATIVE_ENCODE_FROM = 32;
-const encoder = new TextEncoder();
-/** `isWellFormed` (ES2024): where a runtime lacks it, every key takes the code unit loop. */
-const wellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed;
-
-/**
- * Writes `key` into the key area for the next keyed core call (which hashes
- * it: SipHash-1-3 under the store's seed, in the core) and returns its
- * descriptor, `bytes << KEY_BYTES_SHIFT | KEY_UTF8`: its UTF-16 code units, or, for a long
- * well-formed key, its UTF-8 bytes (the core hashes the two encodings under
- * different keys; see assembly/key-hash.ts). Which one depends only on the
- * key, so a key always gets the same hash.
- * @internal
- */
-export function writeKey(views: CoreViews, key: string): number {
-  const n = key.length;
-  // Callers check keys (checkKey); this keeps any path that does not inside the area.
-  if (n > MAX_KEY_LENGTH) throw new ArgumentError('key', key, `at most ${MAX_KEY_LENGTH} characters`);
-  if (n > NATIVE_ENCODE_FROM && wellFormed !== undefined && wellFormed.call(key)) {
-    return (encoder.encodeInto(key, views.keyBytes).written << KEY_BYTES_SHIFT) | KEY_UTF8;
-  }
-  const area = views.key;
-  for (let i = 0; i < n; i++) area[i] = key.charCodeAt(i);
-  return (2 * n) << KEY_BYTES_SHIFT; // 2 bytes a code unit
-}
-
-/**
- * What every binding of one store shares: the core, its views, and what to
- * do with a core call's flags.
- * @internal
- */
-interface Shared {
-  readonly core: CoreExports;
-  readonly views: CoreViews;
-  /** Renews the views and announces a full table, as the flags of a core call say. */
-  flags(r: number): void;
-  /** Called every 1024 operations when the store reports metrics. */
-  readonly tick: (() => void) | undefined;
-}
 
 const OPTIONS = optionNames<keyof EmbeddedStoreOptions>({ maxKeys: true, whenFull: true, hashSeed: true, metrics: true });
 
@@ -352,164 +266,5 @@ export class EmbeddedStore extends EventTarget implements Store {
     const { core, views } = this.#shared;
     core.hashToBatch(writeKey(views, key), 0);
     return (BigInt(views.batchU32[BATCH_KEY_HI_INDEX]!) << 32n) | BigInt(views.batchU32[BATCH_KEY_LO_INDEX]!);
-  }
-}
-
-/**
- * Decides for one limiter's gates in an {@link EmbeddedStore}; what
- * `Limiter` calls on the hot path.
- */
-export class EmbeddedBinding implements StoreBinding {
-  readonly #shared: Shared;
-  readonly #core: CoreExports;
-  readonly #views: CoreViews;
-  readonly #gate0: number;
-  readonly #gates: number;
-  /** Per gate, the limit it was configured with (Decision.limit) and what it passes at once (Decision.capacity). */
-  readonly #limit: Float64Array;
-  readonly #capacity: Float64Array;
-  readonly #clock: Clock;
-
-  constructor(shared: Shared, gate0: number, gates: readonly Policy[], clock: Clock) {
-    this.#shared = shared;
-    this.#core = shared.core;
-    this.#views = shared.views;
-    this.#tick = shared.tick;
-    this.#gate0 = gate0;
-    this.#gates = gates.length;
-    this.#limit = Float64Array.from(gates, configuredLimit);
-    this.#capacity = Float64Array.from(gates, (g) => g.core.capacity);
-    this.#clock = clock;
-  }
-
-  /** Called every 1024 operations when the store reports metrics. */
-  readonly #tick: (() => void) | undefined;
-  #ops = 0;
-
-  #now(): number {
-    if (this.#tick !== undefined && (++this.#ops & 1023) === 0) this.#tick();
-    return checkNow(this.#clock());
-  }
-
-  limit(key: string, cost: number, dryRun: boolean): Decision {
-    const now = this.#now();
-    const r = this.#core.decide(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now, dryRun ? 1 : 0);
-    if ((r & FLAGS) !== 0) this.#shared.flags(r);
-    const out = this.#views.result;
-    const gate = (r >>> GATE_SHIFT) & GATE_MASK;
-    return {
-      allowed: (r & ALLOWED) !== 0,
-      limit: this.#limit[gate]!,
-      capacity: this.#capacity[gate]!,
-      gate,
-      remaining: out[RESULT_REMAINING_INDEX]!,
-      retryAfterMs: out[RESULT_RETRY_AFTER_MS_INDEX]!,
-      resetAfterMs: out[RESULT_RESET_AFTER_MS_INDEX]!,
-      source: 'local',
-    };
-  }
-
-  readonly inProcess = true;
-
-  limitNow(key: string, cost: number): Decision {
-    return this.limit(key, cost, false);
-  }
-
-  limitManyNow(keys: readonly string[], cost: number): Decision[] {
-    return this.limitMany(keys, cost);
-  }
-
-  limitMany(keys: readonly string[], cost: number): Decision[] {
-    const now = this.#now();
-    const decisions: Decision[] = new Array(keys.length);
-    const views = this.#views;
-    for (let start = 0; start < keys.length; start += BATCH_ENTRIES) {
-      const n = Math.min(BATCH_ENTRIES, keys.length - start);
-      const core = this.#core;
-      for (let i = 0; i < n; i++) {
-        core.hashToBatch(writeKey(views, keys[start + i]!), i);
-        views.batchU32[i * ENTRY_U32 + BATCH_COST_INDEX] = cost;
-      }
-      const r = this.#core.decideBatch(n, this.#gate0, this.#gates, now, 0);
-      if ((r & FLAGS) !== 0) this.#shared.flags(r);
-      const u32 = views.batchU32;
-      const f64 = views.batchF64;
-      const u8 = views.batchU8;
-      for (let i = 0; i < n; i++) {
-        const flags = u8[i * BATCH_BYTES + BATCH_FLAGS]!;
-        const gate = flags >>> GATE_SHIFT;
-        decisions[start + i] = {
-          allowed: (flags & ALLOWED) !== 0,
-          limit: this.#limit[gate]!,
-          capacity: this.#capacity[gate]!,
-          gate,
-          remaining: u32[i * ENTRY_U32 + BATCH_REMAINING_INDEX]!,
-          retryAfterMs: f64[i * ENTRY_F64 + BATCH_RETRY_AFTER_MS_INDEX]!,
-          resetAfterMs: f64[i * ENTRY_F64 + BATCH_RESET_AFTER_MS_INDEX]!,
-          source: 'local',
-        };
-      }
-    }
-    return decisions;
-  }
-
-  reserve(key: string, cost: number, maxWaitMs: number): Reservation {
-    const now = this.#now();
-    const r = this.#core.reserve(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now, maxWaitMs);
-    if ((r & FLAGS) !== 0) this.#shared.flags(r);
-    const out = this.#views.result;
-    const waitMs = out[RESULT_RETRY_AFTER_MS_INDEX]!;
-    const gate = (r >>> GATE_SHIFT) & GATE_MASK;
-    return {
-      allowed: (r & ALLOWED) !== 0,
-      waitMs,
-      at: now + waitMs,
-      limit: this.#limit[gate]!,
-      capacity: this.#capacity[gate]!,
-      gate,
-      remaining: out[RESULT_REMAINING_INDEX]!,
-      source: 'local',
-    };
-  }
-
-  refund(key: string, cost: number): void {
-    const now = this.#now();
-    this.#core.refund(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now);
-  }
-
-  reset(key: string): void {
-    const now = this.#now();
-    this.#core.reset(writeKey(this.#views, key), this.#gate0, this.#gates, now);
-  }
-
-  /**
-   * Replaces the gates' parameters in place, keeping every key's state: the
-   * Redis store's fallback when the fleet's size changes (its share rescaled).
-   * Same number of gates, same algorithms.
-   * @internal
-   */
-  setGates(gates: readonly Policy[]): void {
-    if (gates.length !== this.#gates) throw new ConfigError('gates', gates.length, `${this.#gates} gates`);
-    gates.forEach((g, i) => {
-      this.#core.setPolicy(this.#gate0 + i, g.core.code, g.core.p0, g.core.p1, g.core.p2);
-      this.#limit[i] = configuredLimit(g);
-      this.#capacity[i] = g.core.capacity;
-    });
-  }
-
-  /**
-   * Overwrites the key's state in every gate with what another store (Redis)
-   * reported: 4 numbers per gate, `a b c exp`, from `states[offset]` on. The
-   * local mirror of the Redis store.
-   * @internal
-   */
-  putStates(key: string, states: ArrayLike<number>, offset: number): void {
-    const now = this.#now();
-    const units = writeKey(this.#views, key);
-    for (let g = 0; g < this.#gates; g++) {
-      const o = offset + g * 4;
-      const r = this.#core.putState(units, this.#gate0 + g, states[o]!, states[o + 1]!, states[o + 2]!, states[o + 3]!, now);
-      if ((r & FLAGS) !== 0) this.#shared.flags(r);
-    }
   }
 }

@@ -1,6 +1,7 @@
 import type { Clock } from '../../core/clock.js';
 import type { Decision, Reservation } from '../../limiter/decision.js';
-import type { EmbeddedBinding, EmbeddedStore } from '../embedded/embedded-store.js';
+import type { EmbeddedStore } from '../embedded/embedded-store.js';
+import type { EmbeddedBinding } from '../embedded/embedded-binding.js';
 import type { Policy } from '../../policies/index.js';
 import { configuredLimit } from '../../policies/configured-limit.js';
 import type { StoreBinding } from '../../limiter/store.js';

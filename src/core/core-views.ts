@@ -1,0 +1,77 @@
+// The host's side of the core's memory: typed views of the result, key and
+// batch areas (abi/abi.mjs draws their layouts), and the writing of a key
+// into the key area before a keyed call. Shared by every store that runs a
+// core (the embedded store, and through it the Redis store's mirror and
+// fallback) and by the key-hash benchmark.
+import { ArgumentError } from '../errors.js';
+import { MAX_KEY_LENGTH } from './key-hash.js';
+import type { CoreExports } from './wasm.js';
+import { BATCH_BYTES, KEY_AREA_BYTES, KEY_BYTES_SHIFT, KEY_UTF8, RESULT_BYTES } from '../../build/abi.js';
+
+/** Entries of the batch area: how many keys one core call decides at most. */
+export const BATCH_ENTRIES = 1024;
+/** A batch entry's size in the u32 and f64 views of the batch (abi/abi.mjs has the layout). */
+export const ENTRY_U32 = BATCH_BYTES / 4;
+export const ENTRY_F64 = BATCH_BYTES / 8;
+/**
+ * The views of a core's memory that bindings read results through. A table
+ * that grows detaches them (a grown wasm memory is a new ArrayBuffer), so
+ * every binding of the store reads through this one object, renewed when a
+ * call reports that memory grew.
+ * @internal
+ */
+export class CoreViews {
+  result!: Float64Array;
+  /** The key area, as code units and as bytes: a key is written before each keyed call. */
+  key!: Uint16Array;
+  keyBytes!: Uint8Array;
+  batchU32!: Uint32Array;
+  batchF64!: Float64Array;
+  batchU8!: Uint8Array;
+  readonly #core: CoreExports;
+
+  constructor(core: CoreExports) {
+    this.#core = core;
+    this.renew();
+  }
+
+  renew(): void {
+    const core = this.#core;
+    const buffer = core.memory.buffer;
+    const batch = core.batchPtr();
+    this.result = new Float64Array(buffer, core.resultPtr(), RESULT_BYTES / 8);
+    this.key = new Uint16Array(buffer, core.keyPtr(), MAX_KEY_LENGTH);
+    this.keyBytes = new Uint8Array(buffer, core.keyPtr(), KEY_AREA_BYTES);
+    this.batchU32 = new Uint32Array(buffer, batch, BATCH_ENTRIES * ENTRY_U32);
+    this.batchF64 = new Float64Array(buffer, batch, BATCH_ENTRIES * ENTRY_F64);
+    this.batchU8 = new Uint8Array(buffer, batch, BATCH_ENTRIES * BATCH_BYTES);
+  }
+}
+
+/** Keys longer than this are written by `TextEncoder` (native) when well-formed; shorter ones by a loop, which is faster for them. */
+const NATIVE_ENCODE_FROM = 32;
+const encoder = new TextEncoder();
+/** `isWellFormed` (ES2024): where a runtime lacks it, every key takes the code unit loop. */
+const wellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed;
+
+/**
+ * Writes `key` into the key area for the next keyed core call (which hashes
+ * it: SipHash-1-3 under the store's seed, in the core) and returns its
+ * descriptor, `bytes << KEY_BYTES_SHIFT | KEY_UTF8`: its UTF-16 code units, or, for a long
+ * well-formed key, its UTF-8 bytes (the core hashes the two encodings under
+ * different keys; see assembly/key-hash.ts). Which one depends only on the
+ * key, so a key always gets the same hash.
+ * @internal
+ */
+export function writeKey(views: CoreViews, key: string): number {
+  const n = key.length;
+  // Callers check keys (checkKey); this keeps any path that does not inside the area.
+  if (n > MAX_KEY_LENGTH) throw new ArgumentError('key', key, `at most ${MAX_KEY_LENGTH} characters`);
+  if (n > NATIVE_ENCODE_FROM && wellFormed !== undefined && wellFormed.call(key)) {
+    return (encoder.encodeInto(key, views.keyBytes).written << KEY_BYTES_SHIFT) | KEY_UTF8;
+  }
+  const area = views.key;
+  for (let i = 0; i < n; i++) area[i] = key.charCodeAt(i);
+  return (2 * n) << KEY_BYTES_SHIFT; // 2 bytes a code unit
+}
+

@@ -1,0 +1,190 @@
+// One limiter's gates in an embedded store: the hot path from a key to a
+// Decision, one core call per decision (or per 1024 keys in a batch).
+import { checkNow, type Clock } from '../../core/clock.js';
+import { ConfigError } from '../../errors.js';
+import type { Decision, Reservation } from '../../limiter/decision.js';
+import type { Policy } from '../../policies/index.js';
+import { configuredLimit } from '../../policies/configured-limit.js';
+import type { StoreBinding } from '../../limiter/store.js';
+import type { CoreExports } from '../../core/wasm.js';
+import { BATCH_ENTRIES, CoreViews, ENTRY_F64, ENTRY_U32, writeKey } from '../../core/core-views.js';
+import {
+  ALLOWED, BATCH_BYTES, BATCH_COST_INDEX, BATCH_FLAGS, BATCH_REMAINING_INDEX, BATCH_RESET_AFTER_MS_INDEX,
+  BATCH_RETRY_AFTER_MS_INDEX, FULL, GATE_MASK, GATE_SHIFT, GREW, RESULT_REMAINING_INDEX,
+  RESULT_RESET_AFTER_MS_INDEX, RESULT_RETRY_AFTER_MS_INDEX,
+} from '../../../build/abi.js';
+
+/** The bits of a core return value that call for the store's attention: memory grew; the table was full at its cap. */
+export const FLAGS = GREW | FULL;
+/**
+ * What every binding of one store shares: the core, its views, and what to
+ * do with a core call's flags.
+ * @internal
+ */
+export interface Shared {
+  readonly core: CoreExports;
+  readonly views: CoreViews;
+  /** Renews the views and announces a full table, as the flags of a core call say. */
+  flags(r: number): void;
+  /** Called every 1024 operations when the store reports metrics. */
+  readonly tick: (() => void) | undefined;
+}
+
+/**
+ * Decides for one limiter's gates in an {@link EmbeddedStore}; what
+ * `Limiter` calls on the hot path.
+ */
+export class EmbeddedBinding implements StoreBinding {
+  readonly #shared: Shared;
+  readonly #core: CoreExports;
+  readonly #views: CoreViews;
+  readonly #gate0: number;
+  readonly #gates: number;
+  /** Per gate, the limit it was configured with (Decision.limit) and what it passes at once (Decision.capacity). */
+  readonly #limit: Float64Array;
+  readonly #capacity: Float64Array;
+  readonly #clock: Clock;
+
+  constructor(shared: Shared, gate0: number, gates: readonly Policy[], clock: Clock) {
+    this.#shared = shared;
+    this.#core = shared.core;
+    this.#views = shared.views;
+    this.#tick = shared.tick;
+    this.#gate0 = gate0;
+    this.#gates = gates.length;
+    this.#limit = Float64Array.from(gates, configuredLimit);
+    this.#capacity = Float64Array.from(gates, (g) => g.core.capacity);
+    this.#clock = clock;
+  }
+
+  /** Called every 1024 operations when the store reports metrics. */
+  readonly #tick: (() => void) | undefined;
+  #ops = 0;
+
+  #now(): number {
+    if (this.#tick !== undefined && (++this.#ops & 1023) === 0) this.#tick();
+    return checkNow(this.#clock());
+  }
+
+  limit(key: string, cost: number, dryRun: boolean): Decision {
+    const now = this.#now();
+    const r = this.#core.decide(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now, dryRun ? 1 : 0);
+    if ((r & FLAGS) !== 0) this.#shared.flags(r);
+    const out = this.#views.result;
+    const gate = (r >>> GATE_SHIFT) & GATE_MASK;
+    return {
+      allowed: (r & ALLOWED) !== 0,
+      limit: this.#limit[gate]!,
+      capacity: this.#capacity[gate]!,
+      gate,
+      remaining: out[RESULT_REMAINING_INDEX]!,
+      retryAfterMs: out[RESULT_RETRY_AFTER_MS_INDEX]!,
+      resetAfterMs: out[RESULT_RESET_AFTER_MS_INDEX]!,
+      source: 'local',
+    };
+  }
+
+  readonly inProcess = true;
+
+  limitNow(key: string, cost: number): Decision {
+    return this.limit(key, cost, false);
+  }
+
+  limitManyNow(keys: readonly string[], cost: number): Decision[] {
+    return this.limitMany(keys, cost);
+  }
+
+  limitMany(keys: readonly string[], cost: number): Decision[] {
+    const now = this.#now();
+    const decisions: Decision[] = new Array(keys.length);
+    const views = this.#views;
+    for (let start = 0; start < keys.length; start += BATCH_ENTRIES) {
+      const n = Math.min(BATCH_ENTRIES, keys.length - start);
+      const core = this.#core;
+      for (let i = 0; i < n; i++) {
+        core.hashToBatch(writeKey(views, keys[start + i]!), i);
+        views.batchU32[i * ENTRY_U32 + BATCH_COST_INDEX] = cost;
+      }
+      const r = this.#core.decideBatch(n, this.#gate0, this.#gates, now, 0);
+      if ((r & FLAGS) !== 0) this.#shared.flags(r);
+      const u32 = views.batchU32;
+      const f64 = views.batchF64;
+      const u8 = views.batchU8;
+      for (let i = 0; i < n; i++) {
+        const flags = u8[i * BATCH_BYTES + BATCH_FLAGS]!;
+        const gate = flags >>> GATE_SHIFT;
+        decisions[start + i] = {
+          allowed: (flags & ALLOWED) !== 0,
+          limit: this.#limit[gate]!,
+          capacity: this.#capacity[gate]!,
+          gate,
+          remaining: u32[i * ENTRY_U32 + BATCH_REMAINING_INDEX]!,
+          retryAfterMs: f64[i * ENTRY_F64 + BATCH_RETRY_AFTER_MS_INDEX]!,
+          resetAfterMs: f64[i * ENTRY_F64 + BATCH_RESET_AFTER_MS_INDEX]!,
+          source: 'local',
+        };
+      }
+    }
+    return decisions;
+  }
+
+  reserve(key: string, cost: number, maxWaitMs: number): Reservation {
+    const now = this.#now();
+    const r = this.#core.reserve(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now, maxWaitMs);
+    if ((r & FLAGS) !== 0) this.#shared.flags(r);
+    const out = this.#views.result;
+    const waitMs = out[RESULT_RETRY_AFTER_MS_INDEX]!;
+    const gate = (r >>> GATE_SHIFT) & GATE_MASK;
+    return {
+      allowed: (r & ALLOWED) !== 0,
+      waitMs,
+      at: now + waitMs,
+      limit: this.#limit[gate]!,
+      capacity: this.#capacity[gate]!,
+      gate,
+      remaining: out[RESULT_REMAINING_INDEX]!,
+      source: 'local',
+    };
+  }
+
+  refund(key: string, cost: number): void {
+    const now = this.#now();
+    this.#core.refund(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now);
+  }
+
+  reset(key: string): void {
+    const now = this.#now();
+    this.#core.reset(writeKey(this.#views, key), this.#gate0, this.#gates, now);
+  }
+
+  /**
+   * Replaces the gates' parameters in place, keeping every key's state: the
+   * Redis store's fallback when the fleet's size changes (its share rescaled).
+   * Same number of gates, same algorithms.
+   * @internal
+   */
+  setGates(gates: readonly Policy[]): void {
+    if (gates.length !== this.#gates) throw new ConfigError('gates', gates.length, `${this.#gates} gates`);
+    gates.forEach((g, i) => {
+      this.#core.setPolicy(this.#gate0 + i, g.core.code, g.core.p0, g.core.p1, g.core.p2);
+      this.#limit[i] = configuredLimit(g);
+      this.#capacity[i] = g.core.capacity;
+    });
+  }
+
+  /**
+   * Overwrites the key's state in every gate with what another store (Redis)
+   * reported: 4 numbers per gate, `a b c exp`, from `states[offset]` on. The
+   * local mirror of the Redis store.
+   * @internal
+   */
+  putStates(key: string, states: ArrayLike<number>, offset: number): void {
+    const now = this.#now();
+    const units = writeKey(this.#views, key);
+    for (let g = 0; g < this.#gates; g++) {
+      const o = offset + g * 4;
+      const r = this.#core.putState(units, this.#gate0 + g, states[o]!, states[o + 1]!, states[o + 2]!, states[o + 3]!, now);
+      if ((r & FLAGS) !== 0) this.#shared.flags(r);
+    }
+  }
+}
