@@ -6,6 +6,7 @@ import { ArgumentError, ConfigError } from '../errors.js';
 import { checkKey } from '../core/key-hash.js';
 import type { Limiter } from '../limiter/limiter.js';
 import { optionNames, strictOptions } from '../core/options.js';
+import { timersOption, type Timers } from '../core/timers.js';
 
 /**
  * The work scheduled for a key. `signal` aborts when the scheduler is closed
@@ -21,20 +22,8 @@ import { optionNames, strictOptions } from '../core/options.js';
  */
 export type SchedulerTask = (key: string, signal: AbortSignal) => Promise<unknown> | unknown;
 
-/**
- * Timer functions, injectable so that tests can run the scheduler on a
- * virtual clock. Handles are opaque: whatever `setTimeout` returns is given
- * back to `clearTimeout`.
- *
- * @example
- * ```ts
- * const timers: SchedulerTimers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
- * ```
- */
-export interface SchedulerTimers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+/** The timers a {@link Scheduler} waits with: see {@link Timers}. */
+export type SchedulerTimers = Timers;
 
 /**
  * Options of {@link Scheduler}.
@@ -157,11 +146,6 @@ export const DEFAULT_CONCURRENCY = 10;
 
 /** How soon to ask again when a store could not book at all (Redis down and failing closed). */
 const UNBOOKED_RETRY_MS = 100;
-
-const globalTimers: SchedulerTimers = {
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
 
 const ignore = () => {};
 
@@ -292,16 +276,13 @@ export class Scheduler {
     const retry = retryPolicy(o.retry, DEFAULT_RETRY, 'retry', ConfigError, 'new Scheduler({ retry })');
     const clock = o.clock === undefined ? systemClock : o.clock;
     if (typeof clock !== 'function') throw new ConfigError('clock', clock, 'a function returning epoch milliseconds');
-    const timers = (o.timers === undefined ? globalTimers : o.timers) as Partial<SchedulerTimers> | null;
-    if (typeof timers !== 'object' || timers === null || typeof timers.setTimeout !== 'function' || typeof timers.clearTimeout !== 'function') {
-      throw new ConfigError('timers', timers, 'an object with setTimeout and clearTimeout functions');
-    }
+    const timers = timersOption(o.timers);
     if (o.onError !== undefined && typeof o.onError !== 'function') throw new ConfigError('onError', o.onError, 'a function (error, key) => void');
     this.#limiter = limiter as Pick<Limiter, 'reserve' | 'refund'>;
     this.#concurrency = concurrency;
     this.#retry = retry;
     this.#clock = clock as Clock;
-    this.#timers = timers as SchedulerTimers;
+    this.#timers = timers;
     this.#onError = o.onError as ((error: unknown, key: string) => void) | undefined;
   }
 
