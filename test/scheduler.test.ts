@@ -6,7 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { backoffMs, DEFAULT_RETRY, retryPolicy } from '../src/scheduler/backoff.js';
 import { ArgumentError, ConfigError, Limiter, gcra, linearWindow } from '../src/index.js';
-import { DEFAULT_CONCURRENCY, Scheduler, SchedulerClosedError, type SchedulerTask } from '../src/scheduler/scheduler.js';
+import { SchedulerClosedError } from '../src/scheduler/closed-error.js';
+import type { SchedulerTask } from '../src/scheduler/execution.js';
+import { DEFAULT_CONCURRENCY } from '../src/scheduler/options.js';
+import { Scheduler } from '../src/scheduler/scheduler.js';
 import { runPods } from './helpers/pods.js';
 import { useRedis } from './helpers/use-redis.js';
 
