@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ArgumentError, ConfigError, Limiter, gcra } from '../src/index.js';
 import { AdaptivePacer, DEFAULT_PACING } from '../src/http/adaptive.js';
-import { limitedFetch, parseQuotaHeaders, parseRetryAfter, type FetchFunction } from '../src/http/limited-fetch.js';
+import { limitedFetch, type FetchFunction } from '../src/http/limited-fetch.js';
+import { parseQuotaHeaders, parseRetryAfter } from '../src/http/upstream-headers.js';
 
 describe('parseRetryAfter', () => {
   const now = Date.UTC(2015, 9, 21, 7, 28, 0);
