@@ -77,11 +77,26 @@ describe('CircuitBreaker', () => {
   });
 
   it('counts a probe that hangs past the timeout as a failure', async () => {
-    const breaker = new CircuitBreaker(1, () => new Promise(() => {}), 5, 20);
+    // Probes hang (never settle) until `answering`; then they answer.
+    let calls = 0;
+    let answering = false;
+    const breaker = new CircuitBreaker(1, () => (calls++, answering ? Promise.resolve() : new Promise(() => {})), 5, 20);
     breakers.push(breaker);
+    const closed: BreakerCloseDetail[] = [];
+    breaker.addEventListener('close', (e) => closed.push((e as CustomEvent<BreakerCloseDetail>).detail));
     breaker.fail(0, 'x');
-    await new Promise((r) => setTimeout(r, 120));
+    // A second probe only starts once the first has timed out and been counted:
+    // a hung probe that were never given up on would hold every later one back.
+    await until(() => calls >= 2);
+    expect(calls).toBeGreaterThanOrEqual(2);
     expect(breaker.isOpen(0)).toBe(true);
+    expect(closed).toEqual([]);
+    expect(breaker.opens).toBe(1); // still the one opening: a failed probe does not reopen
+    // The breaker keeps probing after the hung ones, and the first probe that answers closes it.
+    answering = true;
+    await until(() => closed.length === 1);
+    expect(closed).toEqual([{ shards: [0] }]);
+    expect(breaker.state).toBe('closed');
   });
 
   it('opens on timeouts only when they come in a row, once Redis has answered', () => {

@@ -4,11 +4,12 @@
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, EmbeddedStore, Limiter, fixedWindow, gcra, linearWindow, type RateLimiter } from '../src/index.js';
+import { ConfigError, EmbeddedStore, Limiter, fixedWindow, gcra, linearWindow, slidingWindow, tokenBucket, type RateLimiter } from '../src/index.js';
 import { RedisStateError, RedisStore } from '../src/stores/redis/index.js';
 import { runPods } from '../support/pods.js';
 import { startRedis } from '../src/cli/redis-server.js';
 import { useRedis } from './helpers/use-redis.js';
+import { evaluate } from '../support/reference-model.js';
 
 const DAY = 86_400_000;
 
@@ -186,20 +187,41 @@ describe('a custom RateLimiter on the embedded store', () => {
 });
 
 describe('built-in policies are RateLimiters', () => {
-  it('decide purely, as the stores do', () => {
-    // Drive each built-in policy's pure view and an embedded limiter with the same sequence.
-    for (const policy of [gcra({ limit: 5, period: '1s', burst: 2 }), fixedWindow({ limit: 3, window: '1s' }), linearWindow({ limit: 2, within: '3s' })]) {
+  it('decide purely, as the reference model does (which every store agrees with: test/property.test.ts)', () => {
+    // The pure view runs the wasm core on a state passed in; the model is an
+    // independent TypeScript transcription of the algorithms. Same states,
+    // times and costs through both, allowed and denied steps alike.
+    const policies = [
+      gcra({ limit: 5, period: '1s', burst: 2 }),
+      tokenBucket({ capacity: 4, refill: 2, period: '1s' }),
+      tokenBucket({ capacity: 4, refill: 2, period: '1s', mode: 'interval' }),
+      fixedWindow({ limit: 3, window: '1s' }),
+      linearWindow({ limit: 2, within: '3s' }),
+      slidingWindow({ limit: 3, window: '1s' }),
+    ];
+    for (const policy of policies) {
       let now = 1_000_000;
-      const limiter = new Limiter({ policy, clock: () => now });
       let state = policy.initial();
-      for (let i = 0; i < 60; i++, now += 97) {
-        const step = policy.decide(state, now, 1);
-        const d = limiter.limitSync('k');
-        expect(step.allowed).toBe(d.allowed);
-        if (step.allowed) state = step.state;
-        else expect(step.retryAfterMs).toBeCloseTo(d.retryAfterMs, 9);
-        expect(step.remaining).toBe(d.remaining);
+      const outcomes = new Set<boolean>();
+      for (let i = 0; i < 80; i++, now += [97, 0, 13.5, 401, 0, 1999][i % 6]!) {
+        const cost = 1 + (i % policy.capacity);
+        const where = `${policy.kind} step ${i} at ${now}, cost ${cost}`;
+        const [a, b, c, exp] = state;
+        const model = evaluate(policy, exp > now ? { a, b, c, exp } : undefined, cost, now);
+        const step = policy.decide(state, now, cost);
+        outcomes.add(step.allowed);
+        expect(step.allowed, where).toBe(model.allowed);
+        expect(step.remaining, where).toBe(model.remaining);
+        if (step.allowed) {
+          expect(step.state, where).toEqual([model.state.a, model.state.b, model.state.c, model.state.exp]);
+          expect(step.ttlMs, where).toBe(Math.max(0, model.state.exp - now));
+          state = step.state;
+        } else {
+          expect(step.retryAfterMs, where).toBe(model.retry);
+        }
       }
+      // Both branches were compared.
+      expect([...outcomes].sort(), policy.kind).toEqual([false, true]);
     }
   });
 

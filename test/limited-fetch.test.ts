@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ArgumentError, ConfigError, Limiter, gcra } from '../src/index.js';
 import { AdaptivePacer, DEFAULT_PACING } from '../src/http/adaptive.js';
-import { limitedFetch, parseQuotaHeaders, parseRetryAfter, type FetchFunction } from '../src/http/limited-fetch.js';
+import { limitedFetch, type FetchFunction } from '../src/http/limited-fetch.js';
+import { parseQuotaHeaders, parseRetryAfter } from '../src/http/upstream-headers.js';
 
 describe('parseRetryAfter', () => {
   const now = Date.UTC(2015, 9, 21, 7, 28, 0);
@@ -189,7 +190,27 @@ describe('AdaptivePacer on a virtual clock', () => {
         expect((e as ConfigError).parameter).toBe(parameter);
       }
     }
-    expect(DEFAULT_PACING).toEqual({ initialSpacingMs: 100, maxSpacingMs: 60_000, recoverySuccesses: 20 });
+  });
+
+  it('without options, paces as DEFAULT_PACING documents: 100 ms at the first pushback, doubled by each further one up to 60 s, back to 0 in 20 successes', async () => {
+    const pacer = new AdaptivePacer({ clock });
+    // Each call admitted after the last reduction, then refused.
+    const spacings: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const ticket = pacer.admit('k');
+      await vi.advanceTimersByTimeAsync(DEFAULT_PACING.maxSpacingMs);
+      pacer.pushback('k', await ticket, 0);
+      spacings.push(pacer.stats('k')!.spacingMs);
+    }
+    expect(spacings).toEqual([100, 200, 400, 800, 1600, 3200, 6400, 12_800, 25_600, 51_200, 60_000, 60_000]);
+    let successes = 0;
+    while (pacer.stats('k') !== undefined && successes < 100) {
+      const ticket = pacer.admit('k');
+      await vi.advanceTimersByTimeAsync(DEFAULT_PACING.maxSpacingMs);
+      pacer.success('k', await ticket);
+      successes++;
+    }
+    expect(successes).toBe(20);
   });
 });
 

@@ -262,6 +262,7 @@ describe('ranges', () => {
   });
 
   it('every count bound a message names is accepted, and one more is not', () => {
+    let bounds = 0;
     fc.assert(
       fc.property(rawPolicyArb, (raw) => {
         let error: unknown;
@@ -276,6 +277,7 @@ describe('ranges', () => {
         expect(Object.keys(raw.options)).toContain(e.parameter);
         const most = /must be at most (\d+)/.exec(e.message);
         if (most === null || typeof raw.options[e.parameter] !== 'number') return;
+        bounds++;
         const n = Number(most[1]);
         expect(n).toBeLessThan(raw.options[e.parameter] as number);
         const failsOn = (value: number) => {
@@ -291,6 +293,8 @@ describe('ranges', () => {
       }),
       { numRuns: 2000 },
     );
+    // The runs that return early check no bound: some must not.
+    expect(bounds).toBeGreaterThan(0);
   });
 });
 
@@ -373,12 +377,16 @@ function allowance(p: Policy, first: number, last: number, admissions: number): 
 
 describe('every accepted policy stays finite and within its limit', () => {
   it('the rounding of times is a small part of any accepted emission interval', () => {
+    let intervals = 0;
     fc.assert(
       fc.property(acceptedPolicyArb, (p) => {
-        if (p.core.code === 0) expect(ROUNDING_MS / p.core.p0).toBeLessThanOrEqual(0.0123);
+        if (p.core.code !== 0) return;
+        intervals++;
+        expect(ROUNDING_MS / p.core.p0).toBeLessThanOrEqual(0.0123);
       }),
       { numRuns: 2000 },
     );
+    expect(intervals).toBeGreaterThan(0); // GCRAs and continuous buckets were drawn
   });
 
   it('on random policies, costs and times (manual clock)', async () => {

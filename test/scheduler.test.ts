@@ -6,8 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { backoffMs, DEFAULT_RETRY, retryPolicy } from '../src/scheduler/backoff.js';
 import { ArgumentError, ConfigError, Limiter, gcra, linearWindow } from '../src/index.js';
-import { DEFAULT_CONCURRENCY, Scheduler, type SchedulerTask } from '../src/scheduler/scheduler.js';
 import { SchedulerClosedError } from '../src/errors.js';
+import type { SchedulerTask } from '../src/scheduler/execution.js';
+import { DEFAULT_CONCURRENCY } from '../src/scheduler/options.js';
+import { Scheduler } from '../src/scheduler/scheduler.js';
 import { runPods } from '../support/pods.js';
 import { useRedis } from './helpers/use-redis.js';
 
@@ -211,7 +213,41 @@ describe('Scheduler on a virtual clock', () => {
     await Promise.all(all);
     expect(starts).toEqual({ a: 0, b: 0, c: 1000, d: 1000, e: 2000 });
     expect(most).toBe(2);
-    expect(DEFAULT_CONCURRENCY).toBe(10);
+  });
+
+  it('runs at most DEFAULT_CONCURRENCY executions at once when concurrency is left out', async () => {
+    const scheduler = new Scheduler({ limiter: generous(), clock });
+    let running = 0;
+    let most = 0;
+    const task: SchedulerTask = async () => {
+      running++;
+      most = Math.max(most, running);
+      await sleep(1000);
+      running--;
+    };
+    const all = Array.from({ length: 3 * DEFAULT_CONCURRENCY }, (_, i) => scheduler.schedule(`k${i}`, task));
+    await vi.advanceTimersByTimeAsync(5000);
+    expect((await Promise.all(all)).map((r) => r.startedAt)).toEqual(Array.from({ length: 3 * DEFAULT_CONCURRENCY }, (_, i) => 1000 * Math.floor(i / DEFAULT_CONCURRENCY)));
+    expect(most).toBe(DEFAULT_CONCURRENCY);
+  });
+
+  it('retries as DEFAULT_RETRY documents when no retry is given: 5 attempts, backoffs of half to all of 1, 2, 4 and 8 s', async () => {
+    const scheduler = new Scheduler({ limiter: generous(), clock });
+    const starts: number[] = [];
+    const failed = scheduler
+      .schedule('k', () => {
+        starts.push(Date.now());
+        throw new Error('down');
+      })
+      .catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(await failed).toMatchObject({ message: 'down' });
+    const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
+    expect(gaps).toHaveLength(4);
+    for (const [i, gap] of gaps.entries()) {
+      expect(gap, `backoff ${i + 1}`).toBeGreaterThan(500 * 2 ** i);
+      expect(gap, `backoff ${i + 1}`).toBeLessThanOrEqual(1000 * 2 ** i);
+    }
   });
 
   it('gives back a booking whose moment comes while every slot is busy, and books again when a slot frees', async () => {
@@ -460,8 +496,7 @@ describe('backoff', () => {
     }
   });
 
-  it('inherits what is left out, defaults documented', () => {
-    expect(DEFAULT_RETRY).toEqual({ attempts: 5, baseMs: 1000, maxMs: 60_000, jitter: 0.5 });
+  it('inherits what is left out', () => {
     expect(retryPolicy(undefined)).toBe(DEFAULT_RETRY);
     expect(retryPolicy({ attempts: Infinity })).toEqual({ ...DEFAULT_RETRY, attempts: Infinity });
     // A base above the inherited cap raises the cap instead of failing on a value not written.

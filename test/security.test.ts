@@ -296,7 +296,9 @@ describe('a capped table with stacked gates leaves no claim behind', () => {
         const limiter = new Limiter({ policy: Array.from({ length: gates }, (_, i) => fixedWindow({ limit: 10, window: 1000 * (i + 1) })), store, clock: () => now });
         const d = limiter.limitSync('fresh');
         const where = `${whenFull}, maxKeys ${maxKeys}, ${gates} gates`;
-        if (!d.allowed) expect(Number.isFinite(d.retryAfterMs) && d.retryAfterMs > 0, where).toBe(true);
+        // Its gates cannot all be held: denied, and told when to come back.
+        expect(d.allowed, where).toBe(false);
+        expect(Number.isFinite(d.retryAfterMs) && d.retryAfterMs > 0, where).toBe(true);
         const r = await limiter.reserve('fresh', { maxWaitMs: 10_000 });
         expect(Number.isFinite(r.waitMs), where).toBe(true);
         expect(store.checkTable(now), where).toBe(-1);

@@ -92,7 +92,7 @@ describe('the SVG checker', () => {
   });
 });
 
-function checkSvg(path: string) {
+function checkSvg(path: string, pods: number) {
   const svg = readFileSync(path, 'utf8').trim();
   expect(svg.startsWith('<svg')).toBe(true);
   expect(svg.endsWith('</svg>')).toBe(true);
@@ -100,11 +100,17 @@ function checkSvg(path: string) {
   expect(svg).toMatch(/<title>[^<]+<\/title>/);
   expect(svg).toContain('time since go (s)');
   expect(svg).toContain('requests per 100 ms');
+  // One row per pod in the strip under the chart, pod 0 to pods - 1.
+  expect([...svg.matchAll(/>pod (\d+)<\/text>/g)].map((m) => Number(m[1]))).toEqual(Array.from({ length: pods }, (_, i) => i));
   const html = readFileSync(path.replace(/\.svg$/, '.html'), 'utf8');
   expect(html).toContain(svg);
 }
 
 function checkConsistent(stdout: string, pods: number, perSecond = 50, seconds = 1) {
+  // The run is the one asked for: its first line names the pods, the seconds
+  // and the upstream rate that the utilization below is judged by.
+  const header = /^cellgate simulate: \S+ \((\d+) pods, (\d+) s, upstream (?:quota )?(\d+)/.exec(stdout);
+  expect(header?.slice(1).map(Number)).toEqual([pods, seconds, perSecond]);
   const sent = figure(stdout, 'requests sent');
   const ok = figure(stdout, 'upstream 2xx');
   const limited = figure(stdout, 'upstream 429');
@@ -118,7 +124,6 @@ function checkConsistent(stdout: string, pods: number, perSecond = 50, seconds =
   expect(p1s).toBeLessThanOrEqual(sent);
   expect(figure(stdout, 'utilization')).toBeCloseTo((ok / (perSecond * seconds)) * 100, 0);
   expect(figure(stdout, 'admission wait p50')).toBeLessThanOrEqual(figure(stdout, 'admission wait p99'));
-  expect(pods).toBeGreaterThan(0);
   return { sent, ok, limited, p100, p1s };
 }
 
@@ -131,7 +136,7 @@ describe('cellgate simulate', () => {
     // 4 pods each admitting the full 50/s send about 4x what the upstream takes.
     expect(f.limited).toBeGreaterThan(f.ok);
     expect(f.p1s).toBeGreaterThan(55);
-    checkSvg(join(out, 'stampede.svg'));
+    checkSvg(join(out, 'stampede.svg'), 4);
   }, 20_000);
 
   it('shared-gcra: one GCRA in Redis keeps the fleet under the upstream limit', async () => {
@@ -152,7 +157,7 @@ describe('cellgate simulate', () => {
     // And the fleet still uses the upstream: at least 80% of 50 in 1 s.
     expect(f.ok).toBeGreaterThanOrEqual(40);
     expect(f.p1s).toBeLessThanOrEqual(55);
-    checkSvg(join(out, 'shared-gcra.svg'));
+    checkSvg(join(out, 'shared-gcra.svg'), 4);
   }, 20_000);
 
   it('quota: an interval token bucket in Redis spends the whole quota, no 429s', async () => {
@@ -165,7 +170,7 @@ describe('cellgate simulate', () => {
     // 4 pods x 20 at 0 ms and again at 500 ms: 160 wanted, the window's 100 all used.
     expect(figure(stdout, 'utilization')).toBeGreaterThanOrEqual(80);
     expect(f.ok).toBeLessThanOrEqual(100);
-    checkSvg(join(out, 'quota.svg'));
+    checkSvg(join(out, 'quota.svg'), 4);
   }, 20_000);
 
   it('pacing: a burst-1 GCRA at the quota rate avoids 429s but wastes quota and waits longer than quota', async () => {
@@ -183,7 +188,7 @@ describe('cellgate simulate', () => {
     expect(figure(p.stdout, 'utilization')).toBeLessThan(figure(q.stdout, 'utilization'));
     expect(figure(p.stdout, 'admission wait p99')).toBeGreaterThan(figure(q.stdout, 'admission wait p99'));
     expect(fp.ok).toBeLessThan(fq.ok);
-    checkSvg(join(out, 'pacing.svg'));
+    checkSvg(join(out, 'pacing.svg'), 4);
   }, 30_000);
 
   it('redis-outage: fallback { nodes } keeps the fleet near the limit while Redis is down; fallback open does not', async () => {
@@ -206,8 +211,8 @@ describe('cellgate simulate', () => {
     expect(fn.limited).toBeLessThanOrEqual(20);
     expect(figure(open.stdout, '429 in outage')).toBeGreaterThan(50);
     expect(fn.ok).toBeGreaterThanOrEqual(60);
-    checkSvg(join(out, 'redis-outage.svg'));
-    checkSvg(join(out, 'redis-outage-open.svg'));
+    checkSvg(join(out, 'redis-outage.svg'), 4);
+    checkSvg(join(out, 'redis-outage-open.svg'), 4);
     expect(readFileSync(join(out, 'redis-outage.svg'), 'utf8')).toContain('Redis down');
   }, 40_000);
 
@@ -220,7 +225,7 @@ describe('cellgate simulate', () => {
     // 75/s against 50/s: about a third rejected, and never zero.
     expect(f.limited).toBeGreaterThan(10);
     expect(f.sent).toBeGreaterThan(110);
-    checkSvg(join(out, 'misconfigured.svg'));
+    checkSvg(join(out, 'misconfigured.svg'), 4);
   }, 20_000);
 
   it('--help prints usage and exits 0', async () => {

@@ -3,7 +3,7 @@ import { checkDuration, DELAY_BOUNDS, MAX_DURATION_MS, type Duration } from '../
 import { ArgumentError, ConfigError } from '../errors.js';
 import { checkKey } from '../core/key-hash.js';
 import { strictOptions } from '../core/options.js';
-import type { SchedulerTimers } from '../scheduler/scheduler.js';
+import { timersOption, type Timers } from '../core/timers.js';
 
 /**
  * Options of {@link AdaptivePacer}. Every field is optional.
@@ -26,7 +26,7 @@ export interface AdaptivePacerOptions {
   /** Milliseconds (default {@link systemClock}: a fresh reading per call); inject one in tests. */
   clock?: Clock;
   /** Default: the global `setTimeout`/`clearTimeout`, looked up at each call (so fake timers apply). */
-  timers?: SchedulerTimers;
+  timers?: Timers;
 }
 
 /**
@@ -62,11 +62,6 @@ export interface PaceStats {
 
 /** Most successes a recovery may take: beyond that the steps are too small to matter. */
 const MAX_RECOVERY_SUCCESSES = 1_000_000;
-
-const globalTimers: SchedulerTimers = {
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
 
 interface Waiter {
   resolve(ticket: number): void;
@@ -134,7 +129,7 @@ export class AdaptivePacer {
   readonly #max: number;
   readonly #recovery: number;
   readonly #clock: Clock;
-  readonly #timers: SchedulerTimers;
+  readonly #timers: Timers;
   readonly #keys = new Map<string, KeyPace>();
   /** Incremented at every reduction, of any key: a call's ticket is its value when the call was admitted. */
   #generation = 0;
@@ -154,15 +149,12 @@ export class AdaptivePacer {
     }
     const clock = o.clock === undefined ? systemClock : o.clock;
     if (typeof clock !== 'function') throw new ConfigError('clock', clock, 'a function returning milliseconds');
-    const timers = (o.timers === undefined ? globalTimers : o.timers) as Partial<SchedulerTimers> | null;
-    if (typeof timers !== 'object' || timers === null || typeof timers.setTimeout !== 'function' || typeof timers.clearTimeout !== 'function') {
-      throw new ConfigError('timers', timers, 'an object with setTimeout and clearTimeout functions');
-    }
+    const timers = timersOption(o.timers);
     this.#initial = initial;
     this.#max = max;
     this.#recovery = recovery;
     this.#clock = clock as Clock;
-    this.#timers = timers as SchedulerTimers;
+    this.#timers = timers;
   }
 
   /**

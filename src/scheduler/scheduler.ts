@@ -1,188 +1,20 @@
-import { backoffMs, DEFAULT_RETRY, retryPolicy, type RetryOptions, type RetryPolicy } from './backoff.js';
-import { MAX_TIMER_MS, systemClock, type Clock } from '../core/clock.js';
+// The Scheduler: per-key executions admitted by a limiter, run under a
+// concurrency bound, retried with backoff, cancelled or drained on close.
+import { backoffMs, type RetryPolicy } from './backoff.js';
+import { MAX_TIMER_MS, type Clock } from '../core/clock.js';
 import type { Reservation } from '../limiter/decision.js';
-import { checkDuration, DELAY_BOUNDS, type Duration } from '../core/duration.js';
-import { ArgumentError, ConfigError, SchedulerClosedError } from '../errors.js';
+import { ArgumentError } from '../errors.js';
 import { checkKey } from '../core/key-hash.js';
 import type { Limiter } from '../limiter/limiter.js';
-import { optionNames, strictOptions } from '../core/options.js';
-
-/**
- * The work scheduled for a key. `signal` aborts when the scheduler is closed
- * without draining; a task that ignores it is still waited for.
- *
- * @example
- * ```ts
- * const reconcile: SchedulerTask = async (key, signal) => {
- *   const res = await fetch(`https://api.example/resources/${key}`, { signal });
- *   if (!res.ok) throw new Error(`status ${res.status}`); // retried with backoff
- * };
- * ```
- */
-export type SchedulerTask = (key: string, signal: AbortSignal) => Promise<unknown> | unknown;
-
-/**
- * Timer functions, injectable so that tests can run the scheduler on a
- * virtual clock. Handles are opaque: whatever `setTimeout` returns is given
- * back to `clearTimeout`.
- *
- * @example
- * ```ts
- * const timers: SchedulerTimers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
- * ```
- */
-export interface SchedulerTimers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/**
- * Options of {@link Scheduler}.
- *
- * @example
- * ```ts
- * const options: SchedulerOptions = { limiter, concurrency: 4, retry: { attempts: Infinity, maxMs: 300_000 }, onError: console.error };
- * ```
- */
-export interface SchedulerOptions {
-  /** Admits every execution (its `reserve` books it, its `refund` gives a cancelled booking back). */
-  limiter: Pick<Limiter, 'reserve' | 'refund'>;
-  /** Most executions running at once, across keys: a positive integer or `Infinity` (default {@link DEFAULT_CONCURRENCY}). */
-  concurrency?: number;
-  /** How failed tasks are retried (default {@link DEFAULT_RETRY}); `schedule` may override fields per call. */
-  retry?: RetryOptions;
-  /** Epoch milliseconds (default {@link systemClock}); inject the limiter's clock in tests. */
-  clock?: Clock;
-  /** Default: the global `setTimeout`/`clearTimeout`, looked up at each call (so fake timers apply). */
-  timers?: SchedulerTimers;
-  /**
-   * Told of every failure that is final: the task failed on its last attempt
-   * and no newer request for the key was waiting. The promises of the
-   * requests it covered reject with the same error.
-   */
-  onError?: (error: unknown, key: string) => void;
-}
-
-/**
- * Options of {@link Scheduler.schedule}.
- *
- * @example
- * ```ts
- * scheduler.schedule('job:42', runJob, { delayMs: 30_000, retry: { attempts: 1 } });
- * ```
- */
-export interface ScheduleOptions {
-  /** Run no sooner than this long from now (default 0; at most 1000 days). */
-  delayMs?: Duration;
-  /** Retry fields for this request, over the scheduler's own. */
-  retry?: RetryOptions;
-}
-
-/**
- * Options of {@link Scheduler.close}.
- *
- * @example
- * ```ts
- * process.once('SIGTERM', () => void scheduler.close({ drain: false }));
- * ```
- */
-export interface CloseOptions {
-  /**
-   * `true` (the default): run everything pending, retries included, and wait
-   * for it. `false`: cancel what has not started (its promises reject with
-   * {@link SchedulerClosedError}, its limiter bookings are refunded), abort
-   * what runs through its signal, and wait for that to settle.
-   */
-  drain?: boolean;
-}
-
-const SCHEDULER_OPTIONS = optionNames<keyof SchedulerOptions>({ limiter: true, concurrency: true, retry: true, clock: true, timers: true, onError: true });
-const SCHEDULE_OPTIONS = optionNames<keyof ScheduleOptions>({ delayMs: true, retry: true });
-const CLOSE_OPTIONS = optionNames<keyof CloseOptions>({ drain: true });
-
-/**
- * How the execution that covered a request went. Coalesced requests share
- * one result: the task that ran is the newest one scheduled.
- *
- * @example
- * ```ts
- * const { attempts, startedAt } = await scheduler.schedule('deployment/web', reconcile);
- * ```
- */
-export interface ScheduleResult {
-  readonly key: string;
-  /** Executions it took, the successful one included, counted from the newest request it covers. */
-  readonly attempts: number;
-  /** When the successful execution started, by the scheduler's clock. */
-  readonly startedAt: number;
-  /** What the task returned (awaited). */
-  readonly value: unknown;
-}
-
-/**
- * Executions running at once when `concurrency` is not given: enough for I/O
- * bound reconcilers, low enough that a burst of thousands of due keys does not
- * open thousands of connections at once.
- *
- * @example
- * ```ts
- * new Scheduler({ limiter, concurrency: DEFAULT_CONCURRENCY * 2 });
- * ```
- */
-export const DEFAULT_CONCURRENCY = 10;
+import type { Timers } from '../core/timers.js';
+import { SchedulerClosedError } from '../errors.js';
+import { Execution, type KeyState, type ScheduleResult, type SchedulerTask, type Waiter } from './execution.js';
+import { drains, scheduleSettings, schedulerSettings, type CloseOptions, type ScheduleOptions, type SchedulerOptions } from './options.js';
 
 /** How soon to ask again when a store could not book at all (Redis down and failing closed). */
 const UNBOOKED_RETRY_MS = 100;
 
-const globalTimers: SchedulerTimers = {
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
-
 const ignore = () => {};
-
-interface Waiter {
-  resolve(result: ScheduleResult): void;
-  reject(error: unknown): void;
-}
-
-/**
- * Where an execution stands: `queued` behind the key's running execution,
- * `delay` until its requested time, `reserving` (asking the limiter),
- * `booked` (waiting for the moment the limiter booked), `slot` (waiting for a
- * concurrency slot, with no booking), `running`.
- */
-type Phase = 'queued' | 'delay' | 'reserving' | 'booked' | 'slot' | 'running';
-
-/** One execution of a key and the requests it covers. */
-class Execution {
-  phase: Phase = 'queued';
-  attempt = 1;
-  readonly waiters: Waiter[];
-  timer: unknown = undefined;
-  hasTimer = false;
-  /** Holds one unit of the limiter, booked for the moment it is to start. */
-  booked = false;
-  cancelled = false;
-  controller: AbortController | undefined = undefined;
-
-  constructor(
-    readonly key: string,
-    public task: SchedulerTask,
-    public retry: RetryPolicy,
-    /** Requested time (scheduler clock): the earliest asked for by the requests it covers. */
-    public dueAt: number,
-    waiter: Waiter,
-  ) {
-    this.waiters = [waiter];
-  }
-}
-
-/** A key's executions: at most one running and one pending (not started). */
-interface KeyState {
-  pending: Execution | undefined;
-  running: Execution | undefined;
-}
 
 /**
  * Per-resource scheduling for reconcilers and job workers, admitted by a
@@ -241,7 +73,7 @@ export class Scheduler {
   readonly #concurrency: number;
   readonly #retry: RetryPolicy;
   readonly #clock: Clock;
-  readonly #timers: SchedulerTimers;
+  readonly #timers: Timers;
   readonly #onError: ((error: unknown, key: string) => void) | undefined;
 
   readonly #keys = new Map<string, KeyState>();
@@ -256,29 +88,13 @@ export class Scheduler {
   #idle: { promise: Promise<void>; resolve: () => void } | undefined = undefined;
 
   constructor(options: SchedulerOptions) {
-    const o = strictOptions(options, 'new Scheduler()', SCHEDULER_OPTIONS);
-    const limiter = o.limiter as Partial<Limiter> | undefined;
-    if (typeof limiter !== 'object' || limiter === null || typeof limiter.reserve !== 'function' || typeof limiter.refund !== 'function') {
-      throw new ConfigError('limiter', limiter, 'a Limiter');
-    }
-    const concurrency = o.concurrency === undefined ? DEFAULT_CONCURRENCY : o.concurrency;
-    if (typeof concurrency !== 'number' || !(concurrency === Infinity || (Number.isInteger(concurrency) && concurrency >= 1))) {
-      throw new ConfigError('concurrency', concurrency, 'a positive integer or Infinity');
-    }
-    const retry = retryPolicy(o.retry, DEFAULT_RETRY, 'retry', ConfigError, 'new Scheduler({ retry })');
-    const clock = o.clock === undefined ? systemClock : o.clock;
-    if (typeof clock !== 'function') throw new ConfigError('clock', clock, 'a function returning epoch milliseconds');
-    const timers = (o.timers === undefined ? globalTimers : o.timers) as Partial<SchedulerTimers> | null;
-    if (typeof timers !== 'object' || timers === null || typeof timers.setTimeout !== 'function' || typeof timers.clearTimeout !== 'function') {
-      throw new ConfigError('timers', timers, 'an object with setTimeout and clearTimeout functions');
-    }
-    if (o.onError !== undefined && typeof o.onError !== 'function') throw new ConfigError('onError', o.onError, 'a function (error, key) => void');
-    this.#limiter = limiter as Pick<Limiter, 'reserve' | 'refund'>;
-    this.#concurrency = concurrency;
-    this.#retry = retry;
-    this.#clock = clock as Clock;
-    this.#timers = timers as SchedulerTimers;
-    this.#onError = o.onError as ((error: unknown, key: string) => void) | undefined;
+    const s = schedulerSettings(options);
+    this.#limiter = s.limiter;
+    this.#concurrency = s.concurrency;
+    this.#retry = s.retry;
+    this.#clock = s.clock;
+    this.#timers = s.timers;
+    this.#onError = s.onError;
   }
 
   /**
@@ -297,13 +113,7 @@ export class Scheduler {
   schedule(key: string, task: SchedulerTask, options?: ScheduleOptions): Promise<ScheduleResult> {
     checkKey(key);
     if (typeof task !== 'function') throw new ArgumentError('task', task, 'a function (key, signal) => ...');
-    let delayMs = 0;
-    let retry = this.#retry;
-    if (options !== undefined) {
-      const o = strictOptions(options, 'schedule()', SCHEDULE_OPTIONS, 'options', ArgumentError) as ScheduleOptions;
-      if (o.delayMs !== undefined) delayMs = checkDuration(o.delayMs, 'delayMs', DELAY_BOUNDS, ArgumentError);
-      retry = retryPolicy(o.retry, this.#retry, 'retry', ArgumentError, 'schedule({ retry })');
-    }
+    const { delayMs, retry } = scheduleSettings(options, this.#retry);
     if (this.#closed) return handled(Promise.reject(new SchedulerClosedError(key)));
 
     let waiter!: Waiter;
@@ -322,19 +132,10 @@ export class Scheduler {
       if (state.running === undefined) this.#advance(execution);
       return promise;
     }
-    // Coalesce: the newest task is the work to do now and covers the older
-    // requests; it is new work, so it gets a fresh count of attempts.
-    pending.task = task;
-    pending.retry = retry;
-    pending.attempt = 1;
-    pending.waiters.push(waiter);
-    if (dueAt < pending.dueAt) {
-      pending.dueAt = dueAt;
-      // Only a wait for the requested time can be cut short; past it, the limiter decides.
-      if (pending.phase === 'delay') {
-        this.#clearTimer(pending);
-        this.#advance(pending);
-      }
+    // Only a wait for the requested time can be cut short; past it, the limiter decides.
+    if (pending.coalesce(task, retry, dueAt, waiter) && pending.phase === 'delay') {
+      this.#clearTimer(pending);
+      this.#advance(pending);
     }
     return promise;
   }
@@ -353,12 +154,7 @@ export class Scheduler {
    * ```
    */
   close(options?: CloseOptions): Promise<void> {
-    let drain = true;
-    if (options !== undefined) {
-      const { drain: d } = strictOptions(options, 'close()', CLOSE_OPTIONS, 'options', ArgumentError) as CloseOptions;
-      if (d !== undefined && typeof d !== 'boolean') throw new ArgumentError('drain', d, 'a boolean');
-      drain = d ?? true;
-    }
+    const drain = drains(options);
     this.#closed = true;
     if (this.#idle === undefined) {
       let resolve!: () => void;
