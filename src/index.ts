@@ -7,7 +7,7 @@ export { parseDuration, MIN_DURATION_MS, MAX_DURATION_MS, type Duration } from '
 export { MAX_CLOCK_MS, systemClock, taskClock, type Clock } from './core/clock.js';
 export { MAX_KEY_LENGTH } from './core/key-hash.js';
 export * from './policies/index.js';
-export type { RateLimiter, RateLimitStep } from './scheduler/rate-limiter.js';
+export type { RateLimiter, RateLimitStep } from './policies/rate-limiter.js';
 export type { CoreState } from './policies/core-params.js';
 export { rateLimited, type RateLimitedOptions } from './scheduler/rate-limited.js';
 export { Scheduler } from './scheduler/scheduler.js';

@@ -1,7 +1,7 @@
 import type { Decision } from '../limiter/decision.js';
 import type { Policy } from '../policies/index.js';
 import { configuredLimit } from '../policies/configured-limit.js';
-import type { RateLimiter } from '../scheduler/rate-limiter.js';
+import type { RateLimiter } from '../policies/rate-limiter.js';
 
 /**
  * Which rate-limit header fields a response carries: `'draft'` (default),

@@ -7,7 +7,7 @@ import { checkKey } from '../core/key-hash.js';
 import { optionNames, strictOptions } from '../core/options.js';
 import type { Policy } from '../policies/index.js';
 import type { Store, StoreBinding } from './store.js';
-import { checkCustomLimiter, isCustomLimiter, type RateLimiter } from '../scheduler/rate-limiter.js';
+import { checkCustomLimiter, isCustomLimiter, type RateLimiter } from '../policies/rate-limiter.js';
 import { checkMetrics, DECISION_ATTRIBUTES, type MetricsSink } from '../core/metrics.js';
 import { MAX_GATES } from '../../build/abi.js';
 

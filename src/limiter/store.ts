@@ -1,7 +1,7 @@
 import type { Clock } from '../core/clock.js';
 import type { Decision, Reservation } from './decision.js';
 import type { Policy } from '../policies/index.js';
-import type { RateLimiter } from '../scheduler/rate-limiter.js';
+import type { RateLimiter } from '../policies/rate-limiter.js';
 
 /**
  * Where limit state lives. A store is told the policies of a limiter once

@@ -1,5 +1,5 @@
 import type { Policy } from './index.js';
-import { isCustomLimiter, type RateLimiter } from '../scheduler/rate-limiter.js';
+import { isCustomLimiter, type RateLimiter } from './rate-limiter.js';
 
 /**
  * The limit a policy was configured with, as `Decision.limit` reports it and

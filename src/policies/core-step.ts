@@ -1,4 +1,4 @@
-import type { RateLimitStep } from '../scheduler/rate-limiter.js';
+import type { RateLimitStep } from './rate-limiter.js';
 import { stepCore } from '../core/step-core.js';
 import {
   STEP_A_INDEX, STEP_ALLOWED_INDEX, STEP_B_INDEX, STEP_C_INDEX, STEP_EXP_INDEX, STEP_REMAINING_INDEX, STEP_RETRY_AFTER_MS_INDEX,

@@ -1,6 +1,6 @@
 import { MAX_DURATION_MS } from '../core/duration.js';
 import { ConfigError } from '../errors.js';
-import type { RateLimiter } from '../scheduler/rate-limiter.js';
+import type { RateLimiter } from './rate-limiter.js';
 import { CODE } from '../../build/abi.js';
 import type { CoreParams, CoreState } from './core-params.js';
 import { limiterView } from './core-step.js';

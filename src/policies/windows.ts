@@ -1,5 +1,5 @@
 import { parseDuration, type Duration } from '../core/duration.js';
-import type { RateLimiter } from '../scheduler/rate-limiter.js';
+import type { RateLimiter } from './rate-limiter.js';
 import type { CoreState } from './core-params.js';
 import { strictOptions } from '../core/options.js';
 import { builtIn, CODE, positiveCount, type CoreParams } from './policy.js';

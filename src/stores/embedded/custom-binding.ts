@@ -1,6 +1,6 @@
 import type { Clock } from '../../core/clock.js';
 import type { Decision, Reservation } from '../../limiter/decision.js';
-import { checkStep, type RateLimiter, type RateLimitStep } from '../../scheduler/rate-limiter.js';
+import { checkStep, type RateLimiter, type RateLimitStep } from '../../policies/rate-limiter.js';
 import type { StoreBinding } from '../../limiter/store.js';
 import { ExpiryQueue } from '../../core/expiry-queue.js';
 import { MIN_RETRY_MS } from '../../../build/abi.js';

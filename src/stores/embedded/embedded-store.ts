@@ -8,7 +8,7 @@ import { instantiateCore } from '../../core/wasm.js';
 import { CustomBinding, type CustomBounds } from './custom-binding.js';
 import { BATCH_ENTRIES, CoreViews, writeKey } from '../../core/core-views.js';
 import { EmbeddedBinding, type Shared } from './embedded-binding.js';
-import type { RateLimiter } from '../../scheduler/rate-limiter.js';
+import type { RateLimiter } from '../../policies/rate-limiter.js';
 import { checkMetrics, type MetricsSink } from '../../core/metrics.js';
 import { BATCH_KEY_HI_INDEX, BATCH_KEY_LO_INDEX, FULL, GREW, SLOTS_PER_BUCKET } from '../../../build/abi.js';
 

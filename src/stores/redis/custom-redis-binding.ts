@@ -2,7 +2,7 @@ import type { Clock } from '../../core/clock.js';
 import { reserveStep, toDecision, toReservation } from '../embedded/custom-binding.js';
 import type { Decision, Reservation } from '../../limiter/decision.js';
 import { ConfigError, RedisContentionError, RedisStateError, StoreClosedError } from '../../errors.js';
-import { checkStep, type RateLimiter, type RateLimitStep } from '../../scheduler/rate-limiter.js';
+import { checkStep, type RateLimiter, type RateLimitStep } from '../../policies/rate-limiter.js';
 import type { StoreBinding } from '../../limiter/store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import type { FallbackOption } from './fallback.js';

@@ -10,7 +10,7 @@ import type { Store, StoreBinding } from '../../limiter/store.js';
 import { RedisBinding } from './redis-binding.js';
 import { CAS_COMMAND, DECIDE_COMMAND, describeTarget, FLEET_COMMAND, type Lifecycle, type RedisClient } from './redis-client.js';
 import { CustomRedisBinding } from './custom-redis-binding.js';
-import type { RateLimiter } from '../../scheduler/rate-limiter.js';
+import type { RateLimiter } from '../../policies/rate-limiter.js';
 import { CircuitBreaker, withTimeout, type BreakerCloseDetail, type BreakerOpenDetail, type BreakerState } from './circuit-breaker.js';
 import { checkMetrics, type MetricsSink } from '../../core/metrics.js';
 import { fallbackGates, FLEET, type FallbackOption, type FallbackSetting } from './fallback.js';
