@@ -12,7 +12,7 @@ import { wtf8Length, writeWtf8 } from '../../core/wtf8.js';
 import { StoreClosedError, type Lifecycle } from './store-closed-error.js';
 import type { MetricsSink } from '../../core/metrics.js';
 
-/** Script operations (decide.lua's `op`). */
+/** Script operations (OP_* of src/stores/redis/lua/constants.lua; wire.lua says what each takes). */
 const OP_LIMIT = 0;
 const OP_PEEK = 1;
 const OP_RESERVE = 2;
@@ -371,8 +371,8 @@ export class RedisBinding implements StoreBinding {
    * dropped.
    */
   #charge(key: string, cost: number, from: number): Promise<boolean> {
-    // As of when the fallback first admitted it, on Redis's clock (decide.lua
-    // op 5): a fleet that kept to its shares in the outage is not silenced
+    // As of when the fallback first admitted it, on Redis's clock (lua/charge.lua,
+    // OP_CHARGE): a fleet that kept to its shares in the outage is not silenced
     // after it by a debt charged as if it were all spent at once now.
     const asOf = this.#o.clientTime ? from : from + this.#offset;
     return this.#enqueue(key, this.#shardOf(key), OP_CHARGE, cost, asOf).then(
@@ -531,7 +531,7 @@ export class RedisBinding implements StoreBinding {
 
   async #sendShard(shard: number, entries: Map<string, Hit[]>): Promise<void> {
     const argv: (string | Buffer)[] = [this.#o.clientTime ? String(this.#o.clock()) : '', ...this.#gateArgs];
-    // Three strings for the whole batch (decide.lua documents the format).
+    // Three strings for the whole batch (lua/wire.lua documents the format).
     let lengths = '';
     let specs = '';
     let total = 0;
