@@ -8,8 +8,14 @@
 // so each file names what it uses, and the composed order is an order of
 // dependencies (the files share top-level locals, which Lua needs declared
 // before use). A missing file, an include cycle or any other `--#` line fails
-// the build. Each script is also written to build/lua/ as it is sent to Redis,
-// whose error messages give line numbers in that text.
+// the build.
+//
+// Redis gets each script with its comment lines blanked: a client resends the
+// whole text (EVAL) for every call that finds the script missing, as a fleet
+// of cold pods does at once, and most of the text is comments. The lines stay
+// where they are, so the line numbers of Redis's error messages are those of
+// the commented text, written to build/lua/. (A Lua long bracket, which could
+// span lines, is refused: blanking its first line would change its meaning.)
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -17,6 +23,8 @@ import { pathToFileURL } from 'node:url';
 const LUA_DIR = 'src/stores/redis/lua';
 const SEARCH = [LUA_DIR, 'build'];
 const DIRECTIVE = /^--#(\S*)\s*(.*?)\s*$/;
+const COMMENT_LINE = /^\s*--/;
+const LONG_BRACKET = /\[=*\[/;
 
 /** The text of `entry` with its includes resolved (see the header). */
 export function compose(entry, search = SEARCH) {
@@ -28,6 +36,7 @@ export function compose(entry, search = SEARCH) {
     stack.push(path);
     const lines = readFileSync(path, 'utf8').split('\n');
     const out = lines.map((line, n) => {
+      if (LONG_BRACKET.test(line)) throw new Error(`${path}:${n + 1}: a Lua long bracket ([[ or [=[), which the build does not handle`);
       const m = DIRECTIVE.exec(line);
       if (m === null) return line;
       if (m[1] !== 'include' || m[2] === '') throw new Error(`${path}:${n + 1}: unknown directive "${line}" (only --#include name.lua)`);
@@ -41,6 +50,14 @@ export function compose(entry, search = SEARCH) {
     return out.join('\n');
   };
   return expand(entry);
+}
+
+/** The text sent to Redis: `composed` with its comment lines blank (see the header). */
+export function withoutComments(composed) {
+  return composed
+    .split('\n')
+    .map((line) => (COMMENT_LINE.test(line) ? '' : line))
+    .join('\n');
 }
 
 const scripts = { decideLua: `${LUA_DIR}/decide.lua`, casLua: 'src/stores/redis/cas.lua', fleetLua: 'src/stores/redis/fleet.lua' };
@@ -57,9 +74,10 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
       console.error(`build-lua: ${error.message}`);
       process.exit(1);
     }
-    out += `/** ${file}, composed */\nexport const ${name} = ${JSON.stringify(text)};\n`;
+    const sent = withoutComments(text);
+    out += `/** ${file}, composed, comment lines blank: build/lua/ has the text with them */\nexport const ${name} = ${JSON.stringify(sent)};\n`;
     writeFileSync(join('build/lua', file.split('/').pop()), text);
-    console.log(`build/redis-scripts.ts: ${file} ${text.length} chars`);
+    console.log(`build/redis-scripts.ts: ${file} ${sent.length} chars (${text.length} with comments)`);
   }
   writeFileSync('build/redis-scripts.ts', out);
 }

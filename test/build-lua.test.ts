@@ -1,14 +1,15 @@
 // The Lua composer of scripts/build-lua.mjs: includes resolved in order of
 // the search folders, each file once, and a missing file, a cycle or an
-// unknown directive refused.
+// unknown directive refused; comment lines blanked in place for Redis.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs build script, without types.
-import { compose } from '../scripts/build-lua.mjs';
+import { compose, withoutComments } from '../scripts/build-lua.mjs';
 
 const composeLua = compose as (entry: string, search: string[]) => string;
+const blankComments = withoutComments as (text: string) => string;
 
 let dir = '';
 function files(tree: Record<string, string>): { lua: string; gen: string } {
@@ -49,6 +50,16 @@ describe('build-lua compose', () => {
   it('fails on an include cycle, naming it', () => {
     const { lua, gen } = files({ 'lua/main.lua': '--#include a.lua', 'lua/a.lua': '--#include b.lua', 'lua/b.lua': '--#include a.lua' });
     expect(() => composeLua(join(lua, 'main.lua'), [lua, gen])).toThrow(/include cycle: .*a\.lua -> .*b\.lua -> .*a\.lua/);
+  });
+
+  it('fails on a Lua long bracket, whose lines blanking could not tell apart', () => {
+    const { lua, gen } = files({ 'lua/main.lua': 'local s = 1\n--[[ a\nlong comment ]]' });
+    expect(() => composeLua(join(lua, 'main.lua'), [lua, gen])).toThrow(/main\.lua:2: a Lua long bracket/);
+  });
+
+  it('sends Redis the text with comment lines blank, every line where it was', () => {
+    const text = '-- header\nlocal a = 1 -- kept: after code\n  -- indented\nreturn a';
+    expect(blankComments(text)).toBe('\nlocal a = 1 -- kept: after code\n\nreturn a');
   });
 
   it('fails on a directive it does not know', () => {
