@@ -17,7 +17,7 @@ local function charge(cost, spentAt)
       -- GCRA remembers the outage's own TAT (gcra.lua).
       a, b, c, exp = GCRA.chargePast(gp0[g], live[g], sa[g], sb[g], sc[g], cost, at, now)
     else
-      a, b, c, exp = chargeGate(g, cost, at)
+      a, b, c, exp = gcharge[g](gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, at)
       -- Kept a while even when already decayed: the other nodes' charges
       -- for the same outage come as of the same past moment and must add
       -- up (each alone may have run out by now, all of them together not).

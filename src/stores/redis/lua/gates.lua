@@ -15,7 +15,7 @@ local ra, rb, rc, rexp, rok, rrem, rreset = {}, {}, {}, {}, {}, {}, {}
 
 local function decideAt(cost, t, doCommit)
   if G == 1 then
-    -- The common case, without the bookkeeping of several gates (nor a call more).
+    -- The common case, without the bookkeeping of several gates.
     local ok, a, b, c, exp, rem, retry, reset = gevaluate[1](gp0[1], gp1[1], gp2[1], live[1], sa[1], sb[1], sc[1], cost, t)
     if ok and doCommit then commit(1, a, b, c, exp) end
     return ok, 0, rem, retry, reset
@@ -47,7 +47,7 @@ local function decideAt(cost, t, doCommit)
     local rem, reset = rrem[g], rreset[g]
     if rok[g] then
       -- An admitting gate reports as it stands, not with the cost it would take.
-      local _, _, _, _, _, zrem, _, zreset = evaluateGate(g, 0, t)
+      local _, _, _, _, _, zrem, _, zreset = gevaluate[g](gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], 0, t)
       rem, reset = zrem, zreset
     end
     if rem < dRem then dRem = rem end

@@ -11,7 +11,7 @@
 --#include gates.lua
 
 -- Units gate g grants: the most, up to want, that it admits at once now, or
--- for GCRA by now + horizon (its burst at the TAT, and one more a interval).
+-- for GCRA by now + horizon (its burst at the TAT, and one more each interval).
 local function grantable(g, want, horizon)
   if gcode[g] == KIND_GCRA then
     local tat = now
@@ -25,7 +25,7 @@ local function grantable(g, want, horizon)
   local lo, hi = 0, want
   while lo < hi do
     local mid = ceil((lo + hi) / 2)
-    if evaluateGate(g, mid, now) then lo = mid else hi = mid - 1 end
+    if gevaluate[g](gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], mid, now) then lo = mid else hi = mid - 1 end
   end
   return lo
 end
@@ -44,7 +44,7 @@ local function lease(want, horizon)
   local last, valid = now, INF
   for g = 1, G do
     local code = gcode[g]
-    local a, b, c, exp = chargeGate(g, k, now)
+    local a, b, c, exp = gcharge[g](gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], k, now)
     commit(g, a, b, c, exp)
     if code == KIND_GCRA then
       -- The last unit conforms at its TAT less the tolerance.

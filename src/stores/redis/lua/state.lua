@@ -86,12 +86,3 @@ local function commit(g, a, b, c, exp)
     live[g], sa[g], sb[g], sc[g], sexp[g] = true, a, b, c, exp
   end
 end
-
--- Gate g's algorithm over its loaded state (algorithms.lua).
-local function evaluateGate(g, cost, t)
-  return gevaluate[g](gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, t)
-end
-
-local function chargeGate(g, cost, t)
-  return gcharge[g](gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, t)
-end
