@@ -64,6 +64,7 @@ export default {
         { name: 'KEY_AREA_BYTES', type: 'usize', value: MAX_KEY_LENGTH * 3, doc: "Bytes of the core's key area, from keyPtr(): the longest key in UTF-8, at most 3 bytes per UTF-16 code unit (2 in UTF-16)." },
         { name: 'MIN_RETRY_MS', type: 'f64', value: 0.001, lua: true, doc: 'A denial always asks the caller to wait at least this long (1 µs), so that a retry loop can never spin on a zero wait produced by rounding.' },
         { name: 'REMAINING_EPSILON', type: 'f64', value: 1e-9, lua: true, doc: 'Added before flooring a remaining count, so that 0.9999999999 reads as 1.' },
+        { name: 'CHARGE_MEMORY_MS', type: 'f64', value: 60000, lua: true, doc: "How long (ms) the Redis script keeps a key's state after an outage's charge (charge.lua), so that several stores' charges of one outage add up in the past." },
       ],
     },
     {

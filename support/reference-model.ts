@@ -4,9 +4,12 @@
 // the same sequences) and a contender in the benchmark.
 //
 // It mirrors assembly/algorithms.ts formula by formula; what it does not model
-// is the table's bounded size (the model never evicts).
+// is the table's bounded size (the model never evicts). It also models what
+// only the Redis script does (src/stores/redis/lua/): an outage's charge and
+// a lease, written from their documented meaning, for the agreement tests of
+// test/redis-script.test.ts.
 import type { Policy } from '../src/index.js';
-import { CODE, MIN_RETRY_MS, REMAINING_EPSILON } from '../build/abi.js';
+import { CHARGE_MEMORY_MS, CODE, MIN_RETRY_MS, REMAINING_EPSILON } from '../build/abi.js';
 
 const { gcra: GCRA, tokenInterval: TOKEN_INTERVAL, fixed: FIXED, linear: LINEAR } = CODE;
 
@@ -50,6 +53,18 @@ function configured(policy: Policy): number {
   return policy.kind === 'tokenBucket' ? policy.capacity : policy.limit;
 }
 
+/**
+ * What a lease gets: `granted` units debited at once, the last of which may
+ * be spent `lastMs` from now and all of which within `validMs`; or none, and
+ * the denial of a single unit.
+ */
+export type ModelLease =
+  | { granted: number; limit: number; lastMs: number; validMs: number }
+  | { granted: 0; limit: number; retryAfterMs: number; resetAfterMs: number };
+
+/** A gate's state of one key, or undefined for none (as never seen). */
+export type ModelState = State | undefined;
+
 function floorRemaining(x: number): number {
   return Math.floor(x + REMAINING_EPSILON);
 }
@@ -65,9 +80,12 @@ export function evaluate(policy: Policy, s: State | undefined, cost: number, t: 
     const allowed = allowAt <= t;
     const a = allowed ? newTat : tat;
     const rem = Math.floor((t + p2 - a) / p0 + REMAINING_EPSILON);
+    // An outage's charges (see chargePastGcra) are remembered until c, as
+    // long as that outlasts the TAT. (The core never charges: c is 0 there.)
+    const remembers = s !== undefined && s.c > a;
     return {
       allowed,
-      state: { a, b: 0, c: 0, exp: a },
+      state: remembers ? { a, b: s.b, c: s.c, exp: s.c } : { a, b: 0, c: 0, exp: a },
       remaining: Math.min(Math.max(rem, 0), p1),
       retry: allowed ? 0 : deny(allowAt - t),
       reset: Math.max(a - t, 0),
@@ -84,11 +102,7 @@ export function evaluate(policy: Policy, s: State | undefined, cost: number, t: 
         const exp = full(anchor, tokens);
         return { allowed: false, state: { a: anchor, b: tokens, c: 0, exp }, remaining: 0, retry: deny(anchor - t), reset: exp - t };
       }
-      const k = Math.floor((t - anchor) / p2);
-      if (k > 0) {
-        tokens = Math.min(tokens + k * p1, p0);
-        anchor = anchor + k * p2;
-      }
+      ({ anchor, tokens } = refill(policy, anchor, tokens, t));
     }
     const allowed = tokens >= cost;
     const retry = allowed ? 0 : deny(anchor + Math.ceil((cost - tokens) / p1) * p2 - t);
@@ -168,6 +182,14 @@ export function evaluate(policy: Policy, s: State | undefined, cost: number, t: 
   };
 }
 
+/** An interval bucket's tokens at `t`: `refill` more for each whole period since the anchor, up to the capacity. */
+function refill(policy: Policy, anchor: number, tokens: number, t: number): { anchor: number; tokens: number } {
+  const { p0: capacity, p1: perPeriod, p2: period } = policy.core;
+  const periods = Math.floor((t - anchor) / period);
+  if (periods <= 0) return { anchor, tokens };
+  return { anchor: anchor + periods * period, tokens: Math.min(tokens + periods * perPeriod, capacity) };
+}
+
 /** Gives `cost` back to a live state at `t`. */
 export function refundState(policy: Policy, s: State, cost: number, t: number): State {
   const { code, p0, p1, p2 } = policy.core;
@@ -209,6 +231,91 @@ export function refundState(policy: Policy, s: State, cost: number, t: number): 
   prev = Math.max(prev - (cost - take), 0);
   const base = Math.max(s.a, idx);
   return { a: base, b: cur, c: prev, exp: cur > 0 ? (base + 2) * p0 : prev > 0 ? (base + 1) * p0 : -Infinity };
+}
+
+/**
+ * Spends `cost` at `t` without asking (an outage's admissions, a lease's
+ * debit), counted where a request at `t` would count: the state may go past
+ * the limit, and the key then waits it off. A charge drops GCRA's memory of
+ * an outage (see chargePastGcra).
+ */
+export function chargeState(policy: Policy, s: State | undefined, cost: number, t: number): State {
+  const { code, p0, p1, p2 } = policy.core;
+  if (code === GCRA) {
+    // From the TAT, or from t when the TAT is past.
+    const a = Math.max(s === undefined ? t : s.a, t) + cost * p0;
+    return { a, b: 0, c: 0, exp: a };
+  }
+  if (code === TOKEN_INTERVAL) {
+    const { anchor, tokens } = s === undefined ? { anchor: t, tokens: p0 } : refill(policy, s.a, s.b, t);
+    const left = tokens - cost;
+    return { a: anchor, b: left, c: 0, exp: anchor + Math.ceil((p0 - left) / p1) * p2 };
+  }
+  if (code === FIXED) {
+    // Into the window of t, or into a later one the state has booked.
+    const window = Math.floor(t / p0);
+    const kept = s !== undefined && s.a >= window;
+    const idx = kept ? s.a : window;
+    return { a: idx, b: (kept ? s.b : 0) + cost, c: 0, exp: (idx + 1) * p0 };
+  }
+  if (code === LINEAR) {
+    // Into the state's window while it has not closed by t, else into one opening at t.
+    const open = s !== undefined && t < s.a + p0;
+    const start = open ? s.a : t;
+    return { a: start, b: (open ? s.b : 0) + cost, c: 0, exp: start + p0 };
+  }
+  const window = Math.floor(t / p0);
+  if (s !== undefined && s.a >= window) return { a: s.a, b: s.b + cost, c: s.c, exp: (s.a + 2) * p0 };
+  // A new current window; the state's, if it was the one before, is now the previous.
+  const previous = s !== undefined && s.a === window - 1 ? s.b : 0;
+  return { a: window, b: cost, c: previous, exp: (window + 2) * p0 };
+}
+
+/**
+ * GCRA's charge of an outage's units as of a past moment `t` (`now` is the
+ * present). Several stores charge the same outage as of the same moment, and
+ * their charges must add up in the past: the state remembers, in b, the TAT
+ * of the outage's charges alone, until c (`now` + CHARGE_MEMORY_MS). A
+ * charge counts from b while it is remembered and later than t, else from t;
+ * the key's TAT is at least the result, and present admissions in between
+ * do not make the next past charge count from the present.
+ */
+export function chargePastGcra(policy: Policy, s: State | undefined, cost: number, t: number, now: number): State {
+  const interval = policy.core.p0;
+  const from = s !== undefined && s.c > now && s.b > t ? s.b : t;
+  const outage = from + cost * interval;
+  const tat = s === undefined ? outage : Math.max(s.a, outage);
+  const keepUntil = now + CHARGE_MEMORY_MS;
+  return { a: tat, b: outage, c: keepUntil, exp: Math.max(tat, keepUntil) };
+}
+
+/**
+ * The most units, up to `want`, that one gate can lease at `now`: what a
+ * count-based gate admits at once; for GCRA also its future slots up to
+ * `now + horizon` (the burst is there at the TAT, and one more unit every
+ * interval after it).
+ */
+export function grantable(policy: Policy, s: State | undefined, want: number, horizon: number, now: number): number {
+  const { code, p0, p1 } = policy.core;
+  if (code === GCRA) {
+    const tat = s !== undefined && s.a > now ? s.a : now;
+    const slots = Math.floor((now + horizon - tat) / p0 + p1 + REMAINING_EPSILON);
+    return Math.min(Math.max(slots, 0), want);
+  }
+  for (let k = want; k > 0; k--) if (evaluate(policy, s, k, now).allowed) return k;
+  return 0;
+}
+
+/**
+ * When units a count-based gate has counted in `s` stop being spendable: the
+ * end of the window (or refill interval) they were counted in, since in the
+ * next one they would come on top of its own limit.
+ */
+function countedUntil(policy: Policy, s: State): number {
+  const { code, p0, p2 } = policy.core;
+  if (code === TOKEN_INTERVAL) return s.a + p2;
+  if (code === LINEAR) return s.a + p0;
+  return (s.a + 1) * p0;
 }
 
 /**
@@ -312,5 +419,56 @@ export class ReferenceLimiter {
 
   reset(key: string): void {
     for (const states of this.#states) states.delete(key);
+  }
+
+  /**
+   * Charges what was admitted without the store (an outage's `cost` units,
+   * spent as of `spentAt`, or `now` if later). Each state is kept at least
+   * CHARGE_MEMORY_MS, even one that has already run out: the other stores'
+   * charges for the outage come as of the same moment and must add up. GCRA
+   * keeps its own memory (chargePastGcra).
+   */
+  charge(key: string, cost: number, spentAt: number, now: number): void {
+    const t = Math.min(spentAt, now);
+    this.#policies.forEach((p, g) => {
+      const s = this.#live(g, key, now);
+      if (p.core.code === GCRA) {
+        this.#commit(g, key, chargePastGcra(p, s, cost, t, now), now);
+      } else {
+        const charged = chargeState(p, s, cost, t);
+        this.#commit(g, key, { ...charged, exp: Math.max(charged.exp, now + CHARGE_MEMORY_MS) }, now);
+      }
+    });
+  }
+
+  /**
+   * Debits at once the most units, up to `want`, that every gate grants
+   * (GCRA's slots up to `horizon` ahead), for a client to spend on its own:
+   * the last one `lastMs` from now at the earliest (the latest of the GCRA
+   * gates' last slots), all of them within `validMs` (the earliest end of a
+   * count-based gate's window). None granted: the denial of one unit.
+   */
+  lease(key: string, want: number, horizon: number, now: number): ModelLease {
+    const gates = this.#policies;
+    const granted = Math.min(want, ...gates.map((p, g) => grantable(p, this.#live(g, key, now), want, horizon, now)));
+    if (granted === 0) {
+      const d = this.#decideAt(key, 1, now, now, false);
+      return { granted: 0, limit: d.capacity, retryAfterMs: d.retryAfterMs, resetAfterMs: d.resetAfterMs };
+    }
+    let last = now;
+    let valid = Infinity;
+    gates.forEach((p, g) => {
+      const charged = chargeState(p, this.#live(g, key, now), granted, now);
+      this.#commit(g, key, charged, now);
+      // GCRA: the last unit conforms once its TAT is within the tolerance.
+      if (p.core.code === GCRA) last = Math.max(last, charged.a - p.core.p2);
+      else valid = Math.min(valid, countedUntil(p, charged));
+    });
+    return { granted, limit: gates[0]!.core.capacity, lastMs: last - now, validMs: valid - now };
+  }
+
+  /** Each gate's state of `key` at `now`. */
+  states(key: string, now: number): ModelState[] {
+    return this.#policies.map((_, g) => this.#live(g, key, now));
   }
 }

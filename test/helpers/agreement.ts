@@ -1,8 +1,12 @@
 // Drives a limiter and the reference model with the same sequences of keys,
 // costs and times, and requires identical answers: the oracle check shared by
-// the embedded and the Redis property tests.
+// the embedded and the Redis property tests. runScript does the same with the
+// Redis decide script itself, op by op on the wire (charge and lease too,
+// which no Limiter call makes), and compares the states as well.
 import fc from 'fast-check';
 import { expect } from 'vitest';
+import { decideLua } from '../../build/redis-scripts.js';
+import { DECIDE_COMMAND, type RedisClient } from '../../src/stores/redis/redis-client.js';
 import {
   Limiter,
   fixedWindow,
@@ -13,7 +17,9 @@ import {
   type Policy,
   type Store,
 } from '../../src/index.js';
-import { ReferenceLimiter } from '../../support/reference-model.js';
+import { ReferenceLimiter, type ModelState } from '../../support/reference-model.js';
+import { configuredLimit } from '../../src/policies/configured-limit.js';
+import { OP_CHARGE, OP_LEASE, OP_LIMIT, OP_PEEK, OP_REFUND, OP_RESERVE, OP_RESET } from '../../build/abi.js';
 
 export const policyArb: fc.Arbitrary<Policy> = fc.oneof(
   fc.record({ limit: fc.integer({ min: 1, max: 20 }), period: fc.integer({ min: 1, max: 5000 }), burst: fc.integer({ min: 1, max: 8 }) }).map((o) => gcra(o)),
@@ -32,12 +38,14 @@ export const policyArb: fc.Arbitrary<Policy> = fc.oneof(
 
 export type Op = { op: 'limit' | 'peek' | 'reserve' | 'refund' | 'reset'; key: number; cost: number; dt: number };
 
+/** Time between two ops: whole milliseconds, fractions, and long idle gaps. */
+const dtArb = fc.oneof(fc.integer({ min: 0, max: 300 }), fc.double({ min: 0, max: 50, noNaN: true }), fc.integer({ min: 0, max: 20_000 }));
+
 export const opArb: fc.Arbitrary<Op> = fc.record({
   op: fc.constantFrom('limit', 'limit', 'limit', 'limit', 'peek', 'reserve', 'refund', 'refund', 'reset') as fc.Arbitrary<Op['op']>,
   key: fc.integer({ min: 0, max: 2 }),
   cost: fc.integer({ min: 1, max: 8 }),
-  // Whole milliseconds, fractions, and long idle gaps.
-  dt: fc.oneof(fc.integer({ min: 0, max: 300 }), fc.double({ min: 0, max: 50, noNaN: true }), fc.integer({ min: 0, max: 20_000 })),
+  dt: dtArb,
 });
 
 /**
@@ -75,3 +83,173 @@ export async function runBoth(store: Store, policies: Policy[], ops: Op[], start
   }
 }
 
+/** Every operation of the decide script (src/stores/redis/lua/wire.lua), by its op code. */
+/** The script's op codes (abi/abi.mjs), by name. */
+export const SCRIPT_OPS = { limit: OP_LIMIT, peek: OP_PEEK, reserve: OP_RESERVE, refund: OP_REFUND, reset: OP_RESET, charge: OP_CHARGE, lease: OP_LEASE } as const;
+export type ScriptOpName = keyof typeof SCRIPT_OPS;
+
+/**
+ * One hit sent to the script. `arg` is the op's third value: reserve's
+ * maxWait, lease's horizon, and for charge how long ago the units were spent
+ * (negative: later than now). `together`: in the same script call as the
+ * previous hit, at the same time (dt ignored).
+ */
+export type ScriptOp = { op: ScriptOpName; key: number; cost: number; dt: number; arg: number; together: boolean };
+
+const argArb: Record<ScriptOpName, fc.Arbitrary<number>> = {
+  limit: fc.constant(0),
+  peek: fc.constant(0),
+  refund: fc.constant(0),
+  reset: fc.constant(0),
+  reserve: fc.oneof(fc.constantFrom(0, 100, Infinity), fc.integer({ min: 0, max: 5000 })),
+  // Moments within the charge memory and beyond it, fractions, and the future.
+  charge: fc.oneof(fc.integer({ min: 0, max: 90_000 }), fc.double({ min: 0, max: 500, noNaN: true }), fc.integer({ min: -5000, max: -1 })),
+  lease: fc.oneof(fc.constantFrom(0, Infinity), fc.integer({ min: 0, max: 2000 }), fc.double({ min: 0, max: 300, noNaN: true })),
+};
+
+/**
+ * The ops that make the states an op acts on differently: reservations book
+ * later windows (refund gives back to those), charges go past the limit
+ * (after which a lease or a limit waits), a lease fills a window at once.
+ */
+const SETUP: Record<ScriptOpName, ScriptOpName[]> = {
+  limit: ['charge', 'reserve'],
+  peek: ['limit', 'charge'],
+  reserve: ['limit', 'charge'],
+  refund: ['reserve', 'charge', 'lease'],
+  reset: ['charge', 'reserve'],
+  charge: ['limit', 'lease', 'charge'],
+  lease: ['charge', 'reserve', 'limit'],
+};
+
+/**
+ * Hits of every op, 2 in 5 of them `focus` and 1 in 5 one that sets up
+ * states for it (SETUP), in batches of one or more.
+ */
+export function scriptOpArb(focus: ScriptOpName): fc.Arbitrary<ScriptOp> {
+  const all = Object.keys(SCRIPT_OPS) as ScriptOpName[];
+  const name = fc.oneof({ arbitrary: fc.constant(focus), weight: 2 }, { arbitrary: fc.constantFrom(...SETUP[focus]), weight: 1 }, { arbitrary: fc.constantFrom(...all), weight: 2 });
+  return name.chain((op) =>
+    fc.record({
+      op: fc.constant(op),
+      // Two keys: a batch may hold both, and most hits meet a state.
+      key: fc.integer({ min: 0, max: 1 }),
+      // An outage's charge may be many units, and keep a TAT past its memory.
+      cost: op === 'charge' ? fc.oneof(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 100 })) : fc.integer({ min: 1, max: 8 }),
+      dt: dtArb,
+      arg: argArb[op],
+      together: fc.boolean(),
+    }),
+  );
+}
+
+type Send = (anchor: string, ...argv: (string | Buffer)[]) => Promise<Buffer>;
+
+/** The script's answer to one hit, in the model's terms; undefined for the ops that answer nothing. */
+export type ScriptAnswer = ReturnType<ReferenceLimiter['limit' | 'reserve' | 'lease']> | undefined;
+
+/**
+ * Runs `ops` through the decide script as built (EVALSHA with the `now`
+ * override, the client's encoding, consecutive `together` hits in one call)
+ * and through the model, expecting equal answers and, after each call, equal
+ * states of every key it touched. Returns the script's answers and, per op,
+ * its key's states after its call.
+ */
+export async function runScript(
+  client: RedisClient,
+  prefix: string,
+  policies: Policy[],
+  ops: ScriptOp[],
+  start: number,
+): Promise<{ answers: ScriptAnswer[]; states: ModelState[][] }> {
+  const send = scriptSender(client);
+  const model = new ReferenceLimiter(policies);
+  const capacity = policies.map((p) => p.core.capacity);
+  const limits = policies.map(configuredLimit);
+  const gateArgs = [String(policies.length)];
+  for (const { core } of policies) gateArgs.push(`${core.code}:${core.p0}:${core.p1}:${core.p2}`, String(core.code), String(core.p0), String(core.p1), String(core.p2));
+  const answers: ScriptAnswer[] = [];
+  const states: ModelState[][] = [];
+  let now = start;
+  for (let first = 0; first < ops.length; ) {
+    now += ops[first]!.dt;
+    let end = first + 1;
+    while (end < ops.length && ops[end]!.together) end++;
+    // Entries by key in order of first appearance, each key's hits in order,
+    // as redis-binding.ts sends them (keys are independent, so the model may
+    // take the hits in their own order).
+    const entries = new Map<string, number[]>();
+    for (let i = first; i < end; i++) {
+      const key = `key-${ops[i]!.key}`;
+      entries.set(key, [...(entries.get(key) ?? []), i]);
+    }
+    const sent = (i: number) => {
+      const o = ops[i]!;
+      // The limiter refuses costs above the capacity for what asks; a charge or lease may be larger.
+      const cost = o.op === 'limit' || o.op === 'peek' || o.op === 'reserve' ? Math.min(o.cost, ...capacity) : o.cost;
+      return { ...o, cost, arg: o.op === 'charge' ? now - o.arg : o.arg };
+    };
+    let lengths = '';
+    let specs = '';
+    for (const [key, hits] of entries) {
+      lengths += `${Buffer.byteLength(key)},`;
+      const only = hits.length === 1 ? sent(hits[0]!) : undefined;
+      if (only === undefined || only.op !== 'limit' || only.cost !== 1) {
+        specs += hits.map((i) => sent(i)).map((h) => `${SCRIPT_OPS[h.op]} ${h.cost} ${h.arg === Infinity ? 'inf' : h.arg}`).join(' ');
+      }
+      specs += ',';
+    }
+    const reply = await send(`${prefix}{0}`, String(now), ...gateArgs, lengths, [...entries.keys()].join(''), specs);
+    const out = Array.from({ length: reply.length / 8 }, (_, j) => reply.readDoubleLE(j * 8));
+    expect(out[0], 'the script clock').toBe(now);
+    let r = 1;
+    let m = 1 + (end - first) * 4;
+    for (const [key, hits] of entries) {
+      for (const i of hits) {
+        const h = sent(i);
+        const where = `op ${i} ${h.op}(${key}, ${h.cost}, ${h.arg}) at ${now}`;
+        const [flags, remaining, retry, reset] = out.slice(r, r + 4) as [number, number, number, number];
+        r += 4;
+        const allowed = (flags & 1) === 1;
+        const gate = flags >>> 1;
+        const limit = capacity[gate]!; // a lease reports the binding gate's capacity as its limit (LeaseReply)
+        const reported = { limit: limits[gate]!, capacity: capacity[gate]!, gate };
+        let answer: ScriptAnswer;
+        if (h.op === 'limit' || h.op === 'peek') {
+          answer = { allowed, ...reported, remaining, retryAfterMs: retry, resetAfterMs: reset };
+          expect(answer, where).toEqual(model.limit(key, h.cost, now, h.op === 'peek'));
+        } else if (h.op === 'reserve') {
+          answer = { allowed, waitMs: retry, ...reported, remaining };
+          expect(answer, where).toEqual(model.reserve(key, h.cost, now, h.arg));
+        } else if (h.op === 'lease') {
+          answer = allowed ? { granted: remaining, limit, lastMs: retry, validMs: reset } : { granted: remaining as 0, limit, retryAfterMs: retry, resetAfterMs: reset };
+          expect(answer, where).toEqual(model.lease(key, h.cost, h.arg, now));
+        } else {
+          expect([flags, remaining, retry, reset], where).toEqual([0, 0, 0, 0]);
+          if (h.op === 'refund') model.refund(key, h.cost, now);
+          else if (h.op === 'reset') model.reset(key);
+          else model.charge(key, h.cost, h.arg, now);
+        }
+        answers[i] = answer;
+      }
+      const got: ModelState[] = policies.map((_, g) => {
+        const [a, b, c, exp] = out.slice(m + g * 4, m + g * 4 + 4) as [number, number, number, number];
+        return exp === -Infinity ? undefined : { a, b, c, exp };
+      });
+      m += policies.length * 4;
+      expect(got, `states of ${key} after the call at ${now}`).toEqual(model.states(key, now));
+      for (const i of hits) states[i] = got;
+    }
+    expect(m, 'the reply holds nothing more').toBe(out.length);
+    first = end;
+  }
+  return { answers, states };
+}
+
+/** The decide script on `client`, registered as the store registers it. */
+function scriptSender(client: RedisClient): Send {
+  const commands = client as unknown as Record<string, Send>;
+  if (typeof commands[DECIDE_COMMAND] !== 'function') client.defineCommand(DECIDE_COMMAND, { numberOfKeys: 1, lua: decideLua });
+  const send = commands[`${DECIDE_COMMAND}Buffer`]!;
+  return (anchor, ...argv) => send.call(client, anchor, ...argv);
+}

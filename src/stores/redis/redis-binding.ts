@@ -370,8 +370,8 @@ export class RedisBinding implements StoreBinding {
    * dropped.
    */
   #charge(key: string, cost: number, from: number): Promise<boolean> {
-    // As of when the fallback first admitted it, on Redis's clock (decide.lua
-    // op 5): a fleet that kept to its shares in the outage is not silenced
+    // As of when the fallback first admitted it, on Redis's clock (lua/charge.lua,
+    // OP_CHARGE): a fleet that kept to its shares in the outage is not silenced
     // after it by a debt charged as if it were all spent at once now.
     const asOf = this.#o.clientTime ? from : from + this.#offset;
     return this.#enqueue(key, this.#shardOf(key), OP_CHARGE, cost, asOf).then(
@@ -530,7 +530,7 @@ export class RedisBinding implements StoreBinding {
 
   async #sendShard(shard: number, entries: Map<string, Hit[]>): Promise<void> {
     const argv: (string | Buffer)[] = [this.#o.clientTime ? String(this.#o.clock()) : '', ...this.#gateArgs];
-    // Three strings for the whole batch (decide.lua documents the format).
+    // Three strings for the whole batch (lua/wire.lua documents the format).
     let lengths = '';
     let specs = '';
     let total = 0;

@@ -1,0 +1,5 @@
+-- constants.lua: the numbers this script shares with the TypeScript side and
+-- the core (op codes, algorithm codes, MIN_RETRY_MS, REMAINING_EPSILON,
+-- CHARGE_MEMORY_MS), generated from abi/abi.mjs into build/abi.lua as
+-- `local NAME = value` lines (npm run build:abi, before build:lua).
+--#include abi.lua

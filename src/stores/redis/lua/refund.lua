@@ -1,0 +1,14 @@
+-- refund.lua: OP_REFUND. Gives cost units back to every gate that holds a
+-- state (a gate with none has nothing to give back to).
+-- Emits 0, 0, 0, 0.
+
+--#include state.lua
+
+local function refund(cost)
+  for g = 1, G do
+    if live[g] then
+      commit(g, grefund[g](gp0[g], gp1[g], gp2[g], sa[g], sb[g], sc[g], cost, now))
+    end
+  end
+  emit(0, 0, 0, 0)
+end

@@ -1,0 +1,88 @@
+-- state.lua: one entry's states, a state per gate, read once from Redis and
+-- written once, after all the entry's hits.
+--
+-- State of gate g of key k lives at "<KEYS[1]>:<k>|<gate id>" as 32 bytes,
+-- the little-endian doubles a, b, c, exp (binary, so times survive exactly and
+-- nothing is formatted or parsed), with a PX expiry at the time the state
+-- decays to "never seen" (plus a day with a client clock). No key = never
+-- seen; a key whose exp has passed counts as none.
+--
+-- load(key) reads the entry's states; the ops read and change them through
+-- live, sa, sb, sc, sexp and commit(); store() writes what changed and
+-- mirrors every state into the reply. gevaluate[g], grefund[g] and
+-- gcharge[g] are gate g's algorithm's functions (algorithms.lua).
+
+--#include wire.lua
+--#include algorithms.lua
+
+local unpackState = struct.unpack
+
+local base = KEYS[1] .. ':'
+local gsuffix, gevaluate, grefund, gcharge = {}, {}, {}, {}
+for g = 1, G do
+  gsuffix[g] = '|' .. gid[g]
+  local algorithm = ALGORITHMS[gcode[g]]
+  if algorithm == nil then return redis.error_reply('cellgate: unknown algorithm code ' .. tostring(gcode[g])) end
+  gevaluate[g], grefund[g], gcharge[g] = algorithm.evaluate, algorithm.refund, algorithm.charge
+end
+
+local live, sa, sb, sc, sexp, dirty, gkey = {}, {}, {}, {}, {}, {}, {}
+
+-- Whether the entry's keys hold something other than our state (a key of
+-- another type, or a string of another length): its hits are refused, the
+-- foreign value is left alone, and the rest of the batch goes on.
+local foreign = false
+
+local function load(key)
+  foreign = false
+  key = base .. key
+  for g = 1, G do
+    gkey[g] = key .. gsuffix[g]
+    local v = redis.pcall('GET', gkey[g])
+    dirty[g] = false
+    if type(v) == 'table' or (v and #v ~= 32) then
+      foreign = true
+      v = nil
+    end
+    if v then
+      sa[g], sb[g], sc[g], sexp[g] = unpackState('<dddd', v)
+      live[g] = sexp[g] > now
+    else
+      live[g], sa[g], sb[g], sc[g], sexp[g] = false, 0, 0, 0, -INF
+    end
+  end
+end
+
+-- The entry's hits were refused: nothing is written, no state mirrored.
+local function leaveForeign()
+  for g = 1, G do dirty[g], live[g] = false, false end
+end
+
+local function store()
+  for g = 1, G do
+    if dirty[g] then
+      if live[g] and sexp[g] > now then
+        local ttl = ceil(sexp[g] - now) + slack
+        if ttl < 1 then ttl = 1 end
+        redis.call('SET', gkey[g], pack('<dddd', sa[g], sb[g], sc[g], sexp[g]), 'PX', ttl)
+      else
+        redis.call('DEL', gkey[g])
+      end
+    end
+    -- Into the reply (wire.lua), inline: this runs for every gate of every entry.
+    local m = nmirror
+    mirror[m + 1], mirror[m + 2], mirror[m + 3] = sa[g], sb[g], sc[g]
+    if live[g] then mirror[m + 4] = sexp[g] else mirror[m + 4] = -INF end
+    nmirror = m + 4
+  end
+end
+
+-- Gate g's new state (a state that has decayed by now is none).
+local function commit(g, a, b, c, exp)
+  dirty[g] = true
+  if exp <= now then
+    live[g], sexp[g] = false, -INF
+  else
+    live[g], sa[g], sb[g], sc[g], sexp[g] = true, a, b, c, exp
+  end
+end
