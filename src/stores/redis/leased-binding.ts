@@ -7,7 +7,8 @@ import { CODE } from '../../policies/policy.js';
 import type { Policy } from '../../policies/index.js';
 import { configuredLimit } from '../../policies/configured-limit.js';
 import type { StoreBinding } from '../../limiter/store.js';
-import type { LeaseReply, RedisBinding, SourceCounts } from './redis-binding.js';
+import type { RedisBinding, SourceCounts } from './redis-binding.js';
+import type { LeaseReply } from './wire.js';
 
 /**
  * Options of leased mode (`new RedisStore({ mode: 'leased', lease })`).

@@ -6,46 +6,18 @@ import type { Policy } from '../../policies/index.js';
 import { configuredLimit } from '../../policies/configured-limit.js';
 import type { StoreBinding } from '../../limiter/store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
-import { fallbackGates, FLEET, scaleGates, type FallbackSetting } from './fallback.js';
+import type { FallbackSetting } from './fallback.js';
 import { DECIDE_COMMAND, type Lifecycle, type RedisClient } from './redis-client.js';
-import { CODE } from '../../policies/policy.js';
 import { RedisStateError, StoreClosedError } from '../../errors.js';
-import { wtf8Length, writeWtf8 } from '../../core/wtf8.js';
 import type { MetricsSink } from '../../core/metrics.js';
-
-/** Script operations (decide.lua's `op`), defined in abi/abi.mjs. */
+import { Batcher, type Entries } from './batcher.js';
+import { Ledger } from './ledger.js';
+import { OutageDecider } from './outage.js';
+import { decodeReply, encodeEntries, gateArgs, replyAllowed, replyGate, type LeaseReply } from './wire.js';
 import { OP_LIMIT, OP_PEEK, OP_RESERVE, OP_REFUND, OP_RESET, OP_CHARGE, OP_LEASE } from '../../../build/abi.js';
+
 /** ioredis connection states after a connection was lost. */
 const DOWN = new Set(['reconnecting', 'close', 'end', 'disconnecting']);
-/**
- * How long a background call (a lease prefetch: no caller waits on it) may
- * wait for company: a tick of a busy gateway prefetches for a few keys per
- * shard, and one script call per shard per tick would cost more in socket
- * writes than the decisions it saves.
- */
-const BACKGROUND_DELAY_MS = 5;
-
-/** The smallest reconciliation ledger that is pruned of charges past their decay horizon. */
-const MIN_PRUNE = 10_000;
-
-/**
- * How long after its last admission a state of `gate` decays to "never seen"
- * at most: GCRA's burst times its interval, a bucket's time to refill whole,
- * a window's length (twice, sliding).
- */
-function decayHorizon(gate: Policy): number {
-  const { code, p0, p1, p2 } = gate.core;
-  if (code === CODE.gcra) return p2;
-  if (code === CODE.tokenInterval) return (Math.ceil(p0 / p1) + 1) * p2; // + the period under way
-  if (code === CODE.sliding) return 2 * p0;
-  return p0;
-}
-
-/** Fallback decisions per one that waits for a macrotask (see `#yielding`). */
-const YIELD_EVERY = 32;
-/** Runs `f` after the event loop has turned (I/O included): setImmediate where there is one. */
-const yieldToLoop: (f: () => void) => void =
-  typeof (globalThis as { setImmediate?: unknown }).setImmediate === 'function' ? (f) => void setImmediate(f) : (f) => void setTimeout(f, 0);
 
 /**
  * A local denial is trusted only when it has at least this long to run: near
@@ -53,36 +25,6 @@ const yieldToLoop: (f: () => void) => void =
  * and Redis should.
  */
 const NEGATIVE_CACHE_MARGIN_MS = 1;
-
-/**
- * @internal What Redis granted a lease request (times on the local clock,
- * rounded to the safe side: slots late, validity early).
- */
-export interface LeaseReply {
-  /** Units debited for this process to spend (0: denied). */
-  readonly granted: number;
-  /** When the last unit may be spent; unit j of k at `lastAt - (k - j) * step`. */
-  readonly lastAt: number;
-  /** Until when the units may be spent (Infinity: no window boundary). */
-  readonly validUntil: number;
-  /** When nothing was granted: when one unit would be (early side: asking again then is safe, denying longer is not). */
-  readonly retryAt: number;
-  readonly resetAfterMs: number;
-  /** The gate Redis reported (a denial's binding gate; 0 for a grant). */
-  readonly gate: number;
-  /** When the request was sent (local clock): the lease's lifetime counts from then. */
-  readonly grantedAt: number;
-  /** How long the request took, send to answer (ms). */
-  readonly roundTripMs: number;
-}
-
-interface Hit {
-  op: number;
-  cost: number;
-  maxWait: number;
-  resolve(value: Decision | Reservation | LeaseReply | undefined): void;
-  reject(error: unknown): void;
-}
 
 /** Decisions counted by where they were made. */
 export interface SourceCounts {
@@ -127,9 +69,11 @@ export interface RedisBindingOptions {
 
 
 /**
- * Decides for one limiter's gates in Redis: queues calls per virtual shard,
- * sends each shard's batch as one script call, and mirrors the answers into a
- * local table.
+ * Decides for one limiter's gates in Redis: queues calls per virtual shard
+ * (batcher.ts), sends each shard's batch as one script call (wire.ts), mirrors
+ * the answers into a local table, decides by the fallback while Redis is
+ * unreachable (outage.ts) and charges what it admitted back to Redis when it
+ * returns (ledger.ts).
  */
 export class RedisBinding implements StoreBinding {
   readonly #o: RedisBindingOptions;
@@ -139,28 +83,40 @@ export class RedisBinding implements StoreBinding {
   readonly #limit: number[];
   readonly #capacity: number[];
   readonly #mirror: EmbeddedBinding;
-  /** Decides while the breaker is open (undefined: fail open or closed). */
-  readonly #fallback: EmbeddedBinding | undefined;
-  /** Whether Redis's answers seed the fallback (the scaled policy, gate for gate). */
-  readonly #seedFallback: boolean;
-  /** Per gate, the capacity a seeded token count is clamped to (NaN: no clamp). */
-  #seedClamp: number[] = [];
-  /** Cost admitted by the fallback per key, charged to Redis after recovery. */
-  /**
-   * Per key, the cost units the fallback admitted in the outage, when it
-   * first did (the charge is made as of then) and when it last did (for
-   * pruning), by the local clock.
-   */
-  #ledger = new Map<string, { cost: number; from: number; at: number }>();
-  /** The ledger size that triggers the next prune (twice what the last one left). */
-  #pruneAt = MIN_PRUNE;
-  /** How long after its last admission a key's fallback state decays at most (its charge is moot after). */
-  #horizonMs = 0;
-  /** What follows from the fallback's gates: the seed clamp and the ledger's horizon. */
-  #share(local: readonly Policy[]): void {
-    // A token count seeded from the whole fleet's bucket must not exceed this node's share.
-    this.#seedClamp = local.map((g) => (g.core.code === CODE.tokenInterval ? g.core.p0 : NaN));
-    this.#horizonMs = Math.max(0, ...local.map(decayHorizon));
+  readonly #outage: OutageDecider;
+  /** What the fallback admitted per key, to charge to Redis after recovery (undefined: `reconcile` off). */
+  readonly #ledger: Ledger | undefined;
+  readonly #batcher: Batcher;
+  /** Whether a reconciliation pass is under way. */
+  #reconciling = false;
+  /** Redis time minus local time, estimated at each answer (0 with client time). */
+  #offset = 0;
+
+  constructor(options: RedisBindingOptions) {
+    this.#o = options;
+    // The Buffer variant ioredis defines beside every command: the reply is packed doubles.
+    const client = options.client as unknown as Record<string, (...args: (string | Buffer)[]) => Promise<Buffer>>;
+    this.#send = (anchor, ...argv) => client[`${DECIDE_COMMAND}Buffer`]!.call(client, anchor, ...argv);
+    this.#gateArgs = gateArgs(options.gates);
+    this.#limit = options.gates.map(configuredLimit);
+    this.#capacity = options.gates.map((g) => g.core.capacity);
+    const clock = options.clock;
+    const redisClock = () => clock() + this.#offset;
+    this.#mirror = options.mirror.bind(options.gates, redisClock);
+    this.#ledger = options.reconcile ? new Ledger(clock) : undefined;
+    this.#outage = new OutageDecider({
+      gates: options.gates,
+      fallback: options.fallback,
+      fleet: options.fleet,
+      table: options.mirror,
+      redisClock,
+      clock,
+      timeoutMs: options.timeoutMs,
+      counts: options.counts,
+      ledger: this.#ledger,
+    });
+    this.#batcher = new Batcher((shard, entries) => this.#sendShard(shard, entries), options.maxSize, options.maxDelayMs);
+    if (options.reconcile) options.breaker.addEventListener('close', () => this.#reconcile());
   }
 
   /**
@@ -168,49 +124,12 @@ export class RedisBinding implements StoreBinding {
    * rescaled to 1/N in place, keeping the keys' fallback state. @internal
    */
   fleetChanged(nodes: number): void {
-    if (this.#o.fallback !== FLEET || this.#fallback === undefined) return;
-    const local = scaleGates(this.#o.gates, nodes);
-    this.#fallback.setGates(local);
-    this.#share(local);
+    this.#outage.fleetChanged(nodes);
   }
 
   /** Keys whose outage admissions are still to be charged to Redis. @internal */
   get owedKeys(): number {
-    return this.#ledger.size;
-  }
-
-  /** Whether a reconciliation pass is under way. */
-  #reconciling = false;
-  /** Redis time minus local time, estimated at each answer (0 with client time). */
-  #offset = 0;
-  #pending = new Map<number, Map<string, Hit[]>>();
-  #size = 0;
-  #scheduled = false;
-  /** A flush for background calls only (lease prefetches), if one is due. */
-  #lazyTimer: ReturnType<typeof setTimeout> | undefined;
-
-  constructor(options: RedisBindingOptions) {
-    this.#o = options;
-    // The Buffer variant ioredis defines beside every command: the reply is packed doubles.
-    const client = options.client as unknown as Record<string, (...args: (string | Buffer)[]) => Promise<Buffer>>;
-    this.#send = (anchor, ...argv) => client[`${DECIDE_COMMAND}Buffer`]!.call(client, anchor, ...argv);
-    this.#gateArgs = [String(options.gates.length)];
-    for (const { core } of options.gates) {
-      // The gate id names the policy, so limiters with the same policy share state and others don't.
-      const id = `${core.code}:${core.p0}:${core.p1}:${core.p2}`;
-      this.#gateArgs.push(id, String(core.code), String(core.p0), String(core.p1), String(core.p2));
-    }
-    this.#limit = options.gates.map(configuredLimit);
-    this.#capacity = options.gates.map((g) => g.core.capacity);
-    const clock = options.clock;
-    const redisClock = () => clock() + this.#offset;
-    this.#mirror = options.mirror.bind(options.gates, redisClock);
-    const local = fallbackGates(options.fallback, options.gates);
-    this.#fallback = local === undefined ? undefined : options.mirror.bind(local, redisClock);
-    this.#seedFallback = options.fallback === FLEET || (typeof options.fallback === 'object' && 'nodes' in options.fallback);
-    this.#share(local ?? []);
-    if (options.fallback === FLEET && options.fleet.nodes !== undefined) this.fleetChanged(options.fleet.nodes);
-    if (options.reconcile) options.breaker.addEventListener('close', () => this.#reconcile());
+    return this.#ledger?.size ?? 0;
   }
 
   #shardOf(key: string): number {
@@ -238,76 +157,10 @@ export class RedisBinding implements StoreBinding {
     return false;
   }
 
-  /**
-   * A fallback decision, handed back through a macrotask once in
-   * {@link YIELD_EVERY}: resolved at once, a caller's `await` loop never lets
-   * the event loop run, and the probe that would find Redis back (its timer,
-   * its socket's answer) never does.
-   */
-  #yielding<T>(decision: T): T | Promise<T> {
-    if (++this.#fallbackCalls % YIELD_EVERY !== 0) return decision;
-    return new Promise((resolve) => yieldToLoop(() => resolve(decision)));
-  }
-
-  #fallbackCalls = 0;
-
   /** Decides a limit without Redis now (its shard is down), synchronously: for leased mode's `limitNow`. @internal */
   limitLocally(key: string, cost: number): Decision {
     if (this.#o.lifecycle.closed) throw new StoreClosedError();
-    return this.#decideLocally(key, OP_LIMIT, cost, 0) as Decision;
-  }
-
-  /** Decides one call without Redis, per the fallback option. */
-  #decideLocally(key: string, op: number, cost: number, maxWait: number): Decision | Reservation | undefined {
-    const counts = this.#o.counts;
-    const fallback = this.#fallback;
-    if (op === OP_REFUND || op === OP_RESET || op === OP_CHARGE || op === OP_LEASE) {
-      if (op === OP_REFUND) fallback?.refund(key, cost);
-      if (op === OP_RESET) fallback?.reset(key);
-      return undefined;
-    }
-    counts.fallback++;
-    // The default fallback of a store that has never heard the fleet's size
-    // from Redis: no share is known, so nothing is admitted on its own.
-    if (fallback === undefined || (this.#o.fallback === FLEET && this.#o.fleet.nodes === undefined)) {
-      const open = this.#o.fallback === 'open';
-      const limit = this.#limit[0]!;
-      const capacity = this.#capacity[0]!;
-      const remaining = open ? capacity : 0;
-      if (op === OP_RESERVE) return { allowed: open, waitMs: 0, at: this.#o.clock(), limit, capacity, gate: 0, remaining, source: 'fallback' };
-      return { allowed: open, limit, capacity, gate: 0, remaining, retryAfterMs: open ? 0 : this.#o.timeoutMs, resetAfterMs: 0, source: 'fallback' };
-    }
-    if (op === OP_RESERVE) {
-      const r = fallback.reserve(key, cost, maxWait);
-      if (r.allowed) this.#record(key, cost);
-      return { ...r, source: 'fallback' };
-    }
-    const d = fallback.limit(key, cost, op === OP_PEEK);
-    if (d.allowed && op === OP_LIMIT) this.#record(key, cost);
-    return { ...d, source: 'fallback' };
-  }
-
-  #record(key: string, cost: number, from?: number): void {
-    if (!this.#o.reconcile) return;
-    const ledger = this.#ledger;
-    // No cap: a key left out would be charged nothing for what it spent in
-    // the outage, a fresh budget in Redis. But a key whose last admission is
-    // older than the fallback's decay horizon owes nothing any more (its
-    // state, here and in the fleet's policy, is back to "never seen"): pruned,
-    // so the ledger follows the keys admitted lately, not all keys ever seen.
-    const now = this.#o.clock();
-    const had = ledger.get(key);
-    if (had !== undefined) {
-      had.cost += cost;
-      had.at = now;
-      if (from !== undefined && from < had.from) had.from = from;
-      return;
-    }
-    if (ledger.size >= this.#pruneAt) {
-      for (const [k, e] of ledger) if (e.at < now - this.#horizonMs) ledger.delete(k);
-      this.#pruneAt = Math.max(MIN_PRUNE, ledger.size * 2);
-    }
-    ledger.set(key, { cost, from: from ?? now, at: now });
+    return this.#outage.decide(key, OP_LIMIT, cost, 0) as Decision;
   }
 
   /**
@@ -315,9 +168,9 @@ export class RedisBinding implements StoreBinding {
    * back; keys of shards still open wait for theirs. One pass at a time.
    */
   #reconcile(): void {
-    if (this.#reconciling || this.#ledger.size === 0) return;
+    if (this.#reconciling || this.owedKeys === 0) return;
     this.#reconciling = true;
-    void this.#drainLedger().then((completed) => {
+    void this.#drainLedger(this.#ledger!).then((completed) => {
       this.#reconciling = false;
       // Shards that closed during the pass: their keys were skipped.
       if (completed) this.#reconcile();
@@ -333,26 +186,25 @@ export class RedisBinding implements StoreBinding {
    * the ledger (one Redis may have applied: charged twice, the safe way) with
    * the rest, for the next recovery.
    */
-  async #drainLedger(): Promise<boolean> {
+  async #drainLedger(ledger: Ledger): Promise<boolean> {
     const breaker = this.#o.breaker;
     if (this.#o.lifecycle.closed) return false;
     // Keys, not charges: a key's charge may go out in front of its next call
-    // meanwhile (see #chargeFirst), and must not go twice.
-    const keys = [...this.#ledger.keys()];
+    // meanwhile (see #enqueue), and must not go twice.
+    const keys = ledger.keys();
     const size = this.#o.maxSize;
     let sent = 0;
     for (let start = 0; start < keys.length; start += size) {
       const chunk: [key: string, cost: number, from: number][] = [];
       for (let i = start; i < Math.min(start + size, keys.length); i++) {
         const key = keys[i]!;
-        const owed = this.#ledger.get(key);
-        if (owed === undefined || breaker.isOpen(this.#breakerShard(this.#shardOf(key)))) continue;
-        this.#ledger.delete(key);
-        chunk.push([key, owed.cost, owed.from]);
+        if (breaker.isOpen(this.#breakerShard(this.#shardOf(key)))) continue;
+        const owed = ledger.take(key);
+        if (owed !== undefined) chunk.push([key, owed.cost, owed.from]);
       }
       if (chunk.length === 0) continue;
       if (this.#o.lifecycle.closed) {
-        for (const [key, cost, from] of chunk) this.#record(key, cost, from);
+        for (const [key, cost, from] of chunk) ledger.record(key, cost, from);
         return false;
       }
       sent += chunk.length;
@@ -370,9 +222,9 @@ export class RedisBinding implements StoreBinding {
    * dropped.
    */
   #charge(key: string, cost: number, from: number): Promise<boolean> {
-    // As of when the fallback first admitted it, on Redis's clock (lua/charge.lua,
-    // OP_CHARGE): a fleet that kept to its shares in the outage is not silenced
-    // after it by a debt charged as if it were all spent at once now.
+    // As of when the fallback first admitted it, on Redis's clock (charge.lua):
+    // a fleet that kept to its shares in the outage is not silenced after it
+    // by a debt charged as if it were all spent at once now.
     const asOf = this.#o.clientTime ? from : from + this.#offset;
     return this.#enqueue(key, this.#shardOf(key), OP_CHARGE, cost, asOf).then(
       () => {
@@ -381,7 +233,7 @@ export class RedisBinding implements StoreBinding {
       },
       (error: unknown) => {
         if (error instanceof RedisStateError) return true;
-        this.#record(key, cost, from);
+        this.#ledger?.record(key, cost, from);
         return false;
       },
     );
@@ -391,7 +243,7 @@ export class RedisBinding implements StoreBinding {
     if (this.#o.lifecycle.closed) return Promise.reject(new StoreClosedError());
     const op = dryRun ? OP_PEEK : OP_LIMIT;
     const shard = this.#shardOf(key);
-    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) return this.#yielding(this.#decideLocally(key, op, cost, 0) as Decision);
+    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) return this.#outage.yielding(this.#outage.decide(key, op, cost, 0) as Decision);
     if (this.#o.negativeCache) {
       const local = this.#mirror.limit(key, cost, true);
       if (!local.allowed && local.retryAfterMs > NEGATIVE_CACHE_MARGIN_MS) {
@@ -409,7 +261,7 @@ export class RedisBinding implements StoreBinding {
   reserve(key: string, cost: number, maxWaitMs: number): Reservation | Promise<Reservation> {
     if (this.#o.lifecycle.closed) return Promise.reject(new StoreClosedError());
     const shard = this.#shardOf(key);
-    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) return this.#yielding(this.#decideLocally(key, OP_RESERVE, cost, maxWaitMs) as Reservation);
+    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) return this.#outage.yielding(this.#outage.decide(key, OP_RESERVE, cost, maxWaitMs) as Reservation);
     return this.#enqueue(key, shard, OP_RESERVE, cost, maxWaitMs) as Promise<Reservation>;
   }
 
@@ -448,70 +300,13 @@ export class RedisBinding implements StoreBinding {
     // A key that still owes Redis what the fallback admitted for it pays that
     // first, in the same script call: otherwise Redis, which has not heard of
     // the outage yet, would grant it the whole limit again.
-    if (op !== OP_CHARGE && this.#ledger.size > 0) {
-      const owed = this.#ledger.get(key);
-      if (owed !== undefined) {
-        this.#ledger.delete(key);
-        void this.#charge(key, owed.cost, owed.from);
-      }
+    const ledger = this.#ledger;
+    if (op !== OP_CHARGE && ledger !== undefined && ledger.size > 0) {
+      const owed = ledger.take(key);
+      if (owed !== undefined) void this.#charge(key, owed.cost, owed.from);
     }
-    return new Promise((resolve, reject) => {
-      let entries = this.#pending.get(shard);
-      if (entries === undefined) {
-        entries = new Map();
-        this.#pending.set(shard, entries);
-      }
-      let hits = entries.get(key);
-      if (hits === undefined) {
-        hits = [];
-        entries.set(key, hits);
-      }
-      hits.push({ op, cost, maxWait, resolve, reject });
-      if (++this.#size >= this.#o.maxSize) {
-        this.#flush();
-      } else if (!urgent) {
-        if (!this.#scheduled && this.#lazyTimer === undefined) {
-          this.#lazyTimer = setTimeout(this.#flush, BACKGROUND_DELAY_MS);
-          (this.#lazyTimer as { unref?: () => void }).unref?.();
-        }
-      } else if (!this.#scheduled) {
-        this.#scheduled = true;
-        if (this.#o.maxDelayMs > 0) setTimeout(this.#flush, this.#o.maxDelayMs);
-        else queueMicrotask(this.#flush);
-      }
-    });
+    return new Promise((resolve, reject) => this.#batcher.add(shard, key, { op, cost, maxWait, resolve, reject }, urgent));
   }
-
-  /** Copies Redis's state of the key into the fallback's gates, clamped to this node's share. */
-  #seed(key: string, out: Float64Array, offset: number): void {
-    const clamp = this.#seedClamp;
-    for (let g = 0; g < clamp.length; g++) {
-      const cap = clamp[g]!;
-      const b = offset + g * 4 + 1;
-      if (cap === cap && out[b]! > cap) out[b] = cap;
-    }
-    this.#fallback!.putStates(key, out, offset);
-  }
-
-  readonly #flush = (): void => {
-    this.#scheduled = false;
-    if (this.#lazyTimer !== undefined) {
-      clearTimeout(this.#lazyTimer);
-      this.#lazyTimer = undefined;
-    }
-    if (this.#size === 0) return;
-    const pending = this.#pending;
-    this.#pending = new Map();
-    this.#size = 0;
-    for (const [shard, entries] of pending) {
-      const sent = this.#sendShard(shard, entries);
-      this.#inFlight.add(sent);
-      void sent.finally(() => this.#inFlight.delete(sent));
-    }
-  };
-
-  /** Batches sent and not answered yet. */
-  readonly #inFlight = new Set<Promise<void>>();
 
   /** Whether calls of this binding are closed out (the store's `close()`). @internal */
   get closed(): boolean {
@@ -523,39 +318,18 @@ export class RedisBinding implements StoreBinding {
    * in flight is answered (or timed out), so that quitting the client after
    * cannot fail a call. @internal
    */
-  async close(): Promise<void> {
-    this.#flush();
-    await Promise.allSettled([...this.#inFlight]);
+  close(): Promise<void> {
+    return this.#batcher.settle();
   }
 
-  async #sendShard(shard: number, entries: Map<string, Hit[]>): Promise<void> {
-    const argv: (string | Buffer)[] = [this.#o.clientTime ? String(this.#o.clock()) : '', ...this.#gateArgs];
-    // Three strings for the whole batch (lua/wire.lua documents the format).
-    let lengths = '';
-    let specs = '';
-    let total = 0;
-    for (const key of entries.keys()) {
-      const n = wtf8Length(key);
-      lengths += `${n},`;
-      total += n;
-    }
-    // The keys as WTF-8 bytes (see wtf8.ts), exactly as `lengths` counts them.
-    const keys = Buffer.allocUnsafe(total);
-    let at = 0;
-    for (const [key, hits] of entries) {
-      at = writeWtf8(key, keys, at);
-      const only = hits.length === 1 ? hits[0]! : undefined;
-      if (only === undefined || only.op !== OP_LIMIT || only.cost !== 1) {
-        specs += hits.map((h) => `${h.op} ${h.cost} ${h.maxWait === Infinity ? 'inf' : h.maxWait}`).join(' ');
-      }
-      specs += ',';
-    }
+  async #sendShard(shard: number, entries: Entries): Promise<void> {
+    const { lengths, keys, specs } = encodeEntries(entries);
     const sentAt = this.#o.clock();
     // The deadline on the script's clock (Redis's, or the client's in client
     // time) after which the script refuses the batch: by then this binding
     // has decided it by its fallback.
     const deadline = sentAt + (this.#o.clientTime ? 0 : this.#offset) + this.#o.breaker.timeoutNow;
-    argv.push(lengths, keys, specs, String(deadline));
+    const argv: (string | Buffer)[] = [this.#o.clientTime ? String(sentAt) : '', ...this.#gateArgs, lengths, keys, specs, String(deadline)];
     let reply: Buffer | undefined;
     if (!this.#down(shard)) {
       reply = await this.#o.breaker.run(this.#breakerShard(shard), () =>
@@ -574,7 +348,7 @@ export class RedisBinding implements StoreBinding {
       for (const [key, hits] of entries) {
         for (const hit of hits) {
           if (hit.op === OP_CHARGE) hit.reject(new Error('Redis is down'));
-          else hit.resolve(this.#decideLocally(key, hit.op, hit.cost, hit.maxWait));
+          else hit.resolve(this.#outage.decide(key, hit.op, hit.cost, hit.maxWait));
         }
       }
       return;
@@ -587,9 +361,7 @@ export class RedisBinding implements StoreBinding {
       metrics.record('cellgate.redis.batch.size', calls);
       metrics.record('cellgate.redis.batch.duration', receivedAt - sentAt);
     }
-    const out = new Float64Array(reply.length / 8);
-    const view = new DataView(reply.buffer, reply.byteOffset, reply.length);
-    for (let i = 0; i < out.length; i++) out[i] = view.getFloat64(i * 8, true);
+    const out = decodeReply(reply);
     if (!this.#o.clientTime) this.#offset = out[0]! - (sentAt + receivedAt) / 2;
     const gates = this.#capacity.length;
     let r = 1;
@@ -606,8 +378,8 @@ export class RedisBinding implements StoreBinding {
           hit.reject(new RedisStateError(this.#o.shardKey(shard), key));
           continue;
         }
-        const allowed = (flags & 1) === 1;
-        const gate = flags >>> 1;
+        const allowed = replyAllowed(flags);
+        const gate = replyGate(flags);
         const limit = this.#limit[gate]!;
         const capacity = this.#capacity[gate]!;
         if (hit.op === OP_LIMIT || hit.op === OP_PEEK) {
@@ -631,7 +403,7 @@ export class RedisBinding implements StoreBinding {
         }
       }
       this.#mirror.putStates(key, out, m);
-      if (this.#seedFallback) this.#seed(key, out, m);
+      this.#outage.seed(key, out, m);
       m += gates * 4;
     }
   }

@@ -1,0 +1,142 @@
+// Deciding without Redis: the fallback's local table (the fleet's share of
+// each gate, or fail open/closed), the ledger of what it admitted, and the
+// seeding of its table from Redis's answers while Redis is up.
+import type { Clock } from '../../core/clock.js';
+import type { Decision, Reservation } from '../../limiter/decision.js';
+import type { EmbeddedStore } from '../embedded/embedded-store.js';
+import type { EmbeddedBinding } from '../embedded/embedded-binding.js';
+import type { Policy } from '../../policies/index.js';
+import { configuredLimit } from '../../policies/configured-limit.js';
+import { fallbackGates, FLEET, scaleGates, type FallbackSetting } from './fallback.js';
+import type { Ledger } from './ledger.js';
+import { CODE, OP_CHARGE, OP_LEASE, OP_LIMIT, OP_PEEK, OP_REFUND, OP_RESERVE, OP_RESET } from '../../../build/abi.js';
+
+/** Fallback decisions per one that waits for a macrotask (see `yielding`). */
+const YIELD_EVERY = 32;
+/** Runs `f` after the event loop has turned (I/O included): setImmediate where there is one. */
+const yieldToLoop: (f: () => void) => void =
+  typeof (globalThis as { setImmediate?: unknown }).setImmediate === 'function' ? (f) => void setImmediate(f) : (f) => void setTimeout(f, 0);
+
+/** @internal What the outage decider needs from its binding. */
+export interface OutageOptions {
+  gates: readonly Policy[];
+  fallback: FallbackSetting;
+  /** The fleet's size as Redis last reported it (undefined: never heard), for the default fallback. */
+  fleet: { nodes: number | undefined };
+  /** The store whose table holds the fallback's state (the Redis store's mirror). */
+  table: EmbeddedStore;
+  /** Redis's clock, as estimated locally (the fallback's state is on it, as Redis's is). */
+  redisClock: Clock;
+  clock: Clock;
+  timeoutMs: number;
+  /** Counts the fallback's decisions. */
+  counts: { fallback: number };
+  /** Where admissions go to be charged to Redis after recovery (undefined: not reconciled). */
+  ledger: Ledger | undefined;
+}
+
+/**
+ * Decides the calls of one limiter's gates while Redis is unreachable, per
+ * the store's `fallback` option, and keeps what it admitted on the ledger.
+ *
+ * @example
+ * ```ts
+ * const outage = new OutageDecider({ gates, fallback: 'fleet', fleet, table, redisClock, clock, timeoutMs: 100, counts, ledger });
+ * const d = outage.decide('user:1', OP_LIMIT, 1, 0); // source 'fallback'
+ * ```
+ * @internal
+ */
+export class OutageDecider {
+  readonly #o: OutageOptions;
+  /** Decides while Redis is down (undefined: fail open or closed). */
+  readonly #fallback: EmbeddedBinding | undefined;
+  /** Whether Redis's answers seed the fallback (the scaled policy, gate for gate). */
+  readonly #seeded: boolean;
+  /** Per gate, the capacity a seeded token count is clamped to (NaN: no clamp). */
+  #seedClamp: number[] = [];
+  /** Gate 0's configured limit and capacity, for a decision without a fallback table. */
+  readonly #limit: number;
+  readonly #capacity: number;
+  #calls = 0;
+
+  constructor(options: OutageOptions) {
+    this.#o = options;
+    const local = fallbackGates(options.fallback, options.gates);
+    this.#fallback = local === undefined ? undefined : options.table.bind(local, options.redisClock);
+    this.#seeded = options.fallback === FLEET || (typeof options.fallback === 'object' && 'nodes' in options.fallback);
+    this.#limit = configuredLimit(options.gates[0]!);
+    this.#capacity = options.gates[0]!.core.capacity;
+    this.#share(local ?? []);
+    if (options.fallback === FLEET && options.fleet.nodes !== undefined) this.fleetChanged(options.fleet.nodes);
+  }
+
+  /** What follows from the fallback's gates: the seed clamp and the ledger's horizon. */
+  #share(local: readonly Policy[]): void {
+    // A token count seeded from the whole fleet's bucket must not exceed this node's share.
+    this.#seedClamp = local.map((g) => (g.core.code === CODE.tokenInterval ? g.core.p0 : NaN));
+    this.#o.ledger?.horizonFor(local);
+  }
+
+  /**
+   * The fleet's size changed (the store's heartbeat): the default fallback is
+   * rescaled to 1/N in place, keeping the keys' fallback state.
+   */
+  fleetChanged(nodes: number): void {
+    if (this.#o.fallback !== FLEET || this.#fallback === undefined) return;
+    const local = scaleGates(this.#o.gates, nodes);
+    this.#fallback.setGates(local);
+    this.#share(local);
+  }
+
+  /** Decides one call (OP_* of abi/abi.mjs) without Redis; undefined for the ops that answer nothing. */
+  decide(key: string, op: number, cost: number, maxWait: number): Decision | Reservation | undefined {
+    const fallback = this.#fallback;
+    if (op === OP_REFUND || op === OP_RESET || op === OP_CHARGE || op === OP_LEASE) {
+      if (op === OP_REFUND) fallback?.refund(key, cost);
+      if (op === OP_RESET) fallback?.reset(key);
+      return undefined;
+    }
+    this.#o.counts.fallback++;
+    // The default fallback of a store that has never heard the fleet's size
+    // from Redis: no share is known, so nothing is admitted on its own.
+    if (fallback === undefined || (this.#o.fallback === FLEET && this.#o.fleet.nodes === undefined)) {
+      const open = this.#o.fallback === 'open';
+      const limit = this.#limit;
+      const capacity = this.#capacity;
+      const remaining = open ? capacity : 0;
+      if (op === OP_RESERVE) return { allowed: open, waitMs: 0, at: this.#o.clock(), limit, capacity, gate: 0, remaining, source: 'fallback' };
+      return { allowed: open, limit, capacity, gate: 0, remaining, retryAfterMs: open ? 0 : this.#o.timeoutMs, resetAfterMs: 0, source: 'fallback' };
+    }
+    if (op === OP_RESERVE) {
+      const r = fallback.reserve(key, cost, maxWait);
+      if (r.allowed) this.#o.ledger?.record(key, cost);
+      return { ...r, source: 'fallback' };
+    }
+    const d = fallback.limit(key, cost, op === OP_PEEK);
+    if (d.allowed && op === OP_LIMIT) this.#o.ledger?.record(key, cost);
+    return { ...d, source: 'fallback' };
+  }
+
+  /**
+   * A fallback decision, handed back through a macrotask once in
+   * {@link YIELD_EVERY}: resolved at once, a caller's `await` loop never lets
+   * the event loop run, and the probe that would find Redis back (its timer,
+   * its socket's answer) never does.
+   */
+  yielding<T>(decision: T): T | Promise<T> {
+    if (++this.#calls % YIELD_EVERY !== 0) return decision;
+    return new Promise((resolve) => yieldToLoop(() => resolve(decision)));
+  }
+
+  /** Copies Redis's state of the key (per gate a, b, c, exp at `offset`) into the fallback's gates, clamped to this node's share. */
+  seed(key: string, out: Float64Array, offset: number): void {
+    if (!this.#seeded) return;
+    const clamp = this.#seedClamp;
+    for (let g = 0; g < clamp.length; g++) {
+      const cap = clamp[g]!;
+      const b = offset + g * 4 + 1;
+      if (cap === cap && out[b]! > cap) out[b] = cap;
+    }
+    this.#fallback!.putStates(key, out, offset);
+  }
+}

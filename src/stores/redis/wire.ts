@@ -1,0 +1,113 @@
+// The wire format of decide.lua, from the client's side: the gates' and the
+// batch's arguments, and the reply decoded (src/stores/redis/lua/wire.lua
+// documents every argument and reply value).
+import type { Decision, Reservation } from '../../limiter/decision.js';
+import type { Policy } from '../../policies/index.js';
+import { wtf8Length, writeWtf8 } from '../../core/wtf8.js';
+import { OP_LIMIT } from '../../../build/abi.js';
+
+/**
+ * @internal What Redis granted a lease request (times on the local clock,
+ * rounded to the safe side: slots late, validity early).
+ */
+export interface LeaseReply {
+  /** Units debited for this process to spend (0: denied). */
+  readonly granted: number;
+  /** When the last unit may be spent; unit j of k at `lastAt - (k - j) * step`. */
+  readonly lastAt: number;
+  /** Until when the units may be spent (Infinity: no window boundary). */
+  readonly validUntil: number;
+  /** When nothing was granted: when one unit would be (early side: asking again then is safe, denying longer is not). */
+  readonly retryAt: number;
+  readonly resetAfterMs: number;
+  /** The gate Redis reported (a denial's binding gate; 0 for a grant). */
+  readonly gate: number;
+  /** When the request was sent (local clock): the lease's lifetime counts from then. */
+  readonly grantedAt: number;
+  /** How long the request took, send to answer (ms). */
+  readonly roundTripMs: number;
+}
+
+/** One queued call of a batch: its op (OP_* of abi/abi.mjs), cost and third value, and its promise's ends. */
+export interface Hit {
+  op: number;
+  cost: number;
+  maxWait: number;
+  resolve(value: Decision | Reservation | LeaseReply | undefined): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * The gates' arguments, the same for every batch of a binding: their count,
+ * then per gate its id, algorithm code and three parameters.
+ *
+ * @example
+ * ```ts
+ * gateArgs([gcra({ limit: 10, period: '1s' })]); // ['1', '0:100:1:100', '0', '100', '1', '100']
+ * ```
+ */
+export function gateArgs(gates: readonly Policy[]): string[] {
+  const args = [String(gates.length)];
+  for (const { core } of gates) {
+    // The gate id names the policy, so limiters with the same policy share state and others don't.
+    const id = `${core.code}:${core.p0}:${core.p1}:${core.p2}`;
+    args.push(id, String(core.code), String(core.p0), String(core.p1), String(core.p2));
+  }
+  return args;
+}
+
+/**
+ * A batch's entries as the script's three strings (argument encoding
+ * dominates the client's cost, so not a few per entry): the keys' byte
+ * lengths, the keys as WTF-8 bytes (see wtf8.ts) exactly as the lengths count
+ * them, and the hits ("op cost maxWait" triples; empty for the common single
+ * limit of cost 1).
+ *
+ * @example
+ * ```ts
+ * const { lengths, keys, specs } = encodeEntries(new Map([['a', [hit]]]));
+ * ```
+ */
+export function encodeEntries(entries: ReadonlyMap<string, readonly Hit[]>): { lengths: string; keys: Buffer; specs: string } {
+  let lengths = '';
+  let specs = '';
+  let total = 0;
+  for (const key of entries.keys()) {
+    const n = wtf8Length(key);
+    lengths += `${n},`;
+    total += n;
+  }
+  const keys = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const [key, hits] of entries) {
+    at = writeWtf8(key, keys, at);
+    const only = hits.length === 1 ? hits[0]! : undefined;
+    if (only === undefined || only.op !== OP_LIMIT || only.cost !== 1) {
+      specs += hits.map((h) => `${h.op} ${h.cost} ${h.maxWait === Infinity ? 'inf' : h.maxWait}`).join(' ');
+    }
+    specs += ',';
+  }
+  return { lengths, keys, specs };
+}
+
+/**
+ * The reply's little-endian doubles: Redis's time, then per hit 4 values
+ * (flags, remaining, retryAfterMs, resetAfterMs), then per entry per gate the
+ * state (a, b, c, exp) for the local mirror.
+ *
+ * @example
+ * ```ts
+ * const out = decodeReply(reply); // out[0]: Redis's time, epoch ms
+ * ```
+ */
+export function decodeReply(reply: Buffer): Float64Array {
+  const out = new Float64Array(reply.length / 8);
+  const view = new DataView(reply.buffer, reply.byteOffset, reply.length);
+  for (let i = 0; i < out.length; i++) out[i] = view.getFloat64(i * 8, true);
+  return out;
+}
+
+/** Whether a hit's reply flags say allowed (flags = allowed + 2 * gate; negative: a state cellgate did not write). */
+export const replyAllowed = (flags: number): boolean => (flags & 1) === 1;
+/** The binding gate of a hit's reply flags. */
+export const replyGate = (flags: number): number => flags >>> 1;
