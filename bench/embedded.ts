@@ -6,7 +6,7 @@
 import { Bench } from 'tinybench';
 import { TokenBucket } from 'limiter';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
-import { EmbeddedStore, Limiter, gcra, systemClock, taskClock } from '../src/index.js';
+import { EmbeddedStore, Limiter, gcra, systemClock, taskClock } from '../build/lib/src/index.js';
 import { ReferenceLimiter } from '../support/reference-model.js';
 
 /** Decisions per task iteration: amortises tinybench's own per-call cost. */

@@ -10,8 +10,8 @@
 // 1000 concurrent callers each awaiting its answer.
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
-import { EmbeddedStore, Limiter, gcra } from '../src/index.js';
-import { RedisStore } from '../src/stores/redis/index.js';
+import { EmbeddedStore, Limiter, gcra } from '../build/lib/src/index.js';
+import { RedisStore } from '../build/lib/src/stores/redis/index.js';
 import { pickHot, rng } from './key-picks.js';
 
 const [contender, address, duration] = process.argv.slice(2);

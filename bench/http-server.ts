@@ -14,9 +14,9 @@ import Fastify from 'fastify';
 import { Redis } from 'ioredis';
 import type { AddressInfo } from 'node:net';
 import { RedisStore as ErlRedisStore, type RedisReply } from 'rate-limit-redis';
-import { Limiter, gcra } from '../src/index.js';
-import { fastifyRateLimit, nodeRateLimit } from '../src/http/index.js';
-import { RedisStore } from '../src/stores/redis/index.js';
+import { Limiter, gcra } from '../build/lib/src/index.js';
+import { fastifyRateLimit, nodeRateLimit } from '../build/lib/src/http/index.js';
+import { RedisStore } from '../build/lib/src/stores/redis/index.js';
 
 /** The server variants, by id: the framework and what limits it (bench/http.ts imports only the types). */
 export const VARIANTS = [

@@ -27,7 +27,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { get } from 'node:http';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { startRedis } from '../src/cli/redis-server.js';
+import { startRedis } from '../build/lib/src/cli/redis-server.js';
 import type { KeyMode, ServerMessage, Variant } from './http-server.js';
 
 const quick = process.argv.includes('--quick');

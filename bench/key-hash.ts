@@ -4,9 +4,9 @@
 // (still the fleet-wide shard hash of the Redis store), on the same keys in
 // one run.
 import { Bench } from 'tinybench';
-import { shardHash } from '../src/stores/redis/shard-hash.js';
-import { CoreViews, writeKey } from '../src/core/core-views.js';
-import { instantiateCore } from '../src/core/wasm.js';
+import { shardHash } from '../build/lib/src/stores/redis/shard-hash.js';
+import { CoreViews, writeKey } from '../build/lib/src/core/core-views.js';
+import { instantiateCore } from '../build/lib/src/core/wasm.js';
 
 const INNER = 1000;
 

@@ -12,10 +12,10 @@ import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Limiter, gcra } from '../src/index.js';
-import { RedisStore } from '../src/stores/redis/index.js';
+import { Limiter, gcra } from '../build/lib/src/index.js';
+import { RedisStore } from '../build/lib/src/stores/redis/index.js';
 import { runPods } from '../support/pods.js';
-import { startRedis } from '../src/cli/redis-server.js';
+import { startRedis } from '../build/lib/src/cli/redis-server.js';
 import { pickHot, pickUniform, rng } from './key-picks.js';
 
 const quick = process.argv.includes('--quick');

@@ -8,8 +8,8 @@
 // only the Redis script does (src/stores/redis/lua/): an outage's charge and
 // a lease, written from their documented meaning, for the agreement tests of
 // test/redis-script.test.ts.
-import type { Policy } from '../src/index.js';
-import { CHARGE_MEMORY_MS, CODE, MIN_RETRY_MS, REMAINING_EPSILON } from '../build/abi.js';
+import type { Policy } from '../build/lib/src/index.js';
+import { CHARGE_MEMORY_MS, CODE, MIN_RETRY_MS, REMAINING_EPSILON } from '../build/lib/build/abi.js';
 
 const { gcra: GCRA, tokenInterval: TOKEN_INTERVAL, fixed: FIXED, linear: LINEAR } = CODE;
 

@@ -5,8 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import abi from '../abi/abi.mjs';
-import * as generated from '../build/abi.js';
-import { coreWasmBase64 } from '../build/core-wasm.js';
+import * as generated from '../build/lib/build/abi.js';
+import { coreWasmBase64 } from '../build/lib/build/core-wasm.js';
 import { useRedis } from './helpers/use-redis.js';
 
 const redis = useRedis();

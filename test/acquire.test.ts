@@ -1,6 +1,6 @@
 // acquire waits (never drops), rejects only on abort or maxWaitMs.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AcquireTimeoutError, Limiter, fixedWindow, gcra, linearWindow } from '../src/index.js';
+import { AcquireTimeoutError, Limiter, fixedWindow, gcra, linearWindow } from '../build/lib/src/index.js';
 
 describe('acquire', () => {
   beforeEach(() => {

@@ -17,9 +17,9 @@ import {
   parseDuration,
   slidingWindow,
   tokenBucket,
-} from '../src/index.js';
-import { RedisStore } from '../src/stores/redis/index.js';
-import { startRedis, type RedisServer } from '../src/cli/redis-server.js';
+} from '../build/lib/src/index.js';
+import { RedisStore } from '../build/lib/src/stores/redis/index.js';
+import { startRedis, type RedisServer } from '../build/lib/src/cli/redis-server.js';
 
 const badNumbers: unknown[] = [0, -1, -0.5, 0.5, 1.5, NaN, Infinity, -Infinity, 1e300, 2 ** 53, '5', null, true, {}, [], 10n];
 const badDurations: unknown[] = [0, -1, NaN, Infinity, -Infinity, 1e300, '', 'soon', '3 weeks', '-1s', '1e3s', 's', null, {}, [], true];

@@ -1,8 +1,8 @@
 // The breaker on its own: per-shard state, one event per transition, one
 // probe timer for all open shards, and nothing scheduled after stop().
 import { afterEach, describe, expect, it } from 'vitest';
-import { CircuitBreaker, TIMEOUTS_TO_OPEN, type BreakerCloseDetail, type BreakerOpenDetail } from '../src/stores/redis/circuit-breaker.js';
-import { RedisTimeoutError } from '../src/errors.js';
+import { CircuitBreaker, TIMEOUTS_TO_OPEN, type BreakerCloseDetail, type BreakerOpenDetail } from '../build/lib/src/stores/redis/circuit-breaker.js';
+import { RedisTimeoutError } from '../build/lib/src/errors.js';
 
 const breakers: CircuitBreaker[] = [];
 afterEach(() => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Limiter, gcra, systemClock, taskClock } from '../src/index.js';
+import { Limiter, gcra, systemClock, taskClock } from '../build/lib/src/index.js';
 
 describe('clocks', () => {
   it('systemClock is epoch milliseconds with sub-millisecond precision, never stepping back', () => {

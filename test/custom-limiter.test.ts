@@ -4,10 +4,10 @@
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, EmbeddedStore, Limiter, fixedWindow, gcra, linearWindow, slidingWindow, tokenBucket, type RateLimiter } from '../src/index.js';
-import { RedisStateError, RedisStore } from '../src/stores/redis/index.js';
+import { ConfigError, EmbeddedStore, Limiter, fixedWindow, gcra, linearWindow, slidingWindow, tokenBucket, type RateLimiter } from '../build/lib/src/index.js';
+import { RedisStateError, RedisStore } from '../build/lib/src/stores/redis/index.js';
 import { runPods } from '../support/pods.js';
-import { startRedis } from '../src/cli/redis-server.js';
+import { startRedis } from '../build/lib/src/cli/redis-server.js';
 import { useRedis } from './helpers/use-redis.js';
 import { evaluate } from '../support/reference-model.js';
 

@@ -15,9 +15,9 @@ import {
   type Policy,
   type RateLimiter,
   type Reservation,
-} from '../src/index.js';
-import { RedisStore } from '../src/stores/redis/index.js';
-import { rateLimitHeaders } from '../src/http/index.js';
+} from '../build/lib/src/index.js';
+import { RedisStore } from '../build/lib/src/stores/redis/index.js';
+import { rateLimitHeaders } from '../build/lib/src/http/index.js';
 import { useRedis } from './helpers/use-redis.js';
 
 /** One policy of each kind, with the limit it was configured with and what it passes at once. */

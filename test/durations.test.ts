@@ -13,10 +13,10 @@ import {
   gcra,
   rateLimited,
   type SchedulerTimers,
-} from '../src/index.js';
-import { RedisStore } from '../src/stores/redis/index.js';
-import { AdaptivePacer, limitedFetch } from '../src/http/index.js';
-import { retryPolicy } from '../src/scheduler/backoff.js';
+} from '../build/lib/src/index.js';
+import { RedisStore } from '../build/lib/src/stores/redis/index.js';
+import { AdaptivePacer, limitedFetch } from '../build/lib/src/http/index.js';
+import { retryPolicy } from '../build/lib/src/scheduler/backoff.js';
 
 /** Construction only validates and registers the scripts: a client with defineCommand is enough. */
 const client = { defineCommand() {} };

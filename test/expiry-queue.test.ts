@@ -1,7 +1,7 @@
 // The min-heap behind custom limiters' expiries: pops come out in time order.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ExpiryQueue } from '../src/core/expiry-queue.js';
+import { ExpiryQueue } from '../build/lib/src/core/expiry-queue.js';
 
 describe('ExpiryQueue', () => {
   it('pops in time order, through pushes and pops interleaved and a rebuild', () => {

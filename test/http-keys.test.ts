@@ -6,11 +6,11 @@ import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, UnknownOptionError, Limiter, gcra } from '../src/index.js';
-import { AdaptivePacer, canonicalIp, clientAddress, fastifyRateLimit, ipKey, keyDigest, limitedFetch, nodeRateLimit, rateLimit } from '../src/http/index.js';
-import { formatIp, parseIp, parseNode } from '../src/http/ip.js';
-import { sha256 } from '../src/http/sha256.js';
-import { wtf8 } from '../src/core/wtf8.js';
+import { ConfigError, UnknownOptionError, Limiter, gcra } from '../build/lib/src/index.js';
+import { AdaptivePacer, canonicalIp, clientAddress, fastifyRateLimit, ipKey, keyDigest, limitedFetch, nodeRateLimit, rateLimit } from '../build/lib/src/http/index.js';
+import { formatIp, parseIp, parseNode } from '../build/lib/src/http/ip.js';
+import { sha256 } from '../build/lib/src/http/sha256.js';
+import { wtf8 } from '../build/lib/src/core/wtf8.js';
 
 describe('the IP parser', () => {
   it('accepts and canonicalizes a table of valid addresses', () => {

@@ -10,11 +10,11 @@ import express from 'express';
 import Fastify from 'fastify';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, Limiter, fixedWindow, gcra } from '../src/index.js';
-import { clientAddress, fastifyRateLimit, keyDigest, nodeRateLimit, rateLimit } from '../src/http/index.js';
-import { parseNode } from '../src/http/ip.js';
-import { RedisStore } from '../src/stores/redis/index.js';
-import { startRedis } from '../src/cli/redis-server.js';
+import { ConfigError, Limiter, fixedWindow, gcra } from '../build/lib/src/index.js';
+import { clientAddress, fastifyRateLimit, keyDigest, nodeRateLimit, rateLimit } from '../build/lib/src/http/index.js';
+import { parseNode } from '../build/lib/src/http/ip.js';
+import { RedisStore } from '../build/lib/src/stores/redis/index.js';
+import { startRedis } from '../build/lib/src/cli/redis-server.js';
 
 const servers: { close(): unknown }[] = [];
 afterEach(async () => {

@@ -5,10 +5,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ArgumentError, ConfigError, Limiter, gcra } from '../src/index.js';
-import { AdaptivePacer, DEFAULT_PACING } from '../src/http/adaptive.js';
-import { limitedFetch, type FetchFunction } from '../src/http/limited-fetch.js';
-import { parseQuotaHeaders, parseRetryAfter } from '../src/http/upstream-headers.js';
+import { ArgumentError, ConfigError, Limiter, gcra } from '../build/lib/src/index.js';
+import { AdaptivePacer, DEFAULT_PACING } from '../build/lib/src/http/adaptive.js';
+import { limitedFetch, type FetchFunction } from '../build/lib/src/http/limited-fetch.js';
+import { parseQuotaHeaders, parseRetryAfter } from '../build/lib/src/http/upstream-headers.js';
 
 describe('parseRetryAfter', () => {
   const now = Date.UTC(2015, 9, 21, 7, 28, 0);

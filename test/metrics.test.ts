@@ -5,9 +5,9 @@ import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, Periodic
 import * as client from 'prom-client';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, EmbeddedStore, Limiter, fixedWindow, gcra, otelMetrics, promMetrics } from '../src/index.js';
-import { RedisStore } from '../src/stores/redis/index.js';
-import { startRedis } from '../src/cli/redis-server.js';
+import { ConfigError, EmbeddedStore, Limiter, fixedWindow, gcra, otelMetrics, promMetrics } from '../build/lib/src/index.js';
+import { RedisStore } from '../build/lib/src/stores/redis/index.js';
+import { startRedis } from '../build/lib/src/cli/redis-server.js';
 
 /** A value of a Prometheus text exposition line, or undefined. */
 function sample(text: string, line: string): number | undefined {

@@ -20,8 +20,8 @@ import {
   tokenBucket,
   type Decision,
   type Policy,
-} from '../src/index.js';
-import { RedisStore } from '../src/stores/redis/index.js';
+} from '../build/lib/src/index.js';
+import { RedisStore } from '../build/lib/src/stores/redis/index.js';
 
 /** Construction only validates and registers the scripts: a client with defineCommand is enough. */
 function scriptable() {

@@ -2,7 +2,7 @@
 // times through both, and every answer must be identical.
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
-import { EmbeddedStore } from '../src/index.js';
+import { EmbeddedStore } from '../build/lib/src/index.js';
 import { opArb, policyArb, runBoth } from './helpers/agreement.js';
 
 describe('wasm core agrees with the reference model', () => {

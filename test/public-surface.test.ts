@@ -2,12 +2,12 @@
 // internal leaking out, or a public name going missing, fails here), and the
 // errors users catch: one base class, a stable code per class.
 import { afterAll, describe, expect, it } from 'vitest';
-import * as cellgate from '../src/index.js';
-import * as redis from '../src/stores/redis/index.js';
-import * as http from '../src/http/index.js';
-import * as errors from '../src/errors.js';
-import { ArgumentError, CellgateError, ConfigError, Limiter, UnknownOptionError, gcra, type CellgateErrorCode } from '../src/index.js';
-import { RedisStore } from '../src/stores/redis/index.js';
+import * as cellgate from '../build/lib/src/index.js';
+import * as redis from '../build/lib/src/stores/redis/index.js';
+import * as http from '../build/lib/src/http/index.js';
+import * as errors from '../build/lib/src/errors.js';
+import { ArgumentError, CellgateError, ConfigError, Limiter, UnknownOptionError, gcra, type CellgateErrorCode } from '../build/lib/src/index.js';
+import { RedisStore } from '../build/lib/src/stores/redis/index.js';
 
 describe('entry points export what users construct, call or catch, and nothing else', () => {
   it("'cellgate'", () => {

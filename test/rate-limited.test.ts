@@ -10,10 +10,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { EmbeddedStore } from '../src/stores/embedded/embedded-store.js';
-import { AcquireTimeoutError, ArgumentError, ConfigError } from '../src/errors.js';
-import { gcra } from '../src/policies/index.js';
-import { rateLimited, type RateLimitedOptions } from '../src/scheduler/rate-limited.js';
+import { EmbeddedStore } from '../build/lib/src/stores/embedded/embedded-store.js';
+import { AcquireTimeoutError, ArgumentError, ConfigError } from '../build/lib/src/errors.js';
+import { gcra } from '../build/lib/src/policies/index.js';
+import { rateLimited, type RateLimitedOptions } from '../build/lib/src/scheduler/rate-limited.js';
 
 type Fixture = typeof import('./types/rate-limited.js');
 
@@ -32,9 +32,8 @@ beforeAll(async () => {
   // Lowered: no decorator syntax left for Node to choke on.
   expect(outputText).toContain('__esDecorate');
   expect(outputText).not.toMatch(/^\s*@rateLimited/m);
-  // Two levels below the root like the source, so its '../../src/*.js' imports
+  // Two levels below the root like the source, so its '../../build/lib/src/*.js' imports
   // resolve to the same modules this test imports (one ConfigError class).
-  // A .ts name, so that Vite maps those .js specifiers to the .ts sources.
   const dir = fileURLToPath(new URL('../build/rate-limited-test/', import.meta.url));
   mkdirSync(dir, { recursive: true });
   writeFileSync(`${dir}rate-limited.ts`, outputText);

@@ -6,10 +6,10 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Cluster, Redis } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Limiter, fixedWindow, gcra, linearWindow, type Decision, type Policy } from '../src/index.js';
-import { RedisStore, RedisUnavailableError, StoreClosedError } from '../src/stores/redis/index.js';
+import { Limiter, fixedWindow, gcra, linearWindow, type Decision, type Policy } from '../build/lib/src/index.js';
+import { RedisStore, RedisUnavailableError, StoreClosedError } from '../build/lib/src/stores/redis/index.js';
 import { runPods } from '../support/pods.js';
-import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../src/cli/redis-server.js';
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../build/lib/src/cli/redis-server.js';
 
 const TIMEOUT_MS = 100;
 // The wait measured includes this process's own event-loop delays: on a

@@ -3,10 +3,10 @@
 // limiter's keys. Each test fails if one key's state reaches another.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Limiter, fixedWindow, type RateLimiter } from '../src/index.js';
-import { RedisStore } from '../src/stores/redis/index.js';
-import { shardHash } from '../src/stores/redis/shard-hash.js';
-import { keyBytes } from '../src/stores/redis/key-bytes.js';
+import { Limiter, fixedWindow, type RateLimiter } from '../build/lib/src/index.js';
+import { RedisStore } from '../build/lib/src/stores/redis/index.js';
+import { shardHash } from '../build/lib/src/stores/redis/shard-hash.js';
+import { keyBytes } from '../build/lib/src/stores/redis/key-bytes.js';
 import { useRedis } from './helpers/use-redis.js';
 
 const patient = { timeoutMs: 10_000 } as const;

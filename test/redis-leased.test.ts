@@ -5,11 +5,11 @@
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Limiter, fixedWindow, gcra, tokenBucket } from '../src/index.js';
-import { RedisStore } from '../src/stores/redis/index.js';
+import { Limiter, fixedWindow, gcra, tokenBucket } from '../build/lib/src/index.js';
+import { RedisStore } from '../build/lib/src/stores/redis/index.js';
 import { runPods } from '../support/pods.js';
 import { useRedis } from './helpers/use-redis.js';
-import { startRedis } from '../src/cli/redis-server.js';
+import { startRedis } from '../build/lib/src/cli/redis-server.js';
 
 const db = useRedis();
 

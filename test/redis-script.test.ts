@@ -6,7 +6,7 @@
 // agreement alone would not catch a misreading shared by both).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fixedWindow, gcra, tokenBucket, type Policy } from '../src/index.js';
+import { fixedWindow, gcra, tokenBucket, type Policy } from '../build/lib/src/index.js';
 import { SCRIPT_OPS, policyArb, runScript, scriptOpArb, type ScriptOp, type ScriptOpName } from './helpers/agreement.js';
 import { ReferenceLimiter } from '../support/reference-model.js';
 import { useRedis } from './helpers/use-redis.js';

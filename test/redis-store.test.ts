@@ -6,12 +6,12 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Limiter, fixedWindow, gcra, linearWindow } from '../src/index.js';
-import { RedisStateError, RedisStore } from '../src/stores/redis/index.js';
+import { Limiter, fixedWindow, gcra, linearWindow } from '../build/lib/src/index.js';
+import { RedisStateError, RedisStore } from '../build/lib/src/stores/redis/index.js';
 import { opArb, policyArb, runBoth } from './helpers/agreement.js';
 import { runPods } from '../support/pods.js';
 import { useRedis } from './helpers/use-redis.js';
-import { startRedisCluster, type RedisCluster } from '../src/cli/redis-server.js';
+import { startRedisCluster, type RedisCluster } from '../build/lib/src/cli/redis-server.js';
 
 // These tests check semantics and exactness, not timeouts (test/redis-faults.test.ts
 // does): a loaded machine must not send a slow batch to the fallback.

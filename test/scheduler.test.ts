@@ -4,12 +4,12 @@
 // with two OS processes sharing one limit per resource.
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { backoffMs, DEFAULT_RETRY, retryPolicy } from '../src/scheduler/backoff.js';
-import { ArgumentError, ConfigError, Limiter, gcra, linearWindow } from '../src/index.js';
-import { SchedulerClosedError } from '../src/errors.js';
-import type { SchedulerTask } from '../src/scheduler/execution.js';
-import { DEFAULT_CONCURRENCY } from '../src/scheduler/options.js';
-import { Scheduler } from '../src/scheduler/scheduler.js';
+import { backoffMs, DEFAULT_RETRY, retryPolicy } from '../build/lib/src/scheduler/backoff.js';
+import { ArgumentError, ConfigError, Limiter, gcra, linearWindow } from '../build/lib/src/index.js';
+import { SchedulerClosedError } from '../build/lib/src/errors.js';
+import type { SchedulerTask } from '../build/lib/src/scheduler/execution.js';
+import { DEFAULT_CONCURRENCY } from '../build/lib/src/scheduler/options.js';
+import { Scheduler } from '../build/lib/src/scheduler/scheduler.js';
 import { runPods } from '../support/pods.js';
 import { useRedis } from './helpers/use-redis.js';
 

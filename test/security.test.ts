@@ -4,8 +4,8 @@
 // another key's state touched.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ArgumentError, EmbeddedStore, Limiter, MAX_KEY_LENGTH, fixedWindow, gcra, linearWindow, slidingWindow, tokenBucket, type Policy } from '../src/index.js';
-import { shardHash } from '../src/stores/redis/shard-hash.js';
+import { ArgumentError, EmbeddedStore, Limiter, MAX_KEY_LENGTH, fixedWindow, gcra, linearWindow, slidingWindow, tokenBucket, type Policy } from '../build/lib/src/index.js';
+import { shardHash } from '../build/lib/src/stores/redis/shard-hash.js';
 import { ReferenceLimiter } from '../support/reference-model.js';
 import { sipHash, tableHash } from './helpers/siphash-reference.js';
 

@@ -1,6 +1,6 @@
 // Exact semantics of each algorithm at hand-computed times, with an injected clock.
 import { describe, expect, it } from 'vitest';
-import { Limiter, fixedWindow, gcra, linearWindow, slidingWindow, tokenBucket, type Policy } from '../src/index.js';
+import { Limiter, fixedWindow, gcra, linearWindow, slidingWindow, tokenBucket, type Policy } from '../build/lib/src/index.js';
 
 function setup(policy: Policy | Policy[], start = 0) {
   const clock = { now: start };

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findRedis } from '../src/cli/redis-server.js';
+import { findRedis } from '../build/lib/src/cli/redis-server.js';
 
 const BIN = fileURLToPath(new URL('../bin/cellgate.mjs', import.meta.url));
 const out = mkdtempSync(join(tmpdir(), 'cellgate-simulate-test-'));

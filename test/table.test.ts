@@ -1,6 +1,6 @@
 // The state table: decay, eviction, sizing, sharing, the batch path and key hashing.
 import { describe, expect, it } from 'vitest';
-import { ConfigError, EmbeddedStore, Limiter, MAX_KEYS, fixedWindow, gcra, linearWindow, slidingWindow, tokenBucket } from '../src/index.js';
+import { ConfigError, EmbeddedStore, Limiter, MAX_KEYS, fixedWindow, gcra, linearWindow, slidingWindow, tokenBucket } from '../build/lib/src/index.js';
 
 const hashes = new EmbeddedStore({ hashSeed: Uint8Array.from({ length: 16 }, (_, i) => i * 17) });
 

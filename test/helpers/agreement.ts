@@ -5,8 +5,8 @@
 // which no Limiter call makes), and compares the states as well.
 import fc from 'fast-check';
 import { expect } from 'vitest';
-import { decideLua } from '../../build/redis-scripts.js';
-import { DECIDE_COMMAND, type RedisClient } from '../../src/stores/redis/redis-client.js';
+import { decideLua } from '../../build/lib/build/redis-scripts.js';
+import { DECIDE_COMMAND, type RedisClient } from '../../build/lib/src/stores/redis/redis-client.js';
 import {
   Limiter,
   fixedWindow,
@@ -16,10 +16,10 @@ import {
   tokenBucket,
   type Policy,
   type Store,
-} from '../../src/index.js';
+} from '../../build/lib/src/index.js';
 import { ReferenceLimiter, type ModelState } from '../../support/reference-model.js';
-import { configuredLimit } from '../../src/policies/configured-limit.js';
-import { OP_CHARGE, OP_LEASE, OP_LIMIT, OP_PEEK, OP_REFUND, OP_RESERVE, OP_RESET } from '../../build/abi.js';
+import { configuredLimit } from '../../build/lib/src/policies/configured-limit.js';
+import { OP_CHARGE, OP_LEASE, OP_LIMIT, OP_PEEK, OP_REFUND, OP_RESERVE, OP_RESET } from '../../build/lib/build/abi.js';
 
 export const policyArb: fc.Arbitrary<Policy> = fc.oneof(
   fc.record({ limit: fc.integer({ min: 1, max: 20 }), period: fc.integer({ min: 1, max: 5000 }), burst: fc.integer({ min: 1, max: 8 }) }).map((o) => gcra(o)),

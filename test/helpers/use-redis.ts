@@ -2,7 +2,7 @@
 // before its tests, stopped after.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
-import { startRedis, type RedisServer } from '../../src/cli/redis-server.js';
+import { startRedis, type RedisServer } from '../../build/lib/src/cli/redis-server.js';
 
 /** What {@link useRedis} provides once its `beforeAll` has run. */
 export interface RedisFixture {

@@ -1,8 +1,8 @@
 // Usages @rateLimited must reject. Each `@ts-expect-error` must meet an error
 // on the next line: tsc fails on an unused one, so a decorator that accepted
 // any of these would fail test/rate-limited.test.ts (and tsconfig.check.json).
-import { gcra } from '../../src/policies/index.js';
-import { rateLimited } from '../../src/scheduler/rate-limited.js';
+import { gcra } from '../../build/lib/src/policies/index.js';
+import { rateLimited } from '../../build/lib/src/scheduler/rate-limited.js';
 
 export class Rejected {
   // A synchronous method: waiting for admission makes every call async.

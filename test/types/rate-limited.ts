@@ -2,10 +2,10 @@
 // (tsc -p test/types/tsconfig.json) and by tsconfig.check.json. The factories
 // are also what the behaviour tests run: transpiled with real TC39 decorator
 // syntax, since vitest does not lower decorators itself.
-import type { Clock } from '../../src/core/clock.js';
-import { gcra, linearWindow } from '../../src/policies/index.js';
-import { rateLimited, type RateLimitedOptions } from '../../src/scheduler/rate-limited.js';
-import type { Store } from '../../src/limiter/store.js';
+import type { Clock } from '../../build/lib/src/core/clock.js';
+import { gcra, linearWindow } from '../../build/lib/src/policies/index.js';
+import { rateLimited, type RateLimitedOptions } from '../../build/lib/src/scheduler/rate-limited.js';
+import type { Store } from '../../build/lib/src/limiter/store.js';
 
 export interface Resource {
   id: string;
