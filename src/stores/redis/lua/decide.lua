@@ -3,8 +3,9 @@
 -- The entry of the script Redis runs (scripts/build-lua.mjs composes it from
 -- the files it includes, each included once, its own includes first; the
 -- composed text is build/lua/decide.lua). The files, one concept each:
---   constants.lua  the numbers shared with TypeScript (op and algorithm
---                  codes, MIN_RETRY_MS, ...): to be the generated ABI
+--   constants.lua  the numbers shared with TypeScript and the core (op and
+--                  algorithm codes, MIN_RETRY_MS, ...): build/abi.lua,
+--                  generated from abi/abi.mjs
 --   prelude.lua    math shortcuts, a denial's minimum wait
 --   gcra.lua, token-bucket.lua, windows.lua, sliding-window.lua,
 --   algorithms.lua the algorithms: evaluate, refund, charge of one state
