@@ -275,17 +275,33 @@ export function chargeState(policy: Policy, s: State | undefined, cost: number, 
  * GCRA's charge of an outage's units as of a past moment `t` (`now` is the
  * present). Several stores charge the same outage as of the same moment, and
  * their charges must add up in the past: the state remembers, in b, the TAT
- * of the outage's charges alone, until c (`now` + CHARGE_MEMORY_MS). A
- * charge counts from b while it is remembered and later than t, else from t;
- * the key's TAT is at least the result, and present admissions in between
- * do not make the next past charge count from the present.
+ * of the outage's charges alone, until c, a minute (CHARGE_MEMORY_MS) after
+ * the moment r when Redis began admitting again. Only what was spent while
+ * Redis admitted nothing counts in the past: what lies past r (spent beside
+ * what Redis granted the stores already back) goes on top of the TAT.
+ *
+ * - Redis is idle when it admitted nothing for a while: no state, or a TAT a
+ *   burst behind now. An outage's charges then start a chain with r = now.
+ * - While Redis admits, a remembered chain keeps its r; with no chain (one
+ *   store fell back while the others decided in Redis) the whole charge goes
+ *   on top of the TAT.
  */
 export function chargePastGcra(policy: Policy, s: State | undefined, cost: number, t: number, now: number): State {
-  const interval = policy.core.p0;
-  const from = s !== undefined && s.c > now && s.b > t ? s.b : t;
-  const outage = from + cost * interval;
-  const tat = s === undefined ? outage : Math.max(s.a, outage);
-  const keepUntil = now + CHARGE_MEMORY_MS;
+  const { p0: interval, p2: tolerance } = policy.core;
+  const idle = s === undefined || s.a + tolerance <= now;
+  const chained = s !== undefined && s.c > now;
+  if (!idle && !chained) {
+    const a = s!.a + cost * interval;
+    return { a, b: s!.b, c: s!.c, exp: Math.max(a, s!.c) };
+  }
+  const r = chained && !idle ? s!.c - CHARGE_MEMORY_MS : now;
+  const chain = chained ? s!.b : -Infinity;
+  // The outage's own TAT with this charge: from where the chain ends, or t.
+  const outage = Math.max(t, chain) + cost * interval;
+  // The part of this charge's span that lies past r.
+  const beyond = Math.max(r, outage) - Math.max(r, chain, t);
+  const tat = Math.max((s === undefined ? r : Math.max(r, s.a)) + beyond, outage);
+  const keepUntil = r + CHARGE_MEMORY_MS;
   return { a: tat, b: outage, c: keepUntil, exp: Math.max(tat, keepUntil) };
 }
 

@@ -43,14 +43,17 @@ describe('hand-computed cases, through the script and the model', () => {
   it('GCRA: two stores charging one outage as of its start add up in the past, not on top of the present', async () => {
     // 10 per second, burst 1: a unit is 100 ms.
     const { answers, states } = await both(gcra({ limit: 10, period: '1s' }), [
-      [10_000, 'charge', 5, 5000], // store A: 5 units since 5 s; they end at 5.5 s
+      // Store A: 5 units since 5 s, charged at 10 s as Redis comes back (r):
+      // their own TAT ends at 5.5 s, all of it before r, so no debt (TAT now).
+      [10_000, 'charge', 5, 5000],
       [10_000, 'limit', 1], // a present admission: TAT 10.1 s, the outage's own TAT kept
-      [10_001, 'charge', 5, 5000], // store B, the same outage: from 5.5 s to 6 s, under the TAT
+      [10_001, 'charge', 5, 5000], // store B, the same outage: from 5.5 s to 6 s, before r: under the TAT
       [10_100, 'limit', 1],
     ]);
-    expect(states[0]).toEqual([{ a: 5500, b: 5500, c: 70_000, exp: 70_000 }]);
+    expect(states[0]).toEqual([{ a: 10_000, b: 5500, c: 70_000, exp: 70_000 }]);
     expect(states[1]).toEqual([{ a: 10_100, b: 5500, c: 70_000, exp: 70_000 }]);
-    expect(states[2]).toEqual([{ a: 10_100, b: 6000, c: 70_001, exp: 70_001 }]);
+    // The chain keeps r (c = r + a minute), not the time of B's charge.
+    expect(states[2]).toEqual([{ a: 10_100, b: 6000, c: 70_000, exp: 70_000 }]);
     expect(answers[3]).toMatchObject({ allowed: true });
   });
 

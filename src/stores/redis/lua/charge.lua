@@ -15,7 +15,7 @@ local function charge(cost, spentAt)
     local a, b, c, exp
     if gcode[g] == KIND_GCRA then
       -- GCRA remembers the outage's own TAT (gcra.lua).
-      a, b, c, exp = GCRA.chargePast(gp0[g], live[g], sa[g], sb[g], sc[g], cost, at, now)
+      a, b, c, exp = GCRA.chargePast(gp0[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, at, now)
     else
       a, b, c, exp = gcharge[g](gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, at)
       -- Kept a while even when already decayed: the other nodes' charges
