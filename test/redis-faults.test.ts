@@ -396,6 +396,24 @@ describe('startup and probes', () => {
     expect(sources.get('fallback') ?? 0).toBeGreaterThan(0);
     expect(sources.get('redis') ?? 0).toBeGreaterThanOrEqual(10);
   }, 20_000);
+
+  it('probes at once when its client reconnects, not at its next probeIntervalMs', async () => {
+    // Stores of a fleet whose probes run at different phases would get back
+    // up to probeIntervalMs apart, the first deciding in Redis beside the others' fallbacks.
+    server = await startRedis();
+    client = new Redis({ host: server.host, port: server.port, retryStrategy: () => 20 });
+    store = new RedisStore({ client, prefix: 'ready:', probeIntervalMs: 600_000, fallback: { nodes: 2 } });
+    const limiter = new Limiter({ policy, store });
+    expect((await limiter.limit('k')).source).toBe('redis');
+    server.kill('SIGKILL');
+    for (let i = 0; i < 50 && store.stats().state !== 'open'; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(store.stats().state).toBe('open');
+    await server.restart();
+    // The next timed probe is 10 minutes away.
+    await untilClosed(store, 5000);
+    expect(store.stats().state).toBe('closed');
+    expect((await limiter.limit('k')).source).toBe('redis');
+  }, 20_000);
 });
 
 describe('lifecycle', () => {

@@ -66,7 +66,7 @@ export interface RedisStoreOptions {
    * {@link RedisStore.ready}.
    */
   connectTimeoutMs?: number;
-  /** How often an open breaker probes Redis (default 500 ms). */
+  /** How often an open breaker probes Redis (default 500 ms); also at once when the client reconnects. */
   probeIntervalMs?: number;
   /**
    * What decides while Redis is unreachable: see {@link FallbackOption}. By
@@ -288,6 +288,10 @@ export class RedisStore implements Store {
     if (typeof events.on === 'function') {
       events.on.call(client, 'error', (error: unknown) => {
         if (!this.#lifecycle.closed) this.breaker.fail(-1, error);
+      });
+      // Reconnected: Redis is probed at once, not at the next probeIntervalMs.
+      events.on.call(client, 'ready', () => {
+        if (!this.#lifecycle.closed) this.breaker.probeNow();
       });
     }
     this.#client = client;
