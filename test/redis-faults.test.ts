@@ -520,6 +520,142 @@ describe('the fleet', () => {
     expect(firstSecond).toBeGreaterThanOrEqual(80);
     for (const r of results) expect(r.fleetSizes).toContain(4);
   }, 60_000);
+
+  /**
+   * 4 stores on one key (GCRA 100/s, burst 10), each with its own client, on
+   * one clock shared with Redis (time: 'client') that steps 1 ms at a time:
+   * the counts are the same whatever the machine's speed. `down(i)` makes
+   * store i decide by its fallback (1/4 of the policy), `back(i)` waits until
+   * its breaker closed and its outage admissions are charged.
+   */
+  async function fakeFleet(run: (f: { step(ms: number, pods?: readonly number[]): Promise<void>; down(i: number): void; back(i: number): Promise<void> }) => Promise<void>) {
+    server = await startRedis();
+    let now = 1_700_000_000_000;
+    const start = now;
+    const clients = Array.from({ length: 4 }, () => new Redis({ host: server!.host, port: server!.port, retryStrategy: () => 20 }));
+    for (const c of clients) c.on('error', () => {});
+    const stores = clients.map((c) => new RedisStore({ client: c, prefix: 'fake:', time: 'client', timeoutMs: 10_000, probeIntervalMs: 10, fallback: { nodes: 4 } }));
+    const admitted: number[] = [];
+    try {
+      await Promise.all(stores.map((s) => s.ready()));
+      const limiters = stores.map((store) => new Limiter({ policy: gcra({ limit: 100, period: '1s', burst: 10 }), store, clock: () => now }));
+      await run({
+        async step(ms, pods = [0, 1, 2, 3]) {
+          for (const end = now + ms; now < end; now++) {
+            for (const i of pods) if ((await limiters[i]!.limit('shared')).allowed) admitted.push(now);
+          }
+        },
+        down(i) {
+          clients[i]!.disconnect();
+          stores[i]!.breaker.fail(-1, new Error('outage'));
+        },
+        async back(i) {
+          await clients[i]!.connect();
+          for (let n = 0; n < 500 && (stores[i]!.stats().state !== 'closed' || stores[i]!.stats().owedKeys > 0); n++) await new Promise((r) => setTimeout(r, 10));
+          await new Promise((r) => setTimeout(r, 20)); // the charge's answer
+          expect(stores[i]!.stats()).toMatchObject({ state: 'closed', owedKeys: 0 });
+        },
+      });
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+      for (const c of clients) c.disconnect();
+    }
+    const fallback = stores.reduce((n, s) => n + s.stats().decisions.reconciled, 0);
+    return { admitted, fallback, elapsed: now - start, start };
+  }
+
+  it('stores that come back one after another: what the others admit by their fallback meanwhile is charged on top of what Redis granted the first', async () => {
+    // The first store back decides on Redis for 500 ms while the other 3
+    // still decide by their fallback: Redis cannot know, and their charges,
+    // as of their outage's start, come after what it granted the first.
+    const { admitted, fallback, elapsed } = await fakeFleet(async (f) => {
+      await f.step(200);
+      for (const i of [0, 1, 2, 3]) f.down(i);
+      await f.step(3000);
+      await f.back(0);
+      await f.step(500);
+      for (const i of [1, 2, 3]) await f.back(i);
+      await f.step(1500);
+    });
+    // GCRA 100/s, burst 10, over the run, plus each store's burst floor at the outage's start (10 / 4 -> 2).
+    const allowance = 10 + Math.ceil(elapsed / 10) + 4 * 2;
+    console.log(`4 stores back 500 ms apart: ${admitted.length} admitted (${fallback} by the fallback, all charged) in ${elapsed} ms, allowance ${allowance}`);
+    expect(fallback).toBeGreaterThan(300);
+    expect(admitted.length).toBeLessThanOrEqual(allowance);
+  }, 30_000);
+
+  it('one store on its fallback while the others keep deciding in Redis: what it admitted is charged on top of theirs', async () => {
+    const { admitted, fallback, elapsed } = await fakeFleet(async (f) => {
+      await f.step(200);
+      f.down(0);
+      await f.step(1000);
+      await f.back(0);
+      await f.step(1000);
+    });
+    // Its burst floor (10 / 4 -> 2) once.
+    const allowance = 10 + Math.ceil(elapsed / 10) + 2;
+    console.log(`1 of 4 stores on its fallback for 1 s: ${admitted.length} admitted (${fallback} by the fallback, all charged) in ${elapsed} ms, allowance ${allowance}`);
+    expect(fallback).toBeGreaterThan(20);
+    expect(admitted.length).toBeLessThanOrEqual(allowance);
+  }, 30_000);
+
+  it("a second outage's charges do not count from the first's: the fleet admits at rate right after each", async () => {
+    const { admitted, start } = await fakeFleet(async (f) => {
+      for (let outage = 0; outage < 2; outage++) {
+        await f.step(1000);
+        for (const i of [0, 1, 2, 3]) f.down(i);
+        await f.step(1000);
+        for (const i of [0, 1, 2, 3]) await f.back(i);
+      }
+      await f.step(1000);
+    });
+    // The second outage's charges as of its own start: they left no debt (at least 80 of the 100/s).
+    const inSecondBack = admitted.filter((t) => t >= start + 4000).length;
+    console.log(`two outages 1 s apart: ${inSecondBack} admitted in the second after the second`);
+    expect(inSecondBack).toBeGreaterThanOrEqual(80);
+  }, 30_000);
+
+  it('a store back for a moment in an outage (charged, then down again): the outage still counts in the past, and the fleet admits at rate after', async () => {
+    // Its charge begins the outage's charges, 2 s before Redis admits again:
+    // what the store back first is granted goes on top of the others' later
+    // charges (once 464 admitted against 458), but the outage before still
+    // counts in the past, so no debt is left to wait off.
+    const { admitted, elapsed, start } = await fakeFleet(async (f) => {
+      await f.step(1000);
+      for (const i of [0, 1, 2, 3]) f.down(i);
+      await f.step(300);
+      await f.back(0);
+      f.down(0);
+      await f.step(2000);
+      await f.back(1);
+      await f.step(100);
+      for (const i of [0, 2, 3]) await f.back(i);
+      await f.step(1000);
+    });
+    const allowance = 10 + Math.ceil(elapsed / 10) + 4 * 2;
+    const inSecondBack = admitted.filter((t) => t >= start + 3400).length;
+    console.log(`1 store back for a moment in the outage: ${admitted.length} admitted in ${elapsed} ms (allowance ${allowance}), ${inSecondBack} in the second back`);
+    expect(admitted.length).toBeLessThanOrEqual(allowance);
+    expect(inSecondBack).toBeGreaterThanOrEqual(80);
+  }, 30_000);
+
+  it("one store on its fallback alone right after an outage's recovery: charged on top, the outage's charges still adding up", async () => {
+    const { admitted, elapsed } = await fakeFleet(async (f) => {
+      await f.step(500);
+      for (const i of [0, 1, 2, 3]) f.down(i);
+      await f.step(1000);
+      for (const i of [0, 1, 2, 3]) await f.back(i);
+      await f.step(500);
+      f.down(0);
+      await f.step(1000);
+      await f.back(0);
+      await f.step(1000);
+    });
+    // The outage's burst floors (4 x 2), and the lone store's (2).
+    const allowance = 10 + Math.ceil(elapsed / 10) + 4 * 2 + 2;
+    console.log(`outage, then 1 store alone on its fallback for 1 s: ${admitted.length} admitted in ${elapsed} ms, allowance ${allowance}`);
+    expect(admitted.length).toBeLessThanOrEqual(allowance);
+  }, 30_000);
 });
 
 describe('the fleet under load', () => {

@@ -262,15 +262,43 @@ end
 -- GCRA's charge of an outage's units as of a past moment t (op 5): several
 -- nodes' charges for one outage must add up in the past. b is the
 -- theoretical arrival time of the outage's charges alone, remembered until
--- c; the state's TAT is at least that. A node's present admissions in between
--- (TAT moved to now) do not make the next node's past charge count from now.
-local function chargePastGcra(p0, live, sa, sb, sc, cost, t, clock)
+-- c, CHARGE_MEMORY_MS after r, when Redis began admitting again: a node's
+-- present admissions in between (TAT moved to now) do not make the next
+-- node's past charge count from now. But only what was spent while Redis
+-- admitted nothing counts in the past. From r on, Redis decides for the
+-- nodes that are back while the others may still admit by their fallbacks:
+-- the part of the charges past r (units admitted after r, or beyond the
+-- rate in the outage) was spent beside what Redis granted, and goes on top
+-- of TAT. r is now when Redis has admitted nothing for a while (TAT a burst
+-- behind now, or no state: an outage ends), the chain's r while it admits;
+-- with no chain while it admits (a node fell back while the others kept
+-- deciding in Redis), the whole charge goes on top.
+local function chargePastGcra(p0, p2, live, sa, sb, sc, cost, t, clock)
+  local idle = not live or sa + p2 <= clock
+  local chained = live and sc > clock
+  if not idle and not chained then
+    local a = sa + cost * p0
+    local exp = a
+    if sc > exp then exp = sc end
+    return a, sb, sc, exp
+  end
+  local r, prev = clock, -INF
+  if chained then
+    prev = sb
+    if not idle then r = sc - CHARGE_MEMORY_MS end
+  end
   local past = t
-  if live and sc > clock and sb > t then past = sb end
+  if prev > past then past = prev end
   past = past + cost * p0
-  local a = past
+  local before, after = r, r
+  if prev > before then before = prev end
+  if t > before then before = t end
+  if past > after then after = past end
+  local a = r
   if live and sa > a then a = sa end
-  local keep = clock + CHARGE_MEMORY_MS
+  a = a + (after - before)
+  if past > a then a = past end
+  local keep = r + CHARGE_MEMORY_MS
   local exp = a
   if keep > exp then exp = keep end
   return a, past, keep, exp
@@ -560,7 +588,7 @@ local function hit(op, cost, maxWait)
     for g = 1, G do
       local a, b, c, exp
       if gcode[g] == 0 then
-        a, b, c, exp = chargePastGcra(gp0[g], live[g], sa[g], sb[g], sc[g], cost, at, now)
+        a, b, c, exp = chargePastGcra(gp0[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, at, now)
       else
         a, b, c, exp = charge(gcode[g], gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, at)
       end
