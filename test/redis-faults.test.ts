@@ -482,7 +482,9 @@ describe('the fleet', () => {
     server = await startRedis();
     const worker = fileURLToPath(new URL('./fixtures/fleet-worker.mjs', import.meta.url));
     const pods = await runPods(worker, Array.from({ length: 4 }, () => [String(server!.port), 'shared', '7000']), 40_000, { PODS: '4' });
-    const started = Date.now();
+    // From when the pods were told to go: runPods returns up to 16 ms later
+    // on a busy machine, and a pod may have admitted in between.
+    const started = pods[0]!.wentAt;
     await new Promise((r) => setTimeout(r, 1000));
     server.kill('SIGKILL');
     const killedAt = Date.now();
@@ -665,7 +667,7 @@ describe('the fleet under load', () => {
   it('4 processes with default options: SIGSTOP for 3 s keeps the fleet within its allowance, and it admits at rate right after', async () => {
     server = await startRedis();
     const pods = await runPods(worker, Array.from({ length: 4 }, () => [String(server!.port), 'frozen', '6500']), 40_000, { PODS: '4' });
-    const started = Date.now();
+    const started = pods[0]!.wentAt; // when they were told to go (see the kill -9 test)
     await new Promise((r) => setTimeout(r, 1000));
     server.kill('SIGSTOP');
     await new Promise((r) => setTimeout(r, 3000));
