@@ -478,6 +478,35 @@ describe('the fleet', () => {
     }
   }, 20_000);
 
+  it('stores starting together never count a partial fleet: before every store has beaten, no size, and the fallback denies', async () => {
+    // Store 0's first beat reaches Redis before store 1's: it counted a fleet
+    // of 1, and its fallback took the whole rate for a second.
+    server = await startRedis();
+    client = new Redis({ host: server.host, port: server.port, retryStrategy: () => 50 });
+    const stores = Array.from({ length: 2 }, () => new RedisStore({ client: client!, prefix: 'together:' }));
+    try {
+      const limiter = new Limiter({ policy: gcra({ limit: 100, period: '1s', burst: 10 }), store: stores[0]! });
+      await Promise.all(stores.map((s) => s.ready()));
+      stores[0]!.breaker.fail(-1, new Error('outage'));
+      expect(await limiter.limit('k')).toMatchObject({ allowed: false, source: 'fallback' });
+      const seen = new Set<number | undefined>();
+      const deadline = performance.now() + 5000;
+      while (stores[0]!.stats().fleetSize === undefined && performance.now() < deadline) {
+        seen.add(stores[0]!.stats().fleetSize);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      seen.add(stores[0]!.stats().fleetSize);
+      expect([...seen]).toEqual([undefined, 2]);
+      // And with a size known, the fallback decides by it (1/2: a burst of 5).
+      stores[0]!.breaker.fail(-1, new Error('outage'));
+      let admitted = 0;
+      for (let i = 0; i < 20; i++) if ((await limiter.limit('k')).allowed) admitted++;
+      expect(admitted).toBe(5);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  }, 20_000);
+
   it('4 processes with default options: kill -9 for 3 s keeps the fleet within its allowance (the fallback takes 1/N of the fleet Redis counts), and it admits at rate right after', async () => {
     server = await startRedis();
     const worker = fileURLToPath(new URL('./fixtures/fleet-worker.mjs', import.meta.url));
