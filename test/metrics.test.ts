@@ -71,6 +71,8 @@ describe('metrics', () => {
       expect(sample(text, 'cellgate_redis_batch_size_sum')).toBe(10);
       expect(sample(text, 'cellgate_redis_batch_duration_ms_count')).toBeGreaterThanOrEqual(1);
       expect(sample(text, 'cellgate_decisions_total{outcome="allowed",source="redis"}')).toBe(10);
+      // The default fallback admits once the store knows its fleet (its second heartbeat).
+      for (let i = 0; i < 100 && store.stats().fleetSize === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 50));
       server.kill('SIGKILL');
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect((await limiter.limit('k0')).source).toBe('fallback');

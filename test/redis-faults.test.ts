@@ -450,6 +450,24 @@ describe('startup and probes', () => {
     expect(sources.get('fallback') ?? 0).toBeGreaterThan(0);
     expect(sources.get('redis') ?? 0).toBeGreaterThanOrEqual(10);
   }, 20_000);
+
+  it('probes at once when its client reconnects, not at its next probeIntervalMs', async () => {
+    // Stores of a fleet whose probes run at different phases would get back
+    // up to probeIntervalMs apart, the first deciding in Redis beside the others' fallbacks.
+    server = await startRedis();
+    client = new Redis({ host: server.host, port: server.port, retryStrategy: () => 20 });
+    store = new RedisStore({ client, prefix: 'ready:', probeIntervalMs: 600_000, fallback: { nodes: 2 } });
+    const limiter = new Limiter({ policy, store });
+    expect((await limiter.limit('k')).source).toBe('redis');
+    server.kill('SIGKILL');
+    for (let i = 0; i < 50 && store.stats().state !== 'open'; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(store.stats().state).toBe('open');
+    await server.restart();
+    // The next timed probe is 10 minutes away.
+    await untilClosed(store, 5000);
+    expect(store.stats().state).toBe('closed');
+    expect((await limiter.limit('k')).source).toBe('redis');
+  }, 20_000);
 });
 
 describe('lifecycle', () => {
@@ -514,11 +532,42 @@ describe('the fleet', () => {
     }
   }, 20_000);
 
+  it('stores starting together never count a partial fleet: before every store has beaten, no size, and the fallback denies', async () => {
+    // Store 0's first beat reaches Redis before store 1's: it counted a fleet
+    // of 1, and its fallback took the whole rate for a second.
+    server = await startRedis();
+    client = new Redis({ host: server.host, port: server.port, retryStrategy: () => 50 });
+    const stores = Array.from({ length: 2 }, () => new RedisStore({ client: client!, prefix: 'together:' }));
+    try {
+      const limiter = new Limiter({ policy: gcra({ limit: 100, period: '1s', burst: 10 }), store: stores[0]! });
+      await Promise.all(stores.map((s) => s.ready()));
+      stores[0]!.breaker.fail(-1, new Error('outage'));
+      expect(await limiter.limit('k')).toMatchObject({ allowed: false, source: 'fallback' });
+      const seen = new Set<number | undefined>();
+      const deadline = performance.now() + 5000;
+      while (stores[0]!.stats().fleetSize === undefined && performance.now() < deadline) {
+        seen.add(stores[0]!.stats().fleetSize);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      seen.add(stores[0]!.stats().fleetSize);
+      expect([...seen]).toEqual([undefined, 2]);
+      // And with a size known, the fallback decides by it (1/2: a burst of 5).
+      stores[0]!.breaker.fail(-1, new Error('outage'));
+      let admitted = 0;
+      for (let i = 0; i < 20; i++) if ((await limiter.limit('k')).allowed) admitted++;
+      expect(admitted).toBe(5);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  }, 20_000);
+
   it('4 processes with default options: kill -9 for 3 s keeps the fleet within its allowance (the fallback takes 1/N of the fleet Redis counts), and it admits at rate right after', async () => {
     server = await startRedis();
     const worker = fileURLToPath(new URL('./fixtures/fleet-worker.mjs', import.meta.url));
     const pods = await runPods(worker, Array.from({ length: 4 }, () => [String(server!.port), 'shared', '7000']), 40_000, { PODS: '4' });
-    const started = Date.now();
+    // From when the pods were told to go: runPods returns up to 16 ms later
+    // on a busy machine, and a pod may have admitted in between.
+    const started = pods[0]!.wentAt;
     await new Promise((r) => setTimeout(r, 1000));
     server.kill('SIGKILL');
     const killedAt = Date.now();
@@ -556,6 +605,142 @@ describe('the fleet', () => {
     expect(firstSecond).toBeGreaterThanOrEqual(80);
     for (const r of results) expect(r.fleetSizes).toContain(4);
   }, 60_000);
+
+  /**
+   * 4 stores on one key (GCRA 100/s, burst 10), each with its own client, on
+   * one clock shared with Redis (time: 'client') that steps 1 ms at a time:
+   * the counts are the same whatever the machine's speed. `down(i)` makes
+   * store i decide by its fallback (1/4 of the policy), `back(i)` waits until
+   * its breaker closed and its outage admissions are charged.
+   */
+  async function fakeFleet(run: (f: { step(ms: number, pods?: readonly number[]): Promise<void>; down(i: number): void; back(i: number): Promise<void> }) => Promise<void>) {
+    server = await startRedis();
+    let now = 1_700_000_000_000;
+    const start = now;
+    const clients = Array.from({ length: 4 }, () => new Redis({ host: server!.host, port: server!.port, retryStrategy: () => 20 }));
+    for (const c of clients) c.on('error', () => {});
+    const stores = clients.map((c) => new RedisStore({ client: c, prefix: 'fake:', time: 'client', timeoutMs: 10_000, probeIntervalMs: 10, fallback: { nodes: 4 } }));
+    const admitted: number[] = [];
+    try {
+      await Promise.all(stores.map((s) => s.ready()));
+      const limiters = stores.map((store) => new Limiter({ policy: gcra({ limit: 100, period: '1s', burst: 10 }), store, clock: () => now }));
+      await run({
+        async step(ms, pods = [0, 1, 2, 3]) {
+          for (const end = now + ms; now < end; now++) {
+            for (const i of pods) if ((await limiters[i]!.limit('shared')).allowed) admitted.push(now);
+          }
+        },
+        down(i) {
+          clients[i]!.disconnect();
+          stores[i]!.breaker.fail(-1, new Error('outage'));
+        },
+        async back(i) {
+          await clients[i]!.connect();
+          for (let n = 0; n < 500 && (stores[i]!.stats().state !== 'closed' || stores[i]!.stats().owedKeys > 0); n++) await new Promise((r) => setTimeout(r, 10));
+          await new Promise((r) => setTimeout(r, 20)); // the charge's answer
+          expect(stores[i]!.stats()).toMatchObject({ state: 'closed', owedKeys: 0 });
+        },
+      });
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+      for (const c of clients) c.disconnect();
+    }
+    const fallback = stores.reduce((n, s) => n + s.stats().decisions.reconciled, 0);
+    return { admitted, fallback, elapsed: now - start, start };
+  }
+
+  it('stores that come back one after another: what the others admit by their fallback meanwhile is charged on top of what Redis granted the first', async () => {
+    // The first store back decides on Redis for 500 ms while the other 3
+    // still decide by their fallback: Redis cannot know, and their charges,
+    // as of their outage's start, come after what it granted the first.
+    const { admitted, fallback, elapsed } = await fakeFleet(async (f) => {
+      await f.step(200);
+      for (const i of [0, 1, 2, 3]) f.down(i);
+      await f.step(3000);
+      await f.back(0);
+      await f.step(500);
+      for (const i of [1, 2, 3]) await f.back(i);
+      await f.step(1500);
+    });
+    // GCRA 100/s, burst 10, over the run, plus each store's burst floor at the outage's start (10 / 4 -> 2).
+    const allowance = 10 + Math.ceil(elapsed / 10) + 4 * 2;
+    console.log(`4 stores back 500 ms apart: ${admitted.length} admitted (${fallback} by the fallback, all charged) in ${elapsed} ms, allowance ${allowance}`);
+    expect(fallback).toBeGreaterThan(300);
+    expect(admitted.length).toBeLessThanOrEqual(allowance);
+  }, 30_000);
+
+  it('one store on its fallback while the others keep deciding in Redis: what it admitted is charged on top of theirs', async () => {
+    const { admitted, fallback, elapsed } = await fakeFleet(async (f) => {
+      await f.step(200);
+      f.down(0);
+      await f.step(1000);
+      await f.back(0);
+      await f.step(1000);
+    });
+    // Its burst floor (10 / 4 -> 2) once.
+    const allowance = 10 + Math.ceil(elapsed / 10) + 2;
+    console.log(`1 of 4 stores on its fallback for 1 s: ${admitted.length} admitted (${fallback} by the fallback, all charged) in ${elapsed} ms, allowance ${allowance}`);
+    expect(fallback).toBeGreaterThan(20);
+    expect(admitted.length).toBeLessThanOrEqual(allowance);
+  }, 30_000);
+
+  it("a second outage's charges do not count from the first's: the fleet admits at rate right after each", async () => {
+    const { admitted, start } = await fakeFleet(async (f) => {
+      for (let outage = 0; outage < 2; outage++) {
+        await f.step(1000);
+        for (const i of [0, 1, 2, 3]) f.down(i);
+        await f.step(1000);
+        for (const i of [0, 1, 2, 3]) await f.back(i);
+      }
+      await f.step(1000);
+    });
+    // The second outage's charges as of its own start: they left no debt (at least 80 of the 100/s).
+    const inSecondBack = admitted.filter((t) => t >= start + 4000).length;
+    console.log(`two outages 1 s apart: ${inSecondBack} admitted in the second after the second`);
+    expect(inSecondBack).toBeGreaterThanOrEqual(80);
+  }, 30_000);
+
+  it('a store back for a moment in an outage (charged, then down again): the outage still counts in the past, and the fleet admits at rate after', async () => {
+    // Its charge begins the outage's charges, 2 s before Redis admits again:
+    // what the store back first is granted goes on top of the others' later
+    // charges (once 464 admitted against 458), but the outage before still
+    // counts in the past, so no debt is left to wait off.
+    const { admitted, elapsed, start } = await fakeFleet(async (f) => {
+      await f.step(1000);
+      for (const i of [0, 1, 2, 3]) f.down(i);
+      await f.step(300);
+      await f.back(0);
+      f.down(0);
+      await f.step(2000);
+      await f.back(1);
+      await f.step(100);
+      for (const i of [0, 2, 3]) await f.back(i);
+      await f.step(1000);
+    });
+    const allowance = 10 + Math.ceil(elapsed / 10) + 4 * 2;
+    const inSecondBack = admitted.filter((t) => t >= start + 3400).length;
+    console.log(`1 store back for a moment in the outage: ${admitted.length} admitted in ${elapsed} ms (allowance ${allowance}), ${inSecondBack} in the second back`);
+    expect(admitted.length).toBeLessThanOrEqual(allowance);
+    expect(inSecondBack).toBeGreaterThanOrEqual(80);
+  }, 30_000);
+
+  it("one store on its fallback alone right after an outage's recovery: charged on top, the outage's charges still adding up", async () => {
+    const { admitted, elapsed } = await fakeFleet(async (f) => {
+      await f.step(500);
+      for (const i of [0, 1, 2, 3]) f.down(i);
+      await f.step(1000);
+      for (const i of [0, 1, 2, 3]) await f.back(i);
+      await f.step(500);
+      f.down(0);
+      await f.step(1000);
+      await f.back(0);
+      await f.step(1000);
+    });
+    // The outage's burst floors (4 x 2), and the lone store's (2).
+    const allowance = 10 + Math.ceil(elapsed / 10) + 4 * 2 + 2;
+    console.log(`outage, then 1 store alone on its fallback for 1 s: ${admitted.length} admitted in ${elapsed} ms, allowance ${allowance}`);
+    expect(admitted.length).toBeLessThanOrEqual(allowance);
+  }, 30_000);
 });
 
 describe('the fleet under load', () => {
@@ -565,7 +750,7 @@ describe('the fleet under load', () => {
   it('4 processes with default options: SIGSTOP for 3 s keeps the fleet within its allowance, and it admits at rate right after', async () => {
     server = await startRedis();
     const pods = await runPods(worker, Array.from({ length: 4 }, () => [String(server!.port), 'frozen', '6500']), 40_000, { PODS: '4' });
-    const started = Date.now();
+    const started = pods[0]!.wentAt; // when they were told to go (see the kill -9 test)
     await new Promise((r) => setTimeout(r, 1000));
     server.kill('SIGSTOP');
     await new Promise((r) => setTimeout(r, 3000));

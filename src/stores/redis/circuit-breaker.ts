@@ -77,6 +77,8 @@ export class CircuitBreaker extends EventTarget {
   readonly #timeouts: Uint8Array;
   #contacted = false;
   #probing = false;
+  /** probeNow() came while a probe was under way: another follows it at once. */
+  #probeAgain = false;
   #nextProbeAt = 0;
   #openCount = 0;
   #opens = 0;
@@ -190,6 +192,17 @@ export class CircuitBreaker extends EventTarget {
     if (this.#timer === undefined && !this.#probing) this.#schedule();
   }
 
+  /**
+   * Probes the open shards now rather than at the next `probeIntervalMs`
+   * (the client has just reconnected): the stores of a fleet then get back
+   * to Redis together, not each at its own probe's phase.
+   */
+  probeNow(): void {
+    if (this.#openCount === 0 || this.#stopped) return;
+    if (this.#probing) this.#probeAgain = true;
+    else void this.#probeAll();
+  }
+
   /** Stops probing (the store is being closed). */
   stop(): void {
     clearTimeout(this.#timer);
@@ -226,6 +239,9 @@ export class CircuitBreaker extends EventTarget {
     for (const shard of closed) this.#open[shard] = 0;
     this.#openCount -= closed.length;
     if (closed.length > 0) this.dispatchEvent(new CustomEvent<BreakerCloseDetail>('close', { detail: { shards: closed } }));
-    if (this.#openCount > 0 && this.#timer === undefined) this.#schedule();
+    const again = this.#probeAgain;
+    this.#probeAgain = false;
+    if (this.#openCount > 0 && again) void this.#probeAll();
+    else if (this.#openCount > 0 && this.#timer === undefined) this.#schedule();
   }
 }

@@ -8,7 +8,8 @@ import type { Policy } from '../../policies/index.js';
  * - default (the option left out): the policy scaled to this node's share of
  *   the live fleet, 1/N where N is the number of stores that heartbeat into
  *   Redis (the last N seen before the outage); a store that has never heard
- *   from Redis knows no N and denies until it has;
+ *   from Redis knows no N and denies until it has (from its second
+ *   heartbeat on: stores starting together have all beaten by then);
  * - `{ nodes: N }`: the same policy scaled to a fixed share of N nodes, 1/N of
  *   the rate and of the burst (at least 1), decided locally from the last
  *   state Redis reported for the key;

@@ -66,7 +66,7 @@ export interface RedisStoreOptions {
    * {@link RedisStore.ready}. From `timeoutMs` to 600 s.
    */
   connectTimeoutMs?: Duration;
-  /** How often an open breaker probes Redis (default 500 ms, from 1 ms to 600 s). */
+  /** How often an open breaker probes Redis (default 500 ms, from 1 ms to 600 s); also at once when the client reconnects. */
   probeIntervalMs?: Duration;
   /**
    * What decides while Redis is unreachable: see {@link FallbackOption}. By
@@ -175,6 +175,8 @@ export class RedisStore implements Store {
   #heartbeat: ReturnType<typeof setTimeout> | undefined;
   /** The fleet sizes Redis reported lately, with when: [epoch ms, size]. */
   readonly #sizes: [number, number][] = [];
+  /** How many of this store's heartbeats Redis has answered. */
+  #beatsAnswered = 0;
   readonly #reconcile: boolean;
   readonly #breakerPerShard: boolean;
   readonly #metrics: MetricsSink | undefined;
@@ -275,6 +277,10 @@ export class RedisStore implements Store {
       events.on.call(client, 'error', (error: unknown) => {
         if (!this.#lifecycle.closed) this.breaker.fail(-1, error);
       });
+      // Reconnected: Redis is probed at once, not at the next probeIntervalMs.
+      events.on.call(client, 'ready', () => {
+        if (!this.#lifecycle.closed) this.breaker.probeNow();
+      });
     }
     this.#client = client;
     this.#prefix = prefix;
@@ -304,6 +310,11 @@ export class RedisStore implements Store {
         const now = Date.now();
         this.#sizes.push([now, Math.max(1, Number(size))]);
         while (this.#sizes.length > 1 && this.#sizes[0]![0] < now - MEMBER_TTL_MS) this.#sizes.shift();
+        // Stores starting with this one may not have beaten yet (a fleet
+        // deployed at once, its first beats arriving in any order): sizes
+        // count from this store's second answered beat, sent a heartbeat
+        // interval after the first, by when each of them has.
+        if (++this.#beatsAnswered < 2) return;
         const nodes = Math.max(...this.#sizes.map(([, n]) => n));
         if (nodes !== this.#fleet.nodes && !this.#lifecycle.closed) {
           this.#fleet.nodes = nodes;
