@@ -1,7 +1,9 @@
 // The breaker on its own: per-shard state, one event per transition, one
 // probe timer for all open shards, and nothing scheduled after stop().
 import { afterEach, describe, expect, it } from 'vitest';
-import { CircuitBreaker, TIMEOUTS_TO_OPEN, type BreakerCloseDetail, type BreakerOpenDetail } from '../build/lib/src/stores/redis/circuit-breaker.js';
+import { Redis } from 'ioredis';
+import { CircuitBreaker, TIMEOUTS_TO_OPEN, withTimeout, type BreakerCloseDetail, type BreakerOpenDetail } from '../build/lib/src/stores/redis/circuit-breaker.js';
+import { startRedis } from '../build/lib/src/cli/redis-server.js';
 import { RedisTimeoutError } from '../build/lib/src/errors.js';
 
 const breakers: CircuitBreaker[] = [];
@@ -146,5 +148,29 @@ describe('CircuitBreaker', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(probed).toEqual([]);
     expect(breaker.state).toBe('open');
+  });
+});
+
+describe('withTimeout', () => {
+  it('does not call a timeout on an answer that arrived while the process was busy: it reads its sockets first', async () => {
+    // The old verdict came from the timer alone: after an event-loop stall
+    // Node runs due timers before it reads sockets, so an answer already in
+    // the socket counted as a timeout (three in a row open the breaker).
+    const server = await startRedis();
+    const client = new Redis({ host: server.host, port: server.port, lazyConnect: true });
+    try {
+      await client.connect();
+      await client.ping();
+      const pending = withTimeout(client.ping(), 20);
+      // Busy well past the timeout: Redis, another process, answers meanwhile.
+      const end = Date.now() + 300;
+      while (Date.now() < end);
+      await expect(pending).resolves.toBe('PONG');
+      // A call that never answers still times out.
+      await expect(withTimeout(new Promise(() => {}), 20)).rejects.toBeInstanceOf(RedisTimeoutError);
+    } finally {
+      client.disconnect();
+      await server.stop();
+    }
   });
 });

@@ -3,19 +3,38 @@ import { RedisTimeoutError } from '../../errors.js';
 /** The two states of a {@link CircuitBreaker}. */
 export type BreakerState = 'closed' | 'open';
 
+/** Runs `f` after the event loop's next poll for I/O: setImmediate where there is one. */
+const afterIo: (f: () => void) => void =
+  typeof (globalThis as { setImmediate?: unknown }).setImmediate === 'function' ? (f) => void setImmediate(f) : (f) => void setTimeout(f, 0);
+
 /**
  * Resolves like `promise`, or rejects with {@link RedisTimeoutError} after
  * `ms`: a hung server must not hold a caller longer than that.
+ *
+ * The verdict waits for the event loop's next poll for I/O: a process that
+ * was busy (a stalled event loop, a starved CPU) finds its timer due and the
+ * answer already in its socket at once, and Node runs timers before it reads
+ * sockets. Rejecting then would count a timeout against a Redis that answered
+ * in time (three in a row open the breaker), and decide by the fallback what
+ * Redis had already decided and charged.
+ *
+ * @example
+ * ```ts
+ * const reply = await withTimeout(client.ping(), 100); // or RedisTimeoutError
+ * ```
  */
 export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new RedisTimeoutError(ms)), ms);
+    let settled = false;
+    const timer = setTimeout(() => afterIo(() => settled || reject(new RedisTimeoutError(ms))), ms);
     promise.then(
       (value) => {
+        settled = true;
         clearTimeout(timer);
         resolve(value);
       },
       (error: unknown) => {
+        settled = true;
         clearTimeout(timer);
         reject(error);
       },
