@@ -81,8 +81,8 @@ export default {
       doc: 'A decision (the result of decide and reserve, and the flags byte of a batch entry) is `ALLOWED | gate << GATE_SHIFT`, where gate is the 0-based index of the gate whose numbers it reports. The calls that may insert a record (decide, reserve, decideBatch, putState) add GREW and FULL.',
       example: 'if ((r & GREW) !== 0) views.renew();\nconst allowed = (r & ALLOWED) !== 0;\nconst gate = (r >>> GATE_SHIFT) & GATE_MASK;',
       entries: [
-        { name: 'ALLOWED', type: 'u32', value: 1, doc: 'Bit of a decision: every gate admitted.' },
-        { name: 'GATE_SHIFT', type: 'u32', value: 1, doc: "Where the binding gate's index starts in a decision." },
+        { name: 'ALLOWED', type: 'u32', value: 1, lua: true, doc: 'Bit of a decision: every gate admitted.' },
+        { name: 'GATE_SHIFT', type: 'u32', value: 1, lua: true, doc: "Where the binding gate's index starts in a decision." },
         { name: 'GATE_MASK', type: 'u32', value: MAX_GATES - 1, doc: "The binding gate's index, once shifted down by GATE_SHIFT (MAX_GATES is a power of two)." },
         { name: 'GREW', type: 'u32', value: 1 << FLAG_SHIFT, wasmExport: true, doc: "Bit of a return value: linear memory grew during the call (the table doubled), so the host's views of memory are stale and must be renewed." },
         { name: 'FULL', type: 'u32', value: 2 << FLAG_SHIFT, wasmExport: true, doc: 'Bit of a return value: a new key met the table full at its cap during the call.' },

@@ -1,4 +1,4 @@
-import { parseDuration, type Duration } from '../core/duration.js';
+import { parseDuration } from '../core/duration.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { CoreState } from './core-params.js';
 import { strictOptions } from '../core/options.js';

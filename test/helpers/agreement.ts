@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { expect } from 'vitest';
 import { decideLua } from '../../build/lib/build/redis-scripts.js';
 import { DECIDE_COMMAND, type RedisClient } from '../../build/lib/src/stores/redis/redis-client.js';
+import { replyAllowed, replyGate } from '../../build/lib/src/stores/redis/wire.js';
 import {
   Limiter,
   fixedWindow,
@@ -210,8 +211,8 @@ export async function runScript(
         const where = `op ${i} ${h.op}(${key}, ${h.cost}, ${h.arg}) at ${now}`;
         const [flags, remaining, retry, reset] = out.slice(r, r + 4) as [number, number, number, number];
         r += 4;
-        const allowed = (flags & 1) === 1;
-        const gate = flags >>> 1;
+        const allowed = replyAllowed(flags);
+        const gate = replyGate(flags);
         const limit = capacity[gate]!; // a lease reports the binding gate's capacity as its limit (LeaseReply)
         const reported = { limit: limits[gate]!, capacity: capacity[gate]!, gate };
         let answer: ScriptAnswer;

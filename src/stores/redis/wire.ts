@@ -4,7 +4,7 @@
 import type { Decision, Reservation } from '../../limiter/decision.js';
 import type { Policy } from '../../policies/index.js';
 import { wtf8Length, writeWtf8 } from '../../core/wtf8.js';
-import { OP_LIMIT } from '../../../build/abi.js';
+import { ALLOWED, GATE_SHIFT, OP_LIMIT } from '../../../build/abi.js';
 
 /**
  * @internal What Redis granted a lease request (times on the local clock,
@@ -107,7 +107,7 @@ export function decodeReply(reply: Buffer): Float64Array {
   return out;
 }
 
-/** Whether a hit's reply flags say allowed (flags = allowed + 2 * gate; negative: a state cellgate did not write). */
-export const replyAllowed = (flags: number): boolean => (flags & 1) === 1;
+/** Whether a hit's reply flags say allowed (flags = ALLOWED | gate << GATE_SHIFT, as the core's; negative: a state cellgate did not write). */
+export const replyAllowed = (flags: number): boolean => (flags & ALLOWED) !== 0;
 /** The binding gate of a hit's reply flags. */
-export const replyGate = (flags: number): number => flags >>> 1;
+export const replyGate = (flags: number): number => flags >>> GATE_SHIFT;

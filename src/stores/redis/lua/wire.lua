@@ -34,8 +34,8 @@
 -- Returns one bulk string of little-endian doubles (Redis would truncate Lua
 -- numbers to integers, and formatting fractions costs more than the
 -- arithmetic): now; then per hit 4 values (each op's file says which;
--- flags is allowed + 2 * the 0-based gate, or -1 for a hit refused on a
--- foreign value); then per entry per gate 4 values: a, b, c, exp, the state
+-- flags is ALLOWED + the 0-based gate * 2^GATE_SHIFT, as the core's
+-- decisions, or -1 for a hit refused on a foreign value); then per entry per gate 4 values: a, b, c, exp, the state
 -- after the entry's hits for the caller's local mirror (exp -inf = no state).
 
 --#include prelude.lua
@@ -107,8 +107,9 @@ local out, nout = { now }, 1
 local mirror, nmirror = {}, 0
 
 local function flags(ok, gate)
-  if ok then return 1 + gate * 2 end
-  return gate * 2
+  local f = gate * 2 ^ GATE_SHIFT
+  if ok then return f + ALLOWED end
+  return f
 end
 
 -- A hit's 4 values.
