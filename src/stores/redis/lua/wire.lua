@@ -35,8 +35,9 @@
 -- numbers to integers, and formatting fractions costs more than the
 -- arithmetic): now; then per hit 4 values (each op's file says which;
 -- flags is ALLOWED + the 0-based gate * 2^GATE_SHIFT, as the core's
--- decisions, or -1 for a hit refused on a foreign value); then per entry per gate 4 values: a, b, c, exp, the state
--- after the entry's hits for the caller's local mirror (exp -inf = no state).
+-- decisions, or -1 for a hit refused on a foreign value); then per entry
+-- per gate 4 values: a, b, c, exp, the state after the entry's hits for
+-- the caller's local mirror (exp -inf = no state).
 
 --#include prelude.lua
 
