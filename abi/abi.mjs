@@ -74,6 +74,7 @@ export default {
       entries: [
         { name: 'KEY_UTF8', type: 'u32', value: 1, doc: 'Bit of a key descriptor: the key area holds the UTF-8 bytes of the key, not its UTF-16 code units.' },
         { name: 'KEY_BYTES_SHIFT', type: 'u32', value: 1, doc: "Where a key descriptor's length in bytes starts." },
+        { name: 'KEY_SAME', type: 'u32', value: 0xffffffff, doc: "A key descriptor meaning: the same key as the previous keyed call, whose hash the core still holds; the key area is neither read nor required to hold it. The host sends it only when it wrote nothing into the key area since that call (writeKey tracks the key last written, and every written key is hashed by the keyed call it is written for): a hot key then skips the copy and the hash." },
       ],
     },
     {

@@ -32,7 +32,7 @@ import {
 import { bookEarliest, searchedWait, BOOKED, NO_ROOM } from "./reserve";
 import { keyHashInit, keyAreaPtr, setSeed, sipHash13 } from "./key-hash";
 import {
-  MAX_GATES as ABI_MAX_GATES, GREW as ABI_GREW, FULL as ABI_FULL, ALLOWED, GATE_SHIFT,
+  MAX_GATES as ABI_MAX_GATES, GREW as ABI_GREW, FULL as ABI_FULL, ALLOWED, GATE_SHIFT, KEY_SAME,
   RESULT_BYTES, RESULT_REMAINING, RESULT_RETRY_AFTER_MS, RESULT_RESET_AFTER_MS,
   BATCH_BYTES, BATCH_KEY_LO, BATCH_KEY_HI, BATCH_COST, BATCH_REMAINING, BATCH_FLAGS, BATCH_RETRY_AFTER_MS, BATCH_RESET_AFTER_MS,
   STEP_BYTES, STEP_A, STEP_B, STEP_C, STEP_EXP, STEP_REMAINING, STEP_RETRY_AFTER_MS, STEP_RESET_AFTER_MS, STEP_ALLOWED,
@@ -108,6 +108,8 @@ let kLo: u32 = 0;
 let kHi: u32 = 0;
 
 @inline function hashKeyArea(key: u32): void {
+  // The previous keyed call's key again: kLo and kHi still hold its hash.
+  if (key == KEY_SAME) return;
   let h = sipHash13(key);
   kLo = <u32>h;
   kHi = <u32>(h >>> 32);

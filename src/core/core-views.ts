@@ -6,7 +6,7 @@
 import { ArgumentError } from '../errors.js';
 import { MAX_KEY_LENGTH } from './key-hash.js';
 import type { CoreExports } from './wasm.js';
-import { BATCH_BYTES, KEY_AREA_BYTES, KEY_BYTES_SHIFT, KEY_UTF8, RESULT_BYTES } from '../../build/abi.js';
+import { BATCH_BYTES, KEY_AREA_BYTES, KEY_BYTES_SHIFT, KEY_SAME, KEY_UTF8, RESULT_BYTES } from '../../build/abi.js';
 
 /** Entries of the batch area: how many keys one core call decides at most. */
 export const BATCH_ENTRIES = 1024;
@@ -28,6 +28,13 @@ export class CoreViews {
   batchU32!: Uint32Array;
   batchF64!: Float64Array;
   batchU8!: Uint8Array;
+  /**
+   * The key last written into the key area (undefined: none, or unknown).
+   * Every write is followed by the keyed call it was written for, which
+   * hashes it (each keyed export hashes first), so while it is the key asked
+   * for the core already holds its hash: see KEY_SAME.
+   */
+  lastKey: string | undefined = undefined;
   readonly #core: CoreExports;
 
   constructor(core: CoreExports) {
@@ -60,13 +67,19 @@ const wellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWell
  * descriptor, `bytes << KEY_BYTES_SHIFT | KEY_UTF8`: its UTF-16 code units, or, for a long
  * well-formed key, its UTF-8 bytes (the core hashes the two encodings under
  * different keys; see assembly/key-hash.ts). Which one depends only on the
- * key, so a key always gets the same hash.
+ * key, so a key always gets the same hash. The key last written is not
+ * written again: {@link KEY_SAME} tells the core to reuse its hash, so a
+ * caller must make the keyed call it writes a key for (as every call site
+ * does: `core.decide(writeKey(views, key), ...)`).
  * @internal
  */
 export function writeKey(views: CoreViews, key: string): number {
+  // A hot key: the area and the core's hash still hold it.
+  if (key === views.lastKey) return KEY_SAME;
   const n = key.length;
   // Callers check keys (checkKey); this keeps any path that does not inside the area.
   if (n > MAX_KEY_LENGTH) throw new ArgumentError('key', key, `at most ${MAX_KEY_LENGTH} characters`);
+  views.lastKey = key;
   if (n > NATIVE_ENCODE_FROM && wellFormed !== undefined && wellFormed.call(key)) {
     return (encoder.encodeInto(key, views.keyBytes).written << KEY_BYTES_SHIFT) | KEY_UTF8;
   }
