@@ -62,6 +62,7 @@ export default {
         { name: 'SLOTS_PER_BUCKET', type: 'usize', value: 8, doc: "Slots in one bucket of the core's table: init's bucket counts (2^initialBits, 2^maxBits) times this are its sizes in keys." },
         { name: 'MAX_KEY_LENGTH', type: 'u32', value: MAX_KEY_LENGTH, doc: 'Longest key accepted, in UTF-16 code units.' },
         { name: 'KEY_AREA_BYTES', type: 'usize', value: MAX_KEY_LENGTH * 3, doc: "Bytes of the core's key area, from keyPtr(): the longest key in UTF-8, at most 3 bytes per UTF-16 code unit (2 in UTF-16)." },
+        { name: 'BATCH_KEY_AREA_BYTES', type: 'usize', value: 65536, doc: "Bytes of the batch key area, from batchKeysPtr(): a batch's keys, one after another, each starting at a multiple of 8 and named by its offset and descriptor in its batch entry. 64 KiB: 1024 keys of 32 code units, or 42 of the longest." },
         { name: 'MIN_RETRY_MS', type: 'f64', value: 0.001, lua: true, doc: 'A denial always asks the caller to wait at least this long (1 µs), so that a retry loop can never spin on a zero wait produced by rounding.' },
         { name: 'REMAINING_EPSILON', type: 'f64', value: 1e-9, lua: true, doc: 'Added before flooring a remaining count, so that 0.9999999999 reads as 1.' },
         { name: 'CHARGE_MEMORY_MS', type: 'f64', value: 60000, lua: true, doc: "How long (ms) the Redis script keeps a key's state after an outage's charge (charge.lua), so that several stores' charges of one outage add up in the past." },
@@ -111,7 +112,7 @@ export default {
     {
       name: 'BATCH',
       bytes: 32,
-      doc: 'A batch entry: batchPtr() holds `batchEntries` (see init) of them, each written by hashToBatch and the host, then decided by decideBatch.',
+      doc: 'A batch entry: batchPtr() holds `batchEntries` (see init) of them, each written by the host (its key hashed by hashBatch, or by hashToBatch), then decided by decideBatch.',
       example: 'u32[i * (BATCH_BYTES / 4) + BATCH_COST_INDEX] = cost;',
       diagram: `
 0        4        8         12      15  16                 24                 32
@@ -123,8 +124,8 @@ export default {
 └────────┴────────┴─────────┴───────┴───┴──────────────────┴──────────────────┘
 byte 15 out = ALLOWED | gate << GATE_SHIFT.`,
       fields: [
-        { name: 'BATCH_KEY_LO', offset: 0, type: 'u32', doc: "In: the low half of the key's 64-bit hash (hashToBatch writes it)." },
-        { name: 'BATCH_KEY_HI', offset: 4, type: 'u32', doc: "In: the high half of the key's hash." },
+        { name: 'BATCH_KEY_LO', offset: 0, type: 'u32', doc: "In: the low half of the key's 64-bit hash (hashToBatch or hashBatch writes it); before hashBatch, the key's offset in the batch key area." },
+        { name: 'BATCH_KEY_HI', offset: 4, type: 'u32', doc: "In: the high half of the key's hash; before hashBatch, the key's descriptor." },
         { name: 'BATCH_COST', offset: 8, type: 'u32', doc: "In: the request's cost." },
         { name: 'BATCH_REMAINING', offset: 8, type: 'u32', doc: 'Out, over the cost: what the binding gate has left.' },
         { name: 'BATCH_FLAGS', offset: 15, type: 'u8', doc: 'Out: the decision, `ALLOWED | gate << GATE_SHIFT`.' },
@@ -167,6 +168,8 @@ all f64.`,
       { name: 'seed', params: [['a', 'u32'], ['b', 'u32'], ['c', 'u32'], ['d', 'u32']], returns: 'void', doc: 'Sets the 128-bit key of the key hash (SipHash-1-3) as four little-endian 32-bit words.' },
       { name: 'keyPtr', params: [], returns: 'usize', doc: 'Where the host writes a key (KEY_AREA_BYTES) before a keyed call, which names it by a key descriptor.' },
       { name: 'hashToBatch', params: [['key', 'u32'], ['entry', 'u32']], returns: 'void', doc: "Hashes the key in the key area into batch entry `entry` (its BATCH_KEY_LO and BATCH_KEY_HI)." },
+      { name: 'batchKeysPtr', params: [], returns: 'usize', doc: 'Where the host writes the keys of a batch (BATCH_KEY_AREA_BYTES), before hashBatch.' },
+      { name: 'hashBatch', params: [['n', 'u32']], returns: 'void', doc: "Hashes the keys of the first `n` batch entries, each named by its offset (BATCH_KEY_LO) and descriptor (BATCH_KEY_HI) in the batch key area, into the entries' BATCH_KEY_LO and BATCH_KEY_HI: one call for a batch's keys instead of a hashToBatch per key." },
       { name: 'resultPtr', params: [], returns: 'usize', doc: 'Where decide and reserve write their numbers (the RESULT layout).' },
       { name: 'batchPtr', params: [], returns: 'usize', doc: 'The first batch entry (the BATCH layout).' },
       { name: 'setPolicy', params: [['id', 'u32'], ['kind', 'u32'], ['p0', 'f64'], ['p1', 'f64'], ['p2', 'f64']], returns: 'void', doc: 'Sets policy `id` (below maxPolicies) to algorithm `kind` with parameters p0, p1, p2.' },

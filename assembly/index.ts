@@ -30,7 +30,7 @@ import {
   gatesInit, setPolicyRecord, gateLo, fixKey, decideAt, refundGates, resetGates, putGateState, dRemaining, dRetry, dReset, dGate,
 } from "./gates";
 import { bookEarliest, searchedWait, BOOKED, NO_ROOM } from "./reserve";
-import { keyHashInit, keyAreaPtr, setSeed, sipHash13 } from "./key-hash";
+import { keyHashInit, keyAreaPtr, batchKeysPtr as batchKeyArea, setSeed, sipHash13, sipHashBatchKey } from "./key-hash";
 import {
   MAX_GATES as ABI_MAX_GATES, GREW as ABI_GREW, FULL as ABI_FULL, ALLOWED, GATE_SHIFT, KEY_SAME,
   RESULT_BYTES, RESULT_REMAINING, RESULT_RETRY_AFTER_MS, RESULT_RESET_AFTER_MS,
@@ -121,6 +121,25 @@ export function hashToBatch(key: u32, entry: u32): void {
   let e = batch + <usize>entry * BATCH_BYTES;
   store<u32>(e, kLo, BATCH_KEY_LO);
   store<u32>(e, kHi, BATCH_KEY_HI);
+}
+
+/** Where the host writes a batch's keys (see hashBatch). */
+export function batchKeysPtr(): usize {
+  return batchKeyArea();
+}
+
+/**
+ * Hashes the keys of the first `n` batch entries: each entry names its key
+ * by its offset in the batch key area (keyLo) and its descriptor (keyHi),
+ * and gets the key's hash in their place. One call for a batch's keys.
+ */
+export function hashBatch(n: u32): void {
+  if (n > batchCapacity) unreachable();
+  for (let e = batch, end = batch + <usize>n * BATCH_BYTES; e < end; e += BATCH_BYTES) {
+    let h = sipHashBatchKey(load<u32>(e, BATCH_KEY_LO), load<u32>(e, BATCH_KEY_HI));
+    store<u32>(e, <u32>h, BATCH_KEY_LO);
+    store<u32>(e, <u32>(h >>> 32), BATCH_KEY_HI);
+  }
 }
 
 export function resultPtr(): usize {

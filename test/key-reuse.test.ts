@@ -67,3 +67,41 @@ describe('the hash of the key last written is reused only for that key', () => {
     );
   });
 });
+
+describe('a batch writes its keys into the batch key area and hashes them in one call', () => {
+  const seed = new Uint8Array(16).fill(7);
+  const key = fc.oneof(
+    fc.string({ minLength: 1, maxLength: 40 }),
+    fc.string({ unit: 'grapheme', minLength: 1, maxLength: 200 }).filter((s) => s.length <= 512),
+    // Lone surrogates: not well-formed, written as code units however long.
+    fc.array(fc.integer({ min: 0xd800, max: 0xdfff }), { minLength: 1, maxLength: 300 }).map((u) => String.fromCharCode(...u)),
+    fc.integer({ min: 1, max: 512 }).map((n) => 'k'.repeat(n)),
+  );
+
+  it('deciding each key as limitSync does on a store with the same seed, whatever the lengths and encodings', () => {
+    fc.assert(
+      fc.property(fc.array(key, { minLength: 1, maxLength: 60 }), fc.integer({ min: 1, max: 4 }), (pool, rounds) => {
+        const keys = Array.from({ length: pool.length * rounds }, (_, i) => pool[(i * 7) % pool.length]!);
+        const now = 1_700_000_000_000;
+        const policy = gcra({ limit: 2, period: 1000, burst: 2 });
+        const batched = new Limiter({ policy, store: new EmbeddedStore({ hashSeed: seed }), clock: () => now });
+        const single = new Limiter({ policy, store: new EmbeddedStore({ hashSeed: seed }), clock: () => now });
+        expect(batched.limitManySync(keys)).toEqual(keys.map((k) => single.limitSync(k)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('splits a batch whose keys do not fit in the area, and still decides them in order', () => {
+    // 1024 keys of 512 code units (1 KiB each in UTF-16) need 16 fillings of the 64 KiB area.
+    const keys = Array.from({ length: 1024 }, (_, i) => `${i}:`.padEnd(512, String.fromCharCode(0xd800 + (i % 64))));
+    const twice = [...keys, ...keys, ...keys];
+    const now = 1_700_000_000_000;
+    const policy = gcra({ limit: 2, period: 1000, burst: 2 });
+    const batched = new Limiter({ policy, store: new EmbeddedStore({ hashSeed: seed }), clock: () => now });
+    const single = new Limiter({ policy, store: new EmbeddedStore({ hashSeed: seed }), clock: () => now });
+    const got = batched.limitManySync(twice);
+    expect(got.map((d) => d.allowed)).toEqual([...keys.map(() => true), ...keys.map(() => true), ...keys.map(() => false)]);
+    expect(got).toEqual(twice.map((k) => single.limitSync(k)));
+  });
+});

@@ -6,7 +6,7 @@
 import { ArgumentError } from '../errors.js';
 import { MAX_KEY_LENGTH } from './key-hash.js';
 import type { CoreExports } from './wasm.js';
-import { BATCH_BYTES, KEY_AREA_BYTES, KEY_BYTES_SHIFT, KEY_SAME, KEY_UTF8, RESULT_BYTES } from '../../build/abi.js';
+import { BATCH_BYTES, BATCH_KEY_AREA_BYTES, KEY_AREA_BYTES, KEY_BYTES_SHIFT, KEY_SAME, KEY_UTF8, RESULT_BYTES } from '../../build/abi.js';
 
 /** Entries of the batch area: how many keys one core call decides at most. */
 export const BATCH_ENTRIES = 1024;
@@ -28,6 +28,9 @@ export class CoreViews {
   batchU32!: Uint32Array;
   batchF64!: Float64Array;
   batchU8!: Uint8Array;
+  /** The batch key area (a batch's keys, before hashBatch), as code units and as bytes. */
+  batchKeys!: Uint16Array;
+  batchKeyBytes!: Uint8Array;
   /**
    * The key last written into the key area (undefined: none, or unknown).
    * Every write is followed by the keyed call it was written for, which
@@ -52,6 +55,8 @@ export class CoreViews {
     this.batchU32 = new Uint32Array(buffer, batch, BATCH_ENTRIES * ENTRY_U32);
     this.batchF64 = new Float64Array(buffer, batch, BATCH_ENTRIES * ENTRY_F64);
     this.batchU8 = new Uint8Array(buffer, batch, BATCH_ENTRIES * BATCH_BYTES);
+    this.batchKeys = new Uint16Array(buffer, core.batchKeysPtr(), BATCH_KEY_AREA_BYTES / 2);
+    this.batchKeyBytes = new Uint8Array(buffer, core.batchKeysPtr(), BATCH_KEY_AREA_BYTES);
   }
 }
 
@@ -80,11 +85,23 @@ export function writeKey(views: CoreViews, key: string): number {
   // Callers check keys (checkKey); this keeps any path that does not inside the area.
   if (n > MAX_KEY_LENGTH) throw new ArgumentError('key', key, `at most ${MAX_KEY_LENGTH} characters`);
   views.lastKey = key;
+  return encodeKey(views.key, views.keyBytes, 0, key);
+}
+
+/**
+ * Writes `key` at byte `offset` (even) of an area seen as code units and as
+ * bytes, in the encoding {@link writeKey} chooses, and returns its
+ * descriptor. The caller makes sure the area has room for 3 bytes per code
+ * unit.
+ * @internal
+ */
+export function encodeKey(units: Uint16Array, bytes: Uint8Array, offset: number, key: string): number {
+  const n = key.length;
   if (n > NATIVE_ENCODE_FROM && wellFormed !== undefined && wellFormed.call(key)) {
-    return (encoder.encodeInto(key, views.keyBytes).written << KEY_BYTES_SHIFT) | KEY_UTF8;
+    return (encoder.encodeInto(key, offset === 0 ? bytes : bytes.subarray(offset)).written << KEY_BYTES_SHIFT) | KEY_UTF8;
   }
-  const area = views.key;
-  for (let i = 0; i < n; i++) area[i] = key.charCodeAt(i);
+  const at = offset >>> 1;
+  for (let i = 0; i < n; i++) units[at + i] = key.charCodeAt(i);
   return (2 * n) << KEY_BYTES_SHIFT; // 2 bytes a code unit
 }
 

@@ -7,9 +7,10 @@ import type { Policy } from '../../policies/index.js';
 import { configuredLimit } from '../../policies/configured-limit.js';
 import type { StoreBinding } from '../../limiter/store.js';
 import type { CoreExports } from '../../core/wasm.js';
-import { BATCH_ENTRIES, CoreViews, ENTRY_F64, ENTRY_U32, writeKey } from '../../core/core-views.js';
+import { BATCH_ENTRIES, CoreViews, ENTRY_F64, ENTRY_U32, encodeKey, writeKey } from '../../core/core-views.js';
 import {
-  ALLOWED, BATCH_BYTES, BATCH_COST_INDEX, BATCH_FLAGS, BATCH_REMAINING_INDEX, BATCH_RESET_AFTER_MS_INDEX,
+  ALLOWED, BATCH_BYTES, BATCH_COST_INDEX, BATCH_FLAGS, BATCH_KEY_AREA_BYTES, BATCH_KEY_HI_INDEX, BATCH_KEY_LO_INDEX,
+  BATCH_REMAINING_INDEX, BATCH_RESET_AFTER_MS_INDEX, KEY_BYTES_SHIFT,
   BATCH_RETRY_AFTER_MS_INDEX, FULL, GATE_MASK, GATE_SHIFT, GREW, RESULT_REMAINING_INDEX,
   RESULT_RESET_AFTER_MS_INDEX, RESULT_RETRY_AFTER_MS_INDEX,
 } from '../../../build/abi.js';
@@ -98,16 +99,31 @@ export class EmbeddedBinding implements StoreBinding {
     const now = this.#now();
     const decisions: Decision[] = new Array(keys.length);
     const views = this.#views;
-    for (let start = 0; start < keys.length; start += BATCH_ENTRIES) {
-      const n = Math.min(BATCH_ENTRIES, keys.length - start);
-      const core = this.#core;
-      for (let i = 0; i < n; i++) {
-        core.hashToBatch(writeKey(views, keys[start + i]!), i);
-        views.batchU32[i * ENTRY_U32 + BATCH_COST_INDEX] = cost;
+    const core = this.#core;
+    for (let start = 0; start < keys.length; ) {
+      // The keys go into the batch key area one after another (each at a
+      // multiple of 8), as many as fit, and are hashed by one call: no call
+      // into the core per key.
+      let u32 = views.batchU32;
+      const units = views.batchKeys;
+      const bytes = views.batchKeyBytes;
+      let n = 0;
+      let offset = 0;
+      while (n < BATCH_ENTRIES && start + n < keys.length) {
+        const key = keys[start + n]!;
+        if (offset + key.length * 3 > BATCH_KEY_AREA_BYTES) break;
+        const desc = encodeKey(units, bytes, offset, key);
+        const e = n * ENTRY_U32;
+        u32[e + BATCH_KEY_LO_INDEX] = offset;
+        u32[e + BATCH_KEY_HI_INDEX] = desc;
+        u32[e + BATCH_COST_INDEX] = cost;
+        offset += ((desc >>> KEY_BYTES_SHIFT) + 7) & ~7;
+        n++;
       }
-      const r = this.#core.decideBatch(n, this.#gate0, this.#gates, now, 0);
+      core.hashBatch(n);
+      const r = core.decideBatch(n, this.#gate0, this.#gates, now, 0);
       if ((r & FLAGS) !== 0) this.#shared.flags(r);
-      const u32 = views.batchU32;
+      u32 = views.batchU32;
       const f64 = views.batchF64;
       const u8 = views.batchU8;
       for (let i = 0; i < n; i++) {
@@ -124,6 +140,7 @@ export class EmbeddedBinding implements StoreBinding {
           source: 'local',
         };
       }
+      start += n;
     }
     return decisions;
   }
