@@ -34,7 +34,7 @@ describe('keys through Redis', () => {
     await fc.assert(
       fc.asyncProperty(fc.uniqueArray(anyString(24), { minLength: 2, maxLength: 12 }), async (keys) => {
         const prefix = `any${run++}:`;
-        const store = new RedisStore({ ...patient, client: db.client, prefix, shards: 2, negativeCache: false });
+        const store = new RedisStore({ ...patient, client: db.client, prefix, shards: 16, negativeCache: false });
         const limiter = new Limiter({ policy: fixedWindow({ limit: 1, window: '1h' }), store });
         const first = await Promise.all(keys.map((k) => limiter.limit(k)));
         expect(first.map((d) => d.allowed)).toEqual(keys.map(() => true));
@@ -49,6 +49,29 @@ describe('keys through Redis', () => {
       { numRuns: 60 },
     );
   }, 60_000);
+
+  it('on a single server one script call carries the keys of every shard, each stored under its own shard', async () => {
+    const store = new RedisStore({ ...patient, client: db.client, prefix: 'route:', negativeCache: false });
+    const limiter = new Limiter({ policy: fixedWindow({ limit: 1, window: '1h' }), store });
+    const keys = Array.from({ length: 1000 }, (_, i) => `user:${i}`);
+    const shards = new Set(keys.map((k) => store.shardOf(k)));
+    expect(shards.size).toBe(store.shards);
+    await limiter.limit('warm-up'); // the script loaded, the clock offset learned
+    const evalsha = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await db.client.info('commandstats'))?.[1] ?? 0);
+    const before = await evalsha();
+    const first = await Promise.all(keys.map((k) => limiter.limit(k)));
+    const calls = (await evalsha()) - before;
+    expect(first.every((d) => d.allowed && d.source === 'redis')).toBe(true);
+    // Split over the (at most 3) batches in flight, never one per shard (64 before).
+    expect(calls).toBeLessThanOrEqual(3);
+    const second = await Promise.all(keys.map((k) => limiter.limit(k)));
+    expect(second.filter((d) => d.allowed)).toEqual([]);
+    const gate = fixedWindow({ limit: 1, window: '1h' }).core;
+    for (const k of [keys[0]!, keys[1]!, keys[999]!]) {
+      expect(await db.client.exists(`${store.shardKey(store.shardOf(k))}:${k}|${gate.code}:${gate.p0}:${gate.p1}:${gate.p2}`), k).toBe(1);
+    }
+    await store.close();
+  });
 
   it('tells apart keys that UTF-8 would spell alike (lone surrogates against U+FFFD)', async () => {
     const store = new RedisStore({ ...patient, client: db.client, prefix: 'fffd:', negativeCache: false });

@@ -10,7 +10,7 @@ import type { FallbackSetting } from './fallback.js';
 import { DECIDE_COMMAND, type Lifecycle, type RedisClient } from './redis-client.js';
 import { RedisStateError, StoreClosedError } from '../../errors.js';
 import type { MetricsSink } from '../../core/metrics.js';
-import { Batcher, type Entries } from './batcher.js';
+import { Batcher, type Groups } from './batcher.js';
 import { Ledger } from './ledger.js';
 import { OutageDecider } from './outage.js';
 import { decodeReply, encodeEntries, gateArgs, replyAllowed, replyGate, type LeaseReply } from './wire.js';
@@ -69,8 +69,9 @@ export interface RedisBindingOptions {
 
 
 /**
- * Decides for one limiter's gates in Redis: queues calls per virtual shard
- * (batcher.ts), sends each shard's batch as one script call (wire.ts), mirrors
+ * Decides for one limiter's gates in Redis: queues calls per route (the
+ * server, or a Cluster's virtual shard: batcher.ts), sends each route's batch
+ * as one script call (wire.ts), mirrors
  * the answers into a local table, decides by the fallback while Redis is
  * unreachable (outage.ts) and charges what it admitted back to Redis when it
  * returns (ledger.ts).
@@ -115,7 +116,7 @@ export class RedisBinding implements StoreBinding {
       counts: options.counts,
       ledger: this.#ledger,
     });
-    this.#batcher = new Batcher((shard, entries) => this.#sendShard(shard, entries), options.maxSize, options.maxDelayMs);
+    this.#batcher = new Batcher((route, groups) => this.#sendRoute(route, groups), options.maxSize, options.maxDelayMs);
     if (options.reconcile) options.breaker.addEventListener('close', () => this.#reconcile());
   }
 
@@ -305,7 +306,8 @@ export class RedisBinding implements StoreBinding {
       const owed = ledger.take(key);
       if (owed !== undefined) void this.#charge(key, owed.cost, owed.from);
     }
-    return new Promise((resolve, reject) => this.#batcher.add(shard, key, { op, cost, maxWait, resolve, reject }, urgent));
+    // One route per breaker state: the whole server on a single Redis, the shard on a Cluster.
+    return new Promise((resolve, reject) => this.#batcher.add(this.#breakerShard(shard), shard, key, { op, cost, maxWait, resolve, reject }, urgent));
   }
 
   /** Whether calls of this binding are closed out (the store's `close()`). @internal */
@@ -322,17 +324,24 @@ export class RedisBinding implements StoreBinding {
     return this.#batcher.settle();
   }
 
-  async #sendShard(shard: number, entries: Entries): Promise<void> {
-    const { lengths, keys, specs } = encodeEntries(entries);
+  /**
+   * Sends one route's batch as one script call: every shard queued on a
+   * single server (the script told each entry's anchor), or one shard of a
+   * Cluster. The call is routed by its first shard's anchor.
+   */
+  async #sendRoute(route: number, groups: Groups): Promise<void> {
+    const shard = groups.keys().next().value!;
+    const { lengths, keys, specs, anchors } = encodeEntries(groups, this.#o.shardKey);
     const sentAt = this.#o.clock();
     // The deadline on the script's clock (Redis's, or the client's in client
     // time) after which the script refuses the batch: by then this binding
     // has decided it by its fallback.
     const deadline = sentAt + (this.#o.clientTime ? 0 : this.#offset) + this.#o.breaker.timeoutNow;
     const argv: (string | Buffer)[] = [this.#o.clientTime ? String(sentAt) : '', ...this.#gateArgs, lengths, keys, specs, String(deadline)];
+    if (anchors !== '') argv.push(anchors);
     let reply: Buffer | undefined;
     if (!this.#down(shard)) {
-      reply = await this.#o.breaker.run(this.#breakerShard(shard), () =>
+      reply = await this.#o.breaker.run(route, () =>
         this.#send(this.#o.shardKey(shard), ...argv).catch((error: unknown) => {
           // A refused late batch says what time it is on Redis: a clock
           // offset learned wrong (or not yet) must not refuse every batch.
@@ -345,66 +354,69 @@ export class RedisBinding implements StoreBinding {
     }
     if (reply === undefined) {
       // Redis failed this batch: the fallback decides every call in it, in order.
-      for (const [key, hits] of entries) {
-        for (const hit of hits) {
-          if (hit.op === OP_CHARGE) hit.reject(new Error('Redis is down'));
-          else hit.resolve(this.#outage.decide(key, hit.op, hit.cost, hit.maxWait));
+      for (const entries of groups.values()) {
+        for (const [key, hits] of entries) {
+          for (const hit of hits) {
+            if (hit.op === OP_CHARGE) hit.reject(new Error('Redis is down'));
+            else hit.resolve(this.#outage.decide(key, hit.op, hit.cost, hit.maxWait));
+          }
         }
       }
       return;
     }
     const receivedAt = this.#o.clock();
     const metrics = this.#o.metrics;
+    let hitCount = 0;
+    for (const entries of groups.values()) for (const hits of entries.values()) hitCount += hits.length;
     if (metrics !== undefined) {
-      let calls = 0;
-      for (const hits of entries.values()) calls += hits.length;
-      metrics.record('cellgate.redis.batch.size', calls);
+      metrics.record('cellgate.redis.batch.size', hitCount);
       metrics.record('cellgate.redis.batch.duration', receivedAt - sentAt);
     }
     const out = decodeReply(reply);
     if (!this.#o.clientTime) this.#offset = out[0]! - (sentAt + receivedAt) / 2;
     const gates = this.#capacity.length;
     let r = 1;
-    let m = r;
-    for (const hits of entries.values()) m += hits.length * 4;
-    for (const [key, hits] of entries) {
-      for (const hit of hits) {
-        const flags = out[r]!;
-        const remaining = out[r + 1]!;
-        const retry = out[r + 2]!;
-        const reset = out[r + 3]!;
-        r += 4;
-        if (flags < 0) {
-          hit.reject(new RedisStateError(this.#o.shardKey(shard), key));
-          continue;
+    let m = r + hitCount * 4;
+    for (const [keyShard, entries] of groups) {
+      for (const [key, hits] of entries) {
+        for (const hit of hits) {
+          const flags = out[r]!;
+          const remaining = out[r + 1]!;
+          const retry = out[r + 2]!;
+          const reset = out[r + 3]!;
+          r += 4;
+          if (flags < 0) {
+            hit.reject(new RedisStateError(this.#o.shardKey(keyShard), key));
+            continue;
+          }
+          const allowed = replyAllowed(flags);
+          const gate = replyGate(flags);
+          const limit = this.#limit[gate]!;
+          const capacity = this.#capacity[gate]!;
+          if (hit.op === OP_LIMIT || hit.op === OP_PEEK) {
+            this.#o.counts.redis++;
+            hit.resolve({ allowed, limit, capacity, gate, remaining, retryAfterMs: retry, resetAfterMs: reset, source: 'redis' });
+          } else if (hit.op === OP_LEASE) {
+            hit.resolve({
+              granted: allowed ? remaining : 0,
+              lastAt: receivedAt + retry,
+              validUntil: sentAt + reset,
+              retryAt: sentAt + retry,
+              resetAfterMs: allowed ? 0 : reset,
+              gate,
+              grantedAt: sentAt,
+              roundTripMs: receivedAt - sentAt,
+            });
+          } else if (hit.op === OP_RESERVE) {
+            hit.resolve({ allowed, waitMs: retry, at: receivedAt + retry, limit, capacity, gate, remaining, source: 'redis' });
+          } else {
+            hit.resolve(undefined);
+          }
         }
-        const allowed = replyAllowed(flags);
-        const gate = replyGate(flags);
-        const limit = this.#limit[gate]!;
-        const capacity = this.#capacity[gate]!;
-        if (hit.op === OP_LIMIT || hit.op === OP_PEEK) {
-          this.#o.counts.redis++;
-          hit.resolve({ allowed, limit, capacity, gate, remaining, retryAfterMs: retry, resetAfterMs: reset, source: 'redis' });
-        } else if (hit.op === OP_LEASE) {
-          hit.resolve({
-            granted: allowed ? remaining : 0,
-            lastAt: receivedAt + retry,
-            validUntil: sentAt + reset,
-            retryAt: sentAt + retry,
-            resetAfterMs: allowed ? 0 : reset,
-            gate,
-            grantedAt: sentAt,
-            roundTripMs: receivedAt - sentAt,
-          });
-        } else if (hit.op === OP_RESERVE) {
-          hit.resolve({ allowed, waitMs: retry, at: receivedAt + retry, limit, capacity, gate, remaining, source: 'redis' });
-        } else {
-          hit.resolve(undefined);
-        }
+        this.#mirror.putStates(key, out, m);
+        this.#outage.seed(key, out, m);
+        m += gates * 4;
       }
-      this.#mirror.putStates(key, out, m);
-      this.#outage.seed(key, out, m);
-      m += gates * 4;
     }
   }
 }

@@ -30,8 +30,9 @@ export interface RedisStoreOptions {
   prefix?: string;
   /**
    * Virtual shards (default 64, a power of two up to 16384). Keys carry their
-   * shard as a hash tag, one script call decides one shard's batch, and a
-   * Cluster spreads the shards over its masters.
+   * shard as a hash tag, and a Cluster spreads the shards over its masters:
+   * there one script call decides one shard's batch (its keys share a
+   * slot), on a single server one call decides every shard's.
    */
   shards?: number;
   /**
@@ -133,9 +134,10 @@ export interface RedisStoreStats {
 /**
  * Keeps limits in Redis, so that every process of a fleet shares them. Each
  * decision is made atomically by a Lua script, with Redis `TIME` as the only
- * clock; calls made in the same tick are batched, grouped by virtual shard,
- * one script call per shard, hits on one key merged into one entry decided in
- * order. Script results are mirrored into a local wasm table: a key Redis said
+ * clock; calls made in the same tick are batched (one script call for a
+ * single server, one per virtual shard on a Cluster; while 3 batches are in
+ * flight, calls gather for the next), hits on one key merged into one entry
+ * decided in order. Script results are mirrored into a local wasm table: a key Redis said
  * is denied until T is denied locally until T, without a round trip
  * (`source: 'local'`).
  *

@@ -57,37 +57,48 @@ export function gateArgs(gates: readonly Policy[]): string[] {
 }
 
 /**
- * A batch's entries as the script's three strings (argument encoding
- * dominates the client's cost, so not a few per entry): the keys' byte
- * lengths, the keys as WTF-8 bytes (see wtf8.ts) exactly as the lengths count
- * them, and the hits ("op cost maxWait" triples; empty for the common single
- * limit of cost 1).
+ * A batch's entries as the script's strings (argument encoding dominates the
+ * client's cost, so not a few per entry): the keys' byte lengths, the keys as
+ * WTF-8 bytes (see wtf8.ts) exactly as the lengths count them, the hits ("op
+ * cost maxWait" triples; empty for the common single limit of cost 1), and
+ * which anchor each run of entries belongs to: `''` when they all belong to
+ * the call's own (one shard), otherwise "<anchor>=<count>," per shard, in
+ * the order of `groups` (several shards of a single server in one call).
  *
  * @example
  * ```ts
- * const { lengths, keys, specs } = encodeEntries(new Map([['a', [hit]]]));
+ * const { lengths, keys, specs, anchors } = encodeEntries(new Map([[3, new Map([['a', [hit]]])]]), (s) => `rl:{${s}}`);
  * ```
  */
-export function encodeEntries(entries: ReadonlyMap<string, readonly Hit[]>): { lengths: string; keys: Buffer; specs: string } {
+export function encodeEntries(
+  groups: ReadonlyMap<number, ReadonlyMap<string, readonly Hit[]>>,
+  anchorOf: (shard: number) => string,
+): { lengths: string; keys: Buffer; specs: string; anchors: string } {
   let lengths = '';
   let specs = '';
+  let anchors = '';
   let total = 0;
-  for (const key of entries.keys()) {
-    const n = wtf8Length(key);
-    lengths += `${n},`;
-    total += n;
+  for (const [shard, entries] of groups) {
+    if (groups.size > 1) anchors += `${anchorOf(shard)}=${entries.size},`;
+    for (const key of entries.keys()) {
+      const n = wtf8Length(key);
+      lengths += `${n},`;
+      total += n;
+    }
   }
   const keys = Buffer.allocUnsafe(total);
   let at = 0;
-  for (const [key, hits] of entries) {
-    at = writeWtf8(key, keys, at);
-    const only = hits.length === 1 ? hits[0]! : undefined;
-    if (only === undefined || only.op !== OP_LIMIT || only.cost !== 1) {
-      specs += hits.map((h) => `${h.op} ${h.cost} ${h.maxWait === Infinity ? 'inf' : h.maxWait}`).join(' ');
+  for (const entries of groups.values()) {
+    for (const [key, hits] of entries) {
+      at = writeWtf8(key, keys, at);
+      const only = hits.length === 1 ? hits[0]! : undefined;
+      if (only === undefined || only.op !== OP_LIMIT || only.cost !== 1) {
+        specs += hits.map((h) => `${h.op} ${h.cost} ${h.maxWait === Infinity ? 'inf' : h.maxWait}`).join(' ');
+      }
+      specs += ',';
     }
-    specs += ',';
   }
-  return { lengths, keys, specs };
+  return { lengths, keys, specs, anchors };
 }
 
 /**

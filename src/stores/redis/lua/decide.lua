@@ -62,7 +62,7 @@ end
 
 for e = 1, E do
   local spec = ehits[e]
-  load(ekey[e])
+  load(ekey[e], ebase[e])
   if foreign then
     -- flags -1: the caller raises a typed error for each of these hits.
     if spec == '' then

@@ -1,14 +1,15 @@
 -- state.lua: one entry's states, a state per gate, read once from Redis and
 -- written once, after all the entry's hits.
 --
--- State of gate g of key k lives at "<KEYS[1]>:<k>|<gate id>" as 32 bytes,
+-- State of gate g of key k lives at "<anchor>:<k>|<gate id>" as 32 bytes
+-- (the anchor is the entry's: KEYS[1], or another shard's; see wire.lua),
 -- the little-endian doubles a, b, c, exp (binary, so times survive exactly and
 -- nothing is formatted or parsed), with a PX expiry at the time the state
 -- decays to "never seen" (plus a day with a client clock). No key = never
 -- seen; a key whose exp has passed counts as none.
 --
--- load(key) reads the entry's states; the ops read and change them through
--- live, sa, sb, sc, sexp and commit(); store() writes what changed and
+-- load(key, base) reads the entry's states (base: its anchor and ':'); the
+-- ops read and change them through live, sa, sb, sc, sexp and commit(); store() writes what changed and
 -- mirrors every state into the reply. gevaluate[g], grefund[g] and
 -- gcharge[g] are gate g's algorithm's functions (algorithms.lua).
 
@@ -17,7 +18,6 @@
 
 local unpackState = struct.unpack
 
-local base = KEYS[1] .. ':'
 local gsuffix, gevaluate, grefund, gcharge = {}, {}, {}, {}
 for g = 1, G do
   gsuffix[g] = '|' .. gid[g]
@@ -33,7 +33,7 @@ local live, sa, sb, sc, sexp, dirty, gkey = {}, {}, {}, {}, {}, {}, {}
 -- foreign value is left alone, and the rest of the batch goes on.
 local foreign = false
 
-local function load(key)
+local function load(key, base)
   foreign = false
   key = base .. key
   for g = 1, G do

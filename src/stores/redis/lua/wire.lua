@@ -1,10 +1,12 @@
 -- wire.lua: the call's arguments read, and its reply packed. Every argument
 -- is documented here, once; redis-binding.ts writes and reads them.
 --
--- KEYS[1]  the shard's anchor key "<prefix>{<shard>}": every key of one call
---          shares its hash tag (the virtual shard), so the call lives in one
---          cluster slot; state keys are built from it (state.lua), and
---          nothing is stored under it but a probe's 1 ms write
+-- KEYS[1]  the shard's anchor key "<prefix>{<shard>}": on a Cluster every
+--          key of one call shares its hash tag (the virtual shard), so the
+--          call lives in one cluster slot; state keys are built from an
+--          entry's anchor (state.lua: this one unless `anchors` says
+--          otherwise), and nothing is stored under it but a probe's 1 ms
+--          write
 -- ARGV[1]  now override in epoch ms ("" = use Redis TIME, the only clock in
 --          production; the override exists for tests and time: 'client')
 -- ARGV[2]  G, the number of gates (0: a probe of the circuit breaker, with no
@@ -30,6 +32,12 @@
 --          deadline  (optional) epoch ms on the script's clock after which
 --                    the batch is refused unrun (TOOLATE): its client has
 --                    stopped waiting and decided it by its fallback
+--          anchors   (optional; only to a single server, never a Cluster)
+--                    "" when every entry belongs to KEYS[1]; otherwise
+--                    "<anchor>=<count>," per run of entries, in order: the
+--                    next count entries' states live under that anchor
+--                    (another virtual shard's "<prefix>{<shard>}"), so one
+--                    call decides the batch of every shard of a server
 --
 -- Returns one bulk string of little-endian doubles (Redis would truncate Lua
 -- numbers to integers, and formatting fractions costs more than the
@@ -79,7 +87,7 @@ local deadline = tonumber(ARGV[i + 3])
 -- The entries in order, read here at once (not by an iterator: a Lua call
 -- per entry costs a few per cent of a batch): E of them, entry e's key
 -- ekey[e] and its hits string ehits[e].
-local ekey, ehits, E = {}, {}, 0
+local ekey, ehits, ebase, E = {}, {}, {}, 0
 do
   -- (A probe may send none of the three.)
   local keys, pos = ARGV[i + 1], 1
@@ -90,6 +98,18 @@ do
     ekey[E], ehits[E] = string.sub(keys, pos, pos + n - 1), specs()
     pos = pos + n
   end
+  -- Each entry's state keys start with its anchor and ':' (state.lua).
+  local e = 0
+  for anchor, count in string.gmatch(ARGV[i + 4] or '', '([^=,]+)=(%d+),') do
+    local base = anchor .. ':'
+    for _ = 1, tonumber(count) do
+      e = e + 1
+      ebase[e] = base
+    end
+  end
+  if e ~= 0 and e ~= E then return redis.error_reply('cellgate: anchors name ' .. e .. ' entries of ' .. E) end
+  local base = KEYS[1] .. ':'
+  for f = e + 1, E do ebase[f] = base end
 end
 
 -- The hits of a non-empty hits string: an iterator of op, cost, arg.
