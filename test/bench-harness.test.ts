@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runGroup } from '../bench/harness.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -48,4 +49,30 @@ describe('bench harness (--smoke --json)', () => {
       expect(g.figure).not.toMatch(/NaN|undefined/);
     }
   }, 90_000);
+
+  it('flags a row whose decisions came from another source and keeps it out of comparison', async () => {
+    const rows = await runGroup(
+      'flag check',
+      [
+        // As a strict Redis row decided by the fallback: 3 of 4 decisions from elsewhere.
+        { name: 'off source', source: { expect: 'redis', minShare: 1 }, step: () => ({ made: 4, allowed: 2, offSource: 3 }) },
+        { name: 'on source', source: { expect: 'redis', minShare: 1 }, step: () => ({ made: 4, allowed: 4, offSource: 0 }) },
+        { name: 'peer', step: async () => ({ made: 4, allowed: 0 }) },
+      ],
+      { sliceMs: 5, rounds: 2 },
+    );
+    const [off, on, peer] = rows as [(typeof rows)[0], (typeof rows)[0], (typeof rows)[0]];
+    expect(off.flagged).toMatch(/25\.0% of decisions from 'redis'/);
+    expect(off.sourceShare).toBe(0.25);
+    expect(off.admittedShare).toBe(0.5);
+    expect(on.flagged).toBeNull();
+    expect(on.sourceShare).toBe(1);
+    expect(peer.flagged).toBeNull();
+    expect(peer.sourceShare).toBeNull();
+    expect(peer.admittedShare).toBe(0);
+    for (const r of rows) {
+      expect(r.rounds).toHaveLength(2);
+      expect(r.decisions % 4).toBe(0);
+    }
+  });
 });
