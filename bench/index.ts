@@ -14,8 +14,8 @@
 // Progress lines go to stderr as rows finish.
 import { embeddedContenders, hotKeyContenders, memoryPerKey } from './embedded.js';
 import { fmtRate, planRows, progress, runGroup, type Row } from './harness.js';
-import { redisContenders } from './redis-rows.js';
-import { startRedis } from '../build/lib/src/cli/redis-server.js';
+import { clusterContenders, redisContenders } from './redis-rows.js';
+import { startRedis, startRedisCluster } from '../build/lib/src/cli/redis-server.js';
 import { Console } from 'node:console';
 
 const argv = process.argv.slice(2);
@@ -32,9 +32,10 @@ const memN = smoke ? 10_000 : quick ? 100_000 : 1_000_000;
 const out = (s: string) => (json ? process.stderr : process.stdout).write(`${s}\n`);
 const con = json ? new Console(process.stderr) : console;
 
-planRows(keyCounts.length * 6 + 2 + (withRedis ? 6 : 0));
+planRows(keyCounts.length * 6 + 2 + (withRedis ? 8 : 0));
 progress(`cellgate benchmark: node ${process.version}, ${process.platform}/${process.arch}; ${embeddedOpts.rounds} interleaved rounds of ${embeddedOpts.sliceMs} ms per embedded row${withRedis ? `, ${redisOpts.rounds} of ${redisOpts.sliceMs} ms per Redis row` : ''}, after one warm-up round`);
 
+const CLUSTER_GROUP = 'Redis Cluster (3 masters) strict, 1000 concurrent callers, 10k keys';
 const rows: Row[] = [];
 const notes: string[] = [];
 for (const n of keyCounts) {
@@ -53,8 +54,16 @@ if (withRedis) {
     set.close();
     await server.stop();
   }
+  progress('starting a 3-master redis cluster');
+  const cluster = await startRedisCluster({ masters: 3 });
+  const onCluster = clusterContenders(cluster.nodes);
+  try {
+    rows.push(...(await runGroup(CLUSTER_GROUP, onCluster.contenders, redisOpts)));
+  } finally {
+    await onCluster.close();
+    await cluster.stop();
+  }
 } else notes.push(smoke ? 'Redis rows skipped (--smoke)' : 'Redis rows skipped (--no-redis)');
-notes.push('Redis Cluster row: not implemented yet');
 
 progress(`memory per live key at ${memN.toLocaleString('en-US')} keys`);
 const memory = await memoryPerKey(memN);
@@ -123,7 +132,7 @@ goal('Redis strict 1000 callers 10k keys >= 250k decisions/s', [find(strictG, 'c
 const serialG = 'Redis strict, serial (one call at a time), 10k keys';
 const rlfSerial = find(serialG, 'rate-limiter');
 goal("Redis serial p50 no worse than rlf's", [find(serialG, 'cellgate'), rlfSerial], (a) => a.p50Ms ?? Infinity, rlfSerial?.p50Ms ?? 0, 'ms<=');
-goals.push({ goal: 'Redis Cluster (3 masters) >= 3x rlf', status: 'not measured', figure: '— (cluster row not implemented yet)' });
+goal('Redis Cluster (3 masters) >= 3x rlf', [find(CLUSTER_GROUP, 'cellgate'), find(CLUSTER_GROUP, 'rate-limiter')], ratio, 3, 'x');
 goal('leased await limit() >= 1 M/s on hot keys', [find('Redis leased, hot keys (1% of 10k keys take 90% of hits)', 'cellgate RedisStore leased await')], (a) => a.perSecond, 1e6, '/s');
 const table = memory.find((m) => m.contender === 'cellgate EmbeddedStore');
 if (memN === 1_000_000 && table) goals.push({ goal: '<= 48 bytes per live key at 1M keys', status: table.bytesPerKey <= 48 ? 'met' : 'MISSED', figure: `${table.bytesPerKey.toFixed(1)} bytes/key` });

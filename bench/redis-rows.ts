@@ -4,12 +4,13 @@
 //     RedisStore (every decision must come from 'redis') against
 //     rate-limiter-flexible's RateLimiterRedis;
 //   - strict, serial (one call at a time): decisions/s and p50/p99 latency;
+//   - strict on a 3-master cluster (ioredis Cluster clients), 1000 callers;
 //   - leased mode on hot keys (1% of 10k keys take 90% of hits): RedisStore
 //     `mode: 'leased'`, limitSync and await limit(); at least half of the
 //     decisions must come from a lease ('lease'), else the row is flagged.
 // Every contender allows 1000/s per key (cellgate gcra burst 10; rlf 1000
 // points per 1 s window). Rows go through bench/harness.ts (interleaved rounds).
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { Limiter, gcra } from '../build/lib/src/index.js';
 import { RedisStore } from '../build/lib/src/stores/redis/index.js';
@@ -56,6 +57,36 @@ function serial(decide: Decide, pick: () => string): () => Promise<Step> {
   };
 }
 
+const redis = { expect: 'redis', minShare: 1 };
+
+/** cellgate RedisStore strict and RateLimiterRedis, each on its own client to the same server(s). */
+function strictPair(ours: Redis | Cluster, theirs: Redis | Cluster): [Decide, Decide] {
+  const strict = new Limiter({ policy, store: new RedisStore({ client: ours, prefix: 'bench:' }) });
+  const rlf = new RateLimiterRedis({ storeClient: theirs, points: 1000, duration: 1, keyPrefix: 'rlf' });
+  const cg: Decide = async (key) => {
+    const d = await strict.limit(key);
+    return { allowed: d.allowed, off: d.source !== 'redis' };
+  };
+  const flex: Decide = (key) => rlf.consume(key).then(() => ({ allowed: true, off: false }), () => ({ allowed: false, off: false }));
+  return [cg, flex];
+}
+
+/** Strict, 1000 concurrent callers over 10k keys, on a 3-master cluster: an ioredis Cluster client for each contender. */
+export function clusterContenders(nodes: { host: string; port: number }[]): { contenders: Contender[]; close(): Promise<void> } {
+  const ours = new Cluster(nodes);
+  const theirs = new Cluster(nodes);
+  const [cg, flex] = strictPair(ours, theirs);
+  return {
+    contenders: [
+      { name: `cellgate RedisStore strict await limit() on a Cluster, ${CALLERS} callers`, source: redis, step: concurrent(cg, pickUniform(rng(5)), 5) },
+      { name: `rate-limiter-flexible RateLimiterRedis await consume() on a Cluster, ${CALLERS} callers`, step: concurrent(flex, pickUniform(rng(5)), 5) },
+    ],
+    async close() {
+      await Promise.all([ours.quit(), theirs.quit()]);
+    },
+  };
+}
+
 export interface RedisSet {
   strict: Contender[];
   serial: Contender[];
@@ -67,14 +98,7 @@ export function redisContenders(host: string, port: number): RedisSet {
   const ours = new Redis({ host, port });
   const theirs = new Redis({ host, port });
   const leasedClient = new Redis({ host, port });
-  const strict = new Limiter({ policy, store: new RedisStore({ client: ours, prefix: 'bench:' }) });
-  const rlf = new RateLimiterRedis({ storeClient: theirs, points: 1000, duration: 1, keyPrefix: 'rlf' });
-  const cg: Decide = async (key) => {
-    const d = await strict.limit(key);
-    return { allowed: d.allowed, off: d.source !== 'redis' };
-  };
-  const flex: Decide = (key) => rlf.consume(key).then(() => ({ allowed: true, off: false }), () => ({ allowed: false, off: false }));
-  const redis = { expect: 'redis', minShare: 1 };
+  const [cg, flex] = strictPair(ours, theirs);
 
   const leasedSync = new Limiter({ policy, store: new RedisStore({ client: leasedClient, prefix: 'leased-sync:', mode: 'leased' }) });
   const leasedAsync = new Limiter({ policy, store: new RedisStore({ client: leasedClient, prefix: 'leased-async:', mode: 'leased' }) });
