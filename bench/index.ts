@@ -11,8 +11,10 @@
 //   --smoke  embedded rows at 10k keys only, a few seconds (the harness's own test)
 //   --json   one JSON document on stdout and nothing else; tables go to stderr
 //   --no-redis  skip the Redis rows
+// Also: memory per live key, and what hashing a key costs (bench/key-hash.ts).
 // Progress lines go to stderr as rows finish.
 import { embeddedContenders, hotKeyContenders, memoryPerKey } from './embedded.js';
+import { benchKeyHash } from './key-hash.js';
 import { fmtRate, planRows, progress, runGroup, type Row } from './harness.js';
 import { clusterContenders, redisContenders } from './redis-rows.js';
 import { startRedis, startRedisCluster } from '../build/lib/src/cli/redis-server.js';
@@ -67,6 +69,8 @@ if (withRedis) {
 
 progress(`memory per live key at ${memN.toLocaleString('en-US')} keys`);
 const memory = await memoryPerKey(memN);
+progress('key hashing, ns per key');
+const hashes = await benchKeyHash(smoke ? 50 : quick ? 200 : 1000);
 if (!(globalThis as { gc?: unknown }).gc) notes.push('run with --expose-gc for the JS heap figures of the peers');
 
 // ---- tables
@@ -92,6 +96,8 @@ for (const group of [...new Set(rows.map((r) => r.group))]) {
 }
 out(`\nmemory per key at ${memN.toLocaleString('en-US')} keys`);
 con.table(memory.map((m) => ({ contender: m.contender, 'bytes/key': Number.isFinite(m.bytesPerKey) ? m.bytesPerKey.toFixed(1) : '—', note: m.note })));
+out('\nkey hashing, ns per key (tinybench, one run; a decision hashes its key once)');
+con.table(hashes.map((h) => ({ hash: h.hash, 'key length': h.keyLength, 'ns/key': h.nsPerKey.toFixed(1) })));
 
 // ---- summary of the goals
 interface Goal {
@@ -144,6 +150,6 @@ for (const n of notes) out(`  note: ${n}`);
 
 if (json) {
   process.stdout.write(
-    `${JSON.stringify({ node: process.version, platform: `${process.platform}/${process.arch}`, mode: smoke ? 'smoke' : quick ? 'quick' : 'full', embeddedOpts, redisOpts: withRedis ? redisOpts : null, rows, memory, goals, notes })}\n`,
+    `${JSON.stringify({ node: process.version, platform: `${process.platform}/${process.arch}`, mode: smoke ? 'smoke' : quick ? 'quick' : 'full', embeddedOpts, redisOpts: withRedis ? redisOpts : null, rows, memory, hashes, goals, notes })}\n`,
   );
 }
