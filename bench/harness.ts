@@ -88,8 +88,10 @@ async function slice(c: Contender, ms: number, acc: { made: number; allowed: num
 export async function runGroup(group: string, contenders: Contender[], opts: RunOptions): Promise<Row[]> {
   const accs = contenders.map(() => ({ made: 0, allowed: 0, off: 0, lat: [] as number[] }));
   const rounds = contenders.map(() => [] as number[]);
+  progress(`  ${group}: warm-up round (${contenders.length} contenders)`);
   for (const c of contenders) await slice(c, opts.sliceMs, null);
   for (let r = 0; r < opts.rounds; r++) {
+    progress(`  ${group}: round ${r + 1} of ${opts.rounds}`);
     for (let i = 0; i < contenders.length; i++) rounds[i]!.push(await slice(contenders[i]!, opts.sliceMs, accs[i]!));
   }
   return contenders.map((c, i) => {
