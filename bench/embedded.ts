@@ -3,21 +3,15 @@
 // (one TokenBucket per key in a Map: it limits one thing per instance) and the
 // pure-TS reference model of the test suite. Every contender allows 1000 per
 // second per key with a burst of 10, so nearly every decision admits.
-import { Bench } from 'tinybench';
 import { TokenBucket } from 'limiter';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
-import { EmbeddedStore, Limiter, gcra, systemClock, taskClock } from '../build/lib/src/index.js';
+import { EmbeddedStore, Limiter, gcra, systemClock } from '../build/lib/src/index.js';
 import { ReferenceLimiter } from '../support/reference-model.js';
+import { tally, type Contender, type Step } from './harness.js';
 
-/** Decisions per task iteration: amortises tinybench's own per-call cost. */
+/** Decisions per harness step: amortises the harness's own per-step cost. */
 const INNER = 1000;
 const BATCH = 1024;
-
-export interface Row {
-  keys: number;
-  contender: string;
-  perSecond: number;
-}
 
 /** Keys like `user:123`, as flat strings, visited in a fixed pseudo-random order. */
 function makeKeys(n: number): { keys: string[]; order: Uint32Array } {
@@ -33,67 +27,99 @@ function makeKeys(n: number): { keys: string[]; order: Uint32Array } {
   return { keys, order };
 }
 
-export async function benchEmbedded(keyCounts: number[], timeMs: number): Promise<Row[]> {
-  const rows: Row[] = [];
-  for (const n of keyCounts) {
-    const { keys, order } = makeKeys(n);
-    const policy = gcra({ limit: 1000, period: '1s', burst: 10 });
-    const maxKeys = Math.max(n, 100_000);
-    const sync = new Limiter({ policy, store: new EmbeddedStore({ maxKeys }) });
-    const exact = new Limiter({ policy, store: new EmbeddedStore({ maxKeys }), clock: systemClock });
-    const batched = new Limiter({ policy, store: new EmbeddedStore({ maxKeys }) });
-    const async = new Limiter({ policy, store: new EmbeddedStore({ maxKeys }) });
-    const rlf = new RateLimiterMemory({ points: 10, duration: 0.01 });
-    const buckets = new Map<string, TokenBucket>();
-    const model = new ReferenceLimiter([policy]);
-    const chunk = new Array<string>(BATCH);
+/** INNER awaited cellgate decisions, counting the admitted and those not decided locally. */
+const awaitLimit = (l: Limiter, next: () => string) => async (): Promise<Step> => {
+  let allowed = 0;
+  let off = 0;
+  for (let i = 0; i < INNER; i++) {
+    const d = await l.limit(next());
+    if (d.allowed) allowed++;
+    if (d.source !== 'local') off++;
+  }
+  return { made: INNER, allowed, offSource: off };
+};
 
-    let cursor = 0;
-    const next = () => {
-      const k = keys[order[cursor]!]!;
-      if (++cursor === n) cursor = 0;
-      return k;
-    };
-    const bench = new Bench({ time: timeMs, warmupTime: Math.min(500, timeMs / 2) });
-    bench
-      .add('cellgate limitSync', () => {
-        for (let i = 0; i < INNER; i++) sync.limitSync(next());
-      })
-      .add('cellgate limitSync, clock read per decision', () => {
-        for (let i = 0; i < INNER; i++) exact.limitSync(next());
-      })
-      .add('cellgate limitManySync (batches of 1024)', () => {
-        for (let i = 0; i < BATCH; i++) chunk[i] = next();
-        batched.limitManySync(chunk);
-      })
-      .add('cellgate await limit', async () => {
-        for (let i = 0; i < INNER; i++) await async.limit(next());
-      })
-      .add('rate-limiter-flexible RateLimiterMemory.consume', async () => {
-        for (let i = 0; i < INNER; i++) await rlf.consume(next()).catch(() => undefined);
-      })
-      .add('limiter TokenBucket per key (Map)', () => {
+/** INNER awaited rate-limiter-flexible decisions (a rejected consume() is a denial). */
+const awaitConsume = (rlf: RateLimiterMemory, next: () => string) => async (): Promise<Step> => {
+  let allowed = 0;
+  for (let i = 0; i < INNER; i++) if (await rlf.consume(next()).then(() => true, () => false)) allowed++;
+  return { made: INNER, allowed };
+};
+
+/** Every embedded contender at `n` keys, each allowing 1000/s per key with a burst of 10. */
+export function embeddedContenders(n: number): Contender[] {
+  const { keys, order } = makeKeys(n);
+  const policy = gcra({ limit: 1000, period: '1s', burst: 10 });
+  const maxKeys = Math.max(n, 100_000);
+  const mk = (clock?: typeof systemClock) => new Limiter({ policy, store: new EmbeddedStore({ maxKeys }), ...(clock ? { clock } : {}) });
+  const sync = mk();
+  const exact = mk(systemClock);
+  const batched = mk();
+  const async = mk();
+  // rate-limiter-flexible's documented normal configuration: 1000 points per 1 s window per key (it has no burst).
+  const rlf = new RateLimiterMemory({ points: 1000, duration: 1 });
+  const buckets = new Map<string, TokenBucket>();
+  const chunk = new Array<string>(BATCH);
+  let cursor = 0;
+  const next = () => {
+    const k = keys[order[cursor]!]!;
+    if (++cursor === n) cursor = 0;
+    return k;
+  };
+  const cg = (l: Limiter): Step => {
+    let allowed = 0;
+    let off = 0;
+    for (let i = 0; i < INNER; i++) {
+      const d = l.limitSync(next());
+      if (d.allowed) allowed++;
+      if (d.source !== 'local') off++;
+    }
+    return { made: INNER, allowed, offSource: off };
+  };
+  const local = { expect: 'local', minShare: 1 };
+  return [
+    { name: 'cellgate limitSync (default taskClock: clock read once per task / 64 decisions)', source: local, step: () => cg(sync) },
+    { name: 'cellgate limitSync (systemClock: clock read per decision)', source: local, step: () => cg(exact) },
+    {
+      name: 'limiter TokenBucket.tryRemoveTokens per key in a Map (clock read per decision)',
+      step: () => {
+        let allowed = 0;
         for (let i = 0; i < INNER; i++) {
           const k = next();
           let b = buckets.get(k);
           if (b === undefined) {
             b = new TokenBucket({ bucketSize: 10, tokensPerInterval: 1000, interval: 'second' });
+            // A new TokenBucket starts empty (0 of its first calls admitted); filled as its API allows, as a new key is elsewhere.
+            b.content = b.bucketSize;
             buckets.set(k, b);
           }
-          b.tryRemoveTokens(1);
+          if (b.tryRemoveTokens(1)) allowed++;
         }
-      })
-      .add('reference model (pure TS)', () => {
-        for (let i = 0; i < INNER; i++) model.limit(next(), 1, taskClock());
-      });
-    await bench.run();
-    for (const task of bench.tasks) {
-      const r = task.result as { period?: number };
-      const per = task.name.startsWith('cellgate limitManySync') ? BATCH : INNER;
-      rows.push({ keys: n, contender: task.name, perSecond: r.period ? (per / r.period) * 1000 : 0 });
-    }
-  }
-  return rows;
+        return { made: INNER, allowed };
+      },
+    },
+    {
+      name: `cellgate limitManySync (batches of ${BATCH}), per decision`,
+      source: local,
+      step: () => {
+        for (let i = 0; i < BATCH; i++) chunk[i] = next();
+        return tally(batched.limitManySync(chunk), 'local');
+      },
+    },
+    { name: 'cellgate await limit() (default taskClock)', source: local, step: awaitLimit(async, next) },
+    { name: 'rate-limiter-flexible RateLimiterMemory await consume() (clock read per decision)', step: awaitConsume(rlf, next) },
+  ];
+}
+
+/** Async on one hot key: cellgate await limit() against rlf await consume(), same 1000/s limit. */
+export function hotKeyContenders(): Contender[] {
+  const l = new Limiter({ policy: gcra({ limit: 1000, period: '1s', burst: 10 }), store: new EmbeddedStore() });
+  const rlf = new RateLimiterMemory({ points: 1000, duration: 1 });
+  const hot = () => 'hot';
+  return [
+    { name: 'cellgate await limit()', source: { expect: 'local', minShare: 1 }, step: awaitLimit(l, hot) },
+    { name: 'rate-limiter-flexible RateLimiterMemory await consume()', step: awaitConsume(rlf, hot) },
+  ];
 }
 
 /**
@@ -139,6 +165,7 @@ export async function memoryPerKey(n: number): Promise<{ contender: string; byte
   const buckets = new Map<string, TokenBucket>();
   for (const k of keys) {
     const b = new TokenBucket({ bucketSize: 1, tokensPerInterval: 1, interval: 'hour' });
+    b.content = b.bucketSize;
     b.tryRemoveTokens(1);
     buckets.set(k, b);
   }

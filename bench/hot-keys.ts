@@ -2,7 +2,8 @@
 // no other contender's code shares its JIT state (V8's call-site feedback is
 // per process: a loop that has called one limiter is slower at calling
 // another). Decides on hot keys (1% of 10k keys take 90% of hits) for the
-// given duration, then prints one JSON line: decisions/s and admitted.
+// given duration, then prints one JSON line: decisions/s (admitted or not),
+// the decisions made and how many were admitted (the caller shows the share).
 //   node --import tsx bench/hot-keys.ts CONTENDER REDIS_HOST:PORT DURATION_MS
 // CONTENDER: embedded | leased-sync | leased-async | strict | rlf
 // Loops: embedded and leased-sync, one caller deciding 1000 times per
@@ -34,7 +35,7 @@ async function chunkLoop(decide: (key: string) => boolean | Promise<boolean>, ms
     }
     await new Promise((resolve) => setImmediate(resolve));
   }
-  return { perSecond: (n / (performance.now() - start)) * 1000, admitted };
+  return { perSecond: (n / (performance.now() - start)) * 1000, decisions: n, admitted };
 }
 
 /**
@@ -59,7 +60,7 @@ async function pumpLoop(decide: (key: string) => Promise<boolean>, ms: number) {
     }
     await new Promise((resolve) => setImmediate(resolve));
   }
-  return { perSecond: (done / (performance.now() - start)) * 1000, admitted };
+  return { perSecond: (done / (performance.now() - start)) * 1000, decisions: done, admitted };
 }
 
 /** 1000 concurrent callers, each awaiting its decision (the Redis contenders' best shape). */
@@ -76,11 +77,11 @@ async function closedLoop(decide: (key: string) => Promise<boolean>, ms: number)
       }
     }),
   );
-  return { perSecond: (n / (performance.now() - start)) * 1000, admitted };
+  return { perSecond: (n / (performance.now() - start)) * 1000, decisions: n, admitted };
 }
 
 const client = new Redis({ host: host!, port: Number(port) });
-let result: { perSecond: number; admitted: number };
+let result: { perSecond: number; decisions: number; admitted: number };
 let sources: unknown;
 // Each contender is warmed up for half the duration, then measured.
 if (contender === 'embedded') {

@@ -43,11 +43,11 @@ export type ServerMessage = { port: number } | { stats: unknown };
 const BODY = 'ok\n';
 
 /**
- * Admits every request: 1M per second with a burst of 100k per key, so that
- * the cost measured is the limiter's, not 429s. The peers get the same
- * numbers (1M per 1 s window).
+ * Admits every request: 100k per second (the most a 1 s period allows) with a
+ * burst of 100k per key, so that the cost measured is the limiter's, not
+ * 429s. The peers get the same numbers (100k per 1 s window).
  */
-const LIMIT = 1_000_000;
+const LIMIT = 100_000;
 
 /** The x-api-key header's value, for the peers' key generators (cellgate keys by it itself). */
 function apiKey(headers: Record<string, string | string[] | undefined>): string {

@@ -5,7 +5,7 @@
 //   RedisStore (strict mode); express-rate-limit with rate-limit-redis.
 //   Fastify: bare; cellgate fastifyRateLimit, embedded and Redis strict;
 //   @fastify/rate-limit with its Redis store.
-// Every limit admits every request (1M/s per key), so what is measured is the
+// Every limit admits every request (100k/s per key, the most a 1 s period allows), so what is measured is the
 // limiter's cost, not 429s. Two loads: one key (keyed by IP, and there is one
 // load generator) and 10k keys (keyed by the x-api-key header, autocannon
 // sending a different key with each request, round robin). Each server
@@ -21,16 +21,25 @@
 // taken within one run, the variants measured in interleaved slices.
 //
 // Prints requests/s, p50/p99 latency, non-2xx responses, and the ratios.
-// Run: npm run bench:http [-- --quick]
+// Progress lines go to stderr; --json prints one JSON document on stdout and
+// nothing else (the tables then go to stderr).
+// Run: npm run bench:http [-- --quick] [-- --json]
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { get } from 'node:http';
+import { Console } from 'node:console';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { startRedis } from '../build/lib/src/cli/redis-server.js';
 import type { KeyMode, ServerMessage, Variant } from './http-server.js';
 
 const quick = process.argv.includes('--quick');
+/** --json: one JSON document on stdout and nothing else; the tables go to stderr. */
+const json = process.argv.includes('--json');
+const con = json ? new Console(process.stderr) : console;
+let slicesDone = 0;
+/** A progress line on stderr per warm-up or measured slice. */
+const progress = (line: string) => process.stderr.write(`[${++slicesDone}/${LOADS.length * VARIANT_NAMES.length * (ROUNDS + 1)}] ${line}\n`);
 /**
  * Seconds of load on each server before it is measured (JIT, connections,
  * Redis scripts). Longer than 1 s: Express bare was seen here still speeding
@@ -195,6 +204,7 @@ async function measureLoad(keyMode: KeyMode, redisPort: number): Promise<Row[]> 
     for (const [i, [variant]] of VARIANT_NAMES.entries()) {
       await check(variant, servers[i]!.port);
       await load(servers[i]!.port, keyMode, WARMUP_S);
+      progress(`${keyMode}: ${variant} warmed up`);
     }
     for (let round = 0; round < ROUNDS; round++) {
       for (const [i] of VARIANT_NAMES.entries()) {
@@ -205,6 +215,7 @@ async function measureLoad(keyMode: KeyMode, redisPort: number): Promise<Row[]> 
         t.non2xx += result.non2xx;
         t.errors += result.errors;
         t.latencies.push(latencies);
+        progress(`${keyMode}: ${VARIANT_NAMES[i]![0]} round ${round + 1} of ${ROUNDS}`);
       }
     }
     const stats = await Promise.all(servers.splice(0).map((s) => s.stop()));
@@ -238,10 +249,10 @@ async function main(): Promise<void> {
   const after = loadAverage();
   const name = new Map(VARIANT_NAMES);
   const loadName = new Map(LOADS);
-  console.log(
-    `\nHTTP gateway on loopback: autocannon, ${CONNECTIONS} connections, pipelining 1; per variant ${WARMUP_S} s warm-up, then ${ROUNDS} x ${SLICE_S} s measured round robin; each server in its own process; limits admit everything (1M/s per key); load average before/after: ${before} / ${after}`,
+  con.log(
+    `\nHTTP gateway on loopback: autocannon, ${CONNECTIONS} connections, pipelining 1; per variant ${WARMUP_S} s warm-up, then ${ROUNDS} x ${SLICE_S} s measured round robin; each server in its own process; limits admit everything (100k/s per key); load average before/after: ${before} / ${after}`,
   );
-  console.table(
+  con.table(
     rows.map((r) => ({
       load: loadName.get(r.keyMode),
       server: name.get(r.variant),
@@ -254,9 +265,9 @@ async function main(): Promise<void> {
   );
   const of = (variant: Variant, keyMode: KeyMode) => rows.find((r) => r.variant === variant && r.keyMode === keyMode)!;
   const ratio = (a: Variant, b: Variant, keyMode: KeyMode) => (of(a, keyMode).perSecond / of(b, keyMode).perSecond).toFixed(2);
-  console.log(`\nsummary (one run, same redis-server ${redis.url}; requests/s ratios):`);
+  con.log(`\nsummary (one run, same redis-server ${redis.url}; requests/s ratios):`);
   for (const [keyMode, label] of LOADS) {
-    console.log(
+    con.log(
       `  ${label}: Express embedded / bare = ${ratio('express-cellgate-embedded', 'express-bare', keyMode)} (target >= 0.95), ` +
         `Redis strict / express-rate-limit+Redis = ${ratio('express-cellgate-redis', 'express-erl-redis', keyMode)}; ` +
         `Fastify embedded / bare = ${ratio('fastify-cellgate-embedded', 'fastify-bare', keyMode)}, ` +
@@ -267,8 +278,9 @@ async function main(): Promise<void> {
     if (!r.variant.endsWith('-cellgate-redis')) continue;
     // Every decision should come from Redis: a fallback one would flatter the strict store.
     const { decisions, opens } = r.stats as { decisions: Record<string, number>; opens: number };
-    console.log(`  ${name.get(r.variant)}, ${loadName.get(r.keyMode)}: decisions by source ${JSON.stringify(decisions)}, breaker opens ${opens}`);
+    con.log(`  ${name.get(r.variant)}, ${loadName.get(r.keyMode)}: decisions by source ${JSON.stringify(decisions)}, breaker opens ${opens}`);
   }
+  if (json) process.stdout.write(`${JSON.stringify({ loadAverage: { before, after }, rows })}\n`);
 }
 
 await main();

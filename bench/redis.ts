@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { Console } from 'node:console';
 import { Limiter, gcra } from '../build/lib/src/index.js';
 import { RedisStore } from '../build/lib/src/stores/redis/index.js';
 import { runPods } from '../support/pods.js';
@@ -20,6 +21,8 @@ import { pickHot, pickUniform, rng } from './key-picks.js';
 
 const quick = process.argv.includes('--quick');
 const json = process.argv.includes('--json');
+/** With --json, stdout holds only the JSON line: the tables go to stderr. */
+const con = json ? new Console(process.stderr) : console;
 /** `--url redis://host:port`: an existing Redis instead of one started here (its data under the bench prefixes is overwritten). */
 const urlArg = process.argv[process.argv.indexOf('--url') + 1];
 const url = process.argv.includes('--url') ? urlArg : undefined;
@@ -34,6 +37,8 @@ interface Result {
   p50: number;
   p99: number;
   admitted: number;
+  /** Decisions made, admitted or not. */
+  decisions: number;
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -54,7 +59,7 @@ async function closedLoop(name: string, decide: Decide, pick: () => string): Pro
     }),
   );
   const sorted = Float64Array.from(latencies).sort();
-  return { name, perSecond: (latencies.length / DURATION_MS) * 1000, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), admitted };
+  return { name, perSecond: (latencies.length / DURATION_MS) * 1000, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), admitted, decisions: latencies.length };
 }
 
 async function openLoop(name: string, decide: Decide, pick: () => string, rate: number): Promise<Result> {
@@ -80,7 +85,7 @@ async function openLoop(name: string, decide: Decide, pick: () => string, rate: 
   }
   await Promise.all(pending);
   const sorted = Float64Array.from(latencies).sort();
-  return { name, perSecond: (latencies.length / (performance.now() - start)) * 1000, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), admitted };
+  return { name, perSecond: (latencies.length / (performance.now() - start)) * 1000, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), admitted, decisions: latencies.length };
 }
 
 /** 4 leased processes on one GCRA key (200/s, burst 5) for 2 s: admitted / allowed. */
@@ -94,14 +99,14 @@ async function utilization(port: number): Promise<string> {
 }
 
 function print(title: string, results: Result[]): void {
-  console.log(`\n${title}`);
-  console.table(
+  con.log(`\n${title}`);
+  con.table(
     results.map((r) => ({
       contender: r.name,
       'decisions/s': Math.round(r.perSecond).toLocaleString('en-US'),
-      'p50 ms': r.p50.toFixed(3),
-      'p99 ms': r.p99.toFixed(3),
-      admitted: r.admitted.toLocaleString('en-US'),
+      'p50 ms': Number.isFinite(r.p50) ? r.p50.toFixed(3) : '— (not timed per call)',
+      'p99 ms': Number.isFinite(r.p99) ? r.p99.toFixed(3) : '— (not timed per call)',
+      admitted: `${r.admitted.toLocaleString('en-US')} (${r.decisions ? ((100 * r.admitted) / r.decisions).toFixed(1) : '—'}%)`,
     })),
   );
 }
@@ -153,9 +158,9 @@ async function main(): Promise<void> {
       let leasedSources = '';
       for (const [id, name] of contenders) {
         const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./hot-keys.ts', import.meta.url)), id, `${server.host}:${server.port}`, String(DURATION_MS)]);
-        const r = JSON.parse(out.toString().trim().split('\n').pop()!) as { perSecond: number; admitted: number; sources?: unknown };
+        const r = JSON.parse(out.toString().trim().split('\n').pop()!) as { perSecond: number; decisions: number; admitted: number; sources?: unknown };
         if (id === 'leased-sync') leasedSources = JSON.stringify(r.sources);
-        hot.push({ name, perSecond: r.perSecond, p50: NaN, p99: NaN, admitted: r.admitted });
+        hot.push({ name, perSecond: r.perSecond, p50: NaN, p99: NaN, admitted: r.admitted, decisions: r.decisions });
       }
       const title = 'leased mode, hot keys (1% of 10k keys take 90% of hits), gcra 100k/s burst 10k per key, each contender in its own process';
       print(title, hot);
@@ -176,10 +181,10 @@ async function main(): Promise<void> {
     print(openTitle, [a, b]);
     results[openTitle] = [a, b];
     summary.push(`steady ${rate} req/s: cellgate p99 ${a.p99.toFixed(3)} ms (target <= 1 ms), RateLimiterRedis p99 ${b.p99.toFixed(3)} ms`);
-    console.log(`\nsummary (one run, same redis-server ${server.url}):`);
-    for (const line of summary) console.log(`  ${line}`);
+    con.log(`\nsummary (one run, same redis-server ${server.url}):`);
+    for (const line of summary) con.log(`  ${line}`);
     // For CI trend tracking: the same figures, machine-readable, on the last line.
-    if (json) console.log(JSON.stringify({ redis: server.url, results, summary }));
+    if (json) process.stdout.write(`${JSON.stringify({ redis: server.url, results, summary })}\n`);
   } finally {
     ours.disconnect();
     theirs.disconnect();
