@@ -26,7 +26,7 @@ const ROOT = packageRoot();
 const USAGE = `Usage: cellgate <command> [options]
 
 Commands:
-  bench      benchmark the embedded store (and with --redis the Redis store) against its peers (needs a clone with devDependencies)
+  bench      benchmark the embedded and the Redis store against their peers (needs a clone with devDependencies)
   simulate   run a fleet of pods against a rate-limited mock upstream
 
 Run "cellgate <command> --help" for a command's options.
@@ -34,9 +34,10 @@ Run "cellgate <command> --help" for a command's options.
 
 const BENCH_USAGE = `Usage: cellgate bench [--quick] [--json] [--redis URL]
 
-Runs bench/index.ts (the "npm run bench" harness: the embedded store against
-its peers) with tsx, from the package root; with --redis, then bench/redis.ts
-on that Redis (strict and leased mode against rate-limiter-flexible's
+Runs bench/index.ts (the "npm run bench" harness: the embedded store, and the
+Redis store on a redis-server it starts on loopback, against their peers)
+with tsx, from the package root; with --redis, then bench/redis.ts on that
+Redis (strict and leased mode against rate-limiter-flexible's
 RateLimiterRedis, on the same server).
 
 Options:

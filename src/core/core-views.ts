@@ -82,9 +82,20 @@ export function writeKey(views: CoreViews, key: string): number {
   // A hot key: the area and the core's hash still hold it.
   if (key === views.lastKey) return KEY_SAME;
   const n = key.length;
-  // Callers check keys (checkKey); this keeps any path that does not inside the area.
-  if (n > MAX_KEY_LENGTH) throw new ArgumentError('key', key, `at most ${MAX_KEY_LENGTH} characters`);
   views.lastKey = key;
+  // Short keys inline (the common case, on every decision's path); the rest out of line.
+  if (n > NATIVE_ENCODE_FROM) return writeLongKey(views, key);
+  const area = views.key;
+  for (let i = 0; i < n; i++) area[i] = key.charCodeAt(i);
+  return (2 * n) << KEY_BYTES_SHIFT; // 2 bytes a code unit
+}
+
+function writeLongKey(views: CoreViews, key: string): number {
+  // Callers check keys (checkKey); this keeps any path that does not inside the area.
+  if (key.length > MAX_KEY_LENGTH) {
+    views.lastKey = undefined;
+    throw new ArgumentError('key', key, `at most ${MAX_KEY_LENGTH} characters`);
+  }
   return encodeKey(views.key, views.keyBytes, 0, key);
 }
 

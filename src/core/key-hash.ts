@@ -43,7 +43,10 @@ export function hashSeed(bytes?: unknown, parameter = 'hashSeed'): HashSeed {
  * @internal
  */
 export function checkKey(key: unknown, parameter = 'key'): asserts key is string {
-  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) {
-    throw new ArgumentError(parameter, key, `a non-empty string of at most ${MAX_KEY_LENGTH} characters`);
-  }
+  // The throw is out of line, to keep this small enough to inline on every call's path.
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) badKey(key, parameter);
+}
+
+function badKey(key: unknown, parameter: string): never {
+  throw new ArgumentError(parameter, key, `a non-empty string of at most ${MAX_KEY_LENGTH} characters`);
 }
