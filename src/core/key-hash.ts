@@ -44,7 +44,12 @@ export function hashSeed(bytes?: unknown, parameter = 'hashSeed'): HashSeed {
  */
 export function checkKey(key: unknown, parameter = 'key'): asserts key is string {
   // The throw is out of line, to keep this small enough to inline on every call's path.
-  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) badKey(key, parameter);
+  if (!isKey(key)) badKey(key, parameter);
+}
+
+/** Whether `key` is what {@link checkKey} accepts. @internal */
+export function isKey(key: unknown): key is string {
+  return typeof key === 'string' && key.length !== 0 && key.length <= MAX_KEY_LENGTH;
 }
 
 function badKey(key: unknown, parameter: string): never {

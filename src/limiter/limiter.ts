@@ -3,7 +3,7 @@ import { checkDuration, MAX_WAIT_BOUNDS, type Duration } from '../core/duration.
 import type { Decision, Reservation } from './decision.js';
 import { EmbeddedStore } from '../stores/embedded/embedded-store.js';
 import { AcquireTimeoutError, ArgumentError, ConfigError } from '../errors.js';
-import { checkKey, MAX_KEY_LENGTH } from '../core/key-hash.js';
+import { checkKey, isKey } from '../core/key-hash.js';
 import { optionNames, strictOptions } from '../core/options.js';
 import type { Policy } from '../policies/index.js';
 import type { Store, StoreBinding } from './store.js';
@@ -302,9 +302,8 @@ export class Limiter {
   #manyCost(keys: unknown, options: LimitOptions | undefined, where: string): number {
     if (!Array.isArray(keys)) throw new ArgumentError('keys', keys, 'an array of keys');
     for (let i = 0; i < keys.length; i++) {
-      const key: unknown = keys[i];
       // The parameter's name is built only for the error: not a string per key.
-      if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) checkKey(key, `keys[${i}]`);
+      if (!isKey(keys[i])) checkKey(keys[i], `keys[${i}]`);
     }
     if (options === undefined) return 1;
     return checkCost(strictOptions(options, where, LIMIT_OPTIONS, 'options', ArgumentError).cost, this.#maxCost);

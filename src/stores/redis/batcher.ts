@@ -33,22 +33,24 @@ export type Entries = Map<string, Hit[]>;
 export type Groups = Map<number, Entries>;
 
 /**
- * Queues hits per route, shard and key, and hands each route's batch to `send`.
+ * Queues hits per route, shard and key, and hands each route's batch to `send`,
+ * with when its oldest call was queued: a call held while others were in
+ * flight has spent that much of its time already.
  *
  * @example
  * ```ts
- * const batcher = new Batcher((route, groups) => sendRoute(route, groups), 1000, 0);
+ * const batcher = new Batcher((route, groups, since) => sendRoute(route, groups, since), 1000, 0);
  * batcher.add(route, shard, key, hit, true);
  * await batcher.settle(); // at close: everything sent and answered
  * ```
  * @internal
  */
 export class Batcher {
-  readonly #send: (route: number, groups: Groups) => Promise<void>;
+  readonly #send: (route: number, groups: Groups, since: number) => Promise<void>;
   readonly #maxSize: number;
   readonly #maxDelayMs: number;
-  /** Per route, its queued calls and how many. */
-  #pending = new Map<number, { groups: Groups; size: number }>();
+  /** Per route, its queued calls, how many, and since when (`performance.now()`) the oldest has waited. */
+  #pending = new Map<number, { groups: Groups; size: number; since: number }>();
   #scheduled = false;
   /** A flush for background calls only (lease prefetches), if one is due. */
   #lazyTimer: ReturnType<typeof setTimeout> | undefined;
@@ -57,7 +59,7 @@ export class Batcher {
   /** Per route, how many of its batches are in flight. */
   readonly #routeInFlight = new Map<number, number>();
 
-  constructor(send: (route: number, groups: Groups) => Promise<void>, maxSize: number, maxDelayMs: number) {
+  constructor(send: (route: number, groups: Groups, since: number) => Promise<void>, maxSize: number, maxDelayMs: number) {
     this.#send = send;
     this.#maxSize = maxSize;
     this.#maxDelayMs = maxDelayMs;
@@ -67,7 +69,7 @@ export class Batcher {
   add(route: number, shard: number, key: string, hit: Hit, urgent: boolean): void {
     let queue = this.#pending.get(route);
     if (queue === undefined) {
-      queue = { groups: new Map(), size: 0 };
+      queue = { groups: new Map(), size: 0, since: performance.now() };
       this.#pending.set(route, queue);
     }
     let entries = queue.groups.get(shard);
@@ -132,7 +134,7 @@ export class Batcher {
     if (queue === undefined) return;
     this.#pending.delete(route);
     const n = Math.min(parts, Math.floor(queue.size / MIN_SPLIT));
-    if (n <= 1) return this.#sendBatch(route, queue.groups);
+    if (n <= 1) return this.#sendBatch(route, queue.groups, queue.since);
     // Whole keys go to a part (a key's calls stay in order, in one batch).
     const target = Math.ceil(queue.size / n);
     let part: Groups = new Map();
@@ -147,18 +149,18 @@ export class Batcher {
         into.set(key, hits);
         size += hits.length;
         if (size >= target) {
-          this.#sendBatch(route, part);
+          this.#sendBatch(route, part, queue.since);
           part = new Map();
           size = 0;
         }
       }
     }
-    if (size > 0) this.#sendBatch(route, part);
+    if (size > 0) this.#sendBatch(route, part, queue.since);
   }
 
-  #sendBatch(route: number, groups: Groups): void {
+  #sendBatch(route: number, groups: Groups, since: number): void {
     this.#routeInFlight.set(route, (this.#routeInFlight.get(route) ?? 0) + 1);
-    const sent = this.#send(route, groups);
+    const sent = this.#send(route, groups, since);
     this.#inFlight.add(sent);
     void sent.finally(() => {
       this.#inFlight.delete(sent);

@@ -136,13 +136,14 @@ export class CircuitBreaker extends EventTarget {
 
   /**
    * Sends a shard's call under the breaker: bounded by `timeoutMs` (or
-   * `connectTimeoutMs` before the first answer), its failure recorded.
+   * `connectTimeoutMs` before the first answer), or by `budgetMs` when its
+   * calls have already waited for part of that, its failure recorded.
    * Resolves with the answer, or undefined when it failed: the caller's
    * fallback decides.
    */
-  async run<T>(shard: number, send: () => Promise<T>): Promise<T | undefined> {
+  async run<T>(shard: number, send: () => Promise<T>, budgetMs = this.timeoutNow): Promise<T | undefined> {
     try {
-      const answer = await withTimeout(send(), this.timeoutNow);
+      const answer = await withTimeout(send(), budgetMs);
       this.succeeded(shard);
       return answer;
     } catch (error) {

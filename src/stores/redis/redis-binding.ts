@@ -116,7 +116,7 @@ export class RedisBinding implements StoreBinding {
       counts: options.counts,
       ledger: this.#ledger,
     });
-    this.#batcher = new Batcher((route, groups) => this.#sendRoute(route, groups), options.maxSize, options.maxDelayMs);
+    this.#batcher = new Batcher((route, groups, since) => this.#sendRoute(route, groups, since), options.maxSize, options.maxDelayMs);
     if (options.reconcile) options.breaker.addEventListener('close', () => this.#reconcile());
   }
 
@@ -327,16 +327,20 @@ export class RedisBinding implements StoreBinding {
   /**
    * Sends one route's batch as one script call: every shard queued on a
    * single server (the script told each entry's anchor), or one shard of a
-   * Cluster. The call is routed by its first shard's anchor.
+   * Cluster. The call is routed by its first shard's anchor. Its calls have
+   * waited since `since` (performance.now()) for batches in flight: what
+   * is left of the timeout is what they wait on this one, so that no call
+   * waits on Redis longer than `timeoutMs` in all.
    */
-  async #sendRoute(route: number, groups: Groups): Promise<void> {
+  async #sendRoute(route: number, groups: Groups, since: number): Promise<void> {
     const shard = groups.keys().next().value!;
-    const { lengths, keys, specs, anchors } = encodeEntries(groups, this.#o.shardKey);
+    const { lengths, keys, specs, anchors } = encodeEntries(groups);
     const sentAt = this.#o.clock();
     // The deadline on the script's clock (Redis's, or the client's in client
     // time) after which the script refuses the batch: by then this binding
     // has decided it by its fallback.
-    const deadline = sentAt + (this.#o.clientTime ? 0 : this.#offset) + this.#o.breaker.timeoutNow;
+    const budget = Math.max(1, this.#o.breaker.timeoutNow - (performance.now() - since));
+    const deadline = sentAt + (this.#o.clientTime ? 0 : this.#offset) + budget;
     const argv: (string | Buffer)[] = [this.#o.clientTime ? String(sentAt) : '', ...this.#gateArgs, lengths, keys, specs, String(deadline)];
     if (anchors !== '') argv.push(anchors);
     let reply: Buffer | undefined;
@@ -350,6 +354,7 @@ export class RedisBinding implements StoreBinding {
           if (late !== null && !this.#o.clientTime) this.#offset = Number(late[1]) - this.#o.clock();
           throw error;
         }),
+        budget,
       );
     }
     if (reply === undefined) {

@@ -54,9 +54,10 @@ export interface RedisStoreOptions {
   /** Answer denials from the local mirror without a round trip (default true). */
   negativeCache?: boolean;
   /**
-   * How long a batch may wait on Redis (default 100 ms, from 1 ms to 60 s)
-   * before its calls fall back; three such timeouts in a row open the breaker
-   * (a connection error opens it at once).
+   * How long a call may wait on Redis (default 100 ms, from 1 ms to 60 s)
+   * before it falls back, counting the time it was held while other batches
+   * were in flight; three such timeouts in a row open the breaker (a
+   * connection error opens it at once).
    */
   timeoutMs?: Duration;
   /**

@@ -61,25 +61,23 @@ export function gateArgs(gates: readonly Policy[]): string[] {
  * client's cost, so not a few per entry): the keys' byte lengths, the keys as
  * WTF-8 bytes (see wtf8.ts) exactly as the lengths count them, the hits ("op
  * cost maxWait" triples; empty for the common single limit of cost 1), and
- * which anchor each run of entries belongs to: `''` when they all belong to
- * the call's own (one shard), otherwise "<anchor>=<count>," per shard, in
- * the order of `groups` (several shards of a single server in one call).
+ * which shard each run of entries belongs to: `''` when they all belong to
+ * the call's own (one shard), otherwise "<shard>=<count>," per shard, in the
+ * order of `groups` (several shards of a single server in one call). Shard
+ * numbers, not anchor keys: a prefix may hold `=` and `,`.
  *
  * @example
  * ```ts
- * const { lengths, keys, specs, anchors } = encodeEntries(new Map([[3, new Map([['a', [hit]]])]]), (s) => `rl:{${s}}`);
+ * const { lengths, keys, specs, anchors } = encodeEntries(new Map([[3, new Map([['a', [hit]]])]]));
  * ```
  */
-export function encodeEntries(
-  groups: ReadonlyMap<number, ReadonlyMap<string, readonly Hit[]>>,
-  anchorOf: (shard: number) => string,
-): { lengths: string; keys: Buffer; specs: string; anchors: string } {
+export function encodeEntries(groups: ReadonlyMap<number, ReadonlyMap<string, readonly Hit[]>>): { lengths: string; keys: Buffer; specs: string; anchors: string } {
   let lengths = '';
   let specs = '';
   let anchors = '';
   let total = 0;
   for (const [shard, entries] of groups) {
-    if (groups.size > 1) anchors += `${anchorOf(shard)}=${entries.size},`;
+    if (groups.size > 1) anchors += `${shard}=${entries.size},`;
     for (const key of entries.keys()) {
       const n = wtf8Length(key);
       lengths += `${n},`;

@@ -34,10 +34,11 @@
 --                    stopped waiting and decided it by its fallback
 --          anchors   (optional; only to a single server, never a Cluster)
 --                    "" when every entry belongs to KEYS[1]; otherwise
---                    "<anchor>=<count>," per run of entries, in order: the
---                    next count entries' states live under that anchor
---                    (another virtual shard's "<prefix>{<shard>}"), so one
---                    call decides the batch of every shard of a server
+--                    "<shard>=<count>," per run of entries, in order: the
+--                    next count entries' states live under that virtual
+--                    shard's anchor "<prefix>{<shard>}" (the prefix is
+--                    KEYS[1]'s), so one call decides the batch of every
+--                    shard of a server
 --
 -- Returns one bulk string of little-endian doubles (Redis would truncate Lua
 -- numbers to integers, and formatting fractions costs more than the
@@ -100,8 +101,11 @@ do
   end
   -- Each entry's state keys start with its anchor and ':' (state.lua).
   local e = 0
-  for anchor, count in string.gmatch(ARGV[i + 4] or '', '([^=,]+)=(%d+),') do
-    local base = anchor .. ':'
+  -- (A prefix holds no braces: the store refuses them.)
+  local prefix = string.match(KEYS[1], '^([^{}]*){%d+}$')
+  for shard, count in string.gmatch(ARGV[i + 4] or '', '(%d+)=(%d+),') do
+    if prefix == nil then return redis.error_reply('cellgate: anchors sent with a key that names no shard: ' .. KEYS[1]) end
+    local base = prefix .. '{' .. shard .. '}:'
     for _ = 1, tonumber(count) do
       e = e + 1
       ebase[e] = base
