@@ -16,6 +16,7 @@
 // where they are, so the line numbers of Redis's error messages are those of
 // the commented text, written to build/lua/. (A Lua long bracket, which could
 // span lines, is refused: blanking its first line would change its meaning.)
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -76,6 +77,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     }
     const sent = withoutComments(text);
     out += `/** ${file}, composed, comment lines blank: build/lua/ has the text with them */\nexport const ${name} = ${JSON.stringify(sent)};\n`;
+    // The SHA-1 Redis names the script by (EVALSHA), computed here so that
+    // no runtime needs a hash function to send it.
+    out += `/** SHA-1 of {@link ${name}}, as EVALSHA names it. */\nexport const ${name.replace(/Lua$/, 'Sha')} = '${createHash('sha1').update(sent).digest('hex')}';\n`;
     writeFileSync(join('build/lua', file.split('/').pop()), text);
     console.log(`build/redis-scripts.ts: ${file} ${sent.length} chars (${text.length} with comments)`);
   }

@@ -5,8 +5,8 @@
 // which no Limiter call makes), and compares the states as well.
 import fc from 'fast-check';
 import { expect } from 'vitest';
-import { decideLua } from '../../build/lib/build/redis-scripts.js';
-import { DECIDE_COMMAND, type RedisClient } from '../../build/lib/src/stores/redis/redis-client.js';
+import { toConnection } from '../../build/lib/src/stores/redis/connection.js';
+import { DECIDE_SCRIPT } from '../../build/lib/src/stores/redis/scripts.js';
 import { replyAllowed, replyGate } from '../../build/lib/src/stores/redis/wire.js';
 import {
   Limiter,
@@ -157,7 +157,7 @@ export type ScriptAnswer = ReturnType<ReferenceLimiter['limit' | 'reserve' | 'le
  * its key's states after its call.
  */
 export async function runScript(
-  client: RedisClient,
+  client: unknown,
   prefix: string,
   policies: Policy[],
   ops: ScriptOp[],
@@ -247,10 +247,8 @@ export async function runScript(
   return { answers, states };
 }
 
-/** The decide script on `client`, registered as the store registers it. */
-function scriptSender(client: RedisClient): Send {
-  const commands = client as unknown as Record<string, Send>;
-  if (typeof commands[DECIDE_COMMAND] !== 'function') client.defineCommand(DECIDE_COMMAND, { numberOfKeys: 1, lua: decideLua });
-  const send = commands[`${DECIDE_COMMAND}Buffer`]!;
-  return (anchor, ...argv) => send.call(client, anchor, ...argv);
+/** The decide script on `client` (any client the store takes), sent as the store sends it. */
+function scriptSender(client: unknown): Send {
+  const connection = toConnection(client);
+  return (anchor, ...argv) => connection.evalScript(DECIDE_SCRIPT, anchor, argv) as Promise<Buffer>;
 }

@@ -6,7 +6,9 @@ import { checkStep, type RateLimiter, type RateLimitStep } from '../../policies/
 import type { StoreBinding } from '../../limiter/store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import type { FallbackOption } from './fallback.js';
-import { CAS_COMMAND, type Lifecycle, type RedisClient } from './redis-client.js';
+import { replyText, type RedisConnection } from './connection.js';
+import type { Lifecycle } from './lifecycle.js';
+import { CAS_SCRIPT } from './scripts.js';
 import type { SourceCounts } from './redis-binding.js';
 import { keyBytes } from './key-bytes.js';
 
@@ -36,7 +38,7 @@ function decode(text: string): unknown {
 
 /** @internal What a {@link CustomRedisBinding} needs from its store. */
 export interface CustomRedisBindingOptions {
-  client: RedisClient;
+  connection: RedisConnection;
   limiter: RateLimiter;
   clock: Clock;
   clientTime: boolean;
@@ -62,7 +64,7 @@ export interface CustomRedisBindingOptions {
  */
 export class CustomRedisBinding implements StoreBinding {
   readonly #o: CustomRedisBindingOptions;
-  readonly #cas: (key: Buffer, ...argv: string[]) => Promise<unknown>;
+  readonly #cas: (key: Buffer, ...argv: (string | Uint8Array)[]) => Promise<unknown>;
   /**
    * Per key, the tail of this process's calls: they take turns, so that only
    * other processes' writes can make a compare-and-set fail (concurrent calls
@@ -73,8 +75,8 @@ export class CustomRedisBinding implements StoreBinding {
 
   constructor(options: CustomRedisBindingOptions) {
     this.#o = options;
-    const client = options.client as unknown as Record<string, (...args: (string | Buffer)[]) => Promise<unknown>>;
-    this.#cas = (key, ...argv) => client[CAS_COMMAND]!.call(client, key, ...argv);
+    const connection = options.connection;
+    this.#cas = (key, ...argv) => connection.evalScript(CAS_SCRIPT, key, argv);
   }
 
   #stateKey(key: string): { shard: number; redisKey: Buffer } {
@@ -105,19 +107,21 @@ export class CustomRedisBinding implements StoreBinding {
     const breakerShard = o.breakerPerShard ? shard : 0;
     if (o.breaker.isOpen(breakerShard)) return undefined;
     // Only Redis's failures open the breaker; the limiter's own errors reach the caller.
-    const ask = (...argv: string[]): Promise<unknown> => o.breaker.run(breakerShard, () => this.#cas(redisKey, ...argv));
+    const ask = (...argv: (string | Uint8Array)[]): Promise<unknown> => o.breaker.run(breakerShard, () => this.#cas(redisKey, ...argv));
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const got = (await ask('get')) as [string, string, number] | undefined;
+      const got = (await ask('get')) as [Uint8Array, Uint8Array, number] | undefined;
       if (got === undefined) return undefined;
-      const [now, read, foreign] = got;
+      // The state's bytes go back as they came, for the comparison; its text is decoded.
+      const [now, read, foreign] = [Number(replyText(got[0])), got[1], got[2]];
+      const text = replyText(read);
       let state: unknown;
       try {
         if (foreign === 1) throw new Error('another type');
-        state = read === '' ? o.limiter.initial() : decode(read);
+        state = text === '' ? o.limiter.initial() : decode(text);
       } catch {
         throw new RedisStateError(o.shardKey(shard), key);
       }
-      const next = change(state, o.clientTime ? o.clock() : Number(now));
+      const next = change(state, o.clientTime ? o.clock() : now);
       if (next.state === undefined && next.delete !== true) return next.answer;
       const written = next.delete === true ? '' : encode(next.state);
       const ttl = String(Math.max(1, Math.ceil(next.ttlMs ?? DEFAULT_TTL_MS)));

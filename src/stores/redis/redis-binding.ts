@@ -7,17 +7,16 @@ import { configuredLimit } from '../../policies/configured-limit.js';
 import type { StoreBinding } from '../../limiter/store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import type { FallbackSetting } from './fallback.js';
-import { DECIDE_COMMAND, type Lifecycle, type RedisClient } from './redis-client.js';
+import type { RedisConnection } from './connection.js';
+import type { Lifecycle } from './lifecycle.js';
+import { DECIDE_SCRIPT } from './scripts.js';
 import { RedisStateError, StoreClosedError } from '../../errors.js';
 import type { MetricsSink } from '../../core/metrics.js';
 import { Batcher, type Groups } from './batcher.js';
 import { Ledger } from './ledger.js';
 import { OutageDecider } from './outage.js';
-import { decodeReply, encodeEntries, gateArgs, replyAllowed, replyGate, type LeaseReply } from './wire.js';
+import { decodeReply, encodeEntries, gateArgs, packedReply, replyAllowed, replyGate, type LeaseReply } from './wire.js';
 import { OP_LIMIT, OP_PEEK, OP_RESERVE, OP_REFUND, OP_RESET, OP_CHARGE, OP_LEASE } from '../../../build/abi.js';
-
-/** ioredis connection states after a connection was lost. */
-const DOWN = new Set(['reconnecting', 'close', 'end', 'disconnecting']);
 
 /**
  * A local denial is trusted only when it has at least this long to run: near
@@ -41,7 +40,7 @@ export interface SourceCounts {
 
 /** @internal Everything a binding needs from its store. */
 export interface RedisBindingOptions {
-  client: RedisClient;
+  connection: RedisConnection;
   gates: readonly Policy[];
   clock: Clock;
   shardKey(shard: number): string;
@@ -78,7 +77,7 @@ export interface RedisBindingOptions {
  */
 export class RedisBinding implements StoreBinding {
   readonly #o: RedisBindingOptions;
-  readonly #send: (anchor: string, ...argv: (string | Buffer)[]) => Promise<Buffer>;
+  readonly #send: (anchor: string, argv: readonly (string | Uint8Array)[]) => Promise<Uint8Array>;
   readonly #gateArgs: string[];
   /** Per gate, the limit it was configured with and what it passes at once (Decision.limit, Decision.capacity). */
   readonly #limit: number[];
@@ -95,9 +94,9 @@ export class RedisBinding implements StoreBinding {
 
   constructor(options: RedisBindingOptions) {
     this.#o = options;
-    // The Buffer variant ioredis defines beside every command: the reply is packed doubles.
-    const client = options.client as unknown as Record<string, (...args: (string | Buffer)[]) => Promise<Buffer>>;
-    this.#send = (anchor, ...argv) => client[`${DECIDE_COMMAND}Buffer`]!.call(client, anchor, ...argv);
+    // The reply is packed doubles, a bulk string (as bytes).
+    const connection = options.connection;
+    this.#send = (anchor, argv) => connection.evalScript(DECIDE_SCRIPT, anchor, argv).then(packedReply);
     this.#gateArgs = gateArgs(options.gates);
     this.#limit = options.gates.map(configuredLimit);
     this.#capacity = options.gates.map((g) => g.core.capacity);
@@ -150,9 +149,8 @@ export class RedisBinding implements StoreBinding {
   #down(shard: number): boolean {
     const o = this.#o;
     if (o.breaker.isOpen(this.#breakerShard(shard))) return true;
-    const status = o.client.status;
-    if (status !== undefined && DOWN.has(status)) {
-      o.breaker.fail(-1, new Error(`Redis connection is ${status}`));
+    if (o.connection.state === 'down') {
+      o.breaker.fail(-1, new Error('Redis connection is down'));
       return true;
     }
     return false;
@@ -341,12 +339,12 @@ export class RedisBinding implements StoreBinding {
     // has decided it by its fallback.
     const budget = Math.max(1, this.#o.breaker.timeoutNow - (performance.now() - since));
     const deadline = sentAt + (this.#o.clientTime ? 0 : this.#offset) + budget;
-    const argv: (string | Buffer)[] = [this.#o.clientTime ? String(sentAt) : '', ...this.#gateArgs, lengths, keys, specs, String(deadline)];
+    const argv: (string | Uint8Array)[] = [this.#o.clientTime ? String(sentAt) : '', ...this.#gateArgs, lengths, keys, specs, String(deadline)];
     if (anchors !== '') argv.push(anchors);
-    let reply: Buffer | undefined;
+    let reply: Uint8Array | undefined;
     if (!this.#down(shard)) {
       reply = await this.#o.breaker.run(route, () =>
-        this.#send(this.#o.shardKey(shard), ...argv).catch((error: unknown) => {
+        this.#send(this.#o.shardKey(shard), argv).catch((error: unknown) => {
           // A refused late batch says what time it is on Redis: a clock
           // offset learned wrong (or not yet) must not refuse every batch.
           const late = error instanceof Error ? /^TOOLATE ([\d.]+)/.exec(error.message) : null;

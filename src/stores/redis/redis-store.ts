@@ -1,4 +1,3 @@
-import { casLua, decideLua, fleetLua } from '../../../build/redis-scripts.js';
 import type { Clock } from '../../core/clock.js';
 import { checkDuration, type Duration } from '../../core/duration.js';
 import { checkMaxKeys, EmbeddedStore } from '../embedded/embedded-store.js';
@@ -8,7 +7,11 @@ import { optionNames, strictOptions } from '../../core/options.js';
 import type { Policy } from '../../policies/index.js';
 import type { Store, StoreBinding } from '../../limiter/store.js';
 import { RedisBinding } from './redis-binding.js';
-import { CAS_COMMAND, DECIDE_COMMAND, describeTarget, FLEET_COMMAND, type Lifecycle, type RedisClient } from './redis-client.js';
+import { toConnection, type RedisConnection } from './connection.js';
+import type { RedisClient } from './ioredis-connection.js';
+import type { NodeRedisClient, NodeRedisCluster } from './node-redis-connection.js';
+import type { Lifecycle } from './lifecycle.js';
+import { DECIDE_SCRIPT, FLEET_SCRIPT } from './scripts.js';
 import { CustomRedisBinding } from './custom-redis-binding.js';
 import type { RateLimiter } from '../../policies/rate-limiter.js';
 import { CircuitBreaker, withTimeout, type BreakerCloseDetail, type BreakerOpenDetail, type BreakerState } from './circuit-breaker.js';
@@ -24,8 +27,14 @@ const MEMBER_TTL_MS = 5000;
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
-  /** An ioredis `Redis` or `Cluster` client. */
-  client: RedisClient;
+  /**
+   * The Redis client, as it is: an ioredis or iovalkey `Redis` or `Cluster`,
+   * a node-redis (`redis` v5 or later) `createClient()` or `createCluster()`,
+   * or any client adapted to {@link RedisConnection}. The store registers
+   * its scripts and listens to the client's `'error'` and `'ready'` events;
+   * connecting and closing the client stay the caller's.
+   */
+  client: RedisClient | NodeRedisClient | NodeRedisCluster | RedisConnection;
   /** Prefix of every key the store writes (default `'cellgate:'`). */
   prefix?: string;
   /**
@@ -156,7 +165,7 @@ export interface RedisStoreStats {
  * ```
  */
 export class RedisStore implements Store {
-  readonly #client: RedisClient;
+  readonly #client: RedisConnection;
   readonly #prefix: string;
   readonly #shardShift: number;
   readonly #shards: number;
@@ -196,10 +205,7 @@ export class RedisStore implements Store {
 
   constructor(options: RedisStoreOptions) {
     const o = strictOptions(options, 'new RedisStore()', REDIS_STORE_OPTIONS);
-    const client = o.client as RedisClient | undefined;
-    if (typeof client !== 'object' || client === null || typeof client.defineCommand !== 'function') {
-      throw new ConfigError('client', client, 'an ioredis Redis or Cluster client');
-    }
+    const client = toConnection(o.client);
     const prefix = o.prefix === undefined ? 'cellgate:' : o.prefix;
     if (typeof prefix !== 'string' || prefix.length > 256 || /[{}]/.test(prefix)) {
       throw new ConfigError('prefix', prefix, 'a string of at most 256 characters without { or }');
@@ -237,28 +243,18 @@ export class RedisStore implements Store {
     this.#timeoutMs = timeoutMs;
     this.#fallback = fallback;
     this.#reconcile = reconcile;
-    if (typeof (client as unknown as Record<string, unknown>)[DECIDE_COMMAND] !== 'function') {
-      client.defineCommand(DECIDE_COMMAND, { numberOfKeys: 1, lua: decideLua });
-    }
-    if (typeof (client as unknown as Record<string, unknown>)[CAS_COMMAND] !== 'function') {
-      client.defineCommand(CAS_COMMAND, { numberOfKeys: 1, lua: casLua });
-    }
-    if (typeof (client as unknown as Record<string, unknown>)[FLEET_COMMAND] !== 'function') {
-      client.defineCommand(FLEET_COMMAND, { numberOfKeys: 1, lua: fleetLua });
-    }
     // A probe is an empty decide call: routed like the shard's own calls, so
     // on a Cluster it asks the master that serves the shard.
-    const send = (client as unknown as Record<string, (...args: string[]) => Promise<unknown>>)[`${DECIDE_COMMAND}Buffer`];
     const call = async (shard: number) => {
-      await send!.call(client, this.shardKey(shard), '', '0', '', '', '');
+      await client.evalScript(DECIDE_SCRIPT, this.shardKey(shard), ['', '0', '', '', '']);
     };
     const probe = async (shard: number) => {
-      if (client.status !== undefined && client.status !== 'ready' && client.status !== 'connect') throw new Error(`Redis connection is ${client.status}`);
+      if (client.state !== 'ready') throw new Error(`Redis connection is ${client.state}`);
       await call(shard);
     };
     // A Cluster's masters fail one by one, so each virtual shard has its own
     // breaker state; a single server's shards share its fate, and one state.
-    this.#breakerPerShard = client.isCluster === true;
+    this.#breakerPerShard = client.cluster;
     this.breaker = new CircuitBreaker(this.#breakerPerShard ? shards : 1, probe, probeIntervalMs, timeoutMs, connectTimeoutMs);
     // ready() waits for a connection being made (ioredis queues the call), where a probe would not.
     this.#probe = call;
@@ -275,16 +271,13 @@ export class RedisStore implements Store {
     // The client's errors are the store's to handle: they open the breaker (a
     // connection refused, reset, a wrong URL), and no "Unhandled error event"
     // is printed for each reconnect attempt.
-    const events = client as unknown as { on?: (event: string, listener: (error: unknown) => void) => unknown };
-    if (typeof events.on === 'function') {
-      events.on.call(client, 'error', (error: unknown) => {
-        if (!this.#lifecycle.closed) this.breaker.fail(-1, error);
-      });
-      // Reconnected: Redis is probed at once, not at the next probeIntervalMs.
-      events.on.call(client, 'ready', () => {
-        if (!this.#lifecycle.closed) this.breaker.probeNow();
-      });
-    }
+    client.on('error', (error: unknown) => {
+      if (!this.#lifecycle.closed) this.breaker.fail(-1, error);
+    });
+    // Reconnected: Redis is probed at once, not at the next probeIntervalMs.
+    client.on('ready', () => {
+      if (!this.#lifecycle.closed) this.breaker.probeNow();
+    });
     this.#client = client;
     this.#prefix = prefix;
     this.#beat();
@@ -303,9 +296,8 @@ export class RedisStore implements Store {
    */
   #beat(): void {
     if (this.#lifecycle.closed) return;
-    const send = (this.#client as unknown as Record<string, (...args: string[]) => Promise<number>>)[FLEET_COMMAND]!;
-    // A lazy client not yet connected (`'wait'`) is left to connect when its owner says.
-    if (typeof send === 'function' && this.#client.status !== 'wait') void withTimeout(send.call(this.#client, `${this.#prefix}{fleet}`, this.#id, String(MEMBER_TTL_MS), ''), this.#connectTimeoutMs).then(
+    // A lazy client not yet connected (`'idle'`) is left to connect when its owner says.
+    if (this.#client.state !== 'idle') void withTimeout(this.#client.evalScript(FLEET_SCRIPT, `${this.#prefix}{fleet}`, [this.#id, String(MEMBER_TTL_MS), '']), this.#connectTimeoutMs).then(
       (size) => {
         // The largest size of the last MEMBER_TTL_MS: a Redis restarted empty
         // knows only the stores that have beaten since, and a share sized to
@@ -364,7 +356,7 @@ export class RedisStore implements Store {
 
   bind(gates: readonly Policy[], clock: Clock): StoreBinding {
     const strict = new RedisBinding({
-      client: this.#client,
+      connection: this.#client,
       gates,
       clock,
       shardKey: (shard) => this.shardKey(shard),
@@ -395,7 +387,7 @@ export class RedisStore implements Store {
    */
   bindCustom(limiter: RateLimiter, clock: Clock): StoreBinding {
     return new CustomRedisBinding({
-      client: this.#client,
+      connection: this.#client,
       limiter,
       clock,
       clientTime: this.#clientTime,
@@ -439,7 +431,7 @@ export class RedisStore implements Store {
     try {
       await withTimeout(this.#probe(0), this.#connectTimeoutMs);
     } catch (error) {
-      throw new RedisUnavailableError(describeTarget(this.#client), this.#connectTimeoutMs, error);
+      throw new RedisUnavailableError(this.#client.target, this.#connectTimeoutMs, error);
     }
     this.breaker.succeeded(-1);
   }
@@ -462,9 +454,8 @@ export class RedisStore implements Store {
     this.breaker.stop();
     clearTimeout(this.#heartbeat);
     // Leave the fleet (best effort): the others' shares grow back at once, not after MEMBER_TTL_MS.
-    const send = (this.#client as unknown as Record<string, (...args: string[]) => Promise<number>>)[FLEET_COMMAND]!;
     const leave =
-      typeof send !== 'function' || this.#client.status === 'wait' ? undefined : withTimeout(send.call(this.#client, `${this.#prefix}{fleet}`, this.#id, String(MEMBER_TTL_MS), '1'), this.#timeoutMs).catch(() => undefined);
+      this.#client.state === 'idle' ? undefined : withTimeout(this.#client.evalScript(FLEET_SCRIPT, `${this.#prefix}{fleet}`, [this.#id, String(MEMBER_TTL_MS), '1']), this.#timeoutMs).catch(() => undefined);
     await Promise.all([leave, ...this.#bindings.map((b) => b.close())]);
   }
 }

@@ -109,11 +109,26 @@ export function encodeEntries(groups: ReadonlyMap<number, ReadonlyMap<string, re
  * const out = decodeReply(reply); // out[0]: Redis's time, epoch ms
  * ```
  */
-export function decodeReply(reply: Buffer): Float64Array {
+export function decodeReply(reply: Uint8Array): Float64Array {
   const out = new Float64Array(reply.length / 8);
   const view = new DataView(reply.buffer, reply.byteOffset, reply.length);
   for (let i = 0; i < out.length; i++) out[i] = view.getFloat64(i * 8, true);
   return out;
+}
+
+/**
+ * The decide script's reply, checked to be packed doubles: a client that
+ * answers bulk strings as text (or an adapter that does) fails the call, and
+ * the fallback decides, instead of decisions read from garbage.
+ *
+ * @example
+ * ```ts
+ * const out = decodeReply(packedReply(await connection.evalScript(DECIDE_SCRIPT, anchor, argv)));
+ * ```
+ */
+export function packedReply(reply: unknown): Uint8Array {
+  if (reply instanceof Uint8Array && reply.length % 8 === 0 && reply.length > 0) return reply;
+  throw new TypeError(`cellgate: the decide script's reply is not packed doubles (got ${reply instanceof Uint8Array ? `${reply.length} bytes` : typeof reply}): the client must answer bulk strings as bytes`);
 }
 
 /** Whether a hit's reply flags say allowed (flags = ALLOWED | gate << GATE_SHIFT, as the core's; negative: a state cellgate did not write). */
