@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { EmbeddedStore, Limiter, gcra } from '../build/lib/src/index.js';
 import { RedisStore } from '../build/lib/src/stores/redis/index.js';
-import { pickHot, rng } from './key-picks.js';
+import { pickHot, rng } from '../build/lib/src/cli/key-picks.js';
 
 const [contender, address, duration] = process.argv.slice(2);
 const [host, port] = address!.includes(':') ? address!.split(':') : ['127.0.0.1', address];

@@ -14,7 +14,7 @@ import { Cluster, Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { Limiter, gcra } from '../build/lib/src/index.js';
 import { RedisStore } from '../build/lib/src/stores/redis/index.js';
-import { pickHot, pickUniform, rng } from './key-picks.js';
+import { pickHot, pickUniform, rng } from '../build/lib/src/cli/key-picks.js';
 import type { Contender, Step } from './harness.js';
 
 const CALLERS = 1000;

@@ -17,7 +17,8 @@ import { Limiter, gcra } from '../build/lib/src/index.js';
 import { RedisStore } from '../build/lib/src/stores/redis/index.js';
 import { runPods } from '../support/pods.js';
 import { startRedis } from '../build/lib/src/cli/redis-server.js';
-import { pickHot, pickUniform, rng } from './key-picks.js';
+import { pickHot, pickUniform, rng } from '../build/lib/src/cli/key-picks.js';
+import { closedLoop as measureClosedLoop, percentile } from '../build/lib/src/cli/measure.js';
 
 const quick = process.argv.includes('--quick');
 const json = process.argv.includes('--json');
@@ -41,25 +42,9 @@ interface Result {
   decisions: number;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
-}
-
+/** A closed loop of {@link CALLERS} callers for DURATION_MS (the measuring code `cellgate bench` shares). */
 async function closedLoop(name: string, decide: Decide, pick: () => string): Promise<Result> {
-  const latencies: number[] = [];
-  let admitted = 0;
-  const end = performance.now() + DURATION_MS;
-  await Promise.all(
-    Array.from({ length: CALLERS }, async () => {
-      while (performance.now() < end) {
-        const t = performance.now();
-        if (await decide(pick())) admitted++;
-        latencies.push(performance.now() - t);
-      }
-    }),
-  );
-  const sorted = Float64Array.from(latencies).sort();
-  return { name, perSecond: (latencies.length / DURATION_MS) * 1000, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), admitted, decisions: latencies.length };
+  return { name, ...(await measureClosedLoop(decide, pick, CALLERS, DURATION_MS)) };
 }
 
 async function openLoop(name: string, decide: Decide, pick: () => string, rate: number): Promise<Result> {

@@ -255,7 +255,7 @@ describe('cellgate simulate', () => {
     expect((await run(['frobnicate'])).stderr).toContain('unknown command "frobnicate"');
     const bench = await run(['bench', '--redis', 'localhost']);
     expect(bench.code).toBe(2);
-    expect(bench.stderr).toContain('--redis must be redis://host:port');
+    expect(bench.stderr).toContain('--redis must be a URL such as redis://host:6379');
   });
 });
 

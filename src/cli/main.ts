@@ -1,13 +1,18 @@
-// The `cellgate` command: `bench` (runs the benchmark harness in bench/) and
+// The `cellgate` command: `doctor` (checks a Redis deployment), `bench` (the
+// Redis store on the user's Redis, or the full harness in a clone) and
 // `simulate` (a fleet of pods against a rate-limited mock upstream). Started
 // by bin/cellgate.mjs from the build (build/lib/src/cli/main.js); not part of
-// the package's exports.
+// the package's exports. Output goes to stdout, progress to stderr (only on a
+// terminal, and never with --json); an error is one line and exit status 2.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { benchRedis, formatBench } from './bench-redis.js';
+import { doctor, formatReport } from './doctor.js';
+import { parseRedisUrl } from './redis-clients.js';
 import { SCENARIOS, simulate } from './simulate/run.js';
 import { UsageError } from './usage-error.js';
 
@@ -26,26 +31,53 @@ const ROOT = packageRoot();
 const USAGE = `Usage: cellgate <command> [options]
 
 Commands:
-  bench      benchmark the embedded and the Redis store against their peers (needs a clone with devDependencies)
+  doctor     check a Redis deployment before trusting it with limits (cellgate doctor --redis URL)
+  bench      benchmark the Redis store on your Redis (cellgate bench --redis URL); in a clone, the full harness
   simulate   run a fleet of pods against a rate-limited mock upstream
 
 Run "cellgate <command> --help" for a command's options.
 `;
 
-const BENCH_USAGE = `Usage: cellgate bench [--quick] [--json] [--redis URL]
+const CLIENT_HELP = `  --client NAME  the client library to connect with: ioredis, iovalkey or redis
+                 (default: the first of them installed in this folder's project)`;
 
-Runs bench/index.ts (the "npm run bench" harness: the embedded store, and the
-Redis store on a redis-server it starts on loopback, against their peers)
-with tsx, from the package root; with --redis, then bench/redis.ts on that
-Redis (strict and leased mode against rate-limiter-flexible's
-RateLimiterRedis, on the same server).
+const BENCH_USAGE = `Usage: cellgate bench --redis URL [--quick] [--json] [--client NAME]
+       cellgate bench [--quick] [--json]            (in a clone of the repository)
+
+With --redis: cellgate's Redis store on that Redis (strict mode: 1000
+concurrent callers over 10k keys, uniform and hot, and one caller for the
+latency of a decision; leased mode on hot keys), with your client library,
+beside rate-limiter-flexible's RateLimiterRedis when it is installed here.
+Keys under cellgate-bench* are overwritten. Works from the installed package.
+
+Without --redis, in a clone with its devDependencies: the full harness of
+"npm run bench" (embedded and Redis stores against their peers, on a
+redis-server it starts on loopback).
 
 Options:
-  --quick      short timings, for a smoke run
-  --json       also print the results as JSON
-  --redis URL  also benchmark the Redis store on this Redis (redis://host:port;
-               its keys under the bench prefixes are overwritten)
-  -h, --help   print this help
+  --redis URL    redis://[user:password@]host:port (rediss:// for TLS); a Cluster node works too
+  --quick        short timings (1 s a contender instead of 3 s)
+  --json         print one JSON document on stdout, and no progress
+${CLIENT_HELP}
+  -h, --help     print this help
+`;
+
+const DOCTOR_USAGE = `Usage: cellgate doctor --redis URL [--prefix P] [--timeout MS] [--json] [--client NAME]
+
+Checks a Redis deployment for cellgate, with your client library, and says
+what to fix: reachability and round-trip latency, the server's version, the
+topology (a Cluster's slot coverage), that the store's scripts load and
+decide, maxmemory-policy on every master (an allkeys-* policy silently evicts
+limiter state), persistence, the clock's offset, the fleet of stores alive
+on the prefix, and a suggested timeoutMs. Exits 1 when a check fails.
+
+Options:
+  --redis URL    redis://[user:password@]host:port (rediss:// for TLS); a Cluster node works too
+  --prefix P     the stores' prefix, to count the fleet (default cellgate:)
+  --timeout MS   how long to wait for the connection and each check (default 2000)
+  --json         print one JSON document on stdout, and no progress
+${CLIENT_HELP}
+  -h, --help     print this help
 `;
 
 const SIMULATE_USAGE = `Usage: cellgate simulate --scenario NAME [--pods N] [--seconds S] [--out DIR]
@@ -96,12 +128,25 @@ function positiveNumber(name: string, text: string | undefined, { integer = fals
   return n;
 }
 
+/** A progress line on stderr, on a terminal only and never with --json (stdout holds the document). */
+function progressFor(json: boolean | undefined): (line: string) => void {
+  if (json === true || process.stderr.isTTY !== true) return () => {};
+  return (line) => process.stderr.write(`cellgate: ${line}\n`);
+}
+
 async function bench(args: string[]): Promise<number> {
-  const v = parse(args, { quick: { type: 'boolean' }, json: { type: 'boolean' }, redis: { type: 'string' } }, BENCH_USAGE);
+  const v = parse(args, { quick: { type: 'boolean' }, json: { type: 'boolean' }, redis: { type: 'string' }, client: { type: 'string' } }, BENCH_USAGE);
   if (v.help) {
     process.stdout.write(BENCH_USAGE);
     return 0;
   }
+  if (v.redis !== undefined) {
+    const url = parseRedisUrl(v.redis);
+    const report = await benchRedis(url, { durationMs: v.quick ? 1000 : 3000, ...(v.client !== undefined ? { client: v.client } : {}), progress: progressFor(v.json) });
+    process.stdout.write(v.json ? `${JSON.stringify(report)}\n` : formatBench(report));
+    return 0;
+  }
+  if (v.client !== undefined) throw new UsageError(`--client needs --redis\n\n${BENCH_USAGE}`);
   const entry = join(ROOT, 'bench', 'index.ts');
   let tsx: string | undefined;
   try {
@@ -110,14 +155,25 @@ async function bench(args: string[]): Promise<number> {
     tsx = undefined;
   }
   if (tsx === undefined || !existsSync(entry)) {
-    process.stderr.write('cellgate bench needs a clone of the repository with its devDependencies (tsx and bench/): git clone, npm install, then run it again\n');
-    return 1;
+    throw new UsageError(`from the installed package, cellgate bench runs on your Redis: cellgate bench --redis redis://host:6379 (the full harness, "npm run bench", needs a clone of the repository)`);
   }
-  if (v.redis !== undefined && !/^redis:\/\/[^/:]+:\d+\/?$/.test(v.redis)) throw new UsageError(`--redis must be redis://host:port, got "${v.redis}"\n\n${BENCH_USAGE}`);
-  const flags = [...(v.quick ? ['--quick'] : []), ...(v.json ? ['--json'] : [])];
-  const code = await run([process.execPath, '--expose-gc', '--import', 'tsx', entry, ...flags]);
-  if (code !== 0 || v.redis === undefined) return code;
-  return run([process.execPath, '--import', 'tsx', join(ROOT, 'bench', 'redis.ts'), ...flags, '--url', v.redis]);
+  return run([process.execPath, '--expose-gc', '--import', 'tsx', entry, ...(v.quick ? ['--quick'] : []), ...(v.json ? ['--json'] : [])]);
+}
+
+async function doctorCommand(args: string[]): Promise<number> {
+  const v = parse(args, { redis: { type: 'string' }, prefix: { type: 'string' }, timeout: { type: 'string' }, json: { type: 'boolean' }, client: { type: 'string' } }, DOCTOR_USAGE);
+  if (v.help) {
+    process.stdout.write(DOCTOR_USAGE);
+    return 0;
+  }
+  if (v.redis === undefined) throw new UsageError(`--redis is required\n\n${DOCTOR_USAGE}`);
+  const url = parseRedisUrl(v.redis);
+  const prefix = v.prefix ?? 'cellgate:';
+  if (prefix.length > 256 || /[{}]/.test(prefix)) throw new UsageError(`--prefix must be at most 256 characters without { or }, got ${JSON.stringify(prefix)}`);
+  const timeoutMs = positiveNumber('timeout', v.timeout ?? '2000', { integer: true, max: 600_000 });
+  const report = await doctor(url, { prefix, timeoutMs, ...(v.client !== undefined ? { client: v.client } : {}), progress: progressFor(v.json) });
+  process.stdout.write(v.json ? `${JSON.stringify(report)}\n` : formatReport(report));
+  return report.problems > 0 ? 1 : 0;
 }
 
 /** Runs a benchmark script from the package root with this terminal; resolves with its exit code. */
@@ -176,14 +232,16 @@ async function dispatch(argv: string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   if (command === 'bench') return bench(rest);
+  if (command === 'doctor') return doctorCommand(rest);
   if (command === 'simulate') return simulateCommand(rest);
   throw new UsageError(`unknown command "${command}"\n\n${USAGE}`);
 }
 
 /**
  * Runs the command with `argv` (the arguments after `cellgate`) and resolves
- * with its exit code: 0, 1 on a failure, 2 on a usage error (the message is
- * printed on stderr) or when no command was given.
+ * with its exit code: 0; 1 when `doctor` finds a problem; 2 on an error (a
+ * usage error, a Redis that cannot be reached: one line on stderr; the stack
+ * with CELLGATE_DEBUG=1) or when no command was given.
  */
 export async function main(argv: string[]): Promise<number> {
   try {
@@ -193,7 +251,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`cellgate: ${error.message.trimEnd()}\n`);
       return 2;
     }
-    process.stderr.write(`cellgate: ${(error as Error | undefined)?.stack ?? error}\n`);
-    return 1;
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`cellgate: ${process.env.CELLGATE_DEBUG ? ((error as Error).stack ?? message) : message.split('\n')[0]}\n`);
+    return 2;
   }
 }

@@ -22,8 +22,8 @@ import type { SourceCounts } from './redis-binding.js';
 
 /** How often a store heartbeats into the fleet's membership set. */
 const HEARTBEAT_MS = 1000;
-/** How long a store counts as live after its last heartbeat: the fleet's size is that of the last few seconds. */
-const MEMBER_TTL_MS = 5000;
+/** How long a store counts as live after its last heartbeat: the fleet's size is that of the last few seconds. @internal (also read by `cellgate doctor`) */
+export const MEMBER_TTL_MS = 5000;
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {

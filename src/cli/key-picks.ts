@@ -1,5 +1,5 @@
-// The key sequences of the Redis benchmarks: every contender sees the same
-// pseudo-random sequence over the same 10k keys.
+// The key sequences of the Redis benchmarks (bench/ and `cellgate bench`):
+// every contender sees the same pseudo-random sequence over the same 10k keys.
 
 /** The benchmark's keys, `user:0` to `user:9999`. */
 export const KEYS = Array.from({ length: 10_000 }, (_, i) => `user:${i}`);
