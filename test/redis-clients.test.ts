@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Limiter, fixedWindow, gcra, type Decision, type Policy, type RateLimiter } from '../build/lib/src/index.js';
-import { RedisStore, RedisUnavailableError } from '../build/lib/src/stores/redis/index.js';
+import { RedisStore, RedisUnavailableError, type RedisConnection } from '../build/lib/src/stores/redis/index.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../build/lib/src/cli/redis-server.js';
 import { opArb, policyArb, runBoth, runScript, scriptOpArb } from './helpers/agreement.js';
 import { CLIENT_KINDS, type AnyClient, type ClientKind } from './helpers/clients.js';
@@ -341,5 +341,86 @@ describe.each(CLIENT_KINDS)('RedisStore with $name', (kind) => {
         await kind.close(client);
       }
     }, 60_000);
+  });
+});
+
+describe('beyond the four clients', () => {
+  it('node-redis speaking RESP3 decides as with RESP2', async () => {
+    const { createClient } = await import('redis');
+    const client = await createClient({ RESP: 3, socket: { host: server.host, port: server.port } }).connect();
+    const store = new RedisStore({ client, prefix: `resp3${run++}:`, timeoutMs: 10_000 });
+    try {
+      const byKey = await hammer([new Limiter({ policy: fixedWindow({ limit: 3, window: '1h' }), store })], HOSTILE_KEYS, 5);
+      for (const decisions of byKey.values()) expect(decisions.map((d) => [d.allowed, d.source])).toEqual([...Array(3).fill([true, 'redis']), ...Array(2).fill([false, 'redis'])]);
+      const custom = await hammer([new Limiter({ policy: twice, store })], ['a'], 4);
+      expect(custom.get('a')!.filter((d) => d.allowed)).toHaveLength(2);
+    } finally {
+      await store.close();
+      client.destroy();
+    }
+  });
+
+  it('a RedisConnection written by hand around a client is enough', async () => {
+    const redis = new Redis({ host: server.host, port: server.port });
+    // The interface's TSDoc example, with ioredis's callBuffer as the client's send.
+    const send = (args: (string | Uint8Array)[]) => redis.callBuffer(...(args as [string, ...(string | Buffer)[]]));
+    const connection: RedisConnection = {
+      cluster: false,
+      get state() {
+        return redis.status === 'ready' ? 'ready' : 'down';
+      },
+      target: `${server.host}:${server.port}`,
+      async evalScript(script, key, args) {
+        try {
+          return await send(['EVALSHA', script.sha, '1', key, ...args]);
+        } catch (error) {
+          if (!String(error).includes('NOSCRIPT')) throw error;
+          return send(['EVAL', script.lua, '1', key, ...args]);
+        }
+      },
+      command: (args) => redis.call(...(args as [string, ...string[]])),
+      on: (event, listener) => void redis.on(event, listener),
+    };
+    await new Promise((r) => redis.once('ready', r));
+    const store = new RedisStore({ client: connection, prefix: `hand${run++}:`, timeoutMs: 10_000 });
+    try {
+      await store.ready();
+      const byKey = await hammer([new Limiter({ policy: fixedWindow({ limit: 2, window: '1h' }), store }), new Limiter({ policy: twice, store })], ['k', '😀'], 6);
+      for (const decisions of byKey.values()) expect(decisions.every((d) => d.source === 'redis')).toBe(true);
+    } finally {
+      await store.close();
+      redis.disconnect();
+    }
+  });
+
+  it('a connection answering bulk strings as text: the calls fail to the fallback, never a decision read from garbage', async () => {
+    const redis = new Redis({ host: server.host, port: server.port });
+    const connection: RedisConnection = {
+      cluster: false,
+      state: 'ready',
+      target: 'text-replies',
+      // `call` (not callBuffer): bulk strings come back as (mangled) strings.
+      evalScript: (script, key, args) => redis.call('EVAL', script.lua, '1', key as string, ...(args as string[])),
+      command: (args) => redis.call(...(args as [string, ...string[]])),
+      on: (event, listener) => void redis.on(event, listener),
+    };
+    const store = new RedisStore({ client: connection, prefix: `text${run++}:`, timeoutMs: 2000, fallback: 'closed' });
+    try {
+      const limiter = new Limiter({ policy: fixedWindow({ limit: 5, window: '1h' }), store });
+      const decisions = await Promise.all([1, 2, 3].map(() => limiter.limit('k')));
+      expect(decisions.map((d) => [d.allowed, d.source])).toEqual(Array(3).fill([false, 'fallback']));
+      expect(store.stats().state).toBe('open');
+    } finally {
+      await store.close();
+      redis.disconnect();
+    }
+  });
+
+  it('refuses what is no client, naming every accepted kind, and leaves the object untouched', () => {
+    for (const client of [undefined, null, 42, 'redis://localhost', {}, { sendCommand() {} }, { evalScript() {} }]) {
+      const before = client !== null && typeof client === 'object' ? JSON.stringify(Object.keys(client)) : '';
+      expect(() => new RedisStore({ client: client as never })).toThrow(/client must be an ioredis or iovalkey Redis or Cluster, a node-redis client or cluster \(v5 or later\), or a RedisConnection/);
+      if (client !== null && typeof client === 'object') expect(JSON.stringify(Object.keys(client))).toBe(before);
+    }
   });
 });
