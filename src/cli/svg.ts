@@ -179,7 +179,7 @@ function waitPanel(waits: NonNullable<Timeline['waits']>, at: { top: number; lef
   const step = niceStep(waits.scaleMs, 4);
   const max = Math.max(step, Math.ceil(waits.scaleMs / step) * step);
   const y = (ms: number) => top + h - (Math.min(ms, max) / max) * h;
-  const out = [`<text x="${at.left}" y="${at.top + 14}" font-weight="600">admission wait per ${esc(at.bucketMs)} ms of arrivals (bar: p99, dark tick: p50)</text>`, '<g class="waits">'];
+  const out = [`<text x="${at.left}" y="${at.top + 14}" font-weight="600">admission wait of the requests sent in each ${esc(at.bucketMs)} ms (bar: p99, dark tick: p50)</text>`, '<g class="waits">'];
   for (let v = 0; v <= max + 1e-9; v += step) {
     out.push(`<line x1="${at.left}" y1="${fmt(y(v))}" x2="${at.left + at.width}" y2="${fmt(y(v))}" stroke="#e5e5e5"/>`);
     out.push(`<text x="${at.left - 6}" y="${fmt(y(v) + 4)}" text-anchor="end" fill="#333333">${esc(`${fmt(v)} ms`)}</text>`);

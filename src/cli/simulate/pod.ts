@@ -53,6 +53,8 @@ export interface PodResult {
   dropped: number;
   /** ms from asking the limiter to being admitted, per request sent. */
   waits: number[];
+  /** ms from asking the limiter to giving up, per request dropped. */
+  gaveUp: number[];
 }
 
 const MAX_INFLIGHT = 32;
@@ -128,6 +130,7 @@ await go;
 const start = performance.now();
 const end = start + seconds * 1000;
 const waits: number[] = [];
+const gaveUp: number[] = [];
 const inflight = new Set<Promise<void>>();
 const counts = { sent: 0, ok: 0, limited: 0, other: 0, errors: 0, fallback: 0, dropped: 0 };
 
@@ -176,8 +179,9 @@ if (demand === undefined) {
     try {
       send(await limiter.acquire(key, { maxWaitMs }), asked);
     } catch (error) {
-      if (error instanceof AcquireTimeoutError) counts.dropped++;
-      else throw error;
+      if (!(error instanceof AcquireTimeoutError)) throw error;
+      counts.dropped++;
+      gaveUp.push(performance.now() - asked);
     }
   };
   for (let i = 0; ; i++) {
@@ -197,5 +201,6 @@ if (demand === undefined) {
 await Promise.all(inflight);
 agent.destroy();
 client?.disconnect();
-const result: PodResult = { pod, ...counts, waits: waits.map((w) => Math.round(w * 100) / 100) };
+const round = (ms: number[]) => ms.map((w) => Math.round(w * 100) / 100);
+const result: PodResult = { pod, ...counts, waits: round(waits), gaveUp: round(gaveUp) };
 process.stdout.write(`${JSON.stringify(result)}\n`);
