@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { benchRedis, formatBench } from './bench-redis.js';
 import { doctor, formatReport } from './doctor.js';
 import { parseRedisUrl } from './redis-clients.js';
-import { SCENARIOS, simulate } from './simulate/run.js';
+import { SCENARIOS, scenarioDefaults, simulate } from './simulate/run.js';
 import { UsageError } from './usage-error.js';
 
 /**
@@ -94,14 +94,18 @@ Scenarios (all but stampede start a redis-server on a free loopback port, or use
   redis-outage       shared GCRA, fallback { nodes: N }; Redis killed mid-run for ~1 s: few 429s
   redis-outage-open  the same outage with fallback 'open': a burst of 429s while Redis is down
   misconfigured      shared GCRA set 1.5x above the upstream's limit: steady 429s
+  lock-contention    500 requests/s wanted, first through a leaky bucket in Redis behind a SET NX lock
+                     (retry every 10 ms), then the shared GCRA, both at 600/s: waits side by side
 
 Options:
   --scenario NAME  one of the scenarios above (required)
   --pods N         number of pod processes (default 8)
   --seconds S      how long each pod calls the upstream (default 3)
   --out DIR        where to write the SVG and HTML (default ./cellgate-simulate/)
-  --rate R         the upstream's limit, requests per second (default 50)
-  --burst B        the upstream's burst (default 5)
+  --rate R         the upstream's limit, requests per second (default 50; lock-contention 600,
+                   where both limiters pace at R)
+  --burst B        the upstream's burst (default 5; lock-contention 60)
+  --demand D       lock-contention: requests per second the pods want in total (default 500)
   --quota Q        quota and pacing: the upstream's quota per 1 s window (default 100)
   --redis URL      an existing Redis instead of starting one (not for the redis-outage scenarios)
   -h, --help       print this help
@@ -199,6 +203,7 @@ async function simulateCommand(args: string[]): Promise<number> {
       rate: { type: 'string' },
       burst: { type: 'string' },
       quota: { type: 'string' },
+      demand: { type: 'string' },
       redis: { type: 'string' },
     },
     SIMULATE_USAGE,
@@ -211,17 +216,20 @@ async function simulateCommand(args: string[]): Promise<number> {
   if (!Object.hasOwn(SCENARIOS, v.scenario)) {
     throw new UsageError(`unknown scenario "${v.scenario}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
   }
+  const defaults = scenarioDefaults(v.scenario);
   const options = {
     scenario: v.scenario,
     pods: positiveNumber('pods', v.pods ?? '8', { integer: true, max: 256 }),
     seconds: positiveNumber('seconds', v.seconds ?? '3', { max: 3600 }),
     out: v.out ?? 'cellgate-simulate',
-    rate: positiveNumber('rate', v.rate ?? '50', { max: 100_000 }),
-    burst: positiveNumber('burst', v.burst ?? '5', { integer: true, max: 100_000 }),
+    rate: positiveNumber('rate', v.rate ?? String(defaults.rate), { max: 100_000 }),
+    burst: positiveNumber('burst', v.burst ?? String(defaults.burst), { integer: true, max: 100_000 }),
     quota: positiveNumber('quota', v.quota ?? '100', { integer: true, max: 100_000 }),
     redis: v.redis,
   };
-  await simulate(options);
+  if (v.demand !== undefined && defaults.demand === undefined) throw new UsageError(`--demand is for the lock-contention scenario only\n\n${SIMULATE_USAGE}`);
+  const demand = defaults.demand === undefined ? {} : { demand: positiveNumber('demand', v.demand ?? String(defaults.demand), { max: 100_000 }) };
+  await simulate({ ...options, ...demand });
   return 0;
 }
 

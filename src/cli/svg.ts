@@ -17,11 +17,12 @@ function niceStep(max: number, count: number): number {
 
 const fmt = (n: number): string => String(Math.round(n * 1000) / 1000);
 
-/** One request as the upstream saw it: ms since "go", the pod that sent it, whether it was accepted. */
+/** One request as the upstream saw it: ms since "go", the pod that sent it, whether it was accepted, how long the pod waited for its limiter (ms). */
 export interface SeenRequest {
   t: number;
   pod: number;
   ok: boolean;
+  wait?: number | undefined;
 }
 
 /** What {@link timelineSvg} draws. */
@@ -43,16 +44,25 @@ export interface Timeline {
    * request (green accepted, red rejected).
    */
   pods?: { count: number; requests: SeenRequest[] };
+  /**
+   * The admission waits of the requests in each bucket (same buckets as
+   * `buckets`): drawn under everything else as a panel of p99 bars with the
+   * p50 marked, up to `scaleMs` (give two timelines one scale to compare them).
+   */
+  waits?: { scaleMs: number; buckets: { p50: number; p99: number; count: number }[] };
 }
 
+const WAIT_PANEL_H = 190;
+
 /** The timeline, as an SVG document. */
-export function timelineSvg({ title, bucketMs, buckets, allowedPerBucket, seconds, shaded, pods }: Timeline): string {
+export function timelineSvg({ title, bucketMs, buckets, allowedPerBucket, seconds, shaded, pods, waits }: Timeline): string {
   const width = 960;
   const rowH = 14;
   const podRows = pods === undefined ? 0 : pods.count;
   // The per-pod strip sits under the time axis: 40 px for the axis title, then a row per pod.
   const podTop = 400;
-  const height = podRows === 0 ? 400 : podTop + 24 + podRows * rowH + 16;
+  const chartsH = podRows === 0 ? 400 : podTop + 24 + podRows * rowH + 16;
+  const height = chartsH + (waits === undefined ? 0 : WAIT_PANEL_H);
   const m = { left: 64, right: 24, top: 48, bottom: 56 };
   const plotW = width - m.left - m.right;
   // The chart keeps its 400 px whatever the pod strip below adds.
@@ -149,6 +159,8 @@ export function timelineSvg({ title, bucketMs, buckets, allowedPerBucket, second
     out.push('</g>');
   }
 
+  if (waits !== undefined) out.push(...waitPanel(waits, { top: chartsH, left: m.left, width: plotW, barW, bucketMs }));
+
   // Legend.
   const lx = m.left + plotW - 330;
   out.push(`<g class="legend" transform="translate(${lx} 40)">`);
@@ -160,9 +172,59 @@ export function timelineSvg({ title, bucketMs, buckets, allowedPerBucket, second
   return `${out.join('\n')}\n`;
 }
 
-/** An HTML page with the SVG inline and the run's figures as a table of `[label, value]` rows. */
-export function htmlPage({ title, svg, rows }: { title: string; svg: string; rows: [string, string][] }): string {
-  const table = rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('\n');
+/** The wait panel of {@link timelineSvg}: per bucket a bar up to its p99 wait and a dark tick at its p50. */
+function waitPanel(waits: NonNullable<Timeline['waits']>, at: { top: number; left: number; width: number; barW: number; bucketMs: number }): string[] {
+  const h = WAIT_PANEL_H - 70;
+  const top = at.top + 30;
+  const step = niceStep(waits.scaleMs, 4);
+  const max = Math.max(step, Math.ceil(waits.scaleMs / step) * step);
+  const y = (ms: number) => top + h - (Math.min(ms, max) / max) * h;
+  const out = [`<text x="${at.left}" y="${at.top + 14}" font-weight="600">admission wait of the requests sent in each ${esc(at.bucketMs)} ms (bar: p99, dark tick: p50)</text>`, '<g class="waits">'];
+  for (let v = 0; v <= max + 1e-9; v += step) {
+    out.push(`<line x1="${at.left}" y1="${fmt(y(v))}" x2="${at.left + at.width}" y2="${fmt(y(v))}" stroke="#e5e5e5"/>`);
+    out.push(`<text x="${at.left - 6}" y="${fmt(y(v) + 4)}" text-anchor="end" fill="#333333">${esc(`${fmt(v)} ms`)}</text>`);
+  }
+  waits.buckets.forEach((b, i) => {
+    if (b.count === 0) return;
+    const x0 = fmt(at.left + i * at.barW + at.barW * 0.1);
+    const w = fmt(Math.max(at.barW * 0.8, 0.5));
+    const label = esc(`${fmt((i * at.bucketMs) / 1000)} s: ${b.count} requests, wait p50 ${b.p50.toFixed(1)} ms, p99 ${b.p99.toFixed(1)} ms`);
+    // At least 1 px, so that a bucket of near-zero waits still shows it was measured.
+    out.push(`<rect x="${x0}" y="${fmt(Math.min(y(b.p99), y(0) - 1))}" width="${w}" height="${fmt(Math.max(y(0) - y(b.p99), 1))}" fill="#7e57c2" fill-opacity="0.55"><title>${label}</title></rect>`);
+    out.push(`<line x1="${x0}" y1="${fmt(y(b.p50))}" x2="${fmt(at.left + i * at.barW + at.barW * 0.9)}" y2="${fmt(y(b.p50))}" stroke="#311b92" stroke-width="2"/>`);
+  });
+  out.push('</g>');
+  out.push(`<line x1="${at.left}" y1="${top}" x2="${at.left}" y2="${top + h}" stroke="#000000"/>`);
+  out.push(`<line x1="${at.left}" y1="${top + h}" x2="${at.left + at.width}" y2="${top + h}" stroke="#000000"/>`);
+  return out;
+}
+
+/**
+ * SVG documents (each from {@link timelineSvg}) stacked top to bottom in one
+ * SVG document, each kept whole as a nested `<svg>`.
+ *
+ * @example
+ * ```ts
+ * const both = stackSvg([timelineSvg(first), timelineSvg(second)], 'first and second');
+ * ```
+ */
+export function stackSvg(svgs: string[], title: string): string {
+  let y = 0;
+  let width = 0;
+  const parts = svgs.map((svg) => {
+    const root = /^<svg\b[^>]*\bwidth="([\d.]+)" height="([\d.]+)"/.exec(svg);
+    if (root === null) throw new Error('stackSvg: not an SVG document with a width and height');
+    const part = svg.trim().replace(/^<svg\b/, `<svg y="${y}"`);
+    y += Number(root[2]);
+    width = Math.max(width, Number(root[1]));
+    return part;
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" role="img">\n<title>${esc(title)}</title>\n${parts.join('\n')}\n</svg>\n`;
+}
+
+/** An HTML page with the SVG inline and the run's figures as a table of rows (a label, then one value or more). */
+export function htmlPage({ title, svg, rows }: { title: string; svg: string; rows: string[][] }): string {
+  const table = rows.map(([k, ...v]) => `<tr><th>${esc(k ?? '')}</th>${v.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('\n');
   return `<!doctype html>
 <html lang="en">
 <head>

@@ -8,6 +8,7 @@ import http from 'node:http';
 import type { Redis } from 'ioredis';
 import { Limiter, gcra, tokenBucket, AcquireTimeoutError, type Decision } from '../../index.js';
 import type { FallbackOption } from '../../stores/redis/index.js';
+import type { LockedLeakyBucketOptions } from './lock-bucket.js';
 
 /** A pod's config, built by run.ts for each scenario and passed as JSON in argv[2]. */
 export interface PodConfig {
@@ -20,17 +21,24 @@ export interface PodConfig {
   key?: string;
   /** GCRA at `limit` per second, or tokenBucket({ capacity, period: 1s, mode: interval }). */
   policy: { kind: 'gcra'; limit: number; burst?: number } | { kind: 'quota'; capacity: number };
-  /** 'memory': each pod its own limiter; 'redis': one RedisStore on `redis`. */
-  store: 'memory' | 'redis';
+  /**
+   * 'memory': each pod its own limiter; 'redis': one RedisStore on `redis`;
+   * 'lock': a leaky bucket in `redis` behind a SET NX lock (lock-bucket.ts) at
+   * the GCRA policy's limit, its capacity the policy's burst.
+   */
+  store: 'memory' | 'redis' | 'lock';
   redis?: { host: string; port: number } | undefined;
   timeoutMs?: number;
   fallback?: FallbackOption;
+  /** store 'lock': the lock's TTL and the fixed retry sleep. */
+  lock?: Pick<LockedLeakyBucketOptions, 'lockTtlMs' | 'retryMs'>;
   /**
    * Absent: send as fast as the limiter admits (at most MAX_INFLIGHT requests
    * in flight). Present: `count` requests arrive at once every `everyMs`; each
    * waits at most `deadlineMs` for its turn, then is given up ("dropped").
+   * The first arrive `phaseMs` after "go" (so that pods can take turns).
    */
-  demand?: { count: number; everyMs: number; deadlineMs: number };
+  demand?: { count: number; everyMs: number; deadlineMs: number; phaseMs?: number };
 }
 
 /** What a pod prints as its last line. */
@@ -45,6 +53,8 @@ export interface PodResult {
   dropped: number;
   /** ms from asking the limiter to being admitted, per request sent. */
   waits: number[];
+  /** ms from asking the limiter to giving up, per request dropped. */
+  gaveUp: number[];
 }
 
 const MAX_INFLIGHT = 32;
@@ -62,9 +72,16 @@ const policy =
 // The type says what run.ts sends, but it arrives as JSON: a kind it does not know is a bug there, said loudly.
 if (policy === undefined) throw new Error(`unknown policy ${JSON.stringify(p)}`);
 
-let limiter: Limiter;
+/** What the pod's loops need of a limiter: Limiter, or the lock scenario's bucket. */
+let limiter: { acquire(key: string, options: { maxWaitMs: number }): Promise<Decision | void> };
 let client: Redis | undefined;
-if (config.store === 'memory') {
+if (config.store === 'lock') {
+  const [{ Redis }, { lockedLeakyBucket }] = await Promise.all([import('ioredis'), import('./lock-bucket.js')]);
+  client = new Redis({ host: config.redis!.host, port: config.redis!.port });
+  await client.ping();
+  if (p.kind !== 'gcra' || config.lock === undefined) throw new Error(`store lock needs a gcra policy and lock options: ${JSON.stringify(config)}`);
+  limiter = lockedLeakyBucket(client, { rate: p.limit, capacity: p.burst ?? 1, ...config.lock });
+} else if (config.store === 'memory') {
   // The naive setup: every pod believes it alone talks to the upstream.
   limiter = new Limiter({ policy });
 } else if (config.store === 'redis') {
@@ -91,10 +108,10 @@ const key = config.key ?? 'upstream';
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 const target = new URL(url);
 /** One upstream call: resolves with the status code, or 0 on a network error. */
-function call(): Promise<number> {
+function call(waitMs: number): Promise<number> {
   return new Promise((resolve) => {
     const req = http.request(
-      { host: target.hostname, port: target.port, path: target.pathname, method: 'GET', agent, headers: { 'x-pod': String(pod) } },
+      { host: target.hostname, port: target.port, path: target.pathname, method: 'GET', agent, headers: { 'x-pod': String(pod), 'x-wait': waitMs.toFixed(2) } },
       (res) => {
         res.resume();
         res.once('end', () => resolve(res.statusCode ?? 0));
@@ -113,14 +130,16 @@ await go;
 const start = performance.now();
 const end = start + seconds * 1000;
 const waits: number[] = [];
+const gaveUp: number[] = [];
 const inflight = new Set<Promise<void>>();
 const counts = { sent: 0, ok: 0, limited: 0, other: 0, errors: 0, fallback: 0, dropped: 0 };
 
-function send(decision: Decision, asked: number): void {
-  if (decision.source === 'fallback') counts.fallback++;
-  waits.push(performance.now() - asked);
+function send(decision: Decision | void, asked: number): void {
+  if (decision?.source === 'fallback') counts.fallback++;
+  const wait = performance.now() - asked;
+  waits.push(wait);
   counts.sent++;
-  const q = call().then((status) => {
+  const q = call(wait).then((status) => {
     if (status >= 200 && status < 300) counts.ok++;
     else if (status === 429) counts.limited++;
     else if (status === 0) counts.errors++;
@@ -140,7 +159,7 @@ if (demand === undefined) {
       continue;
     }
     const asked = performance.now();
-    let decision: Decision;
+    let decision: Decision | void;
     try {
       // Waits its turn; a turn after the end of the run is not booked.
       decision = await limiter.acquire(key, { maxWaitMs: Math.floor(left) });
@@ -150,7 +169,7 @@ if (demand === undefined) {
     }
     send(decision, asked);
     // A decision made without waiting (an open fallback) must not starve the event loop.
-    if (decision.source === 'fallback') await new Promise((r) => setImmediate(r));
+    if (decision?.source === 'fallback') await new Promise((r) => setImmediate(r));
   }
 } else {
   // Bursty demand: `count` requests at once every `everyMs`; each gives up after `deadlineMs`.
@@ -160,12 +179,13 @@ if (demand === undefined) {
     try {
       send(await limiter.acquire(key, { maxWaitMs }), asked);
     } catch (error) {
-      if (error instanceof AcquireTimeoutError) counts.dropped++;
-      else throw error;
+      if (!(error instanceof AcquireTimeoutError)) throw error;
+      counts.dropped++;
+      gaveUp.push(performance.now() - asked);
     }
   };
   for (let i = 0; ; i++) {
-    const at = start + i * demand.everyMs;
+    const at = start + (demand.phaseMs ?? 0) + i * demand.everyMs;
     if (at >= end) break;
     const sleep = at - performance.now();
     if (sleep > 0) await new Promise((r) => setTimeout(r, sleep));
@@ -181,5 +201,6 @@ if (demand === undefined) {
 await Promise.all(inflight);
 agent.destroy();
 client?.disconnect();
-const result: PodResult = { pod, ...counts, waits: waits.map((w) => Math.round(w * 100) / 100) };
+const round = (ms: number[]) => ms.map((w) => Math.round(w * 100) / 100);
+const result: PodResult = { pod, ...counts, waits: round(waits), gaveUp: round(gaveUp) };
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findRedisServer, startRedis } from '../redis-server.js';
-import { htmlPage, timelineSvg, type SeenRequest } from '../svg.js';
+import { htmlPage, stackSvg, timelineSvg, type SeenRequest, type Timeline } from '../svg.js';
 import { UsageError } from '../usage-error.js';
 import type { PodConfig, PodResult } from './pod.js';
 
@@ -24,6 +24,29 @@ const BUCKET_MS = 100;
 export const BURSTY = { count: 20, everyMs: 500, deadlineMs: 250 };
 /** The misconfigured fleet's limit, as a multiple of the upstream's rate. */
 const MISCONFIGURED = 1.5;
+/**
+ * The lock-contention scenario's lock: a 1 s TTL and a fixed 10 ms retry
+ * sleep, the values blog-post implementations use (shorter sleeps poll Redis
+ * harder, longer ones wait longer; either way the lock serializes the fleet).
+ */
+const LOCK = { lockTtlMs: 1000, retryMs: 10 };
+
+/**
+ * A scenario's defaults of --rate, --burst and --demand: 50/s with burst 5;
+ * for lock-contention an upstream (and both limiters) at 600/s with burst 60
+ * (the same 100 ms of slack for a pod woken late that burst 5 is at 50/s),
+ * and the pods wanting 500/s in total: the rate locks are said to collapse
+ * at, with headroom under the limit so that a wait is the limiter's doing and
+ * not a queue that demand at exactly the limit never drains.
+ *
+ * @example
+ * ```ts
+ * scenarioDefaults('lock-contention'); // { rate: 600, burst: 60, demand: 500 }
+ * ```
+ */
+export function scenarioDefaults(scenario: string): { rate: number; burst: number; demand?: number } {
+  return scenario === 'lock-contention' ? { rate: 600, burst: 60, demand: 500 } : { rate: 50, burst: 5 };
+}
 
 /** The scenarios by name, each with the line printed under the table's title. */
 export const SCENARIOS: Record<string, string> = {
@@ -34,6 +57,10 @@ export const SCENARIOS: Record<string, string> = {
   'redis-outage': 'shared GCRA in Redis with fallback { nodes: pods }, timeoutMs 100; Redis is killed (SIGKILL) mid-run for ~1 s and restarted',
   'redis-outage-open': 'as redis-outage but with fallback \'open\': every pod admits everything while Redis is down',
   misconfigured: `the pods share one GCRA in Redis configured at ${MISCONFIGURED}x the upstream's limit (a wrong quota): steady 429s`,
+  'lock-contention':
+    `the pods together want --demand requests/s, evenly spaced; first (a) a leaky bucket in Redis behind a lock, as commonly written: SET lock NX PX ${LOCK.lockTtlMs}, ` +
+    `retry every ${LOCK.retryMs} ms while taken, GET the bucket, leak in the client, SET it, DEL the lock (a round trip each); ` +
+    'then (b) one GCRA in Redis (RedisStore, strict), acquire(); both at the upstream\'s rate',
 };
 
 /** The options of one simulation (the command's flags, parsed). */
@@ -44,6 +71,8 @@ export interface SimulateOptions {
   rate: number;
   burst: number;
   quota?: number;
+  /** lock-contention: the requests per second the pods want in total (default 500). */
+  demand?: number;
   out: string;
   redis?: string | undefined;
 }
@@ -55,6 +84,10 @@ interface ScenarioSetup {
   upstream: 'bucket' | 'quota';
   outage?: boolean;
   pod: PodSetup;
+  /** Pod i's demand starts i / pods of a period after "go": the fleet's arrivals evenly spaced. */
+  stagger?: boolean;
+  /** A second phase, run after the first on the same upstream and Redis, printed beside it: [first's label, second's label, second's pods]. */
+  versus?: [string, string, PodSetup];
 }
 
 /** What each scenario's pods and upstream are. */
@@ -75,6 +108,18 @@ function scenarioSetup(o: Required<Omit<SimulateOptions, 'redis'>>): ScenarioSet
       return { upstream: 'bucket', outage: true, pod: { store: 'redis', policy: gcraAt(o.rate), timeoutMs: 100, fallback: 'open' } };
     case 'misconfigured':
       return { upstream: 'bucket', pod: { store: 'redis', policy: gcraAt(o.rate * MISCONFIGURED) } };
+    case 'lock-contention': {
+      // Open demand: each pod wants one request every pods / demand seconds
+      // whatever the limiter does, as traffic arrives; a request waits until
+      // admitted or the run ends. Both limiters pace at the rate with burst 1.
+      const demand = { count: 1, everyMs: (o.pods * 1000) / o.demand, deadlineMs: o.seconds * 1000 };
+      return {
+        upstream: 'bucket',
+        stagger: true,
+        pod: { store: 'lock', policy: gcraAt(o.rate, 1), lock: LOCK, demand },
+        versus: ['lock + leaky bucket', 'cellgate GCRA', { store: 'redis', policy: gcraAt(o.rate, 1), demand }],
+      };
+    }
     default:
       throw new UsageError(`unknown scenario "${o.scenario}"`);
   }
@@ -119,15 +164,17 @@ function startUpstream({ mode = 'bucket', rate, burst, quota }: { mode?: 'bucket
       retryAfterS = Math.ceil((1 - tokens) / rate);
     }
     const pod = Number(req.headers['x-pod'] ?? -1);
+    // How long the pod waited for its limiter before sending this request.
+    const wait = req.headers['x-wait'] === undefined ? undefined : Number(req.headers['x-wait']);
     if (tokens >= 1) {
       tokens -= 1;
       state.ok++;
-      seen.push({ t: now - state.origin, pod, ok: true });
+      seen.push({ t: now - state.origin, pod, ok: true, wait });
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('ok\n');
     } else {
       state.limited++;
-      seen.push({ t: now - state.origin, pod, ok: false });
+      seen.push({ t: now - state.origin, pod, ok: false, wait });
       res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': String(retryAfterS) });
       res.end('too many requests\n');
     }
@@ -140,8 +187,11 @@ function startUpstream({ mode = 'bucket', rate, burst, quota }: { mode?: 'bucket
       resolvePromise({
         url: `http://127.0.0.1:${port}/`,
         state,
-        /** Resets the bucket to full and sets t = 0 (just before "go"). */
+        /** Resets the bucket to full, forgets what was seen, and sets t = 0 (just before "go"). */
         start() {
+          seen.length = 0;
+          state.ok = 0;
+          state.limited = 0;
           tokens = full;
           window = 0;
           last = performance.now();
@@ -234,8 +284,14 @@ export interface Figures {
   utilization: number;
   waitP50: number;
   waitP99: number;
+  waitMax: number;
+  /** The wait quantiles over every request, a dropped one counted with its wait until it gave up. */
+  waitAllP50: number;
+  waitAllP99: number;
   outage: { down: number; up: number } | undefined;
   limitedInOutage?: number;
+  /** A two-phase scenario's second phase (lock-contention: cellgate's GCRA). */
+  versus?: Figures;
 }
 
 /** The Redis a simulation's pods share: one started here, or the one given with --redis. */
@@ -247,33 +303,19 @@ interface SimulationRedis {
   stop(): Promise<void>;
 }
 
-/** Runs one simulation, prints its table and writes its SVG and HTML. Resolves with the figures. */
-export async function simulate(options: SimulateOptions): Promise<Figures> {
-  if (!Object.hasOwn(SCENARIOS, options.scenario)) {
-    throw new UsageError(`unknown scenario "${options.scenario}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
-  }
-  const o = { quota: 100, ...options };
-  const setup = scenarioSetup(o);
-  let redis: SimulationRedis | undefined;
-  if (setup.pod.store === 'redis') {
-    try {
-      await import('ioredis');
-    } catch {
-      throw new UsageError(`scenario ${o.scenario} needs the ioredis package: npm install ioredis`);
-    }
-    if (o.redis !== undefined) {
-      if (setup.outage) throw new UsageError(`scenario ${o.scenario} kills and restarts its own redis-server: leave out --redis`);
-      const u = new URL(o.redis);
-      redis = { host: u.hostname, port: Number(u.port || 6379), stop: async () => {} };
-    } else {
-      const bin = findRedisServer();
-      if (bin === undefined) {
-        throw new UsageError(`scenario ${o.scenario} needs redis-server (apt-get install redis-server, or brew install redis)${setup.outage ? '' : ', or --redis URL of a running one'}`);
-      }
-      redis = await startRedis({ bin });
-    }
-  }
-  const upstream = await startUpstream({ mode: setup.upstream, rate: o.rate, burst: o.burst, quota: o.quota });
+/** What one run of the pods left: their results and what the upstream saw. */
+interface Measured {
+  results: PodResult[];
+  seen: SeenRequest[];
+  ok: number;
+  limited: number;
+  outage: { planned: [number, number]; down?: number; up?: number } | undefined;
+}
+
+type Resolved = Required<Omit<SimulateOptions, 'redis'>>;
+
+/** Starts the pods of one phase against `upstream` and `redis`, and waits for them. */
+async function runPhase(o: Resolved, setup: ScenarioSetup, podSetup: PodSetup, upstream: Upstream, redis: SimulationRedis | undefined): Promise<Measured> {
   const key = `simulate:${randomBytes(6).toString('hex')}`;
   const configs = Array.from({ length: o.pods }, (_, pod): PodConfig => ({
     pod,
@@ -282,14 +324,13 @@ export async function simulate(options: SimulateOptions): Promise<Figures> {
     seconds: o.seconds,
     key,
     redis: redis && { host: redis.host, port: redis.port },
-    ...setup.pod,
+    ...podSetup,
+    ...(setup.stagger && podSetup.demand ? { demand: { ...podSetup.demand, phaseMs: (pod * podSetup.demand.everyMs) / o.pods } } : {}),
   }));
 
   // The outage: ~1 s in the middle of the run (a third of it when shorter).
   const outageMs = Math.min(1000, (o.seconds * 1000) / 3);
-  const outage: { planned: [number, number]; down?: number; up?: number } | undefined = setup.outage
-    ? { planned: [(o.seconds * 1000 - outageMs) / 2, (o.seconds * 1000 + outageMs) / 2] }
-    : undefined;
+  const outage: Measured['outage'] = setup.outage ? { planned: [(o.seconds * 1000 - outageMs) / 2, (o.seconds * 1000 + outageMs) / 2] } : undefined;
   const timers: NodeJS.Timeout[] = [];
   let restarted = Promise.resolve();
   const since = () => performance.now() - upstream.state.origin;
@@ -327,15 +368,18 @@ export async function simulate(options: SimulateOptions): Promise<Figures> {
       clearInterval(progress);
       process.stderr.write('\r\x1b[K');
     }
-    await upstream.close();
-    await redis?.stop();
   }
+  const { seen, ok, limited } = upstream.state;
+  return { results, seen: [...seen], ok, limited, outage };
+}
 
+/** The figures of one phase. */
+function figuresOf(o: Resolved, setup: ScenarioSetup, podSetup: PodSetup, m: Measured): Figures {
   const quotaUpstream = setup.upstream === 'quota';
-  const sum = (f: 'sent' | 'errors' | 'other' | 'fallback' | 'dropped') => results.reduce((a, r) => a + r[f], 0);
-  const seen = upstream.state.seen;
-  const times = seen.map((s) => s.t).sort((a, b) => a - b);
-  const waits = results.flatMap((r) => r.waits).sort((a, b) => a - b);
+  const sum = (f: 'sent' | 'errors' | 'other' | 'fallback' | 'dropped') => m.results.reduce((a, r) => a + r[f], 0);
+  const times = m.seen.map((s) => s.t).sort((a, b) => a - b);
+  const waits = m.results.flatMap((r) => r.waits).sort((a, b) => a - b);
+  const all = [...waits, ...m.results.flatMap((r) => r.gaveUp)].sort((a, b) => a - b);
   const figures: Figures = {
     scenario: o.scenario,
     pods: o.pods,
@@ -344,44 +388,116 @@ export async function simulate(options: SimulateOptions): Promise<Figures> {
     burst: o.burst,
     quota: quotaUpstream ? o.quota : undefined,
     sent: sum('sent'),
-    ok: upstream.state.ok,
-    limited: upstream.state.limited,
+    ok: m.ok,
+    limited: m.limited,
     errors: sum('errors') + sum('other'),
     fallback: sum('fallback'),
     dropped: sum('dropped'),
-    demand: setup.pod.demand,
+    demand: podSetup.demand,
     peak100ms: peakInWindow(times, 100),
     peak1s: peakInWindow(times, 1000),
-    utilization: upstream.state.ok / ((quotaUpstream ? o.quota : o.rate) * o.seconds),
+    utilization: m.ok / ((quotaUpstream ? o.quota : o.rate) * o.seconds),
     waitP50: quantile(waits, 0.5),
     waitP99: quantile(waits, 0.99),
-    outage: outage && outage.down !== undefined ? { down: outage.down, up: outage.up ?? outage.planned[1] } : undefined,
+    waitMax: waits.length ? waits[waits.length - 1]! : 0,
+    waitAllP50: quantile(all, 0.5),
+    waitAllP99: quantile(all, 0.99),
+    outage: m.outage && m.outage.down !== undefined ? { down: m.outage.down, up: m.outage.up ?? m.outage.planned[1] } : undefined,
   };
   if (figures.outage) {
     const [a, b] = [figures.outage.down, figures.outage.up];
-    figures.limitedInOutage = seen.filter((s) => !s.ok && s.t >= a && s.t < b + 500).length;
+    figures.limitedInOutage = m.seen.filter((s) => !s.ok && s.t >= a && s.t < b + 500).length;
   }
+  return figures;
+}
 
-  // Timeline, 100 ms buckets from "go" to the last request seen.
-  const span = Math.max(o.seconds * 1000, times.length ? times[times.length - 1]! + 1 : 0);
-  const buckets = Array.from({ length: Math.ceil(span / BUCKET_MS) }, () => ({ accepted: 0, rejected: 0 }));
-  for (const s of seen) {
-    const b = buckets[Math.min(buckets.length - 1, Math.max(0, Math.floor(s.t / BUCKET_MS)))]!;
-    if (s.ok) b.accepted++;
-    else b.rejected++;
+/** The timeline of one phase: 100 ms buckets from "go" to the last request seen, with each bucket's waits when `waits`. */
+function phaseTimeline(o: Resolved, setup: ScenarioSetup, f: Figures, m: Measured, title: string, waits?: { scaleMs: number }): Timeline {
+  const span = Math.max(o.seconds * 1000, ...m.seen.map((s) => s.t + 1));
+  const count = Math.ceil(span / BUCKET_MS);
+  const buckets = Array.from({ length: count }, () => ({ accepted: 0, rejected: 0 }));
+  const bucketWaits = Array.from({ length: count }, (): number[] => []);
+  for (const s of m.seen) {
+    const i = Math.min(count - 1, Math.max(0, Math.floor(s.t / BUCKET_MS)));
+    if (s.ok) buckets[i]!.accepted++;
+    else buckets[i]!.rejected++;
+    if (s.wait !== undefined) bucketWaits[i]!.push(s.wait);
   }
-  const upstreamText = quotaUpstream ? `upstream quota ${o.quota} per 1 s window` : `upstream ${o.rate}/s burst ${o.burst}`;
-  const title = `cellgate simulate ${o.scenario}: ${o.pods} pods, ${o.seconds} s, ${upstreamText}`;
-  const svg = timelineSvg({
+  return {
     title,
     bucketMs: BUCKET_MS,
     buckets,
-    allowedPerBucket: ((quotaUpstream ? o.quota : o.rate) * BUCKET_MS) / 1000,
+    allowedPerBucket: (f.rate * BUCKET_MS) / 1000,
     seconds: o.seconds,
-    pods: { count: o.pods, requests: seen },
-    ...(figures.outage ? { shaded: { fromMs: figures.outage.down, toMs: figures.outage.up, label: 'Redis down' } } : {}),
-  });
-  const rows = tableRows(figures);
+    pods: { count: o.pods, requests: m.seen },
+    ...(f.outage ? { shaded: { fromMs: f.outage.down, toMs: f.outage.up, label: 'Redis down' } } : {}),
+    ...(waits
+      ? {
+          waits: {
+            scaleMs: waits.scaleMs,
+            buckets: bucketWaits.map((w) => {
+              w.sort((a, b) => a - b);
+              return { p50: quantile(w, 0.5), p99: quantile(w, 0.99), count: w.length };
+            }),
+          },
+        }
+      : {}),
+  };
+}
+
+/** Runs one simulation, prints its table and writes its SVG and HTML. Resolves with the figures (a two-phase scenario's second in `versus`). */
+export async function simulate(options: SimulateOptions): Promise<Figures> {
+  if (!Object.hasOwn(SCENARIOS, options.scenario)) {
+    throw new UsageError(`unknown scenario "${options.scenario}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  }
+  const o = { quota: 100, ...options, demand: options.demand ?? scenarioDefaults(options.scenario).demand ?? options.rate };
+  const setup = scenarioSetup(o);
+  // Phases run one after another, not at once: each gets the whole machine
+  // and the whole Redis, so neither one's load shows up in the other's waits.
+  const phases = [setup.pod, ...(setup.versus ? [setup.versus[2]] : [])];
+  let redis: SimulationRedis | undefined;
+  if (phases.some((p) => p.store !== 'memory')) {
+    try {
+      await import('ioredis');
+    } catch {
+      throw new UsageError(`scenario ${o.scenario} needs the ioredis package: npm install ioredis`);
+    }
+    if (o.redis !== undefined) {
+      if (setup.outage) throw new UsageError(`scenario ${o.scenario} kills and restarts its own redis-server: leave out --redis`);
+      const u = new URL(o.redis);
+      redis = { host: u.hostname, port: Number(u.port || 6379), stop: async () => {} };
+    } else {
+      const bin = findRedisServer();
+      if (bin === undefined) {
+        throw new UsageError(`scenario ${o.scenario} needs redis-server (apt-get install redis-server, or brew install redis)${setup.outage ? '' : ', or --redis URL of a running one'}`);
+      }
+      redis = await startRedis({ bin });
+    }
+  }
+  const upstream = await startUpstream({ mode: setup.upstream, rate: o.rate, burst: o.burst, quota: o.quota });
+  const measured: Measured[] = [];
+  try {
+    for (const pod of phases) measured.push(await runPhase(o, setup, pod, upstream, redis));
+  } finally {
+    await upstream.close();
+    await redis?.stop();
+  }
+  const figures = measured.map((m, i) => figuresOf(o, setup, phases[i]!, m));
+
+  const quotaUpstream = setup.upstream === 'quota';
+  const upstreamText = quotaUpstream ? `upstream quota ${o.quota} per 1 s window` : `upstream ${o.rate}/s burst ${o.burst}`;
+  const title = `cellgate simulate ${o.scenario}: ${o.pods} pods, ${o.seconds} s, ${upstreamText}`;
+  let svg: string;
+  let rows: string[][];
+  if (setup.versus) {
+    // One wait scale for both, so that the picture compares them.
+    const scaleMs = Math.max(...figures.map((f) => f.waitMax));
+    svg = stackSvg(measured.map((m, i) => timelineSvg(phaseTimeline(o, setup, figures[i]!, m, `${title}: (${'ab'[i]}) ${setup.versus![i]}`, { scaleMs }))), title);
+    rows = versusRows(figures[0]!, figures[1]!, [setup.versus[0], setup.versus[1]]);
+  } else {
+    svg = timelineSvg(phaseTimeline(o, setup, figures[0]!, measured[0]!, title));
+    rows = tableRows(figures[0]!);
+  }
   const dir = resolve(o.out);
   mkdirSync(dir, { recursive: true });
   const svgPath = join(dir, `${o.scenario}.svg`);
@@ -389,18 +505,46 @@ export async function simulate(options: SimulateOptions): Promise<Figures> {
   writeFileSync(svgPath, svg);
   writeFileSync(htmlPath, htmlPage({ title, svg, rows }));
 
-  const width = Math.max(...rows.map(([k]) => k.length));
+  // A column's width counts only the rows where it is not the last: the demand row's long value spans the others.
+  const widths = [0, 1].map((c) => Math.max(0, ...rows.filter((r) => r.length > c + 1).map((r) => r[c]!.length)));
   const lines = [
     `cellgate simulate: ${o.scenario} (${o.pods} pods, ${o.seconds} s, ${quotaUpstream ? `upstream quota ${o.quota} per 1 s window` : `upstream ${o.rate}/s with burst ${o.burst}`})`,
     `  ${SCENARIOS[o.scenario]}`,
     '',
-    ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`),
+    ...rows.map((r) => `  ${r.map((v, c) => (c === r.length - 1 ? v : v.padEnd(widths[c]!))).join('  ')}`.trimEnd()),
     '',
     `  wrote ${svgPath}`,
     `        ${htmlPath}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  return figures;
+  return setup.versus ? { ...figures[0]!, versus: figures[1]! } : figures[0]!;
+}
+
+/** The two phases' figures side by side: a header row, then [label, first, second] rows. */
+function versusRows(a: Figures, b: Figures, labels: [string, string]): string[][] {
+  const ms = (v: number) => `${v.toFixed(1)} ms`;
+  const row = (label: string, f: (x: Figures) => string): string[] => [label, f(a), f(b)];
+  const rows: string[][] = [
+    ['demand', `${Math.round((a.pods * 1000) / a.demand!.everyMs)}/s in total, evenly spaced; each request waits until admitted or the run ends`],
+    ['', ...labels],
+    row('requests completed', (x) => String(x.sent)),
+    row('upstream 2xx', (x) => String(x.ok)),
+    row('upstream 429', (x) => String(x.limited)),
+    row('throughput', (x) => `${(x.sent / x.seconds).toFixed(1)}/s`),
+    row('not admitted by end', (x) => String(x.dropped)),
+  ];
+  if (a.errors + b.errors > 0) rows.push(row('errors', (x) => String(x.errors)));
+  rows.push(
+    row('peak in any 100 ms', (x) => String(x.peak100ms)),
+    row('utilization', (x) => `${(x.utilization * 100).toFixed(1)}%`),
+    row('admission wait p50', (x) => ms(x.waitP50)),
+    row('admission wait p99', (x) => ms(x.waitP99)),
+    row('admission wait max', (x) => ms(x.waitMax)),
+    // The percentiles above are of the admitted only: a limiter that admits few has few long waits among them.
+    row('wait p50 incl. unadmitted', (x) => ms(x.waitAllP50)),
+    row('wait p99 incl. unadmitted', (x) => ms(x.waitAllP99)),
+  );
+  return rows;
 }
 
 function tableRows(f: Figures): [string, string][] {
