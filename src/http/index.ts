@@ -1,5 +1,5 @@
 export { rateLimit, type RateLimitOptions } from './fetch.js';
-export { nodeRateLimit, fastifyRateLimit, type NodeRateLimitOptions } from './node.js';
+export { nodeRateLimit, fastifyRateLimit, type NodeRateLimitOptions, type NodeRequest, type NodeResponse } from './node.js';
 export { rateLimitHeaders, type HeaderStyle } from './headers.js';
 export { clientAddress, type ForwardedHeader, type TrustProxy } from './client-address.js';
 export { canonicalIp, ipKey } from './ip.js';

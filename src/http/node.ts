@@ -1,22 +1,57 @@
 // The Node adapters: a connect-style (req, res, next) middleware for
 // node:http, Express and Connect, and an onRequest hook for Fastify. Both key
-// requests from Node's IncomingMessage.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// requests from Node's IncomingMessage, typed here by the members they use
+// (NodeRequest, NodeResponse), not by node:http's types: the package's .d.ts
+// then compile without @types/node (a Fetch-only user on Deno, Bun or Workers
+// does not have it), and node's IncomingMessage and ServerResponse, Express's
+// and Fastify's raw objects satisfy them as they are.
 import type { Decision } from '../limiter/decision.js';
 import { ConfigError } from '../errors.js';
 import { commonOptions, decideKey, KeyRefusal, refusal, requestKey, type Common, type CommonOptions, type RequestReader } from './options.js';
 
-/** Options of {@link nodeRateLimit} and {@link fastifyRateLimit}. */
-export interface NodeRateLimitOptions extends CommonOptions<IncomingMessage> {
+/**
+ * What the Node adapters read of a request: node:http's `IncomingMessage`
+ * (and Express's `Request`, which extends it) is one. `url` and `method` are
+ * not read, but are there for a `key`, `cost` or `skip` function.
+ *
+ * @example
+ * ```ts
+ * const fake: NodeRequest = { headers: { 'x-api-key': 'k' }, socket: { remoteAddress: '10.0.0.1' } };
+ * ```
+ */
+export interface NodeRequest {
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly socket?: { readonly remoteAddress?: string | undefined } | null | undefined;
+  readonly url?: string | undefined;
+  readonly method?: string | undefined;
+}
+
+/**
+ * What the Node adapters write of a response (a denial, a refused key):
+ * node:http's `ServerResponse` (and Express's `Response`) is one.
+ */
+export interface NodeResponse {
+  statusCode: number;
+  setHeader(name: string, value: string): unknown;
+  end(body: string): unknown;
+}
+
+/**
+ * Options of {@link nodeRateLimit} and {@link fastifyRateLimit}. `Req` and
+ * `Res` are what the functions among them receive: inferred from an
+ * annotated parameter (`key: (req: express.Request) => ...`), else
+ * {@link NodeRequest} and {@link NodeResponse}.
+ */
+export interface NodeRateLimitOptions<Req extends NodeRequest = NodeRequest, Res extends NodeResponse = NodeResponse> extends CommonOptions<Req> {
   /**
    * Writes the response to a denied request (default: 429, `Too Many
    * Requests`); the rate-limit headers are already set on `res`.
    */
-  onLimited?: (decision: Decision, req: IncomingMessage, res: ServerResponse) => void;
+  onLimited?: (decision: Decision, req: Req, res: Res) => void;
 }
 
 /** Node's request as the key option reads it. */
-const nodeReader: RequestReader<IncomingMessage> = {
+const nodeReader: RequestReader<NodeRequest> = {
   peer: (req) => req.socket?.remoteAddress,
   header(req, name) {
     const value = req.headers[name.toLowerCase()];
@@ -25,7 +60,7 @@ const nodeReader: RequestReader<IncomingMessage> = {
 };
 
 /** Decides a request (undefined: skipped), synchronously when it can (see `decideKey`). */
-function decide(c: Common<IncomingMessage>, req: IncomingMessage): Decision | undefined | Promise<Decision | undefined> {
+function decide<Req extends NodeRequest>(c: Common<Req>, req: Req): Decision | undefined | Promise<Decision | undefined> {
   if (c.skip !== undefined) {
     const skip = c.skip;
     return (async () => ((await skip(req)) ? undefined : decideKey(c, requestKey(c, nodeReader, req), c.cost(req))))();
@@ -37,15 +72,15 @@ function decide(c: Common<IncomingMessage>, req: IncomingMessage): Decision | un
  * Hands the request's decision to `then`, at once when it is known at once;
  * a refused key goes to `refuse`, any other failure to `fail`.
  */
-function whenDecided(
-  c: Common<IncomingMessage>,
-  req: IncomingMessage,
+function whenDecided<Req extends NodeRequest>(
+  c: Common<Req>,
+  req: Req,
   then: (d: Decision | undefined) => void,
   refuse: (status: number, text: string) => void,
   fail: (error: unknown) => void,
 ): void {
   const failed = (error: unknown): void => (error instanceof KeyRefusal ? refuse(...refusal(error)) : fail(error));
-  let decided: ReturnType<typeof decide>;
+  let decided: ReturnType<typeof decide<Req>>;
   try {
     decided = decide(c, req);
   } catch (error) {
@@ -77,13 +112,16 @@ function checkOnLimited(onLimited: unknown): void {
  * ```ts
  * const app = express();
  * app.use(nodeRateLimit({ limiter, trustProxy: 1 }));
+ * app.use(nodeRateLimit({ limiter, key: (req: express.Request) => req.ip ?? 'unknown' }));
  * ```
  */
-export function nodeRateLimit(options: NodeRateLimitOptions): (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void {
-  const c = commonOptions<IncomingMessage>(options, 'nodeRateLimit', ['onLimited']);
+export function nodeRateLimit<Req extends NodeRequest = NodeRequest, Res extends NodeResponse = NodeResponse>(
+  options: NodeRateLimitOptions<Req, Res>,
+): (req: Req, res: Res, next: (error?: unknown) => void) => void {
+  const c = commonOptions<Req>(options, 'nodeRateLimit', ['onLimited']);
   const onLimited = options.onLimited;
   checkOnLimited(onLimited);
-  const answer = (res: ServerResponse, status: number, text: string): void => {
+  const answer = (res: Res, status: number, text: string): void => {
     res.statusCode = status;
     res.setHeader('content-type', TEXT);
     res.end(text);
@@ -101,9 +139,9 @@ export function nodeRateLimit(options: NodeRateLimitOptions): (req: IncomingMess
 }
 
 /** The parts of Fastify's request and reply the hook uses. */
-interface FastifyLike {
-  request: { raw: IncomingMessage };
-  reply: { header(name: string, value: string): unknown; code(status: number): unknown; send(body: unknown): unknown; raw: ServerResponse };
+interface FastifyLike<Req extends NodeRequest, Res extends NodeResponse> {
+  request: { raw: Req };
+  reply: { header(name: string, value: string): unknown; code(status: number): unknown; send(body: unknown): unknown; raw: Res };
 }
 
 /**
@@ -117,13 +155,13 @@ interface FastifyLike {
  * app.addHook('onRequest', fastifyRateLimit({ limiter }));
  * ```
  */
-export function fastifyRateLimit(
-  options: NodeRateLimitOptions,
-): (request: FastifyLike['request'], reply: FastifyLike['reply'], done: (error?: Error) => void) => void {
-  const c = commonOptions<IncomingMessage>(options, 'fastifyRateLimit', ['onLimited']);
+export function fastifyRateLimit<Req extends NodeRequest = NodeRequest, Res extends NodeResponse = NodeResponse>(
+  options: NodeRateLimitOptions<Req, Res>,
+): (request: FastifyLike<Req, Res>['request'], reply: FastifyLike<Req, Res>['reply'], done: (error?: Error) => void) => void {
+  const c = commonOptions<Req>(options, 'fastifyRateLimit', ['onLimited']);
   const onLimited = options.onLimited;
   checkOnLimited(onLimited);
-  const answer = (reply: FastifyLike['reply'], status: number, text: string): void => {
+  const answer = (reply: FastifyLike<Req, Res>['reply'], status: number, text: string): void => {
     reply.code(status);
     reply.header('content-type', TEXT);
     reply.send(text);
