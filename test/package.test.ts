@@ -101,6 +101,8 @@ describe('a consumer project without @types/node', () => {
       [
         "import { Limiter, gcra, type Decision } from 'cellgate';",
         "import { rateLimit, type NodeRequest } from 'cellgate/http';",
+        "import { RedisStore, type RedisConnection } from 'cellgate/redis';",
+        "export const makeStore = (client: RedisConnection): RedisStore => new RedisStore({ client, prefix: 'rl:' });",
         "const limiter = new Limiter({ policy: gcra({ limit: 10, period: '1s' }) });",
         "export const serve: (request: Request) => Promise<Response> = rateLimit(() => new Response('hello'), { limiter, key: { header: 'x-api-key' } });",
         'export const first: Decision = limiter.limitSync(\'k\');',
@@ -117,7 +119,7 @@ describe('a consumer project without @types/node', () => {
     expect(install.stderr).not.toMatch(/install-scripts|prepare/);
   });
 
-  it('type-checks cellgate and cellgate/http (skipLibCheck off)', async () => {
+  it('type-checks cellgate, cellgate/http and cellgate/redis (skipLibCheck off)', async () => {
     expectSuccess(install, 'npm install');
     const r = await run(process.execPath, [tsc, '-p', consumer()], consumer());
     expectSuccess(r, 'tsc in the consumer');

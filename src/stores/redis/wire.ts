@@ -71,7 +71,7 @@ export function gateArgs(gates: readonly Policy[]): string[] {
  * const { lengths, keys, specs, anchors } = encodeEntries(new Map([[3, new Map([['a', [hit]]])]]));
  * ```
  */
-export function encodeEntries(groups: ReadonlyMap<number, ReadonlyMap<string, readonly Hit[]>>): { lengths: string; keys: Buffer; specs: string; anchors: string } {
+export function encodeEntries(groups: ReadonlyMap<number, ReadonlyMap<string, readonly Hit[]>>): { lengths: string; keys: Uint8Array; specs: string; anchors: string } {
   let lengths = '';
   let specs = '';
   let anchors = '';
