@@ -1,15 +1,15 @@
-// The one runtime-facing file of the core: it turns the embedded bytes into an
-// instance. `new WebAssembly.Module(bytes)` works unchanged in Node, Bun, Deno
-// and bundlers, needs no fs, fetch or Deno permission, and is synchronous, so a
-// limiter is usable the moment it is constructed.
+// The one runtime-facing file of the core: it instantiates the compiled module.
+// Where the module comes from depends on the runtime, and is chosen by
+// package.json's subpath import `#core-module`: compiled from the embedded
+// bytes (core-module.ts: Node, Bun, Deno, bundlers; synchronous, no fs, fetch
+// or permission), or imported as a .wasm module under the `workerd` condition
+// (core-module.workerd.ts: Cloudflare Workers, which forbid compiling bytes).
 import type { CoreExports } from '../../build/abi.js';
-import { coreWasmBase64 } from '../../build/core-wasm.js';
+import { coreModule } from '#core-module';
 
 // The exports' signatures are generated from abi/abi.mjs, with everything
 // else the core and its host share.
 export type { CoreExports };
-
-let compiled: WebAssembly.Module | undefined;
 
 /**
  * Creates a fresh core instance, with its own memory; the module is compiled
@@ -22,11 +22,5 @@ let compiled: WebAssembly.Module | undefined;
  * ```
  */
 export function instantiateCore(): CoreExports {
-  if (compiled === undefined) {
-    const text = atob(coreWasmBase64);
-    const bytes = new Uint8Array(text.length);
-    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-    compiled = new WebAssembly.Module(bytes);
-  }
-  return new WebAssembly.Instance(compiled, {}).exports as unknown as CoreExports;
+  return new WebAssembly.Instance(coreModule(), {}).exports as unknown as CoreExports;
 }

@@ -1,0 +1,67 @@
+// A Cloudflare Worker (ES module) using the built package as Wrangler would
+// bundle it: test/workerd.test.ts bundles this file with esbuild under the
+// `workerd` condition (so `#core-module` is the .wasm import, not the base64
+// bytes) and serves it with real workerd. Each route answers JSON or the
+// adapter's response; the assertions are in the test.
+import { Limiter, gcra, type Decision } from 'cellgate';
+import { rateLimit } from 'cellgate/http';
+
+const policy = () => gcra({ limit: 1, period: '1h', burst: 3 }); // 3 back to back, then nothing for the test's duration
+
+// What the README says of Workers: a limiter cannot be built at global scope,
+// because the default store draws its hash seed from crypto.getRandomValues,
+// which workerd forbids outside a handler. Recorded here, reported by /global.
+let globalScope = 'constructed';
+try {
+  new Limiter({ policy: policy() });
+} catch (error) {
+  globalScope = String(error);
+}
+
+// Built on the first request, once per isolate: the way a Worker keeps one.
+let limiter: Limiter | undefined;
+type Handler = (request: Request, ...rest: unknown[]) => Promise<Response>;
+let byHeader: Handler | undefined;
+let byDefaultKey: Handler | undefined;
+const hello = () => new Response('hello');
+
+const json = (value: unknown) => new Response(JSON.stringify(value), { headers: { 'content-type': 'application/json' } });
+const fields = (d: Decision) => ({ allowed: d.allowed, remaining: d.remaining, retryAfterMs: d.retryAfterMs, source: d.source });
+
+// The smallest valid module (magic and version): what compiling bytes at run
+// time would be given, and what workerd refuses.
+const EMPTY_MODULE = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+
+export default {
+  async fetch(request: Request, env: unknown, ctx: unknown): Promise<Response> {
+    limiter ??= new Limiter({ policy: policy() });
+    const url = new URL(request.url);
+    const key = url.searchParams.get('key') ?? 'k';
+    switch (url.pathname) {
+      case '/sync': {
+        const n = Number(url.searchParams.get('n') ?? '1');
+        return json(Array.from({ length: n }, () => fields(limiter!.limitSync(key))));
+      }
+      case '/many':
+        return json(limiter.limitManySync((url.searchParams.get('keys') ?? '').split(',')).map(fields));
+      case '/global':
+        return json({ globalScope });
+      case '/compile':
+        try {
+          new WebAssembly.Module(EMPTY_MODULE);
+          return json({ compiled: true });
+        } catch (error) {
+          return json({ compiled: false, error: String(error) });
+        }
+      case '/ip':
+        // The default key, 'ip': workerd passes (request, env, ctx), no peer
+        // address, so every client is 'ip:unknown' (the README says so).
+        byDefaultKey ??= rateLimit(hello, { limiter: new Limiter({ policy: policy() }) });
+        return byDefaultKey(request, env, ctx);
+      default:
+        // Every other path goes through the Fetch adapter, keyed by a header.
+        byHeader ??= rateLimit(hello, { limiter: new Limiter({ policy: policy() }), key: { header: 'x-api-key' } });
+        return byHeader(request, env, ctx);
+    }
+  },
+};
