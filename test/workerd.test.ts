@@ -221,9 +221,13 @@ describe('cellgate under workerd', () => {
     expect(other.res.headers.get('ratelimit')).toMatch(/^"gcra";r=2;t=\d+$/);
   });
 
-  it('cannot construct a limiter at global scope (the store draws its seed there), as the README says', async () => {
-    const { globalScope } = await getJson<{ globalScope: string }>('/global');
-    expect(globalScope).toMatch(/Disallowed operation called within global scope/);
+  it('a limiter built at global scope (where workerd forbids random values) seeds itself at its first decision, in a handler', async () => {
+    const { globalScope, decisions } = await getJson<{ globalScope: string; decisions: { allowed: boolean; source: string }[] }>('/global?n=4&key=global-scope');
+    expect(globalScope).toBe('constructed');
+    expect(decisions.map((d) => d.allowed)).toEqual([true, true, true, false]);
+    // The state lives on across requests: the same limiter, the same table.
+    const again = await getJson<{ decisions: { allowed: boolean }[] }>('/global?n=1&key=global-scope');
+    expect(again.decisions.map((d) => d.allowed)).toEqual([false]);
   });
 
   it("the default key, 'ip', finds no peer address: every client shares ip:unknown", async () => {

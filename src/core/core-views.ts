@@ -38,6 +38,19 @@ export class CoreViews {
    * for the core already holds its hash: see KEY_SAME.
    */
   lastKey: string | undefined = undefined;
+
+  /**
+   * Forgets the key last written: the next keyed call writes (and hashes)
+   * its key whatever it is. For a call that never reached the core.
+   *
+   * @example
+   * ```ts
+   * views.forgetKey();
+   * ```
+   */
+  forgetKey(): void {
+    this.lastKey = undefined;
+  }
   readonly #core: CoreExports;
 
   constructor(core: CoreExports) {

@@ -5,6 +5,7 @@ import { optionNames, strictOptions } from '../../core/options.js';
 import type { Policy } from '../../policies/index.js';
 import type { Store } from '../../limiter/store.js';
 import { instantiateCore } from '../../core/wasm.js';
+import { seedAtFirstUse } from './deferred-seed.js';
 import { CustomBinding, type CustomBounds } from './custom-binding.js';
 import { BATCH_ENTRIES, CoreViews, writeKey } from '../../core/core-views.js';
 import { EmbeddedBinding, type Shared } from './embedded-binding.js';
@@ -143,7 +144,16 @@ export class EmbeddedStore extends EventTarget implements Store {
     const maxKeys = checkMaxKeys(o.maxKeys, 'maxKeys');
     const whenFull = o.whenFull === undefined ? 'deny' : o.whenFull;
     if (whenFull !== 'deny' && whenFull !== 'evict') throw new ConfigError('whenFull', whenFull, "'deny' or 'evict'");
-    const seed = hashSeed(o.hashSeed);
+    // A seed given is checked now; one to draw may be refused here (Workers at global scope): drawn at the first keyed call then.
+    let seed: Int32Array | undefined;
+    if (o.hashSeed !== undefined) seed = hashSeed(o.hashSeed);
+    else {
+      try {
+        seed = hashSeed();
+      } catch {
+        seed = undefined;
+      }
+    }
     const metrics = checkMetrics(o.metrics);
     const maxBits = Math.max(0, Math.ceil(Math.log2((maxKeys * HEADROOM) / SLOTS_PER_BUCKET)));
     this.#custom = {
@@ -155,10 +165,12 @@ export class EmbeddedStore extends EventTarget implements Store {
         this.#full();
       },
     };
-    const core = instantiateCore();
-    core.init(Math.min(INITIAL_BUCKET_BITS, maxBits), maxBits, whenFull === 'evict' ? 1 : 0, MAX_POLICIES, BATCH_ENTRIES);
-    core.seed(seed[0]!, seed[1]!, seed[2]!, seed[3]!);
-    const views = new CoreViews(core);
+    const instance = instantiateCore();
+    instance.init(Math.min(INITIAL_BUCKET_BITS, maxBits), maxBits, whenFull === 'evict' ? 1 : 0, MAX_POLICIES, BATCH_ENTRIES);
+    if (seed !== undefined) instance.seed(seed[0]!, seed[1]!, seed[2]!, seed[3]!);
+    const views = new CoreViews(instance);
+    // A refused draw leaves the key just written unhashed: it must be written (and hashed) again, not reused as KEY_SAME.
+    const core = seed === undefined ? seedAtFirstUse(instance, () => hashSeed(), () => views.forgetKey()) : instance;
     if (metrics !== undefined) {
       let evictions = 0;
       let refusals = 0;

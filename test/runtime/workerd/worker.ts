@@ -8,12 +8,13 @@ import { rateLimit } from 'cellgate/http';
 
 const policy = () => gcra({ limit: 1, period: '1h', burst: 3 }); // 3 back to back, then nothing for the test's duration
 
-// What the README says of Workers: a limiter cannot be built at global scope,
-// because the default store draws its hash seed from crypto.getRandomValues,
-// which workerd forbids outside a handler. Recorded here, reported by /global.
+// Built at global scope, as Workers code usually does: workerd forbids random
+// values there, so the store draws its hash seed at its first decision (in a
+// handler). /global reports how construction went, and decides with it.
 let globalScope = 'constructed';
+let atGlobalScope: Limiter | undefined;
 try {
-  new Limiter({ policy: policy() });
+  atGlobalScope = new Limiter({ policy: policy() });
 } catch (error) {
   globalScope = String(error);
 }
@@ -45,7 +46,7 @@ export default {
       case '/many':
         return json(limiter.limitManySync((url.searchParams.get('keys') ?? '').split(',')).map(fields));
       case '/global':
-        return json({ globalScope });
+        return json({ globalScope, decisions: atGlobalScope === undefined ? [] : Array.from({ length: Number(url.searchParams.get('n') ?? '0') }, () => fields(atGlobalScope!.limitSync(key))) });
       case '/compile':
         try {
           new WebAssembly.Module(EMPTY_MODULE);
