@@ -149,6 +149,25 @@ describe.each(CLIENT_KINDS)('RedisStore with $name', (kind) => {
       }
     });
 
+    it('stores made and closed on one client leave no listener on it', async () => {
+      const client = (await kind.standalone(node())) as unknown as { listenerCount(event: string): number; on(event: string, l: () => void): unknown };
+      // The owner's own listener, as node-redis requires one.
+      client.on('error', () => {});
+      const events = ['error', 'ready', 'connect', 'node-ready'];
+      const count = () => events.map((e) => client.listenerCount(e));
+      const before = count();
+      try {
+        for (let i = 0; i < 12; i++) {
+          const store = new RedisStore({ client: client as never, prefix: `listen${run++}:`, timeoutMs: 10_000 });
+          await store.ready();
+          await store.close();
+        }
+        expect(count()).toEqual(before);
+      } finally {
+        await kind.close(client);
+      }
+    });
+
     it('sends the script again after SCRIPT FLUSH (EVALSHA answered NOSCRIPT)', async () => {
       const t = cleanup(kind);
       try {
@@ -379,7 +398,10 @@ describe('beyond the four clients', () => {
         }
       },
       command: (args) => redis.call(...(args as [string, ...string[]])),
-      on: (event, listener) => void redis.on(event, listener),
+      on: (event, listener) => {
+        redis.on(event, listener);
+        return () => void redis.off(event, listener);
+      },
     };
     await new Promise((r) => redis.once('ready', r));
     const store = new RedisStore({ client: connection, prefix: `hand${run++}:`, timeoutMs: 10_000 });

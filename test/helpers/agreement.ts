@@ -53,9 +53,18 @@ export const opArb: fc.Arbitrary<Op> = fc.record({
  * Runs `ops` through a limiter on `store` (with an injected clock starting at
  * `start`) and through the model, expecting the same answers. `sync` uses
  * limitSync where the store allows it. `source` is not compared: a denial may
- * come from a local mirror.
+ * come from a local mirror. The store is the run's own: one with a `close`
+ * (a RedisStore) is closed after it, so that its listeners leave the client.
  */
 export async function runBoth(store: Store, policies: Policy[], ops: Op[], start: number, sync: boolean): Promise<void> {
+  try {
+    await agree(store, policies, ops, start, sync);
+  } finally {
+    await (store as { close?: () => Promise<void> }).close?.();
+  }
+}
+
+async function agree(store: Store, policies: Policy[], ops: Op[], start: number, sync: boolean): Promise<void> {
   let now = start;
   const limiter = new Limiter({ policy: policies, store, clock: () => now });
   const model = new ReferenceLimiter(policies);

@@ -50,7 +50,10 @@ export type ConnectionState = 'ready' | 'connecting' | 'idle' | 'down';
  *     }
  *   },
  *   command: (args) => client.send(args),
- *   on: (event, listener) => client.on(event, listener),
+ *   on: (event, listener) => {
+ *     client.on(event, listener);
+ *     return () => client.off(event, listener);
+ *   },
  * };
  * new RedisStore({ client: connection });
  * ```
@@ -78,9 +81,11 @@ export interface RedisConnection {
   /**
    * Subscribes to `'ready'` (connected, or reconnected: the store probes at
    * once) and `'error'` (a connection error: the store falls back; listening
-   * also keeps Node from throwing an unhandled `'error'` event).
+   * also keeps Node from throwing an unhandled `'error'` event). May return
+   * a function that unsubscribes: the store calls it when it is closed, so
+   * that stores made and closed on one client leave no listener behind.
    */
-  on(event: 'ready' | 'error', listener: (error?: unknown) => void): void;
+  on(event: 'ready' | 'error', listener: (error?: unknown) => void): void | (() => void);
 }
 
 /** Whether `value` already is a {@link RedisConnection} (not a client to adapt). */

@@ -49,7 +49,7 @@ type Commands = Record<string, ((...args: unknown[]) => Promise<unknown>) | unde
  */
 export function ioredisConnection(client: RedisClient): RedisConnection {
   const commands = client as unknown as Commands;
-  const events = client as unknown as { on?: (event: string, listener: (error?: unknown) => void) => unknown };
+  const events = client as unknown as { on?: (event: string, listener: (error?: unknown) => void) => unknown; off?: (event: string, listener: (error?: unknown) => void) => unknown };
   // The store's scripts are registered now, as ioredis users expect of a
   // library (and as tests that wrap a command rely on); others at first use.
   for (const script of [DECIDE_SCRIPT, CAS_SCRIPT, FLEET_SCRIPT]) define(client, script);
@@ -71,8 +71,9 @@ export function ioredisConnection(client: RedisClient): RedisConnection {
     command(args: readonly string[]): Promise<unknown> {
       return commands.call!.call(client, ...args);
     },
-    on(event: 'ready' | 'error', listener: (error?: unknown) => void): void {
+    on(event: 'ready' | 'error', listener: (error?: unknown) => void): () => void {
       events.on?.call(client, event, listener);
+      return () => void events.off?.call(client, event, listener);
     },
   };
 }

@@ -14,6 +14,7 @@ export interface NodeRedisClient {
   readonly isOpen: boolean;
   readonly isReady: boolean;
   on(event: string, listener: (...args: unknown[]) => void): unknown;
+  off(event: string, listener: (...args: unknown[]) => void): unknown;
 }
 
 /** The part of a node-redis cluster (`createCluster`) the store uses. */
@@ -24,6 +25,7 @@ export interface NodeRedisCluster {
   readonly isReady?: boolean;
   readonly masters: readonly unknown[];
   on(event: string, listener: (...args: unknown[]) => void): unknown;
+  off(event: string, listener: (...args: unknown[]) => void): unknown;
 }
 
 /** node-redis's RESP type code of a blob (bulk) string, `RESP_TYPES.BLOB_STRING`. */
@@ -83,20 +85,27 @@ export function nodeRedisConnection(client: NodeRedisClient | NodeRedisCluster):
     command(args: readonly string[]): Promise<unknown> {
       return send(undefined, args);
     },
-    on(event: 'ready' | 'error', listener: (error?: unknown) => void): void {
-      if (event === 'error') {
-        client.on('error', listener);
-        return;
-      }
-      const ready = () => {
-        wasReady = true;
-        listener();
+    on(event: 'ready' | 'error', listener: (error?: unknown) => void): () => void {
+      const subscribed: [string, (...args: unknown[]) => void][] = [];
+      const on = (name: string, l: (...args: unknown[]) => void) => {
+        client.on(name, l);
+        subscribed.push([name, l]);
       };
-      // A cluster is ready when its slots are known ('connect'), and a node again when it reconnects.
-      if (cluster) {
-        client.on('connect', ready);
-        client.on('node-ready', () => listener());
-      } else client.on('ready', ready);
+      if (event === 'error') on('error', listener);
+      else {
+        const ready = () => {
+          wasReady = true;
+          listener();
+        };
+        // A cluster is ready when its slots are known ('connect'), and a node again when it reconnects.
+        if (cluster) {
+          on('connect', ready);
+          on('node-ready', () => listener());
+        } else on('ready', ready);
+      }
+      return () => {
+        for (const [name, l] of subscribed) client.off(name, l);
+      };
     },
   };
 }

@@ -166,6 +166,8 @@ export interface RedisStoreStats {
  */
 export class RedisStore implements Store {
   readonly #client: RedisConnection;
+  /** What removes the store's listeners from the client, at close. */
+  readonly #unsubscribe: (void | (() => void))[];
   readonly #prefix: string;
   readonly #shardShift: number;
   readonly #shards: number;
@@ -271,13 +273,14 @@ export class RedisStore implements Store {
     // The client's errors are the store's to handle: they open the breaker (a
     // connection refused, reset, a wrong URL), and no "Unhandled error event"
     // is printed for each reconnect attempt.
-    client.on('error', (error: unknown) => {
+    const offError = client.on('error', (error: unknown) => {
       if (!this.#lifecycle.closed) this.breaker.fail(-1, error);
     });
     // Reconnected: Redis is probed at once, not at the next probeIntervalMs.
-    client.on('ready', () => {
+    const offReady = client.on('ready', () => {
       if (!this.#lifecycle.closed) this.breaker.probeNow();
     });
+    this.#unsubscribe = [offError, offReady];
     this.#client = client;
     this.#prefix = prefix;
     this.#beat();
@@ -457,5 +460,7 @@ export class RedisStore implements Store {
     const leave =
       this.#client.state === 'idle' ? undefined : withTimeout(this.#client.evalScript(FLEET_SCRIPT, `${this.#prefix}{fleet}`, [this.#id, String(MEMBER_TTL_MS), '1']), this.#timeoutMs).catch(() => undefined);
     await Promise.all([leave, ...this.#bindings.map((b) => b.close())]);
+    // After the last answer: an error event until then still finds a listener (Node would throw it unheard).
+    for (const off of this.#unsubscribe) off?.();
   }
 }
