@@ -91,6 +91,26 @@ describe('cellgate doctor', () => {
     }
   });
 
+  it('a database index in the URL is the one checked, with every client', async () => {
+    const { RedisStore } = await import('../build/lib/src/stores/redis/index.js');
+    const client = new Redis({ host: server.host, port: server.port, db: 3 });
+    const stores = [new RedisStore({ client, prefix: 'db3:' }), new RedisStore({ client, prefix: 'db3:' })];
+    try {
+      await Promise.all(stores.map((s) => s.ready()));
+      await expect.poll(() => client.zcard('db3:{fleet}')).toBe(2);
+      for (const lib of ['ioredis', 'iovalkey', 'redis']) {
+        const { code, stdout } = await run(['doctor', '--redis', `${server.url}/3`, '--prefix', 'db3:', '--client', lib]);
+        expect(code, stdout).toBe(0);
+        expect(stdout, lib).toMatch(/info\s+fleet\s+2 stores alive on prefix "db3:"/);
+        expect(stdout).toContain(`cellgate doctor: ${server.url}/3 with ${lib}`);
+      }
+      expect((await run(['doctor', '--redis', `${server.url}/x`])).code).toBe(2);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+      client.disconnect();
+    }
+  });
+
   it('a Cluster: topology with every slot served, every master checked', async () => {
     const { code, stdout } = await run(['doctor', '--redis', `redis://${cluster.nodes[0]!.host}:${cluster.nodes[0]!.port}`, '--json']);
     expect(code).toBe(0);
@@ -107,6 +127,10 @@ describe('cellgate doctor', () => {
     await gone.stop();
     const down = await run(['doctor', '--redis', url, '--timeout', '500']);
     expect(down.code).toBe(1);
+    // A password written raw (the URL parser percent-encodes it) is masked all the same.
+    const raw = await run(['doctor', '--redis', url.replace('redis://', 'redis://:se"cret pw@'), '--timeout', '500']);
+    expect(raw.stdout).toContain('redis://:***@127.0.0.1:');
+    expect(raw.stdout + raw.stderr).not.toMatch(/se"cret|se%22cret|cret pw|cret%20pw/);
     expect(down.stdout).toMatch(/FAIL\s+reachable\s+cannot connect to redis:\/\/127\.0\.0\.1:\d+ with ioredis: connect ECONNREFUSED/);
     for (const args of [['doctor'], ['doctor', '--redis', 'http://x'], ['doctor', '--redis', server.url, '--timeout', '0'], ['doctor', '--redis', server.url, '--client', 'nope'], ['doctor', '--redis', server.url, '--prefix', '{x}']]) {
       const r = await run(args);
@@ -116,6 +140,24 @@ describe('cellgate doctor', () => {
       expect(r.stderr).not.toMatch(/\n\s+at /); // no stack
     }
   });
+
+  it('a frozen server (SIGSTOP): the connection times out, the report says so and the command exits', async () => {
+    const frozen = await startRedis();
+    frozen.kill('SIGSTOP');
+    try {
+      for (const lib of ['ioredis', 'redis']) {
+        const started = performance.now();
+        const r = await run(['doctor', '--redis', frozen.url, '--timeout', '500', '--client', lib], 20_000);
+        expect(r.code, `${lib}: ${r.stdout}${r.stderr}`).toBe(1);
+        expect(r.stdout).toMatch(/FAIL\s+reachable\s+cannot connect to .* with .*: Redis did not answer within 500 ms/);
+        // Exited by itself (a half-made connection would keep it alive until the 20 s kill).
+        expect(performance.now() - started).toBeLessThan(15_000);
+      }
+    } finally {
+      frozen.kill('SIGCONT');
+      await frozen.stop();
+    }
+  }, 60_000);
 });
 
 describe('cellgate bench --redis', () => {

@@ -24,6 +24,12 @@ export interface BenchRow {
   contender: string;
   result?: Measured;
   missing?: string;
+  /**
+   * Set when some of the row's decisions were not made through Redis (the
+   * store's fallback decided them: Redis did not answer within timeoutMs):
+   * the figures are then not the Redis store's, and no ratio uses them.
+   */
+  flagged?: string;
 }
 
 /** What `--json` prints. */
@@ -36,6 +42,14 @@ export interface RedisBenchReport {
 }
 
 type Decide = (key: string) => Promise<boolean>;
+
+/** Measures `run` on `store`, flagging the row when the store's fallback decided any of it. */
+async function onStore(store: RedisStore, row: string, contender: string, run: () => Promise<Measured>): Promise<BenchRow> {
+  const before = store.stats().decisions.fallback;
+  const result = await run();
+  const fallback = store.stats().decisions.fallback - before;
+  return fallback === 0 ? { row, contender, result } : { row, contender, result, flagged: `${fallback.toLocaleString('en-US')} decisions by the fallback (Redis did not answer within timeoutMs): not a Redis figure` };
+}
 
 /** rate-limiter-flexible's RateLimiterRedis on the same client library, if the user has it installed. */
 async function peer(redis: Connected): Promise<{ decide: Decide } | { missing: string }> {
@@ -88,7 +102,9 @@ export async function benchRedis(url: RedisUrl, options: { durationMs: number; c
     ] as const) {
       for (const [contender, decide] of contenders) {
         progress(`${row}: ${contender}`);
-        rows.push(typeof decide === 'string' ? { row, contender, missing: decide } : { row, contender, result: await closedLoop(decide, pick(rng(1)), callers, ms) });
+        if (typeof decide === 'string') rows.push({ row, contender, missing: decide });
+        else if (contender === STRICT) rows.push(await onStore(strictStore, row, contender, () => closedLoop(decide, pick(rng(1)), callers, ms)));
+        else rows.push({ row, contender, result: await closedLoop(decide, pick(rng(1)), callers, ms) });
       }
     }
     // Leased mode spends leases in process: a limit high enough that leases, not denials, are measured (bench/redis.ts's).
@@ -98,9 +114,9 @@ export async function benchRedis(url: RedisUrl, options: { durationMs: number; c
     const leased = new Limiter({ policy: gcra({ limit: 100_000, period: '1s', burst: 10_000 }), store: leasedStore });
     const leasedRow = 'leased mode, hot keys, gcra 100k/s burst 10k per key';
     progress(`${leasedRow}: limitSync`);
-    rows.push({ row: leasedRow, contender: 'cellgate leased limitSync (1000 per event-loop turn)', result: await syncLoop((key) => leased.limitSync(key).allowed, pickHot(rng(3)), 1000, ms) });
+    rows.push(await onStore(leasedStore, leasedRow, 'cellgate leased limitSync (1000 per event-loop turn)', () => syncLoop((key) => leased.limitSync(key).allowed, pickHot(rng(3)), 1000, ms)));
     progress(`${leasedRow}: await limit()`);
-    rows.push({ row: leasedRow, contender: `cellgate leased await limit(), ${CALLERS} callers`, result: await closedLoop(async (key) => (await leased.limit(key)).allowed, pickHot(rng(3)), CALLERS, ms) });
+    rows.push(await onStore(leasedStore, leasedRow, `cellgate leased await limit(), ${CALLERS} callers`, () => closedLoop(async (key) => (await leased.limit(key)).allowed, pickHot(rng(3)), CALLERS, ms)));
   } finally {
     await Promise.all(stores.map((s) => s.close()));
     await redis.close();
@@ -109,7 +125,7 @@ export async function benchRedis(url: RedisUrl, options: { durationMs: number; c
   for (const row of new Set(rows.map((r) => r.row))) {
     const ours = rows.find((r) => r.row === row && r.contender === STRICT);
     const peerRow = rows.find((r) => r.row === row && r.contender === PEER);
-    if (ours?.result !== undefined && peerRow?.result !== undefined) {
+    if (ours?.result !== undefined && ours.flagged === undefined && peerRow?.result !== undefined) {
       ratios.push(`${row}: cellgate / RateLimiterRedis = ${(ours.result.perSecond / peerRow.result.perSecond).toFixed(2)}x decisions/s, p50 ${ours.result.p50.toFixed(3)} vs ${peerRow.result.p50.toFixed(3)} ms`);
     }
   }
@@ -138,6 +154,7 @@ export function formatBench(report: RedisBenchReport): string {
       const { perSecond, p50, p99, admitted, decisions } = r.result;
       const share = decisions === 0 ? '—' : `${((100 * admitted) / decisions).toFixed(1)}%`;
       out.push(`  ${r.contender.padEnd(52)} ${Math.round(perSecond).toLocaleString('en-US').padStart(12)} ${cell(p50).padStart(8)} ${cell(p99).padStart(8)}  ${admitted.toLocaleString('en-US')} of ${decisions.toLocaleString('en-US')} (${share})`);
+      if (r.flagged !== undefined) out.push(`  ${''.padEnd(52)} FLAGGED: ${r.flagged}`);
     }
   }
   if (report.ratios.length > 0) out.push('', 'ratios (this run):', ...report.ratios.map((r) => `  ${r}`));

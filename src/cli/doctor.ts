@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { Limiter } from '../limiter/limiter.js';
 import { gcra } from '../policies/gcra.js';
+import { withTimeout } from '../stores/redis/circuit-breaker.js';
 import { toConnection } from '../stores/redis/connection.js';
 import { MEMBER_TTL_MS, RedisStore } from '../stores/redis/redis-store.js';
 import { CAS_SCRIPT } from '../stores/redis/scripts.js';
@@ -103,9 +104,12 @@ export async function doctor(url: RedisUrl, options: { prefix: string; timeoutMs
   }
   const client = `${redis.library} ${redis.version}${redis.cluster ? ' (Cluster)' : ''}`;
   let suggested: number | undefined;
+  // Every command waits --timeout at most: a server frozen mid-check is a finding, not a hang.
+  const bound = <T>(p: Promise<T>) => withTimeout(p, options.timeoutMs);
+  const mastersOf = async () => (await bound(redis.masters())).map((m) => ({ address: m.address, command: (args: string[]) => bound(m.command(args)) }));
   try {
     const connection = toConnection(redis.client);
-    const [master] = await redis.masters();
+    const [master] = await mastersOf();
     const pings = await rounds(ROUNDS, () => master!.command(['PING']));
     add({ name: 'reachable', status: 'ok', detail: `PING over ${ROUNDS} round trips: p50 ${ms(percentile(pings, 0.5))}, p99 ${ms(percentile(pings, 0.99))}` });
 
@@ -127,7 +131,7 @@ export async function doctor(url: RedisUrl, options: { prefix: string; timeoutMs
           .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()] as const),
       );
       const ok = Number(cluster.get('cluster_slots_ok') ?? 0);
-      const masters = await redis.masters();
+      const masters = await mastersOf();
       const state = cluster.get('cluster_state');
       add(
         state === 'ok' && ok === 16384
@@ -145,7 +149,7 @@ export async function doctor(url: RedisUrl, options: { prefix: string; timeoutMs
       // Warm-up first: the first call on each master loads the script (EVAL), which is no round trip of a running fleet.
       await rounds(ROUNDS, (i) => limiter.limit(`doctor:warm:${i}`));
       const decides = await rounds(ROUNDS, async (i) => sources.add((await limiter.limit(`doctor:${i}`)).source));
-      await connection.evalScript(CAS_SCRIPT, `${options.prefix}doctor:{0}:cas`, ['get']);
+      await bound(connection.evalScript(CAS_SCRIPT, `${options.prefix}doctor:{0}:cas`, ['get']));
       const p99 = percentile(decides, 0.99);
       if (sources.size === 1 && sources.has('redis')) {
         add({ name: 'scripts', status: 'ok', detail: `decide, cas and fleet scripts load and run; a decision's round trip p50 ${ms(percentile(decides, 0.5))}, p99 ${ms(p99)}` });
@@ -161,7 +165,7 @@ export async function doctor(url: RedisUrl, options: { prefix: string; timeoutMs
     }
 
     // Eviction and persistence, on every master: one bad master loses its shards' state.
-    const masters = await redis.masters();
+    const masters = await mastersOf();
     const policies = new Map<string, string[]>();
     const persistence = new Set<string>();
     for (const m of masters) {
@@ -169,7 +173,7 @@ export async function doctor(url: RedisUrl, options: { prefix: string; timeoutMs
       policies.set(policy, [...(policies.get(policy) ?? []), m.address]);
       const p = await info(m.command, 'persistence');
       const save = await config(m.command, 'save');
-      persistence.add(p.get('aof_enabled') === '1' ? 'AOF' : save !== undefined && save !== '' ? 'RDB snapshots' : save === '' ? 'none' : 'unknown');
+      persistence.add(p.get('aof_enabled') === '1' ? 'AOF' : save !== undefined && save !== '' ? 'RDB snapshots' : save === '' ? 'none' : 'unknown (CONFIG GET refused)');
     }
     for (const [policy, where] of policies) {
       const on = masters.length > 1 ? ` on ${where.join(', ')}` : '';
@@ -184,7 +188,13 @@ export async function doctor(url: RedisUrl, options: { prefix: string; timeoutMs
     add({
       name: 'persistence',
       status: 'info',
-      detail: `${[...persistence].join(', ')}: ${persistence.has('none') ? 'a restart forgets every limit (the fallback decides meanwhile; afterwards keys start with a full limit)' : 'state survives a restart up to the last write persisted'}`,
+      detail: `${[...persistence].join(', ')}: ${
+        persistence.has('none')
+          ? 'a restart forgets every limit (the fallback decides meanwhile; afterwards keys start with a full limit)'
+          : [...persistence].some((p) => p.startsWith('unknown'))
+            ? 'whether a restart keeps the limits is not known here (ask your provider)'
+            : 'state survives a restart up to the last write persisted'
+      }`,
     });
 
     // Clock: decisions use Redis TIME by default; a skewed client matters only with time: 'client'.
@@ -200,7 +210,7 @@ export async function doctor(url: RedisUrl, options: { prefix: string; timeoutMs
     );
 
     // The fleet: stores on this prefix that beat within MEMBER_TTL_MS.
-    const fleet = Number(await connection.evalScript(FLEET_COUNT, `${options.prefix}{fleet}`, [String(MEMBER_TTL_MS)]));
+    const fleet = Number(await bound(connection.evalScript(FLEET_COUNT, `${options.prefix}{fleet}`, [String(MEMBER_TTL_MS)])));
     add({ name: 'fleet', status: 'info', detail: `${fleet} store${fleet === 1 ? '' : 's'} alive on prefix ${JSON.stringify(options.prefix)} (heartbeats of the last ${MEMBER_TTL_MS / 1000} s): the default fallback gives each 1/${Math.max(1, fleet)} of a limit` });
 
     if (suggested !== undefined) {

@@ -24,6 +24,8 @@ export interface RedisUrl {
   host: string;
   port: number;
   tls: boolean;
+  /** The database index of the path (`/3`), 0 without one. */
+  db: number;
   username?: string;
   password?: string;
 }
@@ -34,7 +36,7 @@ export interface RedisUrl {
  *
  * @example
  * ```ts
- * parseRedisUrl('redis://127.0.0.1:6379').port; // 6379
+ * parseRedisUrl('redis://127.0.0.1:6379/2').db; // 2
  * ```
  */
 export function parseRedisUrl(text: string | undefined, flag = '--redis'): RedisUrl {
@@ -47,14 +49,18 @@ export function parseRedisUrl(text: string | undefined, flag = '--redis'): Redis
   if (parsed === undefined || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') {
     throw new UsageError(`${flag} must be a URL such as redis://host:6379 (or rediss:// for TLS), got ${JSON.stringify(text)}`);
   }
-  const port = parsed.port === '' ? 6379 : Number(parsed.port);
-  const shown = parsed.password === '' ? text! : text!.replace(`:${parsed.password}@`, ':***@');
+  const path = parsed.pathname.replace(/^\/+|\/+$/g, '');
+  if (path !== '' && !/^\d{1,5}$/.test(path)) throw new UsageError(`${flag}'s path must be a database index such as /0, got ${JSON.stringify(parsed.pathname)}`);
+  // Rebuilt from its parts, never by searching the text: the password may be written percent-encoded or not.
+  const credentials = parsed.password !== '' ? `${parsed.username}:***@` : parsed.username !== '' ? `${parsed.username}@` : '';
+  const shown = `${parsed.protocol}//${credentials}${parsed.host}${path === '' ? '' : `/${path}`}`;
   return {
     url: text!,
     shown,
     host: parsed.hostname.replace(/^\[|\]$/g, ''),
-    port,
+    port: parsed.port === '' ? 6379 : Number(parsed.port),
     tls: parsed.protocol === 'rediss:',
+    db: path === '' ? 0 : Number(path),
     ...(parsed.username !== '' ? { username: decodeURIComponent(parsed.username) } : {}),
     ...(parsed.password !== '' ? { password: decodeURIComponent(parsed.password) } : {}),
   };
@@ -167,7 +173,7 @@ export async function connect(url: RedisUrl, timeoutMs: number, wanted?: string)
  * when it had one (ECONNREFUSED, a TLS or auth error), which says more than
  * the rejection ("Connection is closed").
  */
-async function connected(client: { on?(event: string, listener: (error: unknown) => void): unknown }, start: () => Promise<unknown>, timeoutMs: number): Promise<void> {
+async function connected(client: { on?(event: string, listener: (error: unknown) => void): unknown }, start: () => Promise<unknown>, timeoutMs: number, close: () => void): Promise<void> {
   let last: unknown;
   client.on!('error', (error) => {
     last = error;
@@ -175,7 +181,19 @@ async function connected(client: { on?(event: string, listener: (error: unknown)
   try {
     await withTimeout(start(), timeoutMs);
   } catch (error) {
+    // A half-made connection (a frozen server) would keep the process alive.
+    close();
     throw last ?? error;
+  }
+}
+
+/** `p`, closing the client when it fails (its socket would keep the process alive). */
+async function closingOnFailure<T>(p: Promise<T>, close: () => void): Promise<T> {
+  try {
+    return await p;
+  } catch (error) {
+    close();
+    throw error;
   }
 }
 
@@ -186,6 +204,7 @@ async function connectIoredis(url: RedisUrl, timeoutMs: number, library: Library
     ...(url.username !== undefined ? { username: url.username } : {}),
     ...(url.password !== undefined ? { password: url.password } : {}),
     ...(url.tls ? { tls: {} } : {}),
+    db: url.db,
     connectTimeout: timeoutMs,
     maxRetriesPerRequest: 1,
     // A diagnosis and a benchmark report a lost server; they do not wait for it.
@@ -193,8 +212,8 @@ async function connectIoredis(url: RedisUrl, timeoutMs: number, library: Library
     lazyConnect: true,
   };
   const first = new Redis({ host: url.host, port: url.port, ...options });
-  await connected(first, () => first.connect!() as Promise<unknown>, timeoutMs);
-  const info = String(await first.call!('INFO', 'cluster'));
+  await connected(first, () => first.connect!() as Promise<unknown>, timeoutMs, () => first.disconnect!());
+  const info = String(await closingOnFailure(withTimeout(first.call!('INFO', 'cluster') as Promise<unknown>, timeoutMs), () => first.disconnect!()));
   if (!/cluster_enabled:1/.test(info)) {
     return {
       library,
@@ -206,9 +225,9 @@ async function connectIoredis(url: RedisUrl, timeoutMs: number, library: Library
     };
   }
   first.disconnect!();
-  const { retryStrategy: _, lazyConnect: __, maxRetriesPerRequest, ...redisOptions } = options;
+  const { retryStrategy: _, lazyConnect: __, db: ___, maxRetriesPerRequest, ...redisOptions } = options;
   const cluster = new Cluster([{ host: url.host, port: url.port }], { redisOptions: { ...redisOptions, maxRetriesPerRequest }, clusterRetryStrategy: () => null, lazyConnect: true });
-  await connected(cluster, () => cluster.connect!() as Promise<unknown>, timeoutMs);
+  await connected(cluster, () => cluster.connect!() as Promise<unknown>, timeoutMs, () => cluster.disconnect!());
   return {
     library,
     version,
@@ -230,10 +249,12 @@ async function connectNodeRedis(url: RedisUrl, timeoutMs: number, version: strin
     masters: { host: string; port: number }[];
     nodeClient(node: unknown): Promise<Client>;
   };
-  const socket = { connectTimeout: timeoutMs, reconnectStrategy: false };
-  const first = createClient({ url: url.url, socket });
-  await connected(first, () => first.connect(), timeoutMs);
-  const info = String(await first.sendCommand(['INFO', 'cluster']));
+  // From the parsed parts, not the URL: node-redis does not parse every URL (an IPv6 host in brackets).
+  const socket = { host: url.host, port: url.port, ...(url.tls ? { tls: true } : {}), connectTimeout: timeoutMs, reconnectStrategy: false };
+  const credentials = { ...(url.username !== undefined ? { username: url.username } : {}), ...(url.password !== undefined ? { password: url.password } : {}) };
+  const first = createClient({ socket, ...credentials, database: url.db });
+  await connected(first, () => first.connect(), timeoutMs, () => first.destroy());
+  const info = String(await closingOnFailure(withTimeout(first.sendCommand(['INFO', 'cluster']), timeoutMs), () => first.destroy()));
   if (!/cluster_enabled:1/.test(info)) {
     return {
       library: 'redis',
@@ -245,9 +266,10 @@ async function connectNodeRedis(url: RedisUrl, timeoutMs: number, version: strin
     };
   }
   first.destroy();
-  const credentials = { ...(url.username !== undefined ? { username: url.username } : {}), ...(url.password !== undefined ? { password: url.password } : {}) };
-  const cluster = createCluster({ rootNodes: [{ url: url.url }], defaults: { socket, ...credentials } });
-  await connected(cluster, () => cluster.connect(), timeoutMs);
+  // The defaults apply to every node found: no host or port among them.
+  const { host: _host, port: _port, ...nodeSocket } = socket;
+  const cluster = createCluster({ rootNodes: [{ socket: { host: url.host, port: url.port } }], defaults: { socket: nodeSocket, ...credentials } });
+  await connected(cluster, () => cluster.connect(), timeoutMs, () => cluster.destroy());
   return {
     library: 'redis',
     version,
