@@ -446,3 +446,44 @@ describe('beyond the four clients', () => {
     }
   });
 });
+
+describe('a client refusing calls at once while others are on the wire', () => {
+  it('the fallback waits for the answers in flight: no admission on top of what Redis has just admitted', async () => {
+    const redis = new Redis({ host: server.host, port: server.port });
+    await new Promise((r) => redis.once('ready', r));
+    let pending = 0;
+    // Like a client whose command queue is full: while a decide call is on the wire (held 50 ms), the next is refused at once.
+    const connection: RedisConnection = {
+      cluster: false,
+      state: 'ready',
+      target: 'queue-full',
+      async evalScript(script, key, args) {
+        if (script.name !== 'cellgateDecide') return redis.callBuffer('EVAL', script.lua, '1', key as string, ...(args as string[]));
+        if (pending > 0) throw new Error('The queue is full');
+        pending++;
+        try {
+          const reply = await redis.callBuffer('EVAL', script.lua, '1', key as string, ...(args as string[]));
+          await new Promise((r) => setTimeout(r, 50));
+          return reply;
+        } finally {
+          pending--;
+        }
+      },
+      command: (args) => redis.call(...(args as [string, ...string[]])),
+      on: () => {},
+    };
+    const store = new RedisStore({ client: connection, prefix: `full${run++}:`, timeoutMs: 1000, probeIntervalMs: 20, fallback: { nodes: 1 } });
+    try {
+      const limiter = new Limiter({ policy: fixedWindow({ limit: 20, window: '1h' }), store });
+      const first = Array.from({ length: 20 }, () => limiter.limit('k'));
+      await new Promise((r) => setImmediate(r)); // the first batch is on the wire
+      const second = Array.from({ length: 40 }, () => limiter.limit('k'));
+      const decisions = await Promise.all([...first, ...second]);
+      expect(decisions.filter((d) => d.source === 'fallback').length).toBeGreaterThan(0);
+      expect(decisions.filter((d) => d.allowed)).toHaveLength(20);
+    } finally {
+      await store.close();
+      redis.disconnect();
+    }
+  });
+});

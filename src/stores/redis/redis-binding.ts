@@ -89,6 +89,8 @@ export class RedisBinding implements StoreBinding {
   readonly #batcher: Batcher;
   /** Whether a reconciliation pass is under way. */
   #reconciling = false;
+  /** Per key, the latest batch sent for it and not yet settled (resolves once its answer is in the mirror). */
+  readonly #inFlight = new Map<string, Promise<void>>();
   /** Redis time minus local time, estimated at each answer (0 with client time). */
   #offset = 0;
 
@@ -242,7 +244,12 @@ export class RedisBinding implements StoreBinding {
     if (this.#o.lifecycle.closed) return Promise.reject(new StoreClosedError());
     const op = dryRun ? OP_PEEK : OP_LIMIT;
     const shard = this.#shardOf(key);
-    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) return this.#outage.yielding(this.#outage.decide(key, op, cost, 0) as Decision);
+    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) {
+      // A batch still in flight for the key: decided after its answer (see #sendRoute).
+      const pending = this.#inFlight.get(key);
+      if (pending !== undefined) return pending.then(() => this.limit(key, cost, dryRun));
+      return this.#outage.yielding(this.#outage.decide(key, op, cost, 0) as Decision);
+    }
     if (this.#o.negativeCache) {
       const local = this.#mirror.limit(key, cost, true);
       if (!local.allowed && local.retryAfterMs > NEGATIVE_CACHE_MARGIN_MS) {
@@ -260,7 +267,11 @@ export class RedisBinding implements StoreBinding {
   reserve(key: string, cost: number, maxWaitMs: number): Reservation | Promise<Reservation> {
     if (this.#o.lifecycle.closed) return Promise.reject(new StoreClosedError());
     const shard = this.#shardOf(key);
-    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) return this.#outage.yielding(this.#outage.decide(key, OP_RESERVE, cost, maxWaitMs) as Reservation);
+    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) {
+      const pending = this.#inFlight.get(key);
+      if (pending !== undefined) return pending.then(() => this.reserve(key, cost, maxWaitMs));
+      return this.#outage.yielding(this.#outage.decide(key, OP_RESERVE, cost, maxWaitMs) as Reservation);
+    }
     return this.#enqueue(key, shard, OP_RESERVE, cost, maxWaitMs) as Promise<Reservation>;
   }
 
@@ -331,6 +342,28 @@ export class RedisBinding implements StoreBinding {
    * waits on Redis longer than `timeoutMs` in all.
    */
   async #sendRoute(route: number, groups: Groups, since: number): Promise<void> {
+    // Registered as in flight for its keys until its answer is in the mirror
+    // (or its calls decided): a fallback decision on one of them waits for
+    // it, so that it counts what Redis admitted meanwhile.
+    const earlier = new Set<Promise<void>>();
+    let done!: () => void;
+    const settled = new Promise<void>((resolve) => (done = resolve));
+    for (const entries of groups.values()) {
+      for (const key of entries.keys()) {
+        const before = this.#inFlight.get(key);
+        if (before !== undefined) earlier.add(before);
+        this.#inFlight.set(key, settled);
+      }
+    }
+    try {
+      await this.#sendBatch(route, groups, since, earlier);
+    } finally {
+      done();
+      for (const entries of groups.values()) for (const key of entries.keys()) if (this.#inFlight.get(key) === settled) this.#inFlight.delete(key);
+    }
+  }
+
+  async #sendBatch(route: number, groups: Groups, since: number, earlier: ReadonlySet<Promise<void>>): Promise<void> {
     const shard = groups.keys().next().value!;
     const { lengths, keys, specs, anchors } = encodeEntries(groups);
     const sentAt = this.#o.clock();
@@ -356,6 +389,11 @@ export class RedisBinding implements StoreBinding {
       );
     }
     if (reply === undefined) {
+      // Batches sent before this one for the same keys may still be answered
+      // (a client refusing this call at once, its queue full, while earlier
+      // ones are on the wire): their answers go into the mirror first, or
+      // the fallback would admit again what Redis has just admitted.
+      if (earlier.size > 0) await Promise.all(earlier);
       // Redis failed this batch: the fallback decides every call in it, in order.
       for (const entries of groups.values()) {
         for (const [key, hits] of entries) {
