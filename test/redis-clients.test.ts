@@ -13,6 +13,7 @@ import { Limiter, fixedWindow, gcra, type Decision, type Policy, type RateLimite
 import { RedisStore, RedisUnavailableError, type RedisConnection } from '../build/lib/src/stores/redis/index.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../build/lib/src/cli/redis-server.js';
 import { opArb, policyArb, runBoth, runScript, scriptOpArb } from './helpers/agreement.js';
+import { keysByMaster } from './helpers/cluster-keys.js';
 import { CLIENT_KINDS, type AnyClient, type ClientKind } from './helpers/clients.js';
 
 /** Keys a hostile caller picks: unicode, lone surrogates, the hash-tag braces, separators, control bytes, the longest allowed. */
@@ -315,19 +316,7 @@ describe.each(CLIENT_KINDS)('RedisStore with $name', (kind) => {
         // Which master serves each key (its shard's hash tag), asked of the servers themselves.
         const victim = own.servers[0]!;
         const probe = new Redis({ host: victim.host, port: victim.port });
-        const slots = (await probe.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
-        const portOf = async (key: string) => {
-          const slot = (await probe.cluster('KEYSLOT', store.shardKey(store.shardOf(key)))) as number;
-          return slots.find(([from, to]) => slot >= from && slot <= to)![2][1];
-        };
-        const lost: string[] = [];
-        const kept: string[] = [];
-        for (let i = 0; lost.length < 3 || kept.length < 3; i++) {
-          const key = `ck:${i}`;
-          const list = (await portOf(key)) === victim.port ? lost : kept;
-          if (list.length < 3) list.push(key);
-        }
-        probe.disconnect();
+        const { lost, kept } = await keysByMaster(probe, store, victim.port, 3, 'ck:').finally(() => probe.disconnect());
         victim.kill('SIGKILL');
         const during: [string, Decision][] = [];
         const until = performance.now() + 800;

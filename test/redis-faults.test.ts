@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Limiter, fixedWindow, gcra, linearWindow, type Decision, type Policy } from '../build/lib/src/index.js';
 import { RedisStore, RedisUnavailableError, StoreClosedError } from '../build/lib/src/stores/redis/index.js';
 import { runPods } from '../support/pods.js';
+import { keysByMaster } from './helpers/cluster-keys.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../build/lib/src/cli/redis-server.js';
 
 const TIMEOUT_MS = 100;
@@ -320,18 +321,7 @@ describe('Redis faults under load', () => {
     const limiter = new Limiter({ policy, store });
     // Which master serves each key (through its shard's hash tag), before anything fails.
     const victim = cluster.servers[0]!;
-    const slots = await redis.cluster('SLOTS');
-    const portOf = async (key: string) => {
-      const slot = (await redis.cluster('KEYSLOT', store!.shardKey(store!.shardOf(key)))) as number;
-      return slots.find(([from, to]) => slot >= from && slot <= to)![2]![1];
-    };
-    const lost: string[] = [];
-    const kept: string[] = [];
-    for (let i = 0; lost.length < 4 || kept.length < 4; i++) {
-      const key = `c:${i}`;
-      const list = (await portOf(key)) === victim.port ? lost : kept;
-      if (list.length < 4) list.push(key);
-    }
+    const { lost, kept } = await keysByMaster(redis, store, victim.port, 4, 'c:');
     const closedShards: number[] = [];
     store.breaker.addEventListener('close', (e) => closedShards.push(...(e as CustomEvent<{ shards: number[] }>).detail.shards));
     const { calls, rejected } = await load(

@@ -4,15 +4,13 @@
 // when the user has it installed (its documented normal configuration, on
 // the same server, the same limit and the same keys). Each row counts its
 // decisions and shows the admitted share; ratios are from this one run.
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Limiter } from '../limiter/limiter.js';
 import { gcra } from '../policies/gcra.js';
 import { RedisStore } from '../stores/redis/redis-store.js';
 import { pickHot, pickUniform, rng } from './key-picks.js';
 import { closedLoop, syncLoop, type Measured } from './measure.js';
-import { connect, type Connected, type RedisUrl } from './redis-clients.js';
+import { connect, resolveInProject, type Connected, type RedisUrl } from './redis-clients.js';
 
 const CALLERS = 1000;
 const STRICT = 'cellgate RedisStore (strict)';
@@ -53,12 +51,8 @@ async function onStore(store: RedisStore, row: string, contender: string, run: (
 
 /** rate-limiter-flexible's RateLimiterRedis on the same client library, if the user has it installed. */
 async function peer(redis: Connected): Promise<{ decide: Decide } | { missing: string }> {
-  let entry: string;
-  try {
-    entry = createRequire(join(process.cwd(), 'package.json')).resolve('rate-limiter-flexible');
-  } catch {
-    return { missing: 'not installed here (npm install rate-limiter-flexible to compare)' };
-  }
+  const entry = resolveInProject('rate-limiter-flexible');
+  if (entry === undefined) return { missing: 'not installed here (npm install rate-limiter-flexible to compare)' };
   const module = (await import(pathToFileURL(entry).href)) as { RateLimiterRedis?: new (o: object) => { consume(key: string): Promise<unknown> }; default?: { RateLimiterRedis?: unknown } };
   const RateLimiterRedis = (module.RateLimiterRedis ?? module.default?.RateLimiterRedis) as new (o: object) => { consume(key: string): Promise<unknown> };
   // Its documented setup: the client as storeClient (node-redis with useRedisPackage), points per duration.

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { Limiter } from '../limiter/limiter.js';
 import { gcra } from '../policies/gcra.js';
 import { withTimeout } from '../stores/redis/circuit-breaker.js';
-import { toConnection } from '../stores/redis/connection.js';
+import { replyText, toConnection } from '../stores/redis/connection.js';
 import { MEMBER_TTL_MS, RedisStore } from '../stores/redis/redis-store.js';
 import { CAS_SCRIPT } from '../stores/redis/scripts.js';
 import { percentile } from './measure.js';
@@ -38,11 +38,9 @@ const ROUNDS = 50;
 /** The store's default timeoutMs, against which the suggestion is weighed. */
 const DEFAULT_TIMEOUT_MS = 100;
 
-const text = (value: unknown): string => (value instanceof Uint8Array ? new TextDecoder().decode(value) : String(value));
-
-/** `INFO <section>` as a map of its fields. */
-async function info(command: (args: string[]) => Promise<unknown>, section: string): Promise<Map<string, string>> {
-  const lines = text(await command(['INFO', section])).split(/\r?\n/);
+/** The `name:value` lines of an INFO-style reply (`INFO`, `CLUSTER INFO`) as a map. */
+async function fields(command: (args: string[]) => Promise<unknown>, args: string[]): Promise<Map<string, string>> {
+  const lines = replyText(await command(args)).split(/\r?\n/);
   return new Map(lines.filter((l) => l.includes(':') && !l.startsWith('#')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]));
 }
 
@@ -51,8 +49,8 @@ async function config(command: (args: string[]) => Promise<unknown>, name: strin
   try {
     const reply = (await command(['CONFIG', 'GET', name])) as unknown;
     // A flat [name, value] array (RESP2) or a map (RESP3 clients).
-    if (Array.isArray(reply)) return reply.length >= 2 ? text(reply[1]) : undefined;
-    if (reply !== null && typeof reply === 'object') return text((reply as Record<string, unknown>)[name]);
+    if (Array.isArray(reply)) return reply.length >= 2 ? replyText(reply[1]) : undefined;
+    if (reply !== null && typeof reply === 'object') return replyText((reply as Record<string, unknown>)[name]);
     return undefined;
   } catch {
     return undefined;
@@ -106,14 +104,15 @@ export async function doctor(url: RedisUrl, options: { prefix: string; timeoutMs
   let suggested: number | undefined;
   // Every command waits --timeout at most: a server frozen mid-check is a finding, not a hang.
   const bound = <T>(p: Promise<T>) => withTimeout(p, options.timeoutMs);
-  const mastersOf = async () => (await bound(redis.masters())).map((m) => ({ address: m.address, command: (args: string[]) => bound(m.command(args)) }));
   try {
     const connection = toConnection(redis.client);
-    const [master] = await mastersOf();
+    // The masters (the server itself when standalone), asked once: the topology does not change in a few seconds.
+    const masters = (await bound(redis.masters())).map((m) => ({ address: m.address, command: (args: string[]) => bound(m.command(args)) }));
+    const master = masters[0];
     const pings = await rounds(ROUNDS, () => master!.command(['PING']));
     add({ name: 'reachable', status: 'ok', detail: `PING over ${ROUNDS} round trips: p50 ${ms(percentile(pings, 0.5))}, p99 ${ms(percentile(pings, 0.99))}` });
 
-    const server = await info(master!.command, 'server');
+    const server = await fields(master!.command, ['INFO', 'server']);
     const version = server.get('redis_version') ?? server.get('valkey_version') ?? '?';
     const major = Number(version.split('.')[0]);
     add(
@@ -124,14 +123,8 @@ export async function doctor(url: RedisUrl, options: { prefix: string; timeoutMs
 
     // Topology: a Cluster's slots must all be served, or some keys have nowhere to go.
     if (redis.cluster) {
-      const cluster = new Map(
-        text(await master!.command(['CLUSTER', 'INFO']))
-          .split(/\r?\n/)
-          .filter((l) => l.includes(':'))
-          .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()] as const),
-      );
+      const cluster = await fields(master!.command, ['CLUSTER', 'INFO']);
       const ok = Number(cluster.get('cluster_slots_ok') ?? 0);
-      const masters = await mastersOf();
       const state = cluster.get('cluster_state');
       add(
         state === 'ok' && ok === 16384
@@ -165,13 +158,12 @@ export async function doctor(url: RedisUrl, options: { prefix: string; timeoutMs
     }
 
     // Eviction and persistence, on every master: one bad master loses its shards' state.
-    const masters = await mastersOf();
     const policies = new Map<string, string[]>();
     const persistence = new Set<string>();
     for (const m of masters) {
       const policy = (await config(m.command, 'maxmemory-policy')) ?? 'unknown (CONFIG GET refused)';
       policies.set(policy, [...(policies.get(policy) ?? []), m.address]);
-      const p = await info(m.command, 'persistence');
+      const p = await fields(m.command, ['INFO', 'persistence']);
       const save = await config(m.command, 'save');
       persistence.add(p.get('aof_enabled') === '1' ? 'AOF' : save !== undefined && save !== '' ? 'RDB snapshots' : save === '' ? 'none' : 'unknown (CONFIG GET refused)');
     }
@@ -201,7 +193,7 @@ export async function doctor(url: RedisUrl, options: { prefix: string; timeoutMs
     const t0 = Date.now();
     const time = (await master!.command(['TIME'])) as unknown[];
     const t1 = Date.now();
-    const redisMs = Number(text(time[0])) * 1000 + Number(text(time[1])) / 1000;
+    const redisMs = Number(replyText(time[0])) * 1000 + Number(replyText(time[1])) / 1000;
     const offset = redisMs - (t0 + t1) / 2;
     add(
       Math.abs(offset) > 1000

@@ -73,11 +73,20 @@ interface Found {
   module: Record<string, unknown>;
 }
 
-/** Where a library resolves from: the current folder's project, then cellgate's own. */
-function resolveFrom(library: string): string | undefined {
-  for (const base of [join(process.cwd(), 'package.json'), fileURLToPath(import.meta.url)]) {
+/**
+ * Resolves `name` as the current folder's project would (and, with
+ * `orOwn`, then beside cellgate), or undefined when it is not installed.
+ *
+ * @example
+ * ```ts
+ * resolveInProject('rate-limiter-flexible'); // its entry file, or undefined
+ * ```
+ */
+export function resolveInProject(name: string, orOwn = false): string | undefined {
+  const bases = [join(process.cwd(), 'package.json'), ...(orOwn ? [fileURLToPath(import.meta.url)] : [])];
+  for (const base of bases) {
     try {
-      return createRequire(base).resolve(library);
+      return createRequire(base).resolve(name);
     } catch {
       // not installed there
     }
@@ -113,7 +122,7 @@ export async function findLibrary(wanted?: string): Promise<Found> {
     throw new UsageError(`--client must be one of ${LIBRARIES.join(', ')}, got ${JSON.stringify(wanted)}`);
   }
   for (const library of wanted === undefined ? LIBRARIES : [wanted as Library]) {
-    const entry = resolveFrom(library);
+    const entry = resolveInProject(library, true);
     if (entry === undefined) continue;
     const module = (await import(pathToFileURL(entry).href)) as Record<string, unknown>;
     return { library, version: versionOf(entry, library), module };
@@ -168,6 +177,16 @@ export async function connect(url: RedisUrl, timeoutMs: number, wanted?: string)
   }
 }
 
+/** `p`, closing the client when it fails: a half-made connection (a frozen server) would keep the process alive. */
+async function closingOnFailure<T>(p: Promise<T>, close: () => void): Promise<T> {
+  try {
+    return await p;
+  } catch (error) {
+    close();
+    throw error;
+  }
+}
+
 /**
  * Connects within `timeoutMs`; a failure is the client's last 'error' event
  * when it had one (ECONNREFUSED, a TLS or auth error), which says more than
@@ -178,40 +197,24 @@ async function connected(client: { on?(event: string, listener: (error: unknown)
   client.on!('error', (error) => {
     last = error;
   });
-  try {
-    await withTimeout(start(), timeoutMs);
-  } catch (error) {
-    // A half-made connection (a frozen server) would keep the process alive.
-    close();
+  await closingOnFailure(withTimeout(start(), timeoutMs), close).catch((error: unknown) => {
     throw last ?? error;
-  }
-}
-
-/** `p`, closing the client when it fails (its socket would keep the process alive). */
-async function closingOnFailure<T>(p: Promise<T>, close: () => void): Promise<T> {
-  try {
-    return await p;
-  } catch (error) {
-    close();
-    throw error;
-  }
+  });
 }
 
 async function connectIoredis(url: RedisUrl, timeoutMs: number, library: Library, version: string, named: (name: string) => unknown): Promise<Connected> {
   const Redis = named('Redis') as Ctor;
   const Cluster = named('Cluster') as Ctor;
-  const options = {
+  // What every node's connection takes, standalone or in a Cluster.
+  const node = {
     ...(url.username !== undefined ? { username: url.username } : {}),
     ...(url.password !== undefined ? { password: url.password } : {}),
     ...(url.tls ? { tls: {} } : {}),
-    db: url.db,
     connectTimeout: timeoutMs,
     maxRetriesPerRequest: 1,
-    // A diagnosis and a benchmark report a lost server; they do not wait for it.
-    retryStrategy: () => null,
-    lazyConnect: true,
   };
-  const first = new Redis({ host: url.host, port: url.port, ...options });
+  // A diagnosis and a benchmark report a lost server; they do not wait for it.
+  const first = new Redis({ host: url.host, port: url.port, ...node, db: url.db, retryStrategy: () => null, lazyConnect: true });
   await connected(first, () => first.connect!() as Promise<unknown>, timeoutMs, () => first.disconnect!());
   const info = String(await closingOnFailure(withTimeout(first.call!('INFO', 'cluster') as Promise<unknown>, timeoutMs), () => first.disconnect!()));
   if (!/cluster_enabled:1/.test(info)) {
@@ -225,8 +228,7 @@ async function connectIoredis(url: RedisUrl, timeoutMs: number, library: Library
     };
   }
   first.disconnect!();
-  const { retryStrategy: _, lazyConnect: __, db: ___, maxRetriesPerRequest, ...redisOptions } = options;
-  const cluster = new Cluster([{ host: url.host, port: url.port }], { redisOptions: { ...redisOptions, maxRetriesPerRequest }, clusterRetryStrategy: () => null, lazyConnect: true });
+  const cluster = new Cluster([{ host: url.host, port: url.port }], { redisOptions: node, clusterRetryStrategy: () => null, lazyConnect: true });
   await connected(cluster, () => cluster.connect!() as Promise<unknown>, timeoutMs, () => cluster.disconnect!());
   return {
     library,
