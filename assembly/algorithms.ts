@@ -14,7 +14,7 @@
 // continuous token bucket is the same arithmetic as GCRA (emission interval =
 // period / refill, burst = capacity), so it shares KIND_GCRA.
 import {
-  KIND_GCRA, KIND_TOKEN_INTERVAL, KIND_FIXED, KIND_LINEAR, KIND_SLIDING,
+  KIND_GCRA, KIND_TOKEN_INTERVAL, KIND_FIXED, KIND_LINEAR, KIND_SLIDING, KIND_CONCURRENCY,
   MIN_RETRY_MS, REMAINING_EPSILON,
 } from "../build/abi-as";
 
@@ -166,6 +166,21 @@ export function evaluate(kind: u32, p0: f64, p1: f64, p2: f64, cost: f64, t: f64
     oExp = count > 0 ? start + p0 : -Infinity;
     oRemaining = p1 - count;
     oReset = count > 0 ? oExp - t : 0;
+  } else if (kind == KIND_CONCURRENCY) {
+    // p0 = lease epoch E, p1 = limit L. State: sA = epoch index, sB = holders
+    // counted in it, sC = holders of the previous epoch (holders.ts's box).
+    rollHolders(p0, t);
+    let held = hCur + hPrev;
+    if (held + cost <= p1) {
+      oAllowed = true;
+      hCur = hCur + cost;
+    } else if (hPrev > 0 && hCur + cost <= p1) {
+      // The previous epoch's holders stop counting when it ends (sooner if released).
+      denyAfter((hIdx + 1) * p0 - t);
+    } else {
+      denyAfter((hIdx + 2) * p0 - t);
+    }
+    writeHolders(p0, p1, t);
   } else {
     // KIND_SLIDING. p0 = window W, p1 = limit L.
     // State: sA = current window index, sB = its count, sC = previous window's count.
@@ -257,7 +272,8 @@ export function refund(kind: u32, p0: f64, p1: f64, p2: f64, cost: f64, t: f64):
     let start = kind == KIND_FIXED ? sA * p0 : sA;
     if (count <= 0 && start > t) oExp = start;
   } else {
-    // Sliding: take from the current window's count first, then the previous one's.
+    // Sliding, and concurrency (a refund there is a release of the latest
+    // holders): take from the current window's count first, then the previous one's.
     let idx = Math.floor(t / p0);
     let cur = sB;
     let prev = sC;
@@ -277,4 +293,72 @@ export function refund(kind: u32, p0: f64, p1: f64, p2: f64, cost: f64, t: f64):
     oC = prev;
     oExp = cur > 0 ? (base + 2) * p0 : prev > 0 ? (base + 1) * p0 : -Infinity;
   }
+}
+
+// Concurrency (KIND_CONCURRENCY): holders counted per lease epoch. A permit
+// taken or renewed at time `at` is counted in epoch floor(at / E) and the
+// next one, and stops counting when that next one ends: between E and 2E
+// after `at`. Renewing moves it into the current epoch. The state is the
+// latest epoch with holders and two counts:
+//
+//   a: epoch index i      b: holders counted in i     c: holders of i - 1
+//
+// A state whose epoch is later than t (a clock that went back) is read as
+// current: its holders keep counting, never less.
+
+let hIdx: f64 = 0;
+let hCur: f64 = 0;
+let hPrev: f64 = 0;
+
+/** The holders as of t (from s*): hIdx, hCur, hPrev. */
+@inline function rollHolders(p0: f64, t: f64): void {
+  let idx = Math.floor(t / p0);
+  hCur = 0;
+  hPrev = 0;
+  if (sLive) {
+    if (sA >= idx) {
+      idx = sA;
+      hCur = sB;
+      hPrev = sC;
+    } else if (sA == idx - 1) {
+      hPrev = sB;
+    }
+  }
+  hIdx = idx;
+}
+
+/** The state and numbers of hIdx, hCur, hPrev into the o* outcome (all but oAllowed and oRetry). */
+@inline function writeHolders(p0: f64, p1: f64, t: f64): void {
+  oA = hIdx;
+  oB = hCur;
+  oC = hPrev;
+  oExp = hCur > 0 ? (hIdx + 2) * p0 : hPrev > 0 ? (hIdx + 1) * p0 : -Infinity;
+  let rem = p1 - hCur - hPrev;
+  oRemaining = rem < 0 ? 0 : rem;
+  oReset = oExp > t ? oExp - t : 0;
+}
+
+/**
+ * Releases (`renew` false) or renews a permit of `cost` holders taken or
+ * last renewed at `at`, in the concurrency state in s*, at t. A release
+ * takes the holders from the epoch they are counted in (none once it has
+ * passed: they no longer count). A renewal moves them into the current
+ * epoch, or takes them again when they no longer count and there is room;
+ * oAllowed says whether they are held. Writes the new state to o*.
+ */
+export function hold(p0: f64, p1: f64, cost: f64, at: f64, t: f64, renew: bool): void {
+  rollHolders(p0, t);
+  let epochOf = Math.floor(at / p0);
+  oRetry = 0;
+  oAllowed = true;
+  if (epochOf == hIdx && hCur >= cost) {
+    if (!renew) hCur = hCur - cost;
+  } else if (epochOf == hIdx - 1 && hPrev >= cost) {
+    hPrev = hPrev - cost;
+    if (renew) hCur = hCur + cost;
+  } else if (renew) {
+    if (hCur + hPrev + cost <= p1) hCur = hCur + cost;
+    else denyAfter(hPrev > 0 ? (hIdx + 1) * p0 - t : (hIdx + 2) * p0 - t);
+  }
+  writeHolders(p0, p1, t);
 }

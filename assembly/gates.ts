@@ -6,12 +6,13 @@
 
 import {
   evaluate,
+  hold,
   refund as refundState,
   sLive, sA, sB, sC,
   oAllowed, oA, oB, oC, oExp, oRemaining, oRetry, oReset,
 } from "./algorithms";
 import { find, claim, makeRoom, countRefusal, candidate, epoch, fullWait, foundLive } from "./table";
-import { KIND_SLIDING, MIN_RETRY_MS, MAX_GATES } from "../build/abi-as";
+import { KIND_SLIDING, KIND_CONCURRENCY, MIN_RETRY_MS, MAX_GATES } from "../build/abi-as";
 
 // Policy record (32 bytes): kind u32 @0, p0 f64 @8, p1 f64 @16, p2 f64 @24.
 const POLICY_BYTES: usize = 32;
@@ -50,9 +51,14 @@ export function setPolicyRecord(id: u32, kind: u32, p0: f64, p1: f64, p2: f64): 
   return lo == 0 && hi == 0 ? 1 : lo;
 }
 
+/** Whether the algorithm's b and c are two counts, kept as u32s in the slot's b (table.ts). */
+@inline function twoCounts(kind: u32): bool {
+  return kind == KIND_SLIDING || kind == KIND_CONCURRENCY;
+}
+
 @inline function loadState(kind: u32, addr: usize): void {
   sA = load<f64>(addr, 8);
-  if (kind == KIND_SLIDING) {
+  if (twoCounts(kind)) {
     sB = <f64>load<u32>(addr, 16);
     sC = <f64>load<u32>(addr, 20);
   } else {
@@ -63,7 +69,7 @@ export function setPolicyRecord(id: u32, kind: u32, p0: f64, p1: f64, p2: f64): 
 
 @inline function storeState(kind: u32, addr: usize, a: f64, b: f64, c: f64, exp: f64): void {
   store<f64>(addr, a, 8);
-  if (kind == KIND_SLIDING) {
+  if (twoCounts(kind)) {
     store<u32>(addr, <u32>b, 16);
     store<u32>(addr, <u32>c, 20);
   } else {
@@ -292,4 +298,41 @@ export function putGateState(lo0: u32, hi: u32, gate: u32, a: f64, b: f64, c: f6
     addr = find(lo, hi, now);
   }
   commitGate(gate, addr, epoch, lo, hi, now, a, b, c, exp, false);
+}
+
+/**
+ * Releases (`renew` false) or renews a permit of `cost` holders of the key
+ * (lo0, hi) taken or last renewed at `at`, in every concurrency gate; the
+ * other gates are untouched. A renewal that takes holders again when their
+ * lease ran out needs a record, and is refused when the table is full at its
+ * cap in deny mode. Returns whether every concurrency gate holds the permit
+ * (a release: true).
+ */
+export function holdGates(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, at: f64, now: f64, renew: bool): bool {
+  let all = true;
+  for (let g: u32 = 0; g < gates; g++) {
+    let id = gate0 + g;
+    let p = policies + <usize>id * POLICY_BYTES;
+    if (load<u32>(p) != KIND_CONCURRENCY) continue;
+    let lo = fixKey(gateLo(lo0, id), hi);
+    let addr = find(lo, hi, now);
+    sLive = foundLive;
+    if (!foundLive && !renew) continue; // nothing counted: nothing to return
+    if (foundLive) loadState(KIND_CONCURRENCY, addr);
+    hold(load<f64>(p, 8), load<f64>(p, 16), cost, at, now, renew);
+    if (!oAllowed) {
+      all = false;
+      continue;
+    }
+    if (addr == 0 && candidate == 0 && oExp > now) {
+      if (makeRoom(lo, hi, now) == 0) {
+        countRefusal();
+        all = false;
+        continue;
+      }
+      addr = find(lo, hi, now);
+    }
+    commitGate(id, addr, epoch, lo, hi, now, oA, oB, oC, oExp, false);
+  }
+  return all;
 }

@@ -27,7 +27,7 @@ import {
   tableInit, takeFlags, evictionCount, refusalCount, growthCount, slotCount, byteCount, bucketIndex, liveCount, clearTable, checkTable,
 } from "./table";
 import {
-  gatesInit, setPolicyRecord, gateLo, fixKey, decideAt, refundGates, resetGates, putGateState, dRemaining, dRetry, dReset, dGate,
+  gatesInit, setPolicyRecord, gateLo, fixKey, decideAt, refundGates, resetGates, putGateState, holdGates, dRemaining, dRetry, dReset, dGate,
 } from "./gates";
 import { bookEarliest, searchedWait, BOOKED, NO_ROOM } from "./reserve";
 import { keyHashInit, keyAreaPtr, batchKeysPtr as batchKeyArea, setSeed, sipHash13, sipHashBatchKey } from "./key-hash";
@@ -241,6 +241,26 @@ export function reserve(key: u32, gate0: u32, gates: u32, cost: f64, now: f64, m
 export function refund(key: u32, gate0: u32, gates: u32, cost: f64, now: f64): void {
   hashKeyArea(key);
   refundGates(kLo, kHi, gate0, gates, cost, now);
+}
+
+/**
+ * Returns a permit's `cost` holders, taken or last renewed at `at`, to every
+ * concurrency gate of the key (gates.ts holdGates).
+ */
+export function release(key: u32, gate0: u32, gates: u32, cost: f64, at: f64, now: f64): void {
+  hashKeyArea(key);
+  holdGates(kLo, kHi, gate0, gates, cost, at, now, false);
+}
+
+/**
+ * Renews a permit of `cost` holders taken or last renewed at `at` in every
+ * concurrency gate of the key. Returns ALLOWED when all still hold it, with
+ * GREW and FULL.
+ */
+export function renew(key: u32, gate0: u32, gates: u32, cost: f64, at: f64, now: f64): u32 {
+  hashKeyArea(key);
+  let ok = holdGates(kLo, kHi, gate0, gates, cost, at, now, true);
+  return (ok ? ALLOWED : 0) | grewBit();
 }
 
 /** Forgets the key in every gate. */

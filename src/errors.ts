@@ -21,7 +21,8 @@ export type CellgateErrorCode =
   | 'REDIS_STATE'
   | 'REDIS_UNAVAILABLE'
   | 'REDIS_CONTENTION'
-  | 'STORE_CLOSED';
+  | 'STORE_CLOSED'
+  | 'LEASE_LOST';
 
 /**
  * The base of every error the library throws or rejects with. `code` tells
@@ -283,6 +284,26 @@ export class StoreClosedError extends CellgateError {
   override readonly code = 'STORE_CLOSED' as const;
   constructor() {
     super('the RedisStore is closed');
+  }
+}
+
+/**
+ * Why a {@link Permit}'s `signal` aborted: a renewal found that its lease had
+ * run out (the process stalled longer than the lease, or Redis lost its
+ * state) and the slot was taken meanwhile, so the permit no longer counts.
+ * Work still running under it is over the concurrency limit: stop it.
+ *
+ * @example
+ * ```ts
+ * await using permit = await limiter.acquire('tenant:7');
+ * await fetch(url, { signal: permit.signal }); // aborted with LeaseLostError if the slot is lost
+ * ```
+ */
+export class LeaseLostError extends CellgateError {
+  override readonly name = 'LeaseLostError';
+  override readonly code = 'LEASE_LOST' as const;
+  constructor(key: string) {
+    super(`the concurrency permit of ${JSON.stringify(key)} lost its lease and its slot was taken`);
   }
 }
 

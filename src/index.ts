@@ -2,7 +2,8 @@ export { Limiter, MAX_GATES, type LimiterOptions, type LimitOptions, type Reserv
 export { EmbeddedStore, MAX_KEYS, MAX_POLICIES, type EmbeddedStoreOptions, type EmbeddedStoreStats, type TableFullDetail } from './stores/embedded/embedded-store.js';
 export type { Store, StoreBinding } from './limiter/store.js';
 export type { Decision, DecisionSource, Reservation } from './limiter/decision.js';
-export { CellgateError, ConfigError, UnknownOptionError, ArgumentError, AcquireTimeoutError, SchedulerClosedError, type CellgateErrorCode } from './errors.js';
+export type { Permit } from './limiter/permit.js';
+export { CellgateError, ConfigError, UnknownOptionError, ArgumentError, AcquireTimeoutError, SchedulerClosedError, LeaseLostError, type CellgateErrorCode } from './errors.js';
 export { parseDuration, MIN_DURATION_MS, MAX_DURATION_MS, type Duration } from './core/duration.js';
 export { MAX_CLOCK_MS, systemClock, taskClock, type Clock } from './core/clock.js';
 export { MAX_KEY_LENGTH } from './core/key-hash.js';

@@ -11,7 +11,7 @@
 import type { Policy } from '../build/lib/src/index.js';
 import { CHARGE_MEMORY_MS, CODE, MIN_RETRY_MS, REMAINING_EPSILON } from '../build/lib/build/abi.js';
 
-const { gcra: GCRA, tokenInterval: TOKEN_INTERVAL, fixed: FIXED, linear: LINEAR } = CODE;
+const { gcra: GCRA, tokenInterval: TOKEN_INTERVAL, fixed: FIXED, linear: LINEAR, concurrency: CONCURRENCY } = CODE;
 
 interface State {
   a: number;
@@ -143,6 +143,15 @@ export function evaluate(policy: Policy, s: State | undefined, cost: number, t: 
     const exp = count > 0 ? end : -Infinity;
     return { allowed, state: { a: start, b: count, c: 0, exp }, remaining: p1 - count, retry, reset: count > 0 ? exp - t : 0 };
   }
+  if (code === CONCURRENCY) {
+    const h = holdersAt(policy, s, t);
+    const allowed = h.counted() + cost <= p1;
+    let retry = 0;
+    if (allowed) h.current += cost;
+    // Denied: wait for the lease of the oldest holders whose end makes room.
+    else retry = deny((h.previous > 0 && h.current + cost <= p1 ? h.epochEnd(h.epoch - 1) : h.epochEnd(h.epoch)) - t);
+    return { allowed, ...h.outcome(t), retry };
+  }
   // Sliding window.
   const idx = Math.floor(t / p0);
   if (s !== undefined && s.a > idx) {
@@ -180,6 +189,58 @@ export function evaluate(policy: Policy, s: State | undefined, cost: number, t: 
     retry,
     reset: exp > t ? exp - t : 0,
   };
+}
+
+/**
+ * A concurrency gate's holders as of `t`, from its definition: a holder taken
+ * or renewed at `at` counts in lease epoch floor(at / leaseMs) and the one
+ * after it. `epoch` is the latest epoch (the current one, or the state's own
+ * when a clock went back), `current` the holders counted from it, `previous`
+ * those counted from the one before.
+ */
+function holdersAt(policy: Policy, s: State | undefined, t: number) {
+  const { p0: lease, p1: limit } = policy.core;
+  const now = Math.floor(t / lease);
+  const epoch = s !== undefined ? Math.max(s.a, now) : now;
+  const h = {
+    epoch,
+    current: s !== undefined && s.a === epoch ? s.b : 0,
+    previous: s === undefined ? 0 : s.a === epoch ? s.c : s.a === epoch - 1 ? s.b : 0,
+    counted: () => h.current + h.previous,
+    /** When the holders counted from epoch e stop counting. */
+    epochEnd: (e: number) => (e + 2) * lease,
+    outcome(at: number) {
+      const exp = h.current > 0 ? h.epochEnd(h.epoch) : h.previous > 0 ? h.epochEnd(h.epoch - 1) : -Infinity;
+      return {
+        state: { a: h.epoch, b: h.current, c: h.previous, exp },
+        remaining: Math.max(limit - h.counted(), 0),
+        reset: exp > at ? exp - at : 0,
+      };
+    },
+  };
+  return h;
+}
+
+/**
+ * A permit of `cost` holders taken or renewed at `at`, released (or renewed)
+ * at `t`: the holders leave the epoch they count from; a renewal counts them
+ * from the current epoch instead, or takes them anew when they no longer
+ * count and there is room (`held` false when there is none).
+ */
+export function holdState(policy: Policy, s: State | undefined, cost: number, at: number, t: number, renew: boolean): { held: boolean; state: State } {
+  const h = holdersAt(policy, s, t);
+  const from = Math.floor(at / policy.core.p0);
+  let held = true;
+  if (from === h.epoch && h.current >= cost) {
+    if (!renew) h.current -= cost;
+  } else if (from === h.epoch - 1 && h.previous >= cost) {
+    h.previous -= cost;
+    if (renew) h.current += cost;
+  } else if (renew) {
+    held = h.counted() + cost <= policy.core.p1;
+    if (held) h.current += cost;
+  }
+  return { held, state: h.outcome(t).state };
 }
 
 /** An interval bucket's tokens at `t`: `refill` more for each whole period since the anchor, up to the capacity. */
@@ -435,6 +496,29 @@ export class ReferenceLimiter {
 
   reset(key: string): void {
     for (const states of this.#states) states.delete(key);
+  }
+
+  /** Returns a permit's `cost` holders, taken or renewed at `at`, to every concurrency gate. */
+  release(key: string, cost: number, at: number, now: number): void {
+    this.#hold(key, cost, at, now, false);
+  }
+
+  /** Renews a permit in every concurrency gate; whether all of them still hold it. */
+  renew(key: string, cost: number, at: number, now: number): boolean {
+    return this.#hold(key, cost, at, now, true);
+  }
+
+  #hold(key: string, cost: number, at: number, now: number, renew: boolean): boolean {
+    let all = true;
+    this.#policies.forEach((p, g) => {
+      if (p.core.code !== CONCURRENCY) return;
+      const s = this.#live(g, key, now);
+      if (s === undefined && !renew) return;
+      const { held, state } = holdState(p, s, cost, at, now, renew);
+      if (held) this.#commit(g, key, state, now);
+      else all = false;
+    });
+    return all;
   }
 
   /**

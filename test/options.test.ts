@@ -17,6 +17,7 @@ import {
   parseDuration,
   rateLimited,
   slidingWindow,
+  concurrency,
   tokenBucket,
   type Decision,
   type Policy,
@@ -308,7 +309,7 @@ const durationArb = fc.oneof(
 );
 
 interface RawPolicy {
-  kind: 'gcra' | 'tokenBucket' | 'fixedWindow' | 'linearWindow' | 'slidingWindow';
+  kind: 'gcra' | 'tokenBucket' | 'fixedWindow' | 'linearWindow' | 'slidingWindow' | 'concurrency';
   options: Record<string, unknown>;
 }
 
@@ -323,10 +324,11 @@ const rawPolicyArb: fc.Arbitrary<RawPolicy> = fc.oneof(
   fc.record({ limit: countArb, window: durationArb }).map((options) => ({ kind: 'fixedWindow' as const, options })),
   fc.record({ limit: countArb, within: durationArb }).map((options) => ({ kind: 'linearWindow' as const, options })),
   fc.record({ limit: countArb, window: durationArb }).map((options) => ({ kind: 'slidingWindow' as const, options })),
+  fc.record({ limit: countArb, leaseMs: durationArb }, { requiredKeys: ['limit'] }).map((options) => ({ kind: 'concurrency' as const, options })),
 );
 
 function build({ kind, options }: RawPolicy): Policy {
-  const factories = { gcra, tokenBucket, fixedWindow, linearWindow, slidingWindow } as Record<string, (o: never) => Policy>;
+  const factories = { gcra, tokenBucket, fixedWindow, linearWindow, slidingWindow, concurrency } as Record<string, (o: never) => Policy>;
   return factories[kind]!(options as never);
 }
 
@@ -345,6 +347,7 @@ const acceptedPolicyArb = rawPolicyArb.map(tryBuild).filter((p): p is Policy => 
 function unitMs(p: Policy): number {
   if (p.kind === 'gcra' || (p.kind === 'tokenBucket' && p.mode === 'continuous')) return p.core.p0;
   if (p.kind === 'tokenBucket') return p.periodMs / p.refill;
+  if (p.kind === 'concurrency') return p.leaseMs / p.limit;
   return p.windowMs / p.limit;
 }
 
@@ -368,6 +371,9 @@ function allowance(p: Policy, first: number, last: number, admissions: number): 
   }
   if (p.kind === 'tokenBucket') return p.capacity + p.refill * Math.floor((d / p.periodMs + 1) * DRIFT);
   if (p.kind === 'linearWindow') return p.limit * (Math.floor((d / p.windowMs + 1) * DRIFT) + 1);
+  // Never released: `limit` holders at once, each counted for at least a lease
+  // epoch, so at most `limit` more in each epoch the run touches.
+  if (p.kind === 'concurrency') return p.limit * (Math.floor(last / p.leaseMs) - Math.floor(first / p.leaseMs) + 1);
   // Aligned windows: at most `limit` in each one the run touches (a sliding
   // window's previous count weighs up to ROUNDING_MS / window too little at
   // the very end of a window).

@@ -19,6 +19,8 @@ interface Described {
   readonly quota: number;
   /** Window in whole seconds (undefined: not a windowed quota). */
   readonly window: number | undefined;
+  /** A concurrency gate: its units come back on release, not after a time. */
+  readonly slots?: boolean;
 }
 
 const seconds = (ms: number) => Math.max(1, Math.round(ms / 1000));
@@ -34,6 +36,7 @@ function describe(policies: readonly (Policy | RateLimiter)[]): Described[] {
     const quota = configuredLimit(p);
     if (!('kind' in p)) return { name, quota, window: undefined };
     const policy = p as Policy;
+    if (policy.kind === 'concurrency') return { name, quota, window: undefined, slots: true };
     return { name, quota, window: seconds(policy.kind === 'gcra' || policy.kind === 'tokenBucket' ? policy.periodMs : policy.windowMs) };
   });
 }
@@ -48,6 +51,14 @@ function describe(policies: readonly (Policy | RateLimiter)[]): Described[] {
  * `X-RateLimit-Limit` is the binding gate's `q=` (`Decision.limit`); `t=` and
  * `X-RateLimit-Reset` are whole seconds until the key is full again.
  *
+ * A concurrency gate is listed without a window (`"concurrency";q=3`): its
+ * `r=` is the slots free, and when it binds, `t=` is 0 on an admission (no
+ * time to wait out: slots come back as requests finish) and 1 on a denial,
+ * as is `Retry-After`: a slot frees whenever a request in flight ends, which
+ * no one can know in advance (the decision's `retryAfterMs`, the lease of
+ * the oldest holders, is only a bound), so the client is told to try again
+ * in the smallest whole second.
+ *
  * @example
  * ```ts
  * const headers = rateLimitHeaders(limiter.policies, 'draft');
@@ -59,17 +70,18 @@ export function rateLimitHeaders(policies: readonly (Policy | RateLimiter)[], st
   const policyField = described.map((p) => `"${p.name}";q=${p.quota}${p.window === undefined ? '' : `;w=${p.window}`}`).join(', ');
   return (d) => {
     const out: [string, string][] = [];
-    const reset = Math.ceil(Math.max(d.resetAfterMs, d.allowed ? 0 : d.retryAfterMs) / 1000);
+    // A fallback policy of its own (RedisStore's fallback: { policy }) may have more gates than the limiter.
+    const binding = described[d.gate] ?? described[0]!;
+    const retryAfterMs = binding.slots === true ? 1000 : d.retryAfterMs;
+    const reset = binding.slots === true ? (d.allowed ? 0 : 1) : Math.ceil(Math.max(d.resetAfterMs, d.allowed ? 0 : d.retryAfterMs) / 1000);
     const remaining = Math.max(0, Math.floor(d.remaining));
     if (style === 'draft' || style === 'both') {
-      // A fallback policy of its own (RedisStore's fallback: { policy }) may have more gates than the limiter.
-      const binding = described[d.gate] ?? described[0]!;
       out.push(['RateLimit-Policy', policyField], ['RateLimit', `"${binding.name}";r=${remaining};t=${reset}`]);
     }
     if (style === 'legacy' || style === 'both') {
       out.push(['X-RateLimit-Limit', String(d.limit)], ['X-RateLimit-Remaining', String(remaining)], ['X-RateLimit-Reset', String(reset)]);
     }
-    if (!d.allowed) out.push(['Retry-After', String(Math.max(1, Math.ceil(d.retryAfterMs / 1000)))]);
+    if (!d.allowed) out.push(['Retry-After', String(Math.max(1, Math.ceil(retryAfterMs / 1000)))]);
     return out;
   };
 }

@@ -45,6 +45,12 @@ export interface Decision {
    * capacity this process leased from Redis (leased mode).
    */
   readonly source: DecisionSource;
+  /**
+   * On an admission by a limiter with a {@link concurrency} gate: gives the
+   * slot back (idempotent). Absent otherwise. `limiter.acquire` answers a
+   * {@link Permit}, which can also be renewed and disposed of.
+   */
+  readonly release?: () => Promise<void>;
 }
 
 /**

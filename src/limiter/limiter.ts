@@ -10,6 +10,8 @@ import type { Store, StoreBinding } from './store.js';
 import { checkCustomLimiter, isCustomLimiter, type RateLimiter } from '../policies/rate-limiter.js';
 import { checkMetrics, DECISION_ATTRIBUTES, type MetricsSink } from '../core/metrics.js';
 import { MAX_GATES } from '../../build/abi.js';
+import { isConcurrency } from '../policies/concurrency.js';
+import { Holdings, PermitImpl, type Permit } from './permit.js';
 
 // The core's per-gate scratch is sized from the same definition (abi/abi.mjs).
 export { MAX_GATES };
@@ -70,6 +72,8 @@ export class Limiter {
 
   readonly #maxCost: number;
   readonly #metrics: MetricsSink | undefined;
+  /** The permits of a limiter with a concurrency gate (undefined: none). */
+  readonly #holdings: Holdings | undefined;
   /** The gates, in order. */
   readonly policies: readonly (Policy | RateLimiter)[];
 
@@ -97,6 +101,14 @@ export class Limiter {
       this.#maxCost = Math.min(...(policies as readonly Policy[]).map((p) => p.core.capacity));
       this.#binding = (store as Store).bind(policies as readonly Policy[], clock as Clock);
     }
+    const leases = policies.filter(isConcurrency).map((p) => p.leaseMs);
+    if (leases.length > 0) {
+      const b = this.#binding;
+      if (b.hold === undefined || b.release === undefined || b.renew === undefined) {
+        throw new ConfigError('store', store, 'a store that holds concurrency gates (EmbeddedStore, RedisStore)');
+      }
+      this.#holdings = new Holdings(b, Math.min(...leases), b.inProcess === true);
+    }
   }
 
   /**
@@ -123,7 +135,13 @@ export class Limiter {
    * ```
    */
   async limit(key: string, options?: LimitOptions): Promise<Decision> {
-    const pending = this.#binding.limit(key, this.#cost(key, options, 'limit()', LIMIT_OPTIONS), false);
+    const cost = this.#cost(key, options, 'limit()', LIMIT_OPTIONS);
+    if (this.#holdings !== undefined) {
+      const d = this.#permitOf(key, cost, await this.#binding.hold!(key, cost));
+      if (this.#metrics !== undefined) this.#observe(d);
+      return d;
+    }
+    const pending = this.#binding.limit(key, cost, false);
     if (this.#metrics === undefined) return pending;
     const d = await pending;
     this.#observe(d);
@@ -150,7 +168,7 @@ export class Limiter {
     else cost = this.#cost(key, options, 'limitSync()', LIMIT_OPTIONS);
     const binding = this.#binding;
     if (binding.limitNow === undefined) this.#notSync('limitSync(); use await limit()');
-    const d = binding.limitNow!(key, cost);
+    const d = this.#holdings === undefined ? binding.limitNow!(key, cost) : this.#holdSync(key, cost);
     if (this.#metrics !== undefined) this.#observe(d);
     return d;
   }
@@ -166,7 +184,14 @@ export class Limiter {
    * ```
    */
   async limitMany(keys: readonly string[], options?: LimitOptions): Promise<Decision[]> {
-    const pending = this.#binding.limitMany(keys, this.#manyCost(keys, options, 'limitMany()'));
+    const cost = this.#manyCost(keys, options, 'limitMany()');
+    if (this.#holdings !== undefined) {
+      const held = await Promise.all(keys.map((key) => this.#binding.hold!(key, cost)));
+      const ds = held.map((h, i) => this.#permitOf(keys[i]!, cost, h));
+      if (this.#metrics !== undefined) for (const d of ds) this.#observe(d);
+      return ds;
+    }
+    const pending = this.#binding.limitMany(keys, cost);
     if (this.#metrics === undefined) return pending;
     const ds = await pending;
     for (const d of ds) this.#observe(d);
@@ -185,7 +210,7 @@ export class Limiter {
     const cost = this.#manyCost(keys, options, 'limitManySync()');
     const binding = this.#binding;
     if (binding.limitManyNow === undefined) this.#notSync('limitManySync(); use await limitMany()');
-    const ds = binding.limitManyNow!(keys, cost);
+    const ds = this.#holdings === undefined ? binding.limitManyNow!(keys, cost) : keys.map((key) => this.#holdSync(key, cost));
     if (this.#metrics !== undefined) for (const d of ds) this.#observe(d);
     return ds;
   }
@@ -215,6 +240,11 @@ export class Limiter {
    */
   async reserve(key: string, options?: ReserveOptions): Promise<Reservation> {
     const cost = this.#cost(key, options, 'reserve()', RESERVE_OPTIONS);
+    if (this.#holdings !== undefined) {
+      // A booking is a moment at which the gates admit; a concurrency gate
+      // admits when a holder leaves, which no one can know in advance.
+      throw new ArgumentError('policy', this.policies, 'gates without a concurrency gate for reserve(), which books a future moment; use acquire(), which waits for a slot');
+    }
     return this.#binding.reserve(key, cost, maxWait(options));
   }
 
@@ -230,7 +260,7 @@ export class Limiter {
    * await fetch(url);
    * ```
    */
-  async acquire(key: string, options?: AcquireOptions): Promise<Decision> {
+  async acquire(key: string, options?: AcquireOptions): Promise<Permit> {
     const cost = this.#cost(key, options, 'acquire()', ACQUIRE_OPTIONS);
     const limit = maxWait(options);
     const signal = options?.signal;
@@ -238,6 +268,7 @@ export class Limiter {
       throw new ArgumentError('signal', signal, 'an AbortSignal');
     }
     signal?.throwIfAborted();
+    if (this.#holdings !== undefined) return this.#acquireSlot(key, cost, limit, signal);
     const r = await this.#binding.reserve(key, cost, limit);
     if (!r.allowed) throw new AcquireTimeoutError(key, r.waitMs, limit);
     if (r.waitMs > 0) {
@@ -250,7 +281,47 @@ export class Limiter {
     }
     const d: Decision = { allowed: true, limit: r.limit, capacity: r.capacity, gate: r.gate, remaining: r.remaining, retryAfterMs: 0, resetAfterMs: 0, source: r.source };
     if (this.#metrics !== undefined) this.#observe(d);
-    return d;
+    // No slot to hold: a permit whose release does nothing.
+    return new PermitImpl(undefined, key, cost, { decision: d, at: NaN });
+  }
+
+  /**
+   * acquire() with a concurrency gate: asks until every gate admits. A
+   * concurrency gate's denial waits for a release of the key in this process
+   * (at once) or polls (slots freed in other processes); a rate gate's waits
+   * its retryAfterMs. Times out when the next try would come after
+   * `maxWaitMs`.
+   */
+  async #acquireSlot(key: string, cost: number, maxWaitMs: number, signal: AbortSignal | undefined): Promise<Permit> {
+    const started = performance.now();
+    for (;;) {
+      const held = await this.#binding.hold!(key, cost);
+      const d = held.decision;
+      if (d.allowed) {
+        const p = this.#permitOf(key, cost, held) as PermitImpl;
+        if (signal?.aborted === true) {
+          await p.release();
+          signal.throwIfAborted();
+        }
+        if (this.#metrics !== undefined) this.#observe(p);
+        return p;
+      }
+      const left = maxWaitMs - (performance.now() - started);
+      const slot = isConcurrency(this.policies[d.gate]);
+      // A slot may come back at any moment (a release), a rate's unit only after its wait.
+      if (left <= 0 || (!slot && d.retryAfterMs > left)) throw new AcquireTimeoutError(key, d.retryAfterMs, maxWaitMs);
+      await this.#holdings!.wait(key, Math.min(d.retryAfterMs, left), signal);
+    }
+  }
+
+  /** What hold answered, as a decision: a permit when admitted. */
+  #permitOf(key: string, cost: number, held: { decision: Decision; at: number }): Decision {
+    return held.decision.allowed ? this.#holdings!.permit(key, cost, held) : held.decision;
+  }
+
+  /** limitSync() with a concurrency gate (out of line: off the hot path of the others). */
+  #holdSync(key: string, cost: number): Decision {
+    return this.#permitOf(key, cost, this.#binding.holdNow!(key, cost));
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { Clock } from '../core/clock.js';
-import type { Decision, Reservation } from './decision.js';
+import type { Decision, DecisionSource, Reservation } from './decision.js';
 import type { Policy } from '../policies/index.js';
 import type { RateLimiter } from '../policies/rate-limiter.js';
 
@@ -44,4 +44,37 @@ export interface StoreBinding {
   readonly inProcess?: boolean;
   /** `limitMany`, answered at once (see `limitNow`). */
   limitManyNow?(keys: readonly string[], cost: number): Decision[];
+  /**
+   * For gates that include a concurrency gate: `limit`, answering also the
+   * time (on the deciding store's clock) the admitted holders count from,
+   * which `release` and `renew` are given back.
+   */
+  hold?(key: string, cost: number): Held | Promise<Held>;
+  /** `hold`, answered at once (see `limitNow`). */
+  holdNow?(key: string, cost: number): Held;
+  /** Returns the holders of a permit `hold` admitted (`at`, `source`: its Held) to the concurrency gates. */
+  release?(key: string, cost: number, at: number, source: DecisionSource): void | Promise<void>;
+  /**
+   * Renews a permit (`at`, `source`: its Held, or its last Renewal): answers
+   * when and where its holders count from now, or undefined when its lease
+   * is lost and there is no room to take it again.
+   */
+  renew?(key: string, cost: number, at: number, source: DecisionSource): Renewal | undefined | Promise<Renewal | undefined>;
+}
+
+/** What `StoreBinding.renew` answers for a permit still held. */
+export interface Renewal {
+  /** When its holders count from now, on the deciding store's clock. */
+  readonly at: number;
+  /** Where they are counted (a permit the fallback admitted moves to Redis once it is back). */
+  readonly source: DecisionSource;
+}
+
+/**
+ * What `StoreBinding.hold` answers: the decision, and when allowed the time
+ * its holders count from (the deciding clock's), for release and renewal.
+ */
+export interface Held {
+  readonly decision: Decision;
+  readonly at: number;
 }

@@ -5,7 +5,7 @@ import { ConfigError } from '../../errors.js';
 import type { Decision, Reservation } from '../../limiter/decision.js';
 import type { Policy } from '../../policies/index.js';
 import { configuredLimit } from '../../policies/configured-limit.js';
-import type { StoreBinding } from '../../limiter/store.js';
+import type { Held, Renewal, StoreBinding } from '../../limiter/store.js';
 import type { CoreExports } from '../../core/wasm.js';
 import { BATCH_ENTRIES, CoreViews, ENTRY_F64, ENTRY_U32, encodeKey, writeKey } from '../../core/core-views.js';
 import {
@@ -62,9 +62,12 @@ export class EmbeddedBinding implements StoreBinding {
   readonly #tick: (() => void) | undefined;
   #ops = 0;
 
+  /** The clock's last reading, what the last decision was made at (a held permit counts from it). */
+  #lastNow = 0;
+
   #now(): number {
     if (this.#tick !== undefined && (++this.#ops & 1023) === 0) this.#tick();
-    return checkNow(this.#clock());
+    return (this.#lastNow = checkNow(this.#clock()));
   }
 
   limit(key: string, cost: number, dryRun: boolean): Decision {
@@ -162,6 +165,28 @@ export class EmbeddedBinding implements StoreBinding {
       remaining: out[RESULT_REMAINING_INDEX]!,
       source: 'local',
     };
+  }
+
+  /** `limit`, with the time the decision was made at (`dryRun`: a peek, for the Redis store's fallback). */
+  hold(key: string, cost: number, dryRun = false): Held {
+    const decision = this.limit(key, cost, dryRun);
+    return { decision, at: this.#lastNow };
+  }
+
+  holdNow(key: string, cost: number): Held {
+    return this.hold(key, cost);
+  }
+
+  release(key: string, cost: number, at: number): void {
+    const now = this.#now();
+    this.#core.release(writeKey(this.#views, key), this.#gate0, this.#gates, cost, at, now);
+  }
+
+  renew(key: string, cost: number, at: number): Renewal | undefined {
+    const now = this.#now();
+    const r = this.#core.renew(writeKey(this.#views, key), this.#gate0, this.#gates, cost, at, now);
+    if ((r & FLAGS) !== 0) this.#shared.flags(r);
+    return (r & ALLOWED) !== 0 ? { at: now, source: 'local' } : undefined;
   }
 
   refund(key: string, cost: number): void {

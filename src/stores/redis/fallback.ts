@@ -29,7 +29,8 @@ const FALLBACK_OPTIONS = optionNames<FallbackOption extends infer F ? (F extends
 /**
  * Scales each gate to one node's share of `nodes`: rates divided by `nodes`
  * exactly, counts (burst, capacity, window limit) divided and floored, but at
- * least 1 so that a request of cost 1 can still pass.
+ * least 1 so that a request of cost 1 can still pass; a concurrency gate's
+ * slots divided and floored, 0 included (never a holder more than the limit).
  */
 export function scaleGates(gates: readonly Policy[], nodes: number): Policy[] {
   return gates.map((policy) => {
@@ -44,6 +45,12 @@ export function scaleGates(gates: readonly Policy[], nodes: number): Policy[] {
     } else if (code === CODE.tokenInterval) {
       // p0 capacity, p1 refill, p2 period.
       core = { code, p0: share(p0), p1: p1 / nodes, p2, capacity: share(capacity) };
+    } else if (code === CODE.concurrency) {
+      // p0 lease, p1 limit: no "at least 1", a slot more per node would be a
+      // holder more than the limit (a limit below the fleet's size admits
+      // nothing without Redis).
+      const slots = Math.floor(p1 / nodes);
+      core = { code, p0, p1: slots, p2, capacity: slots };
     } else {
       // Windows: p0 window, p1 limit.
       core = { code, p0, p1: share(p1), p2, capacity: share(capacity) };

@@ -24,7 +24,7 @@ export function decayHorizon(gate: Policy): number {
   const { code, p0, p1, p2 } = gate.core;
   if (code === CODE.gcra) return p2;
   if (code === CODE.tokenInterval) return (Math.ceil(p0 / p1) + 1) * p2; // + the period under way
-  if (code === CODE.sliding) return 2 * p0;
+  if (code === CODE.sliding || code === CODE.concurrency) return 2 * p0;
   return p0;
 }
 

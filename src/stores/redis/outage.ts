@@ -9,7 +9,8 @@ import type { Policy } from '../../policies/index.js';
 import { configuredLimit } from '../../policies/configured-limit.js';
 import { fallbackGates, FLEET, scaleGates, type FallbackSetting } from './fallback.js';
 import type { Ledger } from './ledger.js';
-import { CODE, OP_CHARGE, OP_LEASE, OP_LIMIT, OP_PEEK, OP_REFUND, OP_RESERVE, OP_RESET } from '../../../build/abi.js';
+import { CODE, OP_CHARGE, OP_LEASE, OP_LIMIT, OP_PEEK, OP_REFUND, OP_RELEASE, OP_RESERVE, OP_RESET } from '../../../build/abi.js';
+import type { Held, Renewal } from '../../limiter/store.js';
 
 /** Fallback decisions per one that waits for a macrotask (see `yielding`). */
 const YIELD_EVERY = 32;
@@ -58,6 +59,8 @@ export class OutageDecider {
   readonly #limit: number;
   readonly #capacity: number;
   #calls = 0;
+  /** The time the last decision was made at, on the fallback table's clock (a permit's slots count from it). */
+  #lastAt = 0;
 
   constructor(options: OutageOptions) {
     this.#o = options;
@@ -91,11 +94,13 @@ export class OutageDecider {
   /** Decides one call (OP_* of abi/abi.mjs) without Redis; undefined for the ops that answer nothing. */
   decide(key: string, op: number, cost: number, maxWait: number): Decision | Reservation | undefined {
     const fallback = this.#fallback;
-    if (op === OP_REFUND || op === OP_RESET || op === OP_CHARGE || op === OP_LEASE) {
+    if (op === OP_REFUND || op === OP_RESET || op === OP_CHARGE || op === OP_LEASE || op === OP_RELEASE) {
       if (op === OP_REFUND) fallback?.refund(key, cost);
       if (op === OP_RESET) fallback?.reset(key);
+      if (op === OP_RELEASE) fallback?.release(key, cost, maxWait);
       return undefined;
     }
+    this.#lastAt = this.#o.redisClock();
     this.#o.counts.fallback++;
     // The default fallback of a store that has never heard the fleet's size
     // from Redis: no share is known, so nothing is admitted on its own.
@@ -112,9 +117,33 @@ export class OutageDecider {
       if (r.allowed) this.#o.ledger?.record(key, cost);
       return { ...r, source: 'fallback' };
     }
-    const d = fallback.limit(key, cost, op === OP_PEEK);
+    const held = fallback.hold(key, cost, op === OP_PEEK);
+    this.#lastAt = held.at;
+    const d = held.decision;
     if (d.allowed && op === OP_LIMIT) this.#o.ledger?.record(key, cost);
     return { ...d, source: 'fallback' };
+  }
+
+  /**
+   * A limit holding concurrency slots, without Redis: the decision, and the
+   * time on the fallback table's clock its slots count from.
+   */
+  hold(key: string, cost: number): Held {
+    const decision = this.decide(key, OP_LIMIT, cost, 0) as Decision;
+    return { decision, at: this.#lastAt };
+  }
+
+  /** Returns a permit's slots to the fallback's table (which Redis's answers seeded). */
+  release(key: string, cost: number, at: number): void {
+    this.#fallback?.release(key, cost, at);
+  }
+
+  /** Renews, in the fallback's table, a permit the fallback admitted. */
+  renew(key: string, cost: number, at: number): Renewal | undefined {
+    const fallback = this.#fallback;
+    if (fallback === undefined) return { at, source: 'fallback' }; // 'open' or 'closed': no table counts it
+    const renewal = fallback.renew(key, cost, at);
+    return renewal === undefined ? undefined : { at: renewal.at, source: 'fallback' };
   }
 
   /**

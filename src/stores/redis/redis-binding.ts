@@ -1,10 +1,10 @@
 import type { Clock } from '../../core/clock.js';
-import type { Decision, Reservation } from '../../limiter/decision.js';
+import type { Decision, DecisionSource, Reservation } from '../../limiter/decision.js';
 import type { EmbeddedStore } from '../embedded/embedded-store.js';
 import type { EmbeddedBinding } from '../embedded/embedded-binding.js';
 import type { Policy } from '../../policies/index.js';
 import { configuredLimit } from '../../policies/configured-limit.js';
-import type { StoreBinding } from '../../limiter/store.js';
+import type { Held, Renewal, StoreBinding } from '../../limiter/store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import type { FallbackSetting } from './fallback.js';
 import type { RedisConnection } from './connection.js';
@@ -16,7 +16,7 @@ import { Batcher, type Groups } from './batcher.js';
 import { Ledger } from './ledger.js';
 import { OutageDecider } from './outage.js';
 import { decodeReply, encodeEntries, gateArgs, packedReply, replyAllowed, replyGate, type LeaseReply } from './wire.js';
-import { OP_LIMIT, OP_PEEK, OP_RESERVE, OP_REFUND, OP_RESET, OP_CHARGE, OP_LEASE } from '../../../build/abi.js';
+import { OP_LIMIT, OP_PEEK, OP_RESERVE, OP_REFUND, OP_RESET, OP_CHARGE, OP_LEASE, OP_RELEASE, OP_RENEW } from '../../../build/abi.js';
 
 /**
  * A local denial is trusted only when it has at least this long to run: near
@@ -296,6 +296,63 @@ export class RedisBinding implements StoreBinding {
     return this.#enqueue(key, shard, OP_LEASE, want, horizonMs, urgent) as Promise<LeaseReply | undefined>;
   }
 
+  /**
+   * A limit whose admission holds concurrency slots, answered with the
+   * script's time (what the slots count from). Never from the negative
+   * cache: a slot can be freed by any process at any moment.
+   */
+  hold(key: string, cost: number): Held | Promise<Held> {
+    if (this.#o.lifecycle.closed) return Promise.reject(new StoreClosedError());
+    const shard = this.#shardOf(key);
+    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) {
+      const pending = this.#inFlight.get(key);
+      if (pending !== undefined) return pending.then(() => this.hold(key, cost));
+      return this.#outage.yielding(this.#outage.hold(key, cost));
+    }
+    return this.#enqueue(key, shard, OP_LIMIT, cost, 0, true, true) as Promise<Held>;
+  }
+
+  /**
+   * Returns a permit's slots: to Redis, or to the fallback's table when the
+   * fallback admitted it or Redis cannot be reached (Redis then counts it
+   * until its lease runs out: never fewer holders than there are).
+   */
+  async release(key: string, cost: number, at: number, source: DecisionSource): Promise<void> {
+    if (this.#o.lifecycle.closed) throw new StoreClosedError();
+    const shard = this.#shardOf(key);
+    if (source === 'fallback' || this.#o.breaker.isOpen(this.#breakerShard(shard))) {
+      this.#outage.release(key, cost, at);
+      return;
+    }
+    await this.#enqueue(key, shard, OP_RELEASE, cost, at);
+  }
+
+  /**
+   * Renews a permit. One Redis counts: renewed there (at its script time);
+   * while Redis is unreachable it stays as it is (counted there until its
+   * lease runs out, renewed when Redis answers again). One the fallback
+   * admitted is renewed in the fallback's table while Redis is down, and
+   * taken afresh in Redis once it is back (its outage count there, charged
+   * by the ledger, runs out with its lease).
+   */
+  async renew(key: string, cost: number, at: number, source: DecisionSource): Promise<Renewal | undefined> {
+    if (this.#o.lifecycle.closed) throw new StoreClosedError();
+    const shard = this.#shardOf(key);
+    const down = this.#o.breaker.isOpen(this.#breakerShard(shard));
+    const fromFallback = source === 'fallback';
+    if (down) return fromFallback ? this.#outage.renew(key, cost, at) : { at, source };
+    // A time no lease epoch of Redis's has: taken afresh, never mistaken for another holder's count.
+    const renewal = this.#enqueue(key, shard, OP_RENEW, cost, fromFallback ? 0 : at) as Promise<Renewal | undefined>;
+    return renewal.then(
+      (r) => {
+        if (fromFallback && r !== undefined) this.#outage.release(key, cost, at);
+        return r;
+      },
+      // Redis failed the call: as when it is down.
+      () => (fromFallback ? this.#outage.renew(key, cost, at) : { at, source }),
+    );
+  }
+
   async refund(key: string, cost: number): Promise<void> {
     if (this.#o.lifecycle.closed) throw new StoreClosedError();
     await this.#enqueue(key, this.#shardOf(key), OP_REFUND, cost, 0);
@@ -306,7 +363,7 @@ export class RedisBinding implements StoreBinding {
     await this.#enqueue(key, this.#shardOf(key), OP_RESET, 1, 0);
   }
 
-  #enqueue(key: string, shard: number, op: number, cost: number, maxWait: number, urgent = true): Promise<Decision | Reservation | LeaseReply | undefined> {
+  #enqueue(key: string, shard: number, op: number, cost: number, maxWait: number, urgent = true, hold = false): Promise<Decision | Reservation | LeaseReply | Held | Renewal | undefined> {
     // A key that still owes Redis what the fallback admitted for it pays that
     // first, in the same script call: otherwise Redis, which has not heard of
     // the outage yet, would grant it the whole limit again.
@@ -316,7 +373,7 @@ export class RedisBinding implements StoreBinding {
       if (owed !== undefined) void this.#charge(key, owed.cost, owed.from);
     }
     // One route per breaker state: the whole server on a single Redis, the shard on a Cluster.
-    return new Promise((resolve, reject) => this.#batcher.add(this.#breakerShard(shard), shard, key, { op, cost, maxWait, resolve, reject }, urgent));
+    return new Promise((resolve, reject) => this.#batcher.add(this.#breakerShard(shard), shard, key, { op, cost, maxWait, hold, resolve, reject }, urgent));
   }
 
   /** Whether calls of this binding are closed out (the store's `close()`). @internal */
@@ -398,7 +455,8 @@ export class RedisBinding implements StoreBinding {
       for (const entries of groups.values()) {
         for (const [key, hits] of entries) {
           for (const hit of hits) {
-            if (hit.op === OP_CHARGE) hit.reject(new Error('Redis is down'));
+            if (hit.op === OP_CHARGE || hit.op === OP_RENEW) hit.reject(new Error('Redis is down'));
+            else if (hit.hold === true) hit.resolve(this.#outage.hold(key, hit.cost));
             else hit.resolve(this.#outage.decide(key, hit.op, hit.cost, hit.maxWait));
           }
         }
@@ -436,7 +494,11 @@ export class RedisBinding implements StoreBinding {
           const capacity = this.#capacity[gate]!;
           if (hit.op === OP_LIMIT || hit.op === OP_PEEK) {
             this.#o.counts.redis++;
-            hit.resolve({ allowed, limit, capacity, gate, remaining, retryAfterMs: retry, resetAfterMs: reset, source: 'redis' });
+            const decision: Decision = { allowed, limit, capacity, gate, remaining, retryAfterMs: retry, resetAfterMs: reset, source: 'redis' };
+            // A permit's slots count from the script's time, which it is renewed and released by.
+            hit.resolve(hit.hold === true ? { decision, at: out[0]! } : decision);
+          } else if (hit.op === OP_RENEW) {
+            hit.resolve(allowed ? { at: out[0]!, source: 'redis' } : undefined);
           } else if (hit.op === OP_LEASE) {
             hit.resolve({
               granted: allowed ? remaining : 0,

@@ -5,6 +5,7 @@ import { ConfigError, RedisUnavailableError } from '../../errors.js';
 import { shardHash } from './shard-hash.js';
 import { optionNames, strictOptions } from '../../core/options.js';
 import type { Policy } from '../../policies/index.js';
+import { isConcurrency } from '../../policies/concurrency.js';
 import type { Store, StoreBinding } from '../../limiter/store.js';
 import { RedisBinding } from './redis-binding.js';
 import { toConnection, type RedisConnection } from './connection.js';
@@ -380,7 +381,11 @@ export class RedisStore implements Store {
       lifecycle: this.#lifecycle,
     });
     this.#bindings.push(strict);
-    return this.#lease === undefined ? strict : new LeasedBinding(strict, gates, clock, this.#counts, this.#lease);
+    // Concurrency gates are decided strictly even in leased mode: a slot must
+    // be back for the whole fleet the moment it is released, and slots leased
+    // to a process would sit idle there while others wait.
+    if (this.#lease === undefined || gates.some(isConcurrency)) return strict;
+    return new LeasedBinding(strict, gates, clock, this.#counts, this.#lease);
   }
 
   /**

@@ -2,6 +2,7 @@
 // batch's arguments, and the reply decoded (src/stores/redis/lua/wire.lua
 // documents every argument and reply value).
 import type { Decision, Reservation } from '../../limiter/decision.js';
+import type { Held, Renewal } from '../../limiter/store.js';
 import type { Policy } from '../../policies/index.js';
 import { wtf8Length, writeWtf8 } from '../../core/wtf8.js';
 import { ALLOWED, GATE_SHIFT, OP_LIMIT } from '../../../build/abi.js';
@@ -33,7 +34,9 @@ export interface Hit {
   op: number;
   cost: number;
   maxWait: number;
-  resolve(value: Decision | Reservation | LeaseReply | undefined): void;
+  /** An OP_LIMIT of a permit (`StoreBinding.hold`): answered as a Held, with the script's time. */
+  hold?: boolean;
+  resolve(value: Decision | Reservation | LeaseReply | Held | Renewal | undefined): void;
   reject(error: unknown): void;
 }
 

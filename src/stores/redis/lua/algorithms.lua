@@ -1,4 +1,4 @@
--- algorithms.lua: the five algorithms by code. The arithmetic mirrors
+-- algorithms.lua: the six algorithms by code. The arithmetic mirrors
 -- assembly/algorithms.ts and test/reference-model.ts formula by formula:
 -- change all three together (the property tests compare them bit for bit).
 --
@@ -23,6 +23,7 @@
 --#include token-bucket.lua
 --#include windows.lua
 --#include sliding-window.lua
+--#include concurrency.lua
 
 local ALGORITHMS = {
   [KIND_GCRA] = GCRA,
@@ -30,4 +31,5 @@ local ALGORITHMS = {
   [KIND_FIXED] = FIXED,
   [KIND_LINEAR] = LINEAR,
   [KIND_SLIDING] = SLIDING,
+  [KIND_CONCURRENCY] = CONCURRENCY,
 }

@@ -8,11 +8,13 @@
 --                  generated from abi/abi.mjs
 --   prelude.lua    math shortcuts, a denial's minimum wait
 --   gcra.lua, token-bucket.lua, windows.lua, sliding-window.lua,
+--   concurrency.lua,
 --   algorithms.lua the algorithms: evaluate, refund, charge of one state
 --   wire.lua       the arguments (all of them documented there) and the reply
 --   state.lua      an entry's states: load, commit, store
 --   gates.lua      every gate decided together
---   limit.lua, reserve.lua, refund.lua, reset.lua, charge.lua, lease.lua
+--   limit.lua, reserve.lua, refund.lua, reset.lua, charge.lua, lease.lua,
+--   release.lua
 --                  the operations, one a file, dispatched below
 --
 -- One script for every operation, dispatching each hit by its op, rather
@@ -31,6 +33,7 @@
 --#include reset.lua
 --#include charge.lua
 --#include lease.lua
+--#include release.lua
 
 -- Each op takes (cost, arg) as wire.lua describes and emits 4 values.
 local OPS = {
@@ -41,6 +44,8 @@ local OPS = {
   [OP_RESET] = reset,
   [OP_CHARGE] = charge,
   [OP_LEASE] = lease,
+  [OP_RELEASE] = release,
+  [OP_RENEW] = renew,
 }
 
 if G == 0 then

@@ -29,6 +29,9 @@
 --                                  which the units were spent (an outage's
 --                                  start)
 --                      OP_LEASE    the horizon (ms) of GCRA's future slots
+--                      OP_RELEASE, OP_RENEW  the permit's time: the epoch
+--                                  ms on the script's clock at which it was
+--                                  taken or last renewed
 --          deadline  (optional) epoch ms on the script's clock after which
 --                    the batch is refused unrun (TOOLATE): its client has
 --                    stopped waiting and decided it by its fallback

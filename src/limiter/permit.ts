@@ -1,0 +1,257 @@
+/// <reference lib="esnext.disposable" preserve="true" />
+// Permits of a limiter with a concurrency gate: the admitted decision as an
+// object that gives its slot back, renews its lease while held, and wakes
+// this process's waiters for the key when released.
+import { LeaseLostError } from '../errors.js';
+import type { Decision, DecisionSource } from './decision.js';
+import type { Held, Renewal, StoreBinding } from './store.js';
+
+/**
+ * An admission that holds a slot of a {@link concurrency} gate until
+ * released: what `limiter.acquire` answers (and `limit`/`limitSync` on an
+ * admission, by a limiter with a concurrency gate). It is the Decision, plus:
+ *
+ * - `release()` gives the slot back (idempotent; never rejects: a slot the
+ *   store cannot take back stops counting when its lease runs out);
+ * - `await using permit = ...` releases it at the end of the block;
+ * - while held, the permit is renewed every `leaseMs / 2` (one batched call
+ *   per limiter, not a timer per permit), so only a process that dies (or a
+ *   permit dropped without release and collected) lets the lease run out;
+ * - `extend()` renews it now;
+ * - `signal` aborts with {@link LeaseLostError} when a renewal finds the
+ *   lease gone and the slot taken: the work it guards is then over the limit.
+ *
+ * For a limiter without a concurrency gate, `acquire` answers a Permit too,
+ * whose release does nothing.
+ *
+ * @example
+ * ```ts
+ * const permit = await limiter.acquire('db');
+ * try {
+ *   await query(permit.signal);
+ * } finally {
+ *   await permit.release();
+ * }
+ * ```
+ */
+export interface Permit extends Decision, AsyncDisposable {
+  /** The key the permit holds a slot of. */
+  readonly key: string;
+  /** Whether the permit still holds its slot (false once released or lost). */
+  readonly held: boolean;
+  /** Aborted with {@link LeaseLostError} when the lease was lost to another holder. */
+  readonly signal: AbortSignal;
+  /** Gives the slot back; the same promise for every call. */
+  release(): Promise<void>;
+  /** Renews the lease now; resolves whether the permit still holds its slot. */
+  extend(): Promise<boolean>;
+}
+
+/** How long a waiter for a slot held in another process waits before asking again (ms), at most. */
+export const POLL_MS = 10;
+
+/**
+ * The permits of one limiter: creates them, renews the held ones in one
+ * sweep every half lease, and wakes the waiters of a key on its release.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * const holdings = new Holdings(binding, 30_000, false);
+ * const permit = holdings.permit('db', 1, held);
+ * ```
+ */
+export class Holdings {
+  readonly #binding: StoreBinding;
+  readonly #renewEveryMs: number;
+  /** Whether a slot is freed only in this process (an embedded store): waiters need no polling. */
+  readonly #local: boolean;
+  /** Held permits, weakly: one dropped without release stops being renewed, and its lease runs out. */
+  readonly #held = new Set<WeakRef<PermitImpl>>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  /** Per key, the wakers of this process's acquires waiting for a slot. */
+  readonly #waiters = new Map<string, Set<() => void>>();
+
+  constructor(binding: StoreBinding, leaseMs: number, local: boolean) {
+    this.#binding = binding;
+    this.#renewEveryMs = leaseMs / 2;
+    this.#local = local;
+  }
+
+  /** A permit for what `hold` admitted, held and renewed from now on. */
+  permit(key: string, cost: number, held: Held): PermitImpl {
+    const p = new PermitImpl(this, key, cost, held);
+    this.#held.add(p.ref);
+    if (this.#timer === undefined) {
+      this.#timer = setInterval(() => this.#renewAll(), this.#renewEveryMs);
+      (this.#timer as { unref?: () => void }).unref?.();
+    }
+    return p;
+  }
+
+  /** Gives the permit's slot back, then wakes the key's waiters. */
+  async release(p: PermitImpl): Promise<void> {
+    this.#drop(p);
+    try {
+      await this.#binding.release!(p.key, p.cost, p.at, p.heldSource);
+    } catch {
+      // Never rejects: the slot stops counting with its lease (a closed store, a refused key).
+    }
+    this.#wake(p.key);
+  }
+
+  /** Renews one permit; false (and its signal aborted) when the lease was lost. */
+  async renew(p: PermitImpl): Promise<boolean> {
+    let renewal: Renewal | undefined;
+    try {
+      renewal = await this.#binding.renew!(p.key, p.cost, p.at, p.heldSource);
+    } catch {
+      return p.held; // not renewed this time (the store refused the call): the next sweep tries again
+    }
+    if (!p.held) return false; // released meanwhile
+    if (renewal !== undefined) {
+      p.at = renewal.at;
+      p.heldSource = renewal.source;
+      return true;
+    }
+    this.#drop(p);
+    p.lose();
+    return false;
+  }
+
+  /**
+   * Waits for a slot of `key`: until a permit of it is released in this
+   * process, or `ms` has passed (at most {@link POLL_MS} when slots are also
+   * freed in other processes), or `signal` aborts.
+   */
+  wait(key: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
+    const wait = this.#local ? ms : Math.min(ms, POLL_MS * (0.5 + Math.random()));
+    return new Promise<void>((resolve, reject) => {
+      let wakers = this.#waiters.get(key);
+      if (wakers === undefined) this.#waiters.set(key, (wakers = new Set()));
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        wakers.delete(done);
+        if (wakers.size === 0 && this.#waiters.get(key) === wakers) this.#waiters.delete(key);
+      };
+      const onAbort = () => {
+        done();
+        reject(signal!.reason);
+      };
+      const timer = setTimeout(() => {
+        done();
+        resolve();
+      }, wait);
+      wakers.add(() => {
+        done();
+        resolve();
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  #wake(key: string): void {
+    const wakers = this.#waiters.get(key);
+    if (wakers !== undefined) for (const wake of [...wakers]) wake();
+  }
+
+  #drop(p: PermitImpl): void {
+    this.#held.delete(p.ref);
+    this.#stopWhenIdle();
+  }
+
+  /** No timer runs while nothing is held. */
+  #stopWhenIdle(): void {
+    if (this.#held.size === 0 && this.#timer !== undefined) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  /** One sweep: every permit still held is renewed (the store batches the calls). */
+  #renewAll(): void {
+    for (const ref of this.#held) {
+      const p = ref.deref();
+      if (p === undefined) this.#held.delete(ref);
+      else void this.renew(p);
+    }
+    this.#stopWhenIdle();
+  }
+}
+
+/** @internal A {@link Permit}. */
+export class PermitImpl implements Permit {
+  readonly allowed: boolean;
+  readonly limit: number;
+  readonly capacity: number;
+  readonly gate: number;
+  readonly remaining: number;
+  readonly retryAfterMs: number;
+  readonly resetAfterMs: number;
+  readonly source: DecisionSource;
+  readonly key: string;
+  /** @internal The holders the permit counts for (the request's cost). */
+  readonly cost: number;
+  /** @internal When its holders count from, on the deciding store's clock. */
+  at: number;
+  /** @internal Where its holders are counted (first: where it was decided), for the store to release it there. */
+  heldSource: DecisionSource;
+  /** @internal The weak reference the renewal sweep holds. */
+  readonly ref: WeakRef<PermitImpl>;
+  readonly #holdings: Holdings | undefined;
+  readonly #abort = new AbortController();
+  #released: Promise<void> | undefined;
+  #lost = false;
+
+  constructor(holdings: Holdings | undefined, key: string, cost: number, held: Held) {
+    const d = held.decision;
+    this.allowed = d.allowed;
+    this.limit = d.limit;
+    this.capacity = d.capacity;
+    this.gate = d.gate;
+    this.remaining = d.remaining;
+    this.retryAfterMs = d.retryAfterMs;
+    this.resetAfterMs = d.resetAfterMs;
+    this.source = d.source;
+    this.heldSource = d.source;
+    this.key = key;
+    this.cost = cost;
+    this.at = held.at;
+    this.#holdings = holdings;
+    this.ref = new WeakRef(this);
+    // Callable detached, as a Decision's `release` is (`const { release } = d`).
+    this.release = this.release.bind(this);
+  }
+
+  get held(): boolean {
+    return this.#holdings !== undefined && this.#released === undefined && !this.#lost;
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  release(): Promise<void> {
+    if (this.#released === undefined) {
+      this.#released = this.#holdings === undefined || this.#lost ? Promise.resolve() : this.#holdings.release(this);
+    }
+    return this.#released;
+  }
+
+  extend(): Promise<boolean> {
+    if (!this.held) return Promise.resolve(false);
+    return this.#holdings!.renew(this);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
+  }
+
+  /** @internal The lease was lost: no longer held, and the signal says so. */
+  lose(): void {
+    if (this.#lost) return;
+    this.#lost = true;
+    this.#abort.abort(new LeaseLostError(this.key));
+  }
+}
