@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
 import { EmbeddedStore } from '../build/lib/src/index.js';
-import { opArb, policyArb, runBoth } from './helpers/agreement.js';
+import { concurrencyRunArb, opArb, policyArb, runBoth } from './helpers/agreement.js';
 
 describe('wasm core agrees with the reference model', () => {
   it('on one policy', async () => {
@@ -22,5 +22,16 @@ describe('wasm core agrees with the reference model', () => {
       ),
       { numRuns: 1500 },
     );
+  });
+
+  it('on concurrency gates: permits taken, renewed and released within and across their lease epochs', async () => {
+    for (const sync of [true, false]) {
+      await fc.assert(
+        fc.asyncProperty(concurrencyRunArb, fc.integer({ min: 0, max: 2e12 }), ({ policies, ops }, start) =>
+          runBoth(new EmbeddedStore({ maxKeys: 64 }), policies, ops, start, sync),
+        ),
+        { numRuns: 1500 },
+      );
+    }
   });
 });

@@ -8,7 +8,7 @@ import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Limiter, fixedWindow, gcra, linearWindow } from '../build/lib/src/index.js';
 import { RedisStateError, RedisStore } from '../build/lib/src/stores/redis/index.js';
-import { opArb, policyArb, runBoth } from './helpers/agreement.js';
+import { concurrencyRunArb, opArb, policyArb, runBoth } from './helpers/agreement.js';
 import { runPods } from '../support/pods.js';
 import { useRedis } from './helpers/use-redis.js';
 import { startRedisCluster, type RedisCluster } from '../build/lib/src/cli/redis-server.js';
@@ -27,6 +27,16 @@ describe('RedisStore on one server', () => {
         runBoth(new RedisStore({ ...patient, client: db.client, time: 'client', prefix: `agree${run++}:` }), ps, ops, start, false),
       ),
       { numRuns: 400 },
+    );
+  }, 60_000);
+
+  it('agrees with the reference model on concurrency gates: permits taken, renewed and released across lease epochs', async () => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(concurrencyRunArb, fc.integer({ min: 0, max: 2e12 }), ({ policies, ops }, start) =>
+        runBoth(new RedisStore({ ...patient, client: db.client, time: 'client', prefix: `agreec${run++}:` }), policies, ops, start, false),
+      ),
+      { numRuns: 300 },
     );
   }, 60_000);
 

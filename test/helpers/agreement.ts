@@ -9,18 +9,21 @@ import { toConnection } from '../../build/lib/src/stores/redis/connection.js';
 import { DECIDE_SCRIPT } from '../../build/lib/src/stores/redis/scripts.js';
 import { replyAllowed, replyGate } from '../../build/lib/src/stores/redis/wire.js';
 import {
+  ArgumentError,
   Limiter,
+  concurrency,
   fixedWindow,
   gcra,
   linearWindow,
   slidingWindow,
   tokenBucket,
+  type Permit,
   type Policy,
   type Store,
 } from '../../build/lib/src/index.js';
 import { ReferenceLimiter, type ModelState } from '../../support/reference-model.js';
 import { configuredLimit } from '../../build/lib/src/policies/configured-limit.js';
-import { OP_CHARGE, OP_LEASE, OP_LIMIT, OP_PEEK, OP_REFUND, OP_RESERVE, OP_RESET } from '../../build/lib/build/abi.js';
+import { OP_CHARGE, OP_LEASE, OP_LIMIT, OP_PEEK, OP_REFUND, OP_RELEASE, OP_RENEW, OP_RESERVE, OP_RESET } from '../../build/lib/build/abi.js';
 
 export const policyArb: fc.Arbitrary<Policy> = fc.oneof(
   fc.record({ limit: fc.integer({ min: 1, max: 20 }), period: fc.integer({ min: 1, max: 5000 }), burst: fc.integer({ min: 1, max: 8 }) }).map((o) => gcra(o)),
@@ -35,19 +38,41 @@ export const policyArb: fc.Arbitrary<Policy> = fc.oneof(
   fc.record({ limit: fc.integer({ min: 1, max: 20 }), window: fc.integer({ min: 1, max: 5000 }) }).map((o) => fixedWindow(o)),
   fc.record({ limit: fc.integer({ min: 1, max: 20 }), within: fc.integer({ min: 1, max: 5000 }) }).map((o) => linearWindow(o)),
   fc.record({ limit: fc.integer({ min: 1, max: 20 }), window: fc.integer({ min: 1, max: 5000 }) }).map((o) => slidingWindow(o)),
+  // Leases of 100 ms to 5 s of the runs' clock; renewals come every leaseMs / 2 of
+  // real time, longer than a run takes, so that the runs' own `extend` ops decide.
+  fc.record({ limit: fc.integer({ min: 1, max: 6 }), leaseMs: fc.integer({ min: 100, max: 5000 }) }).map((o) => concurrency(o)),
 );
 
-export type Op = { op: 'limit' | 'peek' | 'reserve' | 'refund' | 'reset'; key: number; cost: number; dt: number };
+export type Op = { op: 'limit' | 'peek' | 'reserve' | 'refund' | 'reset' | 'release' | 'extend'; key: number; cost: number; dt: number };
 
 /** Time between two ops: whole milliseconds, fractions, and long idle gaps. */
 const dtArb = fc.oneof(fc.integer({ min: 0, max: 300 }), fc.double({ min: 0, max: 50, noNaN: true }), fc.integer({ min: 0, max: 20_000 }));
 
 export const opArb: fc.Arbitrary<Op> = fc.record({
-  op: fc.constantFrom('limit', 'limit', 'limit', 'limit', 'peek', 'reserve', 'refund', 'refund', 'reset') as fc.Arbitrary<Op['op']>,
+  op: fc.constantFrom('limit', 'limit', 'limit', 'limit', 'peek', 'reserve', 'refund', 'refund', 'reset', 'release', 'release', 'extend') as fc.Arbitrary<Op['op']>,
   key: fc.integer({ min: 0, max: 2 }),
   cost: fc.integer({ min: 1, max: 8 }),
   dt: dtArb,
 });
+
+/**
+ * Runs on concurrency gates: a gate of 1 to 3 slots (stacked with another
+ * policy from policyArb, or alone), and ops whose times step by fractions of
+ * its lease, so that permits are taken, renewed and released within their
+ * lease epochs, across one boundary and past their leases.
+ */
+export const concurrencyRunArb: fc.Arbitrary<{ policies: Policy[]; ops: Op[] }> = fc
+  .record({ limit: fc.integer({ min: 1, max: 3 }), leaseMs: fc.integer({ min: 100, max: 5000 }), other: fc.option(policyArb, { freq: 3 }) })
+  .chain(({ limit, leaseMs, other }) => {
+    const gate = concurrency({ limit, leaseMs });
+    const op = fc.record({
+      op: fc.constantFrom('limit', 'limit', 'limit', 'release', 'release', 'extend', 'extend', 'peek', 'refund', 'reset') as fc.Arbitrary<Op['op']>,
+      key: fc.integer({ min: 0, max: 1 }),
+      cost: fc.integer({ min: 1, max: 3 }),
+      dt: fc.oneof(fc.constant(0), fc.double({ min: 0, max: leaseMs / 4, noNaN: true }), fc.integer({ min: 0, max: Math.ceil(leaseMs * 1.5) })),
+    });
+    return fc.record({ policies: fc.constant(other === null ? [gate] : [other, gate]), ops: fc.array(op, { minLength: 1, maxLength: 80 }) });
+  });
 
 /**
  * Runs `ops` through a limiter on `store` (with an injected clock starting at
@@ -64,20 +89,59 @@ export async function runBoth(store: Store, policies: Policy[], ops: Op[], start
   }
 }
 
+/** A permit a run holds: what the model needs to release or renew it. */
+interface Holding {
+  permit: Permit;
+  key: string;
+  cost: number;
+  at: number;
+}
+
 async function agree(store: Store, policies: Policy[], ops: Op[], start: number, sync: boolean): Promise<void> {
   let now = start;
   const limiter = new Limiter({ policy: policies, store, clock: () => now });
   const model = new ReferenceLimiter(policies);
   const capacity = Math.min(...policies.map((p) => p.core.capacity));
-  for (const [i, o] of ops.entries()) {
-    now += o.dt;
+  const slots = policies.some((p) => p.kind === 'concurrency');
+  const held: Holding[] = [];
+  try {
+    for (const [i, o] of ops.entries()) {
+      now += o.dt;
+      await step(o, `op ${i} ${o.op}`);
+    }
+  } finally {
+    for (const h of held) await h.permit.release();
+  }
+
+  async function step(o: Op, what: string): Promise<void> {
     const key = `key-${o.key}`;
     const cost = Math.min(o.cost, capacity);
-    const where = `op ${i} ${o.op}(${key}, ${cost}) at ${now}`;
+    const where = `${what}(${key}, ${cost}) at ${now}`;
     if (o.op === 'limit' || o.op === 'peek') {
-      const { source: _source, ...got } =
-        o.op === 'peek' ? await limiter.peek(key, { cost }) : sync ? limiter.limitSync(key, { cost }) : await limiter.limit(key, { cost });
-      expect(got, where).toEqual(model.limit(key, cost, now, o.op === 'peek'));
+      const d = o.op === 'peek' ? await limiter.peek(key, { cost }) : sync ? limiter.limitSync(key, { cost }) : await limiter.limit(key, { cost });
+      const { allowed, limit, capacity: cap, gate, remaining, retryAfterMs, resetAfterMs } = d;
+      expect({ allowed, limit, capacity: cap, gate, remaining, retryAfterMs, resetAfterMs }, where).toEqual(model.limit(key, cost, now, o.op === 'peek'));
+      // An admission by a limiter with a concurrency gate holds its slots until released.
+      expect(typeof d.release === 'function', where).toBe(slots && allowed && o.op === 'limit');
+      if (d.release !== undefined) held.push({ permit: d as Permit, key, cost, at: now });
+    } else if (o.op === 'release' || o.op === 'extend') {
+      // The permit: one of those held, chosen by the op's key and cost.
+      const h = held[(o.key * 8 + o.cost) % Math.max(held.length, 1)];
+      if (h === undefined) return;
+      if (o.op === 'release') {
+        held.splice(held.indexOf(h), 1);
+        await h.permit.release();
+        await h.permit.release(); // idempotent: the second gives back nothing
+        model.release(h.key, h.cost, h.at, now);
+      } else {
+        const renewed = model.renew(h.key, h.cost, h.at, now);
+        expect(await h.permit.extend(), `${where}: renewed`).toBe(renewed);
+        expect(h.permit.held, where).toBe(renewed);
+        if (renewed) h.at = now;
+        else held.splice(held.indexOf(h), 1);
+      }
+    } else if (o.op === 'reserve' && slots) {
+      await expect(limiter.reserve(key, { cost }), where).rejects.toThrow(ArgumentError);
     } else if (o.op === 'reserve') {
       const maxWaitMs = o.key === 0 ? 100 : Infinity;
       const { at, source: _source, ...got } = await limiter.reserve(key, { cost, maxWaitMs });
@@ -95,7 +159,7 @@ async function agree(store: Store, policies: Policy[], ops: Op[], start: number,
 
 /** Every operation of the decide script (src/stores/redis/lua/wire.lua), by its op code. */
 /** The script's op codes (abi/abi.mjs), by name. */
-export const SCRIPT_OPS = { limit: OP_LIMIT, peek: OP_PEEK, reserve: OP_RESERVE, refund: OP_REFUND, reset: OP_RESET, charge: OP_CHARGE, lease: OP_LEASE } as const;
+export const SCRIPT_OPS = { limit: OP_LIMIT, peek: OP_PEEK, reserve: OP_RESERVE, refund: OP_REFUND, reset: OP_RESET, charge: OP_CHARGE, lease: OP_LEASE, release: OP_RELEASE, renew: OP_RENEW } as const;
 export type ScriptOpName = keyof typeof SCRIPT_OPS;
 
 /**
@@ -115,6 +179,9 @@ const argArb: Record<ScriptOpName, fc.Arbitrary<number>> = {
   // Moments within the charge memory and beyond it, fractions, and the future.
   charge: fc.oneof(fc.integer({ min: 0, max: 90_000 }), fc.double({ min: 0, max: 500, noNaN: true }), fc.integer({ min: -5000, max: -1 })),
   lease: fc.oneof(fc.constantFrom(0, Infinity), fc.integer({ min: 0, max: 2000 }), fc.double({ min: 0, max: 300, noNaN: true })),
+  // How long ago the permit was taken: within its lease epochs or beyond, and the future.
+  release: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 12_000 }), fc.double({ min: 0, max: 500, noNaN: true }), fc.integer({ min: -5000, max: -1 })),
+  renew: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 12_000 }), fc.double({ min: 0, max: 500, noNaN: true }), fc.integer({ min: -5000, max: -1 })),
 };
 
 /**
@@ -130,6 +197,8 @@ const SETUP: Record<ScriptOpName, ScriptOpName[]> = {
   reset: ['charge', 'reserve'],
   charge: ['limit', 'lease', 'charge'],
   lease: ['charge', 'reserve', 'limit'],
+  release: ['limit', 'charge', 'renew'],
+  renew: ['limit', 'release', 'charge'],
 };
 
 /**
@@ -197,7 +266,7 @@ export async function runScript(
       const o = ops[i]!;
       // The limiter refuses costs above the capacity for what asks; a charge or lease may be larger.
       const cost = o.op === 'limit' || o.op === 'peek' || o.op === 'reserve' ? Math.min(o.cost, ...capacity) : o.cost;
-      return { ...o, cost, arg: o.op === 'charge' ? now - o.arg : o.arg };
+      return { ...o, cost, arg: o.op === 'charge' || o.op === 'release' || o.op === 'renew' ? now - o.arg : o.arg };
     };
     let lengths = '';
     let specs = '';
@@ -234,6 +303,10 @@ export async function runScript(
         } else if (h.op === 'lease') {
           answer = allowed ? { granted: remaining, limit, lastMs: retry, validMs: reset } : { granted: remaining as 0, limit, retryAfterMs: retry, resetAfterMs: reset };
           expect(answer, where).toEqual(model.lease(key, h.cost, h.arg, now));
+        } else if (h.op === 'release' || h.op === 'renew') {
+          // ALLOWED when every concurrency gate holds the permit (a release: always).
+          const holds = h.op === 'release' ? (model.release(key, h.cost, h.arg, now), true) : model.renew(key, h.cost, h.arg, now);
+          expect([allowed, gate, remaining, retry, reset], where).toEqual([holds, 0, 0, 0, 0]);
         } else {
           expect([flags, remaining, retry, reset], where).toEqual([0, 0, 0, 0]);
           if (h.op === 'refund') model.refund(key, h.cost, now);

@@ -4,6 +4,7 @@ import type { EmbeddedStore } from '../embedded/embedded-store.js';
 import type { EmbeddedBinding } from '../embedded/embedded-binding.js';
 import type { Policy } from '../../policies/index.js';
 import { configuredLimit } from '../../policies/configured-limit.js';
+import { isConcurrency } from '../../policies/concurrency.js';
 import type { Held, Renewal, StoreBinding } from '../../limiter/store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import type { FallbackSetting } from './fallback.js';
@@ -93,6 +94,8 @@ export class RedisBinding implements StoreBinding {
   readonly #inFlight = new Map<string, Promise<void>>();
   /** Redis time minus local time, estimated at each answer (0 with client time). */
   #offset = 0;
+  /** Whether a gate is a concurrency gate (no negative cache then). */
+  readonly #slots: boolean;
 
   constructor(options: RedisBindingOptions) {
     this.#o = options;
@@ -100,6 +103,7 @@ export class RedisBinding implements StoreBinding {
     const connection = options.connection;
     this.#send = (anchor, argv) => connection.evalScript(DECIDE_SCRIPT, anchor, argv).then(packedReply);
     this.#gateArgs = gateArgs(options.gates);
+    this.#slots = options.gates.some(isConcurrency);
     this.#limit = options.gates.map(configuredLimit);
     this.#capacity = options.gates.map((g) => g.core.capacity);
     const clock = options.clock;
@@ -250,7 +254,9 @@ export class RedisBinding implements StoreBinding {
       if (pending !== undefined) return pending.then(() => this.limit(key, cost, dryRun));
       return this.#outage.yielding(this.#outage.decide(key, op, cost, 0) as Decision);
     }
-    if (this.#o.negativeCache) {
+    // Not with a concurrency gate: another process's release frees a slot
+    // at any moment, unseen by the mirror.
+    if (this.#o.negativeCache && !this.#slots) {
       const local = this.#mirror.limit(key, cost, true);
       if (!local.allowed && local.retryAfterMs > NEGATIVE_CACHE_MARGIN_MS) {
         this.#o.counts.local++;
