@@ -1,0 +1,11 @@
+import { Limiter, concurrency, gcra } from '../build/lib/src/index.js';
+let now = 9_000_000;
+const limiter = new Limiter({ policy: [gcra({ limit: 3, period: '1s', burst: 3 }), concurrency({ limit: 1, leaseMs: 1000 })], clock: () => now });
+const show = (n, d) => console.log(n, d.allowed, d.gate, d.remaining, d.retryAfterMs);
+const a = limiter.limitSync('k'); show('a', a);
+const den = limiter.limitSync('k'); show('den', den);
+show('peek', await limiter.peek('k'));
+await a.release();
+const b = limiter.limitSync('k'); show('b', b);
+await b.release();
+const c = limiter.limitSync('k'); show('c', c);
