@@ -266,6 +266,21 @@ describe('permits through a RedisStore', () => {
     await two.close();
   });
 
+  it('a release right after a renewal names the renewed slot (both in one batch), so every slot comes back', async () => {
+    const store = new RedisStore({ client, prefix: 'cr:' });
+    const limiter = new Limiter({ policy: concurrency({ limit: 2, leaseMs: MIN_LEASE_MS }), store });
+    for (let i = 0; i < 20; i++) {
+      const p = await limiter.acquire('k');
+      // Into the next lease epoch, some of the time: a renewal then moves the slot.
+      await sleep(Math.random() * MIN_LEASE_MS * 0.6);
+      const renewed = p.extend();
+      await p.release();
+      await renewed;
+      expect((await limiter.peek('k', { cost: 2 })).allowed, `round ${i}`).toBe(true);
+    }
+    await store.close();
+  }, 30_000);
+
   it('while Redis is down, the fallback holds its share of the slots; a permit it admitted moves to Redis once it is back', async () => {
     // Its own server: this test kills it.
     const own = await startRedis();

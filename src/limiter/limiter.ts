@@ -294,7 +294,9 @@ export class Limiter {
    */
   async #acquireSlot(key: string, cost: number, maxWaitMs: number, signal: AbortSignal | undefined): Promise<Permit> {
     const started = performance.now();
+    const holdings = this.#holdings!;
     for (;;) {
+      const releases = holdings.releases;
       const held = await this.#binding.hold!(key, cost);
       const d = held.decision;
       if (d.allowed) {
@@ -310,7 +312,7 @@ export class Limiter {
       const slot = isConcurrency(this.policies[d.gate]);
       // A slot may come back at any moment (a release), a rate's unit only after its wait.
       if (left <= 0 || (!slot && d.retryAfterMs > left)) throw new AcquireTimeoutError(key, d.retryAfterMs, maxWaitMs);
-      await this.#holdings!.wait(key, Math.min(d.retryAfterMs, left), signal);
+      await holdings.wait(key, Math.min(d.retryAfterMs, left), signal, releases);
     }
   }
 

@@ -89,26 +89,43 @@ export class Holdings {
     return p;
   }
 
+  /** Releases so far: a waiter that saw a denial before one of them asks again at once. */
+  #releases = 0;
+
+  /** What {@link Holdings.wait} is given: the releases counted before the denial it waits after. */
+  get releases(): number {
+    return this.#releases;
+  }
+
   /** Gives the permit's slot back, then wakes the key's waiters. */
-  async release(p: PermitImpl): Promise<void> {
+  release(p: PermitImpl): Promise<void> {
     this.#drop(p);
-    try {
-      await this.#binding.release!(p.key, p.cost, p.at, p.heldSource);
-    } catch {
-      // Never rejects: the slot stops counting with its lease (a closed store, a refused key).
-    }
-    this.#wake(p.key);
+    // After a renewal in flight: it may move the slot to another epoch, whose time the release must name.
+    return p.serial(async () => {
+      try {
+        // A lease lost meanwhile (the renewal in flight found it gone) counts nothing to give back.
+        if (!p.lost) await this.#binding.release!(p.key, p.cost, p.at, p.heldSource);
+      } catch {
+        // Never rejects: the slot stops counting with its lease (a closed store, a refused key).
+      }
+      this.#releases++;
+      this.#wake(p.key);
+    });
   }
 
   /** Renews one permit; false (and its signal aborted) when the lease was lost. */
-  async renew(p: PermitImpl): Promise<boolean> {
+  renew(p: PermitImpl): Promise<boolean> {
+    // One call at a time per permit: two renewals naming the same old time would both move a slot.
+    return p.serial(() => (p.held ? this.#renewNow(p) : Promise.resolve(false)));
+  }
+
+  async #renewNow(p: PermitImpl): Promise<boolean> {
     let renewal: Renewal | undefined;
     try {
       renewal = await this.#binding.renew!(p.key, p.cost, p.at, p.heldSource);
     } catch {
       return p.held; // not renewed this time (the store refused the call): the next sweep tries again
     }
-    if (!p.held) return false; // released meanwhile
     if (renewal !== undefined) {
       p.at = renewal.at;
       p.heldSource = renewal.source;
@@ -124,8 +141,10 @@ export class Holdings {
    * process, or `ms` has passed (at most {@link POLL_MS} when slots are also
    * freed in other processes), or `signal` aborts.
    */
-  wait(key: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  wait(key: string, ms: number, signal: AbortSignal | undefined, releasesBefore: number): Promise<void> {
     const wait = this.#local ? ms : Math.min(ms, POLL_MS * (0.5 + Math.random()));
+    // A release between the denial and now (the await in between) woke no one: ask again.
+    if (this.#releases !== releasesBefore) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       let wakers = this.#waiters.get(key);
       if (wakers === undefined) this.#waiters.set(key, (wakers = new Set()));
@@ -203,6 +222,8 @@ export class PermitImpl implements Permit {
   readonly #abort = new AbortController();
   #released: Promise<void> | undefined;
   #lost = false;
+  /** The permit's store calls, one after another. */
+  #queue: Promise<unknown> = Promise.resolve();
 
   constructor(holdings: Holdings | undefined, key: string, cost: number, held: Held) {
     const d = held.decision;
@@ -228,6 +249,11 @@ export class PermitImpl implements Permit {
     return this.#holdings !== undefined && this.#released === undefined && !this.#lost;
   }
 
+  /** @internal Whether a renewal found the lease lost. */
+  get lost(): boolean {
+    return this.#lost;
+  }
+
   get signal(): AbortSignal {
     return this.#abort.signal;
   }
@@ -246,6 +272,13 @@ export class PermitImpl implements Permit {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.release();
+  }
+
+  /** @internal Runs `f` after the permit's store calls before it (a release after a renewal in flight). */
+  serial<T>(f: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(f);
+    this.#queue = next.catch(() => undefined);
+    return next;
   }
 
   /** @internal The lease was lost: no longer held, and the signal says so. */
