@@ -81,6 +81,7 @@ export class Holdings {
   /** A permit for what `hold` admitted, held and renewed from now on. */
   permit(key: string, cost: number, held: Held): PermitImpl {
     const p = new PermitImpl(this, key, cost, held);
+    p.ref = new WeakRef(p);
     this.#held.add(p.ref);
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => this.#renewAll(), this.#renewEveryMs);
@@ -137,12 +138,14 @@ export class Holdings {
   }
 
   /**
-   * Waits for a slot of `key`: until a permit of it is released in this
-   * process, or `ms` has passed (at most {@link POLL_MS} when slots are also
-   * freed in other processes), or `signal` aborts.
+   * Waits for a slot of `key` (`slot`: denied by a concurrency gate, else by
+   * a rate gate): until a permit of it is released in this process, or `ms`
+   * has passed (for a slot freed in another process, at most about
+   * {@link POLL_MS}), or `signal` aborts.
    */
-  wait(key: string, ms: number, signal: AbortSignal | undefined, releasesBefore: number): Promise<void> {
-    const wait = this.#local ? ms : Math.min(ms, POLL_MS * (0.5 + Math.random()));
+  wait(key: string, ms: number, signal: AbortSignal | undefined, releasesBefore: number, slot: boolean): Promise<void> {
+    // A rate gate's unit comes back after its wait, wherever it is decided; a slot at any moment.
+    const wait = this.#local || !slot ? ms : Math.min(ms, POLL_MS * (0.5 + Math.random()));
     // A release between the denial and now (the await in between) woke no one: ask again.
     if (this.#releases !== releasesBefore) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
@@ -176,7 +179,7 @@ export class Holdings {
   }
 
   #drop(p: PermitImpl): void {
-    this.#held.delete(p.ref);
+    this.#held.delete(p.ref!);
     this.#stopWhenIdle();
   }
 
@@ -216,10 +219,11 @@ export class PermitImpl implements Permit {
   at: number;
   /** @internal Where its holders are counted (first: where it was decided), for the store to release it there. */
   heldSource: DecisionSource;
-  /** @internal The weak reference the renewal sweep holds. */
-  readonly ref: WeakRef<PermitImpl>;
+  /** @internal The weak reference the renewal sweep holds (a permit of Holdings). */
+  ref: WeakRef<PermitImpl> | undefined;
   readonly #holdings: Holdings | undefined;
-  readonly #abort = new AbortController();
+  /** Made when `signal` is first read: most permits are released without. */
+  #abort: AbortController | undefined;
   #released: Promise<void> | undefined;
   #lost = false;
   /** The permit's store calls, one after another. */
@@ -240,7 +244,6 @@ export class PermitImpl implements Permit {
     this.cost = cost;
     this.at = held.at;
     this.#holdings = holdings;
-    this.ref = new WeakRef(this);
     // Callable detached, as a Decision's `release` is (`const { release } = d`).
     this.release = this.release.bind(this);
   }
@@ -255,7 +258,7 @@ export class PermitImpl implements Permit {
   }
 
   get signal(): AbortSignal {
-    return this.#abort.signal;
+    return (this.#abort ??= new AbortController()).signal;
   }
 
   release(): Promise<void> {
@@ -285,6 +288,6 @@ export class PermitImpl implements Permit {
   lose(): void {
     if (this.#lost) return;
     this.#lost = true;
-    this.#abort.abort(new LeaseLostError(this.key));
+    (this.#abort ??= new AbortController()).abort(new LeaseLostError(this.key));
   }
 }
