@@ -2,7 +2,7 @@
 // Permits of a limiter with a concurrency gate: the admitted decision as an
 // object that gives its slot back, renews its lease while held, and wakes
 // this process's waiters for the key when released.
-import { LeaseLostError } from '../errors.js';
+import { LeaseLostError, StoreClosedError } from '../errors.js';
 import type { Decision, DecisionSource } from './decision.js';
 import type { Held, Renewal, StoreBinding } from './store.js';
 
@@ -124,8 +124,10 @@ export class Holdings {
     let renewal: Renewal | undefined;
     try {
       renewal = await this.#binding.renew!(p.key, p.cost, p.at, p.heldSource);
-    } catch {
-      return p.held; // not renewed this time (the store refused the call): the next sweep tries again
+    } catch (error) {
+      // A closed store renews nothing again: the sweep lets the permit be.
+      if (error instanceof StoreClosedError) this.#drop(p);
+      return p.held; // not renewed this time: the next sweep tries again
     }
     if (renewal !== undefined) {
       p.at = renewal.at;

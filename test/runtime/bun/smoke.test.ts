@@ -1,6 +1,6 @@
 // Smoke test of the built package under Bun: bun test test/runtime/bun
 import { describe, expect, test } from 'bun:test';
-import { ConfigError, Limiter, gcra } from 'cellgate';
+import { ConfigError, Limiter, concurrency, gcra } from 'cellgate';
 
 describe('cellgate on Bun', () => {
   test('loads the package', () => {
@@ -34,6 +34,18 @@ describe('cellgate on Bun', () => {
     const waited = performance.now() - start;
     expect(d.allowed).toBe(true);
     expect(waited).toBeGreaterThanOrEqual(90);
+  });
+
+  test('a concurrency gate holds slots until released, await using included', async () => {
+    const limiter = new Limiter({ policy: concurrency({ limit: 1 }) });
+    {
+      await using permit = await limiter.acquire('k');
+      expect(permit.held).toBe(true);
+      expect(limiter.limitSync('k').allowed).toBe(false);
+    }
+    const next = limiter.limitSync('k');
+    expect(next.allowed).toBe(true);
+    await next.release?.();
   });
 
   test('ConfigError names the parameter', () => {

@@ -1,6 +1,6 @@
 // Smoke test of the built package under Deno, with no permissions at all:
 // deno test --no-prompt test/runtime/deno
-import { ConfigError, Limiter, gcra } from 'cellgate';
+import { ConfigError, Limiter, concurrency, gcra } from 'cellgate';
 
 function assert(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(message);
@@ -24,6 +24,18 @@ Deno.test('limitSync paces gcra with an injected clock', () => {
   assertEquals(denied.retryAfterMs, 200, 'retryAfterMs');
   t = 200;
   assertEquals(limiter.limitSync('k').allowed, true, 'allowed at t=200');
+});
+
+Deno.test('a concurrency gate holds slots until released (and its renewal timer stops)', async () => {
+  const limiter = new Limiter({ policy: concurrency({ limit: 1 }) });
+  const permit = await limiter.acquire('k');
+  assertEquals(permit.held, true, 'held');
+  assertEquals(limiter.limitSync('k').allowed, false, 'second allowed');
+  await permit[Symbol.asyncDispose]();
+  assertEquals(permit.held, false, 'held after dispose');
+  const next = limiter.limitSync('k');
+  assertEquals(next.allowed, true, 'allowed after release');
+  await next.release?.();
 });
 
 Deno.test('limit resolves a local Decision', async () => {
