@@ -195,6 +195,12 @@ describe('cellgate under workerd', () => {
     expect(c[0]!.allowed).toBe(true);
   });
 
+  it('a concurrency permit holds its slot until released', async () => {
+    const r = await getJson<{ held: Fields; whileHeld: Fields; after: Fields }>('/permit?key=slot');
+    expect([r.held.allowed, r.whileHeld.allowed, r.after.allowed]).toEqual([true, false, true]);
+    expect(r.whileHeld.remaining).toBe(0);
+  });
+
   it('limitManySync decides a batch in order', async () => {
     const ds = await getJson<Fields[]>('/many?keys=m1,m2,m1,m1,m1,m2');
     expect(ds.map((d) => d.allowed)).toEqual([true, true, true, true, false, true]);

@@ -47,6 +47,10 @@ export interface Permit extends Decision, AsyncDisposable {
   extend(): Promise<boolean>;
 }
 
+/** A weak reference, or a strong one where the runtime has none (Cloudflare Workers: a dropped permit is then renewed until its isolate ends). */
+const weakly: <T extends object>(target: T) => { deref(): T | undefined } =
+  typeof WeakRef === 'function' ? (target) => new WeakRef(target) : (target) => ({ deref: () => target });
+
 /** How long a waiter for a slot held in another process waits before asking again (ms), at most. */
 export const POLL_MS = 10;
 
@@ -67,7 +71,7 @@ export class Holdings {
   /** Whether a slot is freed only in this process (an embedded store): waiters need no polling. */
   readonly #local: boolean;
   /** Held permits, weakly: one dropped without release stops being renewed, and its lease runs out. */
-  readonly #held = new Set<WeakRef<PermitImpl>>();
+  readonly #held = new Set<{ deref(): PermitImpl | undefined }>();
   #timer: ReturnType<typeof setInterval> | undefined;
   /** Per key, the wakers of this process's acquires waiting for a slot. */
   readonly #waiters = new Map<string, Set<() => void>>();
@@ -81,7 +85,7 @@ export class Holdings {
   /** A permit for what `hold` admitted, held and renewed from now on. */
   permit(key: string, cost: number, held: Held): PermitImpl {
     const p = new PermitImpl(this, key, cost, held);
-    p.ref = new WeakRef(p);
+    p.ref = weakly(p);
     this.#held.add(p.ref);
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => this.#renewAll(), this.#renewEveryMs);
@@ -222,7 +226,7 @@ export class PermitImpl implements Permit {
   /** @internal Where its holders are counted (first: where it was decided), for the store to release it there. */
   heldSource: DecisionSource;
   /** @internal The weak reference the renewal sweep holds (a permit of Holdings). */
-  ref: WeakRef<PermitImpl> | undefined;
+  ref: { deref(): PermitImpl | undefined } | undefined;
   readonly #holdings: Holdings | undefined;
   /** Made when `signal` is first read: most permits are released without. */
   #abort: AbortController | undefined;

@@ -3,7 +3,7 @@
 // `workerd` condition (so `#core-module` is the .wasm import, not the base64
 // bytes) and serves it with real workerd. Each route answers JSON or the
 // adapter's response; the assertions are in the test.
-import { Limiter, gcra, type Decision } from 'cellgate';
+import { Limiter, concurrency, gcra, type Decision } from 'cellgate';
 import { rateLimit } from 'cellgate/http';
 
 const policy = () => gcra({ limit: 1, period: '1h', burst: 3 }); // 3 back to back, then nothing for the test's duration
@@ -42,6 +42,16 @@ export default {
       case '/sync': {
         const n = Number(url.searchParams.get('n') ?? '1');
         return json(Array.from({ length: n }, () => fields(limiter!.limitSync(key))));
+      }
+      case '/permit': {
+        // A concurrency slot held across an await (its renewal timer set in the handler) and released.
+        const slots = new Limiter({ policy: concurrency({ limit: 1 }) });
+        const permit = await slots.acquire(key);
+        const whileHeld = fields(slots.limitSync(key));
+        await permit.release();
+        const after = slots.limitSync(key);
+        await after.release?.();
+        return json({ held: fields(permit), whileHeld, after: fields(after) });
       }
       case '/many':
         return json(limiter.limitManySync((url.searchParams.get('keys') ?? '').split(',')).map(fields));
