@@ -10,8 +10,8 @@
 // - loop: per key, `loops` concurrent loops of acquire -> hold a random
 //   holdMinMs..holdMaxMs -> release, for durationMs. Each holding records
 //   [key index, enter, leave, source] on one clock shared by every process of
-//   the machine (performance.timeOrigin + performance.now(), epoch ms with
-//   sub-millisecond resolution). `enter` is read after acquire() resolved and
+//   the machine (process.hrtime: CLOCK_MONOTONIC, ns; not each process's
+//   performance.timeOrigin, taken once from the wall clock at its start). `enter` is read after acquire() resolved and
 //   `leave` before release() is called: the recorded interval lies inside the
 //   interval the permit was held, so an overlap of recorded intervals is an
 //   overlap of holders.
@@ -41,7 +41,8 @@ await store.ready();
 const want = config.pods ?? 0;
 while ((store.stats().fleetSize ?? 0) < want) await new Promise((r) => setTimeout(r, 50));
 const limiter = new Limiter({ policy: concurrency({ limit, leaseMs }), store });
-const now = () => performance.timeOrigin + performance.now();
+// The machine's monotonic clock (CLOCK_MONOTONIC, the same in every process), in ms.
+const now = () => Number(process.hrtime.bigint()) / 1e6;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 process.stdout.write('ready\n');

@@ -15,6 +15,8 @@ import { RedisStore } from '../build/lib/src/stores/redis/index.js';
 import { runPods } from '../support/pods.js';
 
 const worker = fileURLToPath(new URL('../support/concurrency-worker.mjs', import.meta.url));
+/** The clock the workers record holdings on: the machine's monotonic clock (CLOCK_MONOTONIC, the same in every process), ms. */
+const monotonic = () => Number(process.hrtime.bigint()) / 1e6;
 
 /** [key index, enter, leave, source]: a holding, recorded inside the interval its permit was held. */
 type Interval = [number, number, number, string];
@@ -261,10 +263,10 @@ describe('a concurrency gate across a Redis outage', () => {
     const leaseMs = 500;
     const config: WorkerConfig = { ports: [server.port], prefix, keys: ['k'], limit, leaseMs, mode: 'loop', pods: 4, loops: 4, durationMs: 7000, holdMinMs: 2, holdMaxMs: 15 };
     const pods = await runPods(worker, Array.from({ length: 4 }, () => [JSON.stringify(config)]), 40_000);
-    const goneAt = Date.now() + 1500;
     await new Promise((r) => setTimeout(r, 1500));
+    const goneAt = monotonic();
     await outage(server);
-    const backAt = Date.now();
+    const backAt = monotonic();
     const results = (await Promise.all(pods.map((p) => p.result))) as (LoopResult | undefined)[];
     expect(results.every((r) => r !== undefined)).toBe(true);
     const rs = results as LoopResult[];
@@ -279,7 +281,7 @@ describe('a concurrency gate across a Redis outage', () => {
     for (const [, enter, leave, source] of intervals) if (enter <= all.at && leave >= all.at) atWorst[source] = (atWorst[source] ?? 0) + 1;
     console.log(
       `${prefix} outage of ${backAt - goneAt} ms, limit ${limit} over 4 pods: ${intervals.length} holdings; max overlap before ${before}, during ${during}, after ${after}; ` +
-        `worst ${all.max} at ${(all.at - backAt).toFixed(0)} ms after recovery (${JSON.stringify(atWorst)}); sources ${JSON.stringify(rs.map((r) => r.sources))}; fleet ${rs.map((r) => r.fleetSize).join(',')}; lost ${rs.map((r) => r.lost).join(',')}`,
+        `worst ${all.max} at ${(all.at - goneAt).toFixed(0)} ms after Redis went, ${(all.at - backAt).toFixed(0)} ms after it was back (${JSON.stringify(atWorst)}); sources ${JSON.stringify(rs.map((r) => r.sources))}; fleet ${rs.map((r) => r.fleetSize).join(',')}; lost ${rs.map((r) => r.lost).join(',')}`,
     );
     expect(rs.every((r) => (r.sources.fallback ?? 0) > 0)).toBe(true); // the fallback did decide
     expect(after).toBeGreaterThan(0); // and Redis after it
@@ -294,6 +296,14 @@ describe('a concurrency gate across a Redis outage', () => {
       } finally {
         s.kill('SIGCONT');
       }
+    });
+  }, 60_000);
+
+  it('SIGKILL and a restart (every count in Redis lost): never more holders than the limit, before, during and after', async () => {
+    await acrossOutage('cf5:', async (s) => {
+      s.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 2500));
+      await s.restart();
     });
   }, 60_000);
 });
