@@ -160,7 +160,7 @@ export class Holdings {
       const done = () => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        wakers.delete(done);
+        wakers.delete(wake);
         if (wakers.size === 0 && this.#waiters.get(key) === wakers) this.#waiters.delete(key);
       };
       const onAbort = () => {
@@ -171,10 +171,11 @@ export class Holdings {
         done();
         resolve();
       }, wait);
-      wakers.add(() => {
+      const wake = () => {
         done();
         resolve();
-      });
+      };
+      wakers.add(wake);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
