@@ -289,7 +289,7 @@ export class StoreClosedError extends CellgateError {
 
 /**
  * Why a {@link Permit}'s `signal` aborted: a renewal found that its lease had
- * run out (the process stalled longer than the lease, or Redis lost its
+ * run out (the process stalled for more than half the lease, or Redis lost its
  * state) and the slot was taken meanwhile, so the permit no longer counts.
  * Work still running under it is over the concurrency limit: stop it.
  *
