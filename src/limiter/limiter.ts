@@ -312,7 +312,7 @@ export class Limiter {
       const slot = isConcurrency(this.policies[d.gate]);
       // A slot may come back at any moment (a release), a rate's unit only after its wait.
       if (left <= 0 || (!slot && d.retryAfterMs > left)) throw new AcquireTimeoutError(key, d.retryAfterMs, maxWaitMs);
-      await holdings.wait(key, Math.min(d.retryAfterMs, left), signal, releases, slot);
+      await holdings.wait(key, Math.min(d.retryAfterMs, left), signal, releases, slot, cost);
     }
   }
 

@@ -51,6 +51,13 @@ export interface Permit extends Decision, AsyncDisposable {
 const weakly: <T extends object>(target: T) => { deref(): T | undefined } =
   typeof WeakRef === 'function' ? (target) => new WeakRef(target) : (target) => ({ deref: () => target });
 
+/** An acquire of this process waiting for a slot of a key. */
+interface Waiter {
+  readonly cost: number;
+  /** Ask the store again now. */
+  wake(): void;
+}
+
 /** How long a waiter for a slot held in another process waits before asking again (ms), at most. */
 export const POLL_MS = 10;
 
@@ -73,8 +80,8 @@ export class Holdings {
   /** Held permits, weakly: one dropped without release stops being renewed, and its lease runs out. */
   readonly #held = new Set<{ deref(): PermitImpl | undefined }>();
   #timer: ReturnType<typeof setInterval> | undefined;
-  /** Per key, the wakers of this process's acquires waiting for a slot. */
-  readonly #waiters = new Map<string, Set<() => void>>();
+  /** Per key, this process's acquires waiting for a slot, in the order they began to wait. */
+  readonly #waiters = new Map<string, Set<Waiter>>();
 
   constructor(binding: StoreBinding, leaseMs: number, local: boolean) {
     this.#binding = binding;
@@ -102,19 +109,25 @@ export class Holdings {
     return this.#releases;
   }
 
-  /** Gives the permit's slot back, then wakes the key's waiters. */
+  /**
+   * Gives the permit's slot back and wakes as many of the key's waiters as
+   * it frees slots: at once, with the release on its way (a store decides
+   * in order, so their asks come after it), not after its answer.
+   */
   release(p: PermitImpl): Promise<void> {
     this.#drop(p);
     // After a renewal in flight: it may move the slot to another epoch, whose time the release must name.
     return p.serial(async () => {
+      let sent: void | Promise<void> = undefined;
       try {
         // A lease lost meanwhile (the renewal in flight found it gone) counts nothing to give back.
-        if (!p.lost) await this.#binding.release!(p.key, p.cost, p.at, p.heldSource);
+        if (!p.lost) sent = this.#binding.release!(p.key, p.cost, p.at, p.heldSource);
       } catch {
         // Never rejects: the slot stops counting with its lease (a closed store, a refused key).
       }
       this.#releases++;
-      this.#wake(p.key);
+      this.#wake(p.key, p.cost);
+      await Promise.resolve(sent).catch(() => undefined);
     });
   }
 
@@ -149,7 +162,7 @@ export class Holdings {
    * has passed (for a slot freed in another process, at most about
    * {@link POLL_MS}), or `signal` aborts.
    */
-  wait(key: string, ms: number, signal: AbortSignal | undefined, releasesBefore: number, slot: boolean): Promise<void> {
+  wait(key: string, ms: number, signal: AbortSignal | undefined, releasesBefore: number, slot: boolean, cost: number): Promise<void> {
     // A rate gate's unit comes back after its wait, wherever it is decided; a slot at any moment.
     const wait = this.#local || !slot ? ms : Math.min(ms, POLL_MS * (0.5 + Math.random()));
     // A release between the denial and now (the await in between) woke no one: ask again.
@@ -160,7 +173,7 @@ export class Holdings {
       const done = () => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        wakers.delete(wake);
+        wakers.delete(waiter);
         if (wakers.size === 0 && this.#waiters.get(key) === wakers) this.#waiters.delete(key);
       };
       const onAbort = () => {
@@ -171,18 +184,33 @@ export class Holdings {
         done();
         resolve();
       }, wait);
-      const wake = () => {
-        done();
-        resolve();
+      const waiter: Waiter = {
+        cost,
+        wake: () => {
+          done();
+          resolve();
+        },
       };
-      wakers.add(wake);
+      wakers.add(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
-  #wake(key: string): void {
+  /**
+   * Wakes the key's first waiters, as many as `freed` slots serve: one
+   * release, one retry (not every waiter of the key, each asking again for a
+   * slot only one of them can take). A woken waiter that finds the slot taken
+   * (by an acquire that did not wait) waits again; the taker's release wakes
+   * the next.
+   */
+  #wake(key: string, freed: number): void {
     const wakers = this.#waiters.get(key);
-    if (wakers !== undefined) for (const wake of [...wakers]) wake();
+    if (wakers === undefined) return;
+    for (const w of wakers) {
+      if (freed <= 0) break;
+      freed -= w.cost;
+      w.wake();
+    }
   }
 
   #drop(p: PermitImpl): void {
