@@ -102,14 +102,15 @@ export default {
       doc: "The result area, at resultPtr(): the numbers of a decide or reserve, whose decision is the call's return value.",
       example: 'const out = new Float64Array(memory.buffer, core.resultPtr(), RESULT_BYTES / 8);\nconst remaining = out[RESULT_REMAINING_INDEX];',
       diagram: `
-0                  8                  16                 24            32
-┌──────────────────┬──────────────────┬──────────────────┬─────────────┐
-│ remaining: f64   │ retryAfterMs: f64│ resetAfterMs: f64│ (spare)     │
-└──────────────────┴──────────────────┴──────────────────┴─────────────┘`,
+0                  8                  16                 24                 32
+┌──────────────────┬──────────────────┬──────────────────┬──────────────────┐
+│ remaining: f64   │ retryAfterMs: f64│ resetAfterMs: f64│ heldAt: f64      │
+└──────────────────┴──────────────────┴──────────────────┴──────────────────┘`,
       fields: [
         { name: 'RESULT_REMAINING', offset: 0, type: 'f64', doc: 'What the binding gate has left.' },
         { name: 'RESULT_RETRY_AFTER_MS', offset: 8, type: 'f64', doc: 'decide: how long until a retry can pass (0 when allowed). reserve: the wait booked, or the one that would have been needed.' },
         { name: 'RESULT_RESET_AFTER_MS', offset: 16, type: 'f64', doc: 'How long until every gate is back to "never seen".' },
+        { name: 'RESULT_HELD_AT', offset: 24, type: 'f64', doc: "decide and renew, with a concurrency gate: the time a permit's holders count from, in the lease epoch they were counted in (`now`, or the start of a later epoch the key's state holds when the clock went back): what release and renew are given back." },
       ],
     },
     {

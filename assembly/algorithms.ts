@@ -327,8 +327,18 @@ let hPrev: f64 = 0;
   hIdx = idx;
 }
 
+/**
+ * The time a permit's holders count from, when they were counted at t in
+ * epoch hIdx: t itself, or the start of hIdx when the state's epoch is later
+ * than t's (a clock that went back). Its epoch is the one they count in, so
+ * that a release or renewal given it finds them.
+ */
+export let oHeldAt: f64 = 0;
+
 /** The state and numbers of hIdx, hCur, hPrev into the o* outcome (all but oAllowed and oRetry). */
 @inline function writeHolders(p0: f64, p1: f64, t: f64): void {
+  let start = hIdx * p0;
+  oHeldAt = start > t ? start : t;
   oA = hIdx;
   oB = hCur;
   oC = hPrev;

@@ -22,7 +22,7 @@
 // adds GREW (linear memory grew: the host's views are stale) and FULL (a new
 // key met the table full at its cap).
 
-import { evaluate, sLive, sA, sB, sC, oAllowed, oA, oB, oC, oExp, oRemaining, oRetry, oReset } from "./algorithms";
+import { evaluate, sLive, sA, sB, sC, oAllowed, oA, oB, oC, oExp, oRemaining, oRetry, oReset, oHeldAt } from "./algorithms";
 import {
   tableInit, takeFlags, evictionCount, refusalCount, growthCount, slotCount, byteCount, bucketIndex, liveCount, clearTable, checkTable,
 } from "./table";
@@ -33,7 +33,7 @@ import { bookEarliest, searchedWait, BOOKED, NO_ROOM } from "./reserve";
 import { keyHashInit, keyAreaPtr, batchKeysPtr as batchKeyArea, setSeed, sipHash13, sipHashBatchKey } from "./key-hash";
 import {
   MAX_GATES as ABI_MAX_GATES, GREW as ABI_GREW, FULL as ABI_FULL, ALLOWED, GATE_SHIFT, KEY_SAME,
-  RESULT_BYTES, RESULT_REMAINING, RESULT_RETRY_AFTER_MS, RESULT_RESET_AFTER_MS,
+  RESULT_BYTES, RESULT_REMAINING, RESULT_RETRY_AFTER_MS, RESULT_RESET_AFTER_MS, RESULT_HELD_AT,
   BATCH_BYTES, BATCH_KEY_LO, BATCH_KEY_HI, BATCH_COST, BATCH_REMAINING, BATCH_FLAGS, BATCH_RETRY_AFTER_MS, BATCH_RESET_AFTER_MS,
   STEP_BYTES, STEP_A, STEP_B, STEP_C, STEP_EXP, STEP_REMAINING, STEP_RETRY_AFTER_MS, STEP_RESET_AFTER_MS, STEP_ALLOWED,
 } from "../build/abi-as";
@@ -201,6 +201,8 @@ export function decide(key: u32, gate0: u32, gates: u32, cost: f64, now: f64, dr
   hashKeyArea(key);
   let ok = decideAt(kLo, kHi, gate0, gates, cost, now, now, !dryRun);
   writeResult(dRemaining, dRetry, dReset);
+  // A limiter has at most one concurrency gate: its evaluation set oHeldAt (unread otherwise).
+  store<f64>(result, oHeldAt, RESULT_HELD_AT);
   return (ok ? ALLOWED : 0) | (dGate << GATE_SHIFT) | grewBit();
 }
 
@@ -260,6 +262,7 @@ export function release(key: u32, gate0: u32, gates: u32, cost: f64, at: f64, no
 export function renew(key: u32, gate0: u32, gates: u32, cost: f64, at: f64, now: f64): u32 {
   hashKeyArea(key);
   let ok = holdGates(kLo, kHi, gate0, gates, cost, at, now, true);
+  store<f64>(result, oHeldAt, RESULT_HELD_AT);
   return (ok ? ALLOWED : 0) | grewBit();
 }
 

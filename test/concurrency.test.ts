@@ -196,6 +196,35 @@ describe('permits on an embedded store', () => {
     for (const d of again) await d.release!();
   });
 
+  it('a clock that goes back: releases and renewals still find the holders where they were counted', async () => {
+    let now = 1_760_000_000_000;
+    const limiter = new Limiter({ policy: concurrency({ limit: 3, leaseMs: 1000 }), clock: () => now });
+    const a = limiter.limitSync('k') as Permit;
+    now -= 60_000; // an NTP step back of a minute
+    const b = limiter.limitSync('k') as Permit;
+    const c = limiter.limitSync('k') as Permit;
+    expect([a.allowed, b.allowed, c.allowed]).toEqual([true, true, true]);
+    expect(await c.extend()).toBe(true);
+    expect(c.held).toBe(true);
+    expect((await limiter.peek('k')).allowed).toBe(false);
+    await b.release();
+    expect(await limiter.peek('k')).toMatchObject({ allowed: true, remaining: 0 });
+    await Promise.all([a.release(), c.release()]);
+    expect((await limiter.peek('k', { cost: 3 })).allowed).toBe(true);
+  });
+
+  it('takes one concurrency gate at most', () => {
+    const error = (() => {
+      try {
+        new Limiter({ policy: [concurrency({ limit: 2 }), concurrency({ limit: 5, leaseMs: '1m' })] });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).parameter).toBe('policy');
+  });
+
   it('reserve() refuses a limiter with a concurrency gate, naming the policy', async () => {
     const limiter = new Limiter({ policy: [gcra({ limit: 3, period: '1s' }), concurrency({ limit: 1 })] });
     const error = await limiter.reserve('k').catch((e: unknown) => e);
@@ -264,6 +293,23 @@ describe('permits through a RedisStore', () => {
     expect((await a.peek('k', { cost: 2 })).allowed).toBe(true);
     await one.close();
     await two.close();
+  });
+
+  it("clients' clocks a minute apart (time: 'client'): every slot comes back and no valid permit is lost", async () => {
+    const policy = concurrency({ limit: 3, leaseMs: 1000 });
+    let base = 1_760_000_000_000;
+    const ahead = new Limiter({ policy, store: new RedisStore({ client, prefix: 'cs:', time: 'client' }), clock: () => base + 60_000 });
+    const behind = new Limiter({ policy, store: new RedisStore({ client, prefix: 'cs:', time: 'client' }), clock: () => base });
+    const a = await ahead.acquire('k');
+    const b = await behind.acquire('k');
+    const c = await behind.acquire('k');
+    base += 10;
+    expect(await c.extend()).toBe(true);
+    expect(c.signal.aborted).toBe(false);
+    await Promise.all([a.release(), b.release(), c.release()]);
+    const again = await Promise.all([1, 2, 3].map(() => behind.limit('k')));
+    expect(again.map((d) => d.allowed)).toEqual([true, true, true]);
+    for (const d of again) await d.release!();
   });
 
   it('a release right after a renewal names the renewed slot (both in one batch), so every slot comes back', async () => {

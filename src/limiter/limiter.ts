@@ -102,12 +102,16 @@ export class Limiter {
       this.#binding = (store as Store).bind(policies as readonly Policy[], clock as Clock);
     }
     const leases = policies.filter(isConcurrency).map((p) => p.leaseMs);
+    if (leases.length > 1) {
+      // A permit names the lease epoch its holders count in by one time, which names one gate's epoch.
+      throw new ConfigError('policy', o.policy, 'gates with at most one concurrency gate (the smaller limit would decide anyway: a key is one resource)');
+    }
     if (leases.length > 0) {
       const b = this.#binding;
       if (b.hold === undefined || b.release === undefined || b.renew === undefined) {
         throw new ConfigError('store', store, 'a store that holds concurrency gates (EmbeddedStore, RedisStore)');
       }
-      this.#holdings = new Holdings(b, Math.min(...leases), b.inProcess === true);
+      this.#holdings = new Holdings(b, leases[0]!, b.inProcess === true);
     }
   }
 

@@ -10,6 +10,7 @@ import { DECIDE_SCRIPT } from '../../build/lib/src/stores/redis/scripts.js';
 import { replyAllowed, replyGate } from '../../build/lib/src/stores/redis/wire.js';
 import {
   ArgumentError,
+  ConfigError,
   Limiter,
   concurrency,
   fixedWindow,
@@ -99,6 +100,11 @@ interface Holding {
 
 async function agree(store: Store, policies: Policy[], ops: Op[], start: number, sync: boolean): Promise<void> {
   let now = start;
+  if (policies.filter((p) => p.kind === 'concurrency').length > 1) {
+    // A permit names its lease epoch by one time: a limiter takes one concurrency gate at most.
+    expect(() => new Limiter({ policy: policies, store }), 'two concurrency gates').toThrow(ConfigError);
+    return;
+  }
   const limiter = new Limiter({ policy: policies, store, clock: () => now });
   const model = new ReferenceLimiter(policies);
   const capacity = Math.min(...policies.map((p) => p.core.capacity));

@@ -12,7 +12,7 @@ import {
   ALLOWED, BATCH_BYTES, BATCH_COST_INDEX, BATCH_FLAGS, BATCH_KEY_AREA_BYTES, BATCH_KEY_HI_INDEX, BATCH_KEY_LO_INDEX,
   BATCH_REMAINING_INDEX, BATCH_RESET_AFTER_MS_INDEX, KEY_BYTES_SHIFT,
   BATCH_RETRY_AFTER_MS_INDEX, FULL, GATE_MASK, GATE_SHIFT, GREW, RESULT_REMAINING_INDEX,
-  RESULT_RESET_AFTER_MS_INDEX, RESULT_RETRY_AFTER_MS_INDEX,
+  RESULT_HELD_AT_INDEX, RESULT_RESET_AFTER_MS_INDEX, RESULT_RETRY_AFTER_MS_INDEX,
 } from '../../../build/abi.js';
 
 /** The bits of a core return value that call for the store's attention: memory grew; the table was full at its cap. */
@@ -62,12 +62,9 @@ export class EmbeddedBinding implements StoreBinding {
   readonly #tick: (() => void) | undefined;
   #ops = 0;
 
-  /** The clock's last reading, what the last decision was made at (a held permit counts from it). */
-  #lastNow = 0;
-
   #now(): number {
     if (this.#tick !== undefined && (++this.#ops & 1023) === 0) this.#tick();
-    return (this.#lastNow = checkNow(this.#clock()));
+    return checkNow(this.#clock());
   }
 
   limit(key: string, cost: number, dryRun: boolean): Decision {
@@ -170,7 +167,7 @@ export class EmbeddedBinding implements StoreBinding {
   /** `limit`, with the time the decision was made at (`dryRun`: a peek, for the Redis store's fallback). */
   hold(key: string, cost: number, dryRun = false): Held {
     const decision = this.limit(key, cost, dryRun);
-    return { decision, at: this.#lastNow };
+    return { decision, at: this.#views.result[RESULT_HELD_AT_INDEX]! };
   }
 
   holdNow(key: string, cost: number): Held {
@@ -186,7 +183,7 @@ export class EmbeddedBinding implements StoreBinding {
     const now = this.#now();
     const r = this.#core.renew(writeKey(this.#views, key), this.#gate0, this.#gates, cost, at, now);
     if ((r & FLAGS) !== 0) this.#shared.flags(r);
-    return (r & ALLOWED) !== 0 ? { at: now, source: 'local' } : undefined;
+    return (r & ALLOWED) !== 0 ? { at: this.#views.result[RESULT_HELD_AT_INDEX]!, source: 'local' } : undefined;
   }
 
   refund(key: string, cost: number): void {

@@ -96,6 +96,8 @@ export class RedisBinding implements StoreBinding {
   #offset = 0;
   /** Whether a gate is a concurrency gate (no negative cache then). */
   readonly #slots: boolean;
+  /** The concurrency gate's index (a limiter has at most one), or -1. */
+  readonly #slotGate: number;
 
   constructor(options: RedisBindingOptions) {
     this.#o = options;
@@ -103,7 +105,8 @@ export class RedisBinding implements StoreBinding {
     const connection = options.connection;
     this.#send = (anchor, argv) => connection.evalScript(DECIDE_SCRIPT, anchor, argv).then(packedReply);
     this.#gateArgs = gateArgs(options.gates);
-    this.#slots = options.gates.some(isConcurrency);
+    this.#slotGate = options.gates.findIndex(isConcurrency);
+    this.#slots = this.#slotGate >= 0;
     this.#limit = options.gates.map(configuredLimit);
     this.#capacity = options.gates.map((g) => g.core.capacity);
     const clock = options.clock;
@@ -300,6 +303,19 @@ export class RedisBinding implements StoreBinding {
     if (this.#down(shard)) return Promise.resolve(undefined);
     this.#o.counts.leases++;
     return this.#enqueue(key, shard, OP_LEASE, want, horizonMs, urgent) as Promise<LeaseReply | undefined>;
+  }
+
+  /**
+   * The time a permit's holders count from, admitted or renewed in the
+   * reply `out` whose key's states start at `m`: the script's time, or the
+   * start of the concurrency gate's epoch when the state's is later (a clock
+   * that went back, or another client's ahead with `time: 'client'`), so
+   * that its epoch is the one they were counted in.
+   */
+  #heldAt(out: Float64Array, m: number): number {
+    const g = this.#slotGate;
+    const start = out[m + g * 4]! * this.#o.gates[g]!.core.p0;
+    return Math.max(out[0]!, start);
   }
 
   /**
@@ -501,10 +517,9 @@ export class RedisBinding implements StoreBinding {
           if (hit.op === OP_LIMIT || hit.op === OP_PEEK) {
             this.#o.counts.redis++;
             const decision: Decision = { allowed, limit, capacity, gate, remaining, retryAfterMs: retry, resetAfterMs: reset, source: 'redis' };
-            // A permit's slots count from the script's time, which it is renewed and released by.
-            hit.resolve(hit.hold === true ? { decision, at: out[0]! } : decision);
+            hit.resolve(hit.hold === true ? { decision, at: this.#heldAt(out, m) } : decision);
           } else if (hit.op === OP_RENEW) {
-            hit.resolve(allowed ? { at: out[0]!, source: 'redis' } : undefined);
+            hit.resolve(allowed ? { at: this.#heldAt(out, m), source: 'redis' } : undefined);
           } else if (hit.op === OP_LEASE) {
             hit.resolve({
               granted: allowed ? remaining : 0,
