@@ -241,6 +241,7 @@ describe('limitedFetch with a concurrency gate', () => {
   /** A server that counts requests in flight (request to response closed), with slow, stalling and empty routes. */
   async function upstream() {
     const g = gauge();
+    let busy = false;
     const url = await listen(
       createServer((req, res) => {
         g.enter();
@@ -249,6 +250,10 @@ describe('limitedFetch with a concurrency gate', () => {
         else if (req.url === '/stall') {
           res.writeHead(200);
           res.write('part');
+        } else if (req.url === '/busy') {
+          // Pushes back once per pair of calls: 429 with Retry-After 0, then 200.
+          busy = !busy;
+          res.writeHead(busy ? 429 : 200, { 'retry-after': '0' }).end(busy ? 'busy' : 'done');
         } else if (req.url === '/empty') {
           res.statusCode = 204;
           res.end();
@@ -314,6 +319,18 @@ describe('limitedFetch with a concurrency gate', () => {
     const failing = limitedFetch(() => Promise.reject(new TypeError('network')), { limiter, key: 'up' });
     await expect(failing(`${url}/slow`)).rejects.toThrow('network');
     expect(await free(limiter, 'up', 1)).toBe(true);
+  });
+
+  it('gives the slot back before retrying a 429, and takes it again for the retry', async () => {
+    const { g, url } = await upstream();
+    const limiter = new Limiter({ policy: concurrency({ limit: 1 }) });
+    const api = limitedFetch(fetch, { limiter, key: 'up', retry429: 1 });
+    const res = await api(`${url}/busy`);
+    expect(res.status).toBe(200);
+    expect(await free(limiter, 'up', 1)).toBe(false);
+    expect(await res.text()).toBe('done');
+    expect(await free(limiter, 'up', 1)).toBe(true);
+    expect(g.max).toBe(1);
   });
 
   it('rejects a limiter whose policies are not an array', () => {

@@ -3,13 +3,17 @@
 // Fetch adapter serves one, so that a slot stays held while a body is in
 // flight, not only until the headers are in.
 
-/** Releases the permits of responses dropped with their bodies unfinished, when they are collected. */
+/**
+ * Releases the permits of bodies dropped unfinished, when they are
+ * collected. The body stream is what is registered, not the Response: a
+ * server may keep only the stream it is sending and drop the Response.
+ */
 const dropped = new FinalizationRegistry<() => void>((release) => release());
 
 /**
  * `release`, callable any number of times, calling it once. Made in a scope
  * of its own: the registry holds it strongly, so it must not capture the
- * Response it is registered for.
+ * stream it is registered for.
  */
 function once(release: () => void, token: object): () => void {
   let done = false;
@@ -30,8 +34,8 @@ function once(release: () => void, token: object): () => void {
  * chunk by chunk, read only as the consumer reads (nothing buffered ahead).
  *
  * The result is a new Response with the same status, status text, headers,
- * `url`, `redirected` and `type`. One dropped with its body unfinished is
- * released when it is garbage-collected; until then its permit is held (and
+ * `url`, `redirected` and `type`. A body dropped unfinished (by the
+ * consumer and the Response alike) is released when it is garbage-collected; until then its permit is held (and
  * renewed): read or cancel every body.
  * @internal
  *
@@ -91,6 +95,6 @@ export function releasingBody(response: Response, release: () => void): Response
     redirected: { value: response.redirected },
     type: { value: response.type },
   });
-  dropped.register(out, done, token);
+  dropped.register(stream, done, token);
   return out;
 }

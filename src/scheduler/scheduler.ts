@@ -97,7 +97,7 @@ export class Scheduler {
   readonly #slotQueue = new Set<Execution>();
   /** Slots taken: running executions, and due ones asking the limiter (see #book). */
   #active = 0;
-  /** Limiter calls close must wait for: refunds, and reserves of executions cancelled meanwhile. */
+  /** Limiter calls close must wait for: refunds, reserves of executions cancelled meanwhile, and the permits these take (see #letGo). */
   #outstanding = 0;
   #closed = false;
   #cancelled = false;
