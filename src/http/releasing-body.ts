@@ -7,8 +7,10 @@
  * Releases the permits of bodies dropped unfinished, when they are
  * collected. The body stream is what is registered, not the Response: a
  * server may keep only the stream it is sending and drop the Response.
+ * Cloudflare Workers have no FinalizationRegistry: there the permit,
+ * collected with the body, stops being renewed and its lease runs out.
  */
-const dropped = new FinalizationRegistry<() => void>((release) => release());
+const dropped = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry<() => void>((release) => release()) : undefined;
 
 /**
  * `release`, callable any number of times, calling it once. Made in a scope
@@ -20,7 +22,7 @@ function once(release: () => void, token: object): () => void {
   return () => {
     if (done) return;
     done = true;
-    dropped.unregister(token);
+    dropped?.unregister(token);
     release();
   };
 }
@@ -35,7 +37,8 @@ function once(release: () => void, token: object): () => void {
  *
  * The result is a new Response with the same status, status text, headers,
  * `url`, `redirected` and `type`. A body dropped unfinished (by the
- * consumer and the Response alike) is released when it is garbage-collected; until then its permit is held (and
+ * consumer and the Response alike) is released when it is garbage-collected (without FinalizationRegistry, as
+ * on Workers, its lease runs out then); until then its permit is held (and
  * renewed): read or cancel every body.
  * @internal
  *
@@ -95,6 +98,6 @@ export function releasingBody(response: Response, release: () => void): Response
     redirected: { value: response.redirected },
     type: { value: response.type },
   });
-  dropped.register(stream, done, token);
+  dropped?.register(stream, done, token);
   return out;
 }
