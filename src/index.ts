@@ -12,7 +12,7 @@ export type { RateLimiter, RateLimitStep } from './policies/rate-limiter.js';
 export type { CoreState } from './policies/core-params.js';
 export { rateLimited, type RateLimitedOptions } from './scheduler/rate-limited.js';
 export { Scheduler } from './scheduler/scheduler.js';
-export { DEFAULT_CONCURRENCY, type SchedulerOptions, type ScheduleOptions, type CloseOptions, type SchedulerTimers } from './scheduler/options.js';
+export { DEFAULT_CONCURRENCY, type SchedulerOptions, type SchedulerLimiter, type ScheduleOptions, type CloseOptions, type SchedulerTimers } from './scheduler/options.js';
 export type { ScheduleResult, SchedulerTask } from './scheduler/execution.js';
 export { DEFAULT_RETRY, type RetryOptions, type RetryPolicy } from './scheduler/backoff.js';
 export { otelMetrics, promMetrics, type MetricsSink, type MetricName, type MetricAttributes, type OtelMeterLike, type PromClientLike } from './core/metrics.js';

@@ -3,8 +3,10 @@
 // server call it. The only runtime-specific part is how the client's address
 // is found (Bun's server argument, Deno's connection info), isolated below.
 import type { Decision } from '../limiter/decision.js';
+import type { Permit } from '../limiter/permit.js';
 import { ConfigError } from '../errors.js';
 import { commonOptions, decideKey, KeyRefusal, refusal, requestKey, type CommonOptions, type RequestReader } from './options.js';
+import { releasingBody } from './releasing-body.js';
 
 /** Options of {@link rateLimit}. */
 export interface RateLimitOptions extends CommonOptions<Request> {
@@ -54,6 +56,15 @@ function withHeaders(response: Response, headers: [string, string][]): Response 
  * {@link CommonOptions}). Any other error (a throwing `skip` or `cost`, a
  * store error) rejects, and the server answers it (500 in Bun and Deno).
  *
+ * With a {@link concurrency} gate in the limiter, an admitted request holds
+ * its permit until its response has been sent: the response returned is a
+ * new `Response` whose body gives the permit back once the server has read
+ * it to its end or cancelled it (the client went away), or it errored; a
+ * response without a body, or a handler that throws or rejects, gives it
+ * back at once. A denial answers 429 with `Retry-After: 1`. A server that
+ * neither reads nor cancels a body holds the slot until the `Response` is
+ * garbage-collected.
+ *
  * @example
  * ```ts
  * const limiter = new Limiter({ policy: gcra({ limit: 100, period: '1s', burst: 20 }) });
@@ -83,6 +94,15 @@ export function rateLimit(
     }
     const headers = c.headers(decision);
     if (!decision.allowed) return withHeaders(onLimited === undefined ? text(429, 'Too Many Requests\n') : await onLimited(decision, request), headers);
-    return withHeaders(await next(request, ...rest), headers);
+    if (!c.slots) return withHeaders(await next(request, ...rest), headers);
+    const permit = decision as Permit;
+    let response: Response;
+    try {
+      response = await next(request, ...rest);
+    } catch (error) {
+      void permit.release();
+      throw error;
+    }
+    return releasingBody(withHeaders(response, headers), () => void permit.release());
   };
 }

@@ -4,6 +4,8 @@ import { checkKey, MAX_KEY_LENGTH } from '../core/key-hash.js';
 import type { Limiter } from '../limiter/limiter.js';
 import { strictOptions } from '../core/options.js';
 import { AdaptivePacer } from './adaptive.js';
+import { holdsSlots } from '../policies/concurrency.js';
+import { releasingBody } from './releasing-body.js';
 import { parseQuotaHeaders, parseRetryAfter, serverNow } from './upstream-headers.js';
 
 /**
@@ -32,9 +34,12 @@ export interface LimitedFetchOptions {
   /**
    * Admits every call: `acquire(key, { signal })` waits for room. Its
    * `refund`, when it has one, gives the unit back for a call aborted after
-   * admission but before it was sent.
+   * admission but before it was sent. When its `policies` include a
+   * {@link concurrency} gate, each call holds the permit `acquire` answers
+   * while it is in flight, its response's body included (see
+   * {@link limitedFetch}).
    */
-  limiter: Pick<Limiter, 'acquire'> & Partial<Pick<Limiter, 'refund'>>;
+  limiter: Pick<Limiter, 'acquire'> & Partial<Pick<Limiter, 'refund' | 'policies'>>;
   /**
    * The budget a call counts against: a fixed string, or a function of a
    * `Request` with the call's URL, method and headers (no body, so the key
@@ -91,6 +96,20 @@ const DEFAULT_MAX_RETRY_AFTER_MS = 3_600_000;
  * is cloned, and a `ReadableStream` body is teed, so each attempt sends the
  * whole body (held in memory until the call ends).
  *
+ * With a {@link concurrency} gate in the limiter (`[gcra(...),
+ * concurrency({ limit: 4 })]`: at most 4 calls of a key in flight at once,
+ * across every process sharing the store), a call holds its permit from
+ * admission until its response's body is over: read to its end, cancelled,
+ * or errored (an abort mid-body included); a response without a body, a
+ * rejected fetch, an abort before the send and a 429 about to be retried
+ * give it back at once. The response returned is then a new `Response`
+ * (same status, headers, `url`) whose body is passed through as it is read.
+ * A body never read holds the slot: read or cancel every body (`await
+ * res.body?.cancel()`); one dropped unread gives it back only when it is
+ * garbage-collected. A call aborted before the send releases its permit but
+ * does not refund the stacked rate gates (a refund would take holders from
+ * the concurrency gate too).
+ *
  * Only Web-standard APIs are used (`fetch`, `Request`, `Response`,
  * `Headers`, `AbortSignal`): it runs unchanged in Node, Bun and Deno.
  * Options are validated at once ({@link ConfigError} naming the option).
@@ -122,6 +141,8 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
   const pacer = o.pacer === undefined ? new AdaptivePacer() : o.pacer;
   if (!(pacer instanceof AdaptivePacer)) throw new ConfigError('pacer', pacer, 'an AdaptivePacer');
 
+  if (limiter.policies !== undefined && !Array.isArray(limiter.policies)) throw new ConfigError('limiter', limiter, 'a Limiter (its policies an array)');
+  const slots = holdsSlots(limiter.policies);
   const acquire = limiter.acquire.bind(limiter);
   const refund = typeof limiter.refund === 'function' ? limiter.refund.bind(limiter) : undefined;
   const keyOf = keyFunction(key as LimitedFetchOptions['key']);
@@ -136,13 +157,17 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
       // The limiter first, the pacer last: a hold the upstream sets while a
       // call waits for the limiter still applies to it, since nothing is
       // awaited between the pacer's admission and the send.
-      await acquire(k, { signal });
+      const permit = await acquire(k, { signal });
+      // A concurrency gate's slot is held while the call is in flight.
+      const release = slots ? () => void permit.release() : undefined;
       let ticket: number;
       try {
         ticket = await pacer.admit(k, signal);
       } catch (error) {
-        // Admitted by the limiter but never sent: give the unit back.
-        if (refund !== undefined) await refund(k, 1).catch(() => {});
+        // Admitted by the limiter but never sent: give the slot, or the unit, back
+        // (not both: a refund takes holders from the concurrency gate too).
+        if (release !== undefined) release();
+        else if (refund !== undefined) await refund(k, 1).catch(() => {});
         throw error;
       }
       const last = attempt >= retries;
@@ -158,7 +183,13 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
       } else if (body !== init?.body) {
         attemptInit = { ...init, body };
       }
-      const response = await fetchFn(attemptInput, attemptInit);
+      let response: Response;
+      try {
+        response = await fetchFn(attemptInput, attemptInit);
+      } catch (error) {
+        release?.();
+        throw error;
+      }
       const status = response.status;
       const headers = response.headers;
       const wallNow = serverNow(headers);
@@ -171,6 +202,7 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
         if (status === 429 && !last) {
           // Free the connection before waiting for the retry.
           await response.body?.cancel().catch(() => {});
+          release?.();
           continue;
         }
       } else {
@@ -178,7 +210,7 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
         if (until !== undefined) pacer.pause(k, hold(until));
         if (status < 500) pacer.success(k, ticket);
       }
-      return response;
+      return release === undefined ? response : releasingBody(response, release);
     }
   };
 }

@@ -6,7 +6,8 @@
 // does not have it), and node's IncomingMessage and ServerResponse, Express's
 // and Fastify's raw objects satisfy them as they are.
 import type { Decision } from '../limiter/decision.js';
-import { ConfigError } from '../errors.js';
+import type { Permit } from '../limiter/permit.js';
+import { ArgumentError, ConfigError } from '../errors.js';
 import { commonOptions, decideKey, KeyRefusal, refusal, requestKey, type Common, type CommonOptions, type RequestReader } from './options.js';
 
 /**
@@ -28,12 +29,24 @@ export interface NodeRequest {
 
 /**
  * What the Node adapters write of a response (a denial, a refused key):
- * node:http's `ServerResponse` (and Express's `Response`) is one.
+ * node:http's `ServerResponse` (and Express's `Response`) is one. With a
+ * limiter that has a concurrency gate, they also listen for its end
+ * (`once`, `off`: its `'finish'` and `'close'` events) and read whether it
+ * is already over (`closed`, `destroyed`).
+ *
+ * @example
+ * ```ts
+ * const fake: NodeResponse = { statusCode: 200, setHeader() {}, end() {} };
+ * ```
  */
 export interface NodeResponse {
   statusCode: number;
   setHeader(name: string, value: string): unknown;
   end(body: string): unknown;
+  once?(event: 'finish' | 'close', listener: () => void): unknown;
+  off?(event: 'finish' | 'close', listener: () => void): unknown;
+  readonly closed?: boolean;
+  readonly destroyed?: boolean;
 }
 
 /**
@@ -92,6 +105,34 @@ function whenDecided<Req extends NodeRequest>(
 
 const TEXT = 'text/plain; charset=utf-8';
 
+/**
+ * Holds an admitted request's permit until its response is over: finished
+ * (the last byte handed to the OS) or its connection closed first (the
+ * client aborted, the socket was destroyed), released exactly once. A
+ * response that cannot tell (no `once`) is refused with an
+ * {@link ArgumentError} (`res`), returned for the adapter's error path, and
+ * the permit released: the slot would otherwise be given back blind.
+ */
+function holdUntilDone(res: NodeResponse, permit: Permit): ArgumentError | undefined {
+  if (typeof res.once !== 'function') {
+    void permit.release();
+    return new ArgumentError('res', res, "a response that emits 'finish' and 'close' (node:http's ServerResponse), to hold a concurrency permit until it is over");
+  }
+  // Over before the decision came (an aborted request decided by Redis): its 'close' has been emitted.
+  if (res.closed === true || res.destroyed === true) {
+    void permit.release();
+    return undefined;
+  }
+  const done = (): void => {
+    res.off?.('finish', done);
+    res.off?.('close', done);
+    void permit.release();
+  };
+  res.once('finish', done);
+  res.once('close', done);
+  return undefined;
+}
+
 function checkOnLimited(onLimited: unknown): void {
   if (onLimited !== undefined && typeof onLimited !== 'function') throw new ConfigError('onLimited', onLimited, 'a function (decision, req, res) => void');
 }
@@ -107,6 +148,11 @@ function checkOnLimited(onLimited: unknown): void {
  * `cost`, a store error such as a typed `RedisStateError`) goes to
  * `next(error)`: the `next` of plain node:http must answer it, e.g.
  * `mw(req, res, (error) => (error ? fail(res, error) : handle(req, res)))`.
+ *
+ * With a {@link concurrency} gate in the limiter, an admitted request holds
+ * its permit until its response has finished or its connection closed
+ * (a client that aborts mid-request gives its slot back then); a denial
+ * answers 429 with `Retry-After: 1`.
  *
  * @example
  * ```ts
@@ -130,7 +176,10 @@ export function nodeRateLimit<Req extends NodeRequest = NodeRequest, Res extends
     const finish = (decision: Decision | undefined): void => {
       if (decision === undefined) return next();
       for (const [name, value] of c.headers(decision)) res.setHeader(name, value);
-      if (decision.allowed) return next();
+      if (decision.allowed) {
+        const refused = c.slots ? holdUntilDone(res, decision as Permit) : undefined;
+        return refused === undefined ? next() : next(refused);
+      }
       if (onLimited !== undefined) return onLimited(decision, req, res);
       answer(res, 429, 'Too Many Requests\n');
     };
@@ -148,6 +197,8 @@ interface FastifyLike<Req extends NodeRequest, Res extends NodeResponse> {
  * An `onRequest` hook for Fastify (callback style, so that an in-process
  * decision costs no promise): the same as {@link nodeRateLimit}, through
  * Fastify's reply; other errors go to `done(error)` (Fastify answers 500).
+ * A concurrency gate's permit is held until `reply.raw` (the
+ * `ServerResponse`) has finished or closed.
  *
  * @example
  * ```ts
@@ -170,7 +221,10 @@ export function fastifyRateLimit<Req extends NodeRequest = NodeRequest, Res exte
     const finish = (decision: Decision | undefined): void => {
       if (decision === undefined) return done();
       for (const [name, value] of c.headers(decision)) reply.header(name, value);
-      if (decision.allowed) return done();
+      if (decision.allowed) {
+        const refused = c.slots ? holdUntilDone(reply.raw, decision as Permit) : undefined;
+        return refused === undefined ? done() : done(refused);
+      }
       // Answering early: Fastify's rule is to send and not call done.
       if (onLimited !== undefined) return onLimited(decision, request.raw, reply.raw);
       answer(reply, 429, 'Too Many Requests\n');

@@ -7,6 +7,7 @@ import { clientBytes, compileTrust, type ForwardedHeader, type Trust, type Trust
 import { addressKey } from './ip.js';
 import { keyDigest } from './sha256.js';
 import { rateLimitHeaders, type HeaderStyle } from './headers.js';
+import { holdsSlots } from '../policies/concurrency.js';
 
 /**
  * What both HTTP adapters share: the limiter, how to key a request (`Req` is
@@ -22,7 +23,11 @@ import { rateLimitHeaders, type HeaderStyle } from './headers.js';
  * adapter writes these answers itself and never hands them to the next handler.
  */
 export interface CommonOptions<Req> {
-  /** Decides every request (embedded, or Redis in either mode). */
+  /**
+   * Decides every request (embedded, or Redis in either mode). With a
+   * {@link concurrency} gate among its policies, an admitted request holds
+   * its permit until its response is over (see the adapters).
+   */
   limiter: Limiter;
   /**
    * The request's key (default `'ip'`): `'ip'`, the client's address (see
@@ -66,6 +71,8 @@ export interface Common<Req> {
   readonly cost: (request: Req) => number;
   readonly skip: ((request: Req) => boolean | Promise<boolean>) | undefined;
   readonly headers: (d: Decision) => [string, string][];
+  /** Whether the limiter has a concurrency gate: an admission is a permit, held until the response is over. */
+  readonly slots: boolean;
 }
 
 const COMMON_OPTIONS = ['limiter', 'key', 'trustProxy', 'forwardedHeader', 'ipv6Subnet', 'cost', 'skip', 'headers'];
@@ -114,6 +121,7 @@ export function commonOptions<Req>(options: CommonOptions<Req>, where: string, o
     cost: typeof cost === 'function' ? (cost as (r: Req) => number) : () => cost as number,
     skip: o.skip as Common<Req>['skip'],
     headers: rateLimitHeaders(limiter.policies, style as HeaderStyle),
+    slots: holdsSlots(limiter.policies),
   };
 }
 

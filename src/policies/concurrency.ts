@@ -72,3 +72,18 @@ export function concurrency(options: ConcurrencyOptions): ConcurrencyPolicy {
 export function isConcurrency(policy: unknown): policy is ConcurrencyPolicy {
   return (policy as { core?: { code?: unknown } } | undefined)?.core?.code === CODE.concurrency;
 }
+
+/**
+ * Whether a limiter's gates (its `policies`) include a concurrency gate: its
+ * admissions are then permits to release. Anything but an array (a limiter
+ * stand-in without `policies`) has none.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * if (holdsSlots(limiter.policies)) await permit.release();
+ * ```
+ */
+export function holdsSlots(policies: unknown): boolean {
+  return Array.isArray(policies) && policies.some(isConcurrency);
+}

@@ -1,6 +1,7 @@
 // One execution of a key, and the requests it covers: the unit the
 // Scheduler queues, coalesces, books, runs and retries.
 import type { RetryPolicy } from './backoff.js';
+import type { Permit } from '../limiter/permit.js';
 
 /**
  * The work scheduled for a key. `signal` aborts when the scheduler is closed
@@ -45,9 +46,12 @@ export interface Waiter {
  * Where an execution stands: `queued` behind the key's running execution,
  * `delay` until its requested time, `reserving` (asking the limiter),
  * `booked` (waiting for the moment the limiter booked), `slot` (waiting for a
- * concurrency slot, with no booking), `running`.
+ * concurrency slot, with no booking), `running`. With a limiter that has a
+ * concurrency gate, `acquiring` (asking it for a permit, in a slot) and
+ * `waiting` (waiting for the key's permit, in no slot) replace `reserving`
+ * and `booked`.
  */
-export type Phase = 'queued' | 'delay' | 'reserving' | 'booked' | 'slot' | 'running';
+export type Phase = 'queued' | 'delay' | 'reserving' | 'booked' | 'acquiring' | 'waiting' | 'slot' | 'running';
 
 /** One execution of a key and the requests it covers. */
 export class Execution {
@@ -60,6 +64,10 @@ export class Execution {
   booked = false;
   cancelled = false;
   controller: AbortController | undefined = undefined;
+  /** The limiter's permit it holds while running (a limiter with a concurrency gate). */
+  permit: Permit | undefined = undefined;
+  /** Aborts its wait for a permit (phase `waiting`), when cancelled. */
+  waiting: AbortController | undefined = undefined;
 
   constructor(
     readonly key: string,

@@ -6,7 +6,23 @@ import { checkDuration, DELAY_BOUNDS, type Duration } from '../core/duration.js'
 import { ArgumentError, ConfigError } from '../errors.js';
 import type { Limiter } from '../limiter/limiter.js';
 import { optionNames, strictOptions } from '../core/options.js';
+import { holdsSlots } from '../policies/concurrency.js';
 import { timersOption, type Timers } from '../core/timers.js';
+
+/**
+ * What a {@link Scheduler} needs of its limiter: a {@link Limiter} is one.
+ * `reserve` books an execution and `refund` gives a cancelled booking back;
+ * when `policies` include a {@link concurrency} gate, `limit` and `acquire`
+ * take the permit an execution holds while it runs instead (`reserve`
+ * refuses such a limiter). An object with only `reserve` and `refund` is
+ * taken as a limiter of rates.
+ *
+ * @example
+ * ```ts
+ * const limiter: SchedulerLimiter = new Limiter({ policy: [gcra({ limit: 10, period: '1s' }), concurrency({ limit: 2 })] });
+ * ```
+ */
+export type SchedulerLimiter = Pick<Limiter, 'reserve' | 'refund'> & Partial<Pick<Limiter, 'policies' | 'limit' | 'acquire'>>;
 
 /** The timers a {@link Scheduler} waits with: see {@link Timers}. */
 export type SchedulerTimers = Timers;
@@ -20,8 +36,13 @@ export type SchedulerTimers = Timers;
  * ```
  */
 export interface SchedulerOptions {
-  /** Admits every execution (its `reserve` books it, its `refund` gives a cancelled booking back). */
-  limiter: Pick<Limiter, 'reserve' | 'refund'>;
+  /**
+   * Admits every execution: its `reserve` books it and its `refund` gives a
+   * cancelled booking back; a limiter with a {@link concurrency} gate hands
+   * each execution a permit instead, held while it runs (see
+   * {@link SchedulerLimiter}).
+   */
+  limiter: SchedulerLimiter;
   /** Most executions running at once, across keys: a positive integer or `Infinity` (default {@link DEFAULT_CONCURRENCY}). */
   concurrency?: number;
   /** How failed tasks are retried (default {@link DEFAULT_RETRY}); `schedule` may override fields per call. */
@@ -89,7 +110,9 @@ export const DEFAULT_CONCURRENCY = 10;
 
 /** A Scheduler's options, checked and completed. @internal */
 export interface SchedulerSettings {
-  readonly limiter: Pick<Limiter, 'reserve' | 'refund'>;
+  readonly limiter: SchedulerLimiter;
+  /** Whether the limiter has a concurrency gate: executions hold its permits, not bookings. */
+  readonly slots: boolean;
   readonly concurrency: number;
   readonly retry: RetryPolicy;
   readonly clock: Clock;
@@ -108,6 +131,11 @@ export function schedulerSettings(options: SchedulerOptions): SchedulerSettings 
   if (typeof limiter !== 'object' || limiter === null || typeof limiter.reserve !== 'function' || typeof limiter.refund !== 'function') {
     throw new ConfigError('limiter', limiter, 'a Limiter');
   }
+  if (limiter.policies !== undefined && !Array.isArray(limiter.policies)) throw new ConfigError('limiter', limiter, 'a Limiter (its policies an array)');
+  const slots = holdsSlots(limiter.policies);
+  if (slots && (typeof limiter.limit !== 'function' || typeof limiter.acquire !== 'function')) {
+    throw new ConfigError('limiter', limiter, 'a Limiter with limit and acquire, which its concurrency gate is taken through');
+  }
   const concurrency = o.concurrency === undefined ? DEFAULT_CONCURRENCY : o.concurrency;
   if (typeof concurrency !== 'number' || !(concurrency === Infinity || (Number.isInteger(concurrency) && concurrency >= 1))) {
     throw new ConfigError('concurrency', concurrency, 'a positive integer or Infinity');
@@ -118,7 +146,8 @@ export function schedulerSettings(options: SchedulerOptions): SchedulerSettings 
   const timers = timersOption(o.timers);
   if (o.onError !== undefined && typeof o.onError !== 'function') throw new ConfigError('onError', o.onError, 'a function (error, key) => void');
   return {
-    limiter: limiter as Pick<Limiter, 'reserve' | 'refund'>,
+    limiter: limiter as SchedulerLimiter,
+    slots,
     concurrency,
     retry,
     clock: clock as Clock,

@@ -81,7 +81,9 @@ const RATE_LIMITED_OPTIONS = optionNames<keyof RateLimitedOptions>({
  * One {@link Limiter} is created per decorated method, when the class is
  * defined, and shared by every instance: the key, not the instance, tells
  * budgets apart. A call is counted when admitted, whether the method then
- * succeeds or throws. Only methods returning a promise can be decorated,
+ * succeeds or throws. With a {@link concurrency} gate among the policy's
+ * gates, a call holds its permit until the method settles, so at most that
+ * many calls of a key run at once. Only methods returning a promise can be decorated,
  * since the wait makes every call asynchronous. Options are validated when the
  * class is defined ({@link ConfigError} naming the option); a key that is not
  * a non-empty string rejects the call with {@link ArgumentError} (`key`).
@@ -130,8 +132,13 @@ export function rateLimited<Args extends unknown[]>(options: RateLimitedOptions<
     const limited = async function (this: This, ...args: MArgs): Promise<Awaited<Return>> {
       // Inside the async function, so a throwing key function or a bad key
       // rejects the call like any other failure of an async method.
-      await limiter.acquire(keyOf(...args) as string, acquireOptions);
-      return await method.apply(this, args);
+      const permit = await limiter.acquire(keyOf(...args) as string, acquireOptions);
+      try {
+        return await method.apply(this, args);
+      } finally {
+        // A concurrency gate's slot is held while the method runs (a no-op for rates).
+        await permit.release();
+      }
     };
     // Stack traces and logs keep showing the method's own name.
     Object.defineProperty(limited, 'name', { value: method.name, configurable: true });

@@ -2,14 +2,15 @@
 // concurrency bound, retried with backoff, cancelled or drained on close.
 import { backoffMs, type RetryPolicy } from './backoff.js';
 import { MAX_TIMER_MS, type Clock } from '../core/clock.js';
-import type { Reservation } from '../limiter/decision.js';
+import type { Decision, Reservation } from '../limiter/decision.js';
+import type { Permit } from '../limiter/permit.js';
 import { ArgumentError } from '../errors.js';
 import { checkKey } from '../core/key-hash.js';
 import type { Limiter } from '../limiter/limiter.js';
 import type { Timers } from '../core/timers.js';
 import { SchedulerClosedError } from '../errors.js';
 import { Execution, type KeyState, type ScheduleResult, type SchedulerTask, type Waiter } from './execution.js';
-import { drains, scheduleSettings, schedulerSettings, type CloseOptions, type ScheduleOptions, type SchedulerOptions } from './options.js';
+import { drains, scheduleSettings, schedulerSettings, type CloseOptions, type ScheduleOptions, type SchedulerLimiter, type SchedulerOptions } from './options.js';
 
 /** How soon to ask again when a store could not book at all (Redis down and failing closed). */
 const UNBOOKED_RETRY_MS = 100;
@@ -33,6 +34,19 @@ const ignore = () => {};
  *   execution costs 1. It books only once due, never ahead: a booking made
  *   at request time for a delayed run would count it in the wrong window.
  *   Keys are limited independently, as the limiter keys them.
+ * - **Concurrency gates.** A limiter with a {@link concurrency} gate (at
+ *   most N holders of a key at once, across every process sharing its
+ *   store) cannot book a moment (`reserve` refuses it): each execution holds
+ *   one of its permits while it runs instead. A due execution asks for one
+ *   (`limit`) in the slot it takes; refused, it gives the slot up and waits
+ *   for the key's permit (`acquire`, woken by a release) without holding
+ *   one, then runs in a free slot, or gives the permit back and queues for a
+ *   slot. The permit is released when the attempt ends (success, failure,
+ *   abort), before its promises settle: between a failure and its retry
+ *   nothing is held, and the retry takes a permit again. The task's
+ *   `signal` also aborts, with {@link LeaseLostError}, when the permit's
+ *   lease is lost (the work is then over the limit). Stacked rate gates are
+ *   waited for by `acquire`, so their limit still outranks the backoff.
  * - **Retries.** A failed task is retried after an exponential backoff with
  *   jitter ({@link RetryOptions}), and the retry is admitted by the limiter
  *   like any execution: the rate limit outranks the backoff. After the last
@@ -57,7 +71,7 @@ const ignore = () => {};
  *   work must run, as with `setTimeout`. An idle scheduler holds no timer, so
  *   it never keeps a process alive by itself, and `close` leaves none behind.
  *
- * A limiter error in `reserve` counts as a failed attempt. A task calling
+ * A limiter error in `reserve` (or `limit`, `acquire`) counts as a failed attempt. A task calling
  * `schedule` while the scheduler drains is refused like any late request.
  *
  * @example
@@ -69,7 +83,9 @@ const ignore = () => {};
  * ```
  */
 export class Scheduler {
-  readonly #limiter: Pick<Limiter, 'reserve' | 'refund'>;
+  readonly #limiter: SchedulerLimiter;
+  /** Whether the limiter has a concurrency gate: executions hold permits, not bookings. */
+  readonly #slots: boolean;
   readonly #concurrency: number;
   readonly #retry: RetryPolicy;
   readonly #clock: Clock;
@@ -81,7 +97,7 @@ export class Scheduler {
   readonly #slotQueue = new Set<Execution>();
   /** Slots taken: running executions, and due ones asking the limiter (see #book). */
   #active = 0;
-  /** Limiter calls close must wait for: refunds, and reserves of executions cancelled meanwhile. */
+  /** Limiter calls close must wait for: refunds, reserves of executions cancelled meanwhile, and the permits these take (see #letGo). */
   #outstanding = 0;
   #closed = false;
   #cancelled = false;
@@ -90,6 +106,7 @@ export class Scheduler {
   constructor(options: SchedulerOptions) {
     const s = schedulerSettings(options);
     this.#limiter = s.limiter;
+    this.#slots = s.slots;
     this.#concurrency = s.concurrency;
     this.#retry = s.retry;
     this.#clock = s.clock;
@@ -188,7 +205,80 @@ export class Scheduler {
       return;
     }
     this.#active++;
-    void this.#book(e);
+    this.#ask(e);
+  }
+
+  /** Asks the limiter for an execution holding a slot: a permit, or a booking. */
+  #ask(e: Execution): void {
+    void (this.#slots ? this.#take(e) : this.#book(e));
+  }
+
+  /**
+   * A limiter with a concurrency gate: asks for a permit in the slot the
+   * execution holds, and runs in it when admitted. Refused, it gives the slot
+   * up (another key may run meanwhile) and waits for the key's permit; once
+   * it has one it runs in a free slot, or gives the permit back and queues
+   * for a slot: a permit held by an execution that is not running keeps the
+   * key's other holders out for nothing.
+   */
+  async #take(e: Execution): Promise<void> {
+    e.phase = 'acquiring';
+    let d: Decision | undefined;
+    let failure: unknown;
+    try {
+      d = await this.#limiter.limit!(e.key);
+    } catch (error) {
+      failure = error;
+    }
+    let permit = d?.allowed === true ? (d as Permit) : undefined;
+    if (e.cancelled) {
+      this.#releaseSlot();
+      this.#letGo(permit);
+      return;
+    }
+    if (d === undefined) {
+      this.#releaseSlot();
+      this.#fail(e, failure);
+      return;
+    }
+    if (permit !== undefined) {
+      this.#start(e, true, permit);
+      return;
+    }
+    this.#releaseSlot();
+    e.phase = 'waiting';
+    const waiting = new AbortController();
+    e.waiting = waiting;
+    try {
+      permit = await this.#limiter.acquire!(e.key, { signal: waiting.signal });
+    } catch (error) {
+      failure = error;
+    }
+    e.waiting = undefined;
+    if (e.cancelled) {
+      this.#letGo(permit);
+      return;
+    }
+    if (permit === undefined) {
+      this.#fail(e, failure);
+      return;
+    }
+    if (this.#active >= this.#concurrency) {
+      void permit.release();
+      e.phase = 'slot';
+      this.#slotQueue.add(e);
+      return;
+    }
+    this.#active++;
+    this.#start(e, true, permit);
+  }
+
+  /** The permit (if any) of an execution cancelled while asking for it, released; close waits for it (counted by #cancel). */
+  #letGo(permit: Permit | undefined): void {
+    void (permit === undefined ? Promise.resolve() : permit.release()).then(() => {
+      this.#outstanding--;
+      this.#checkIdle();
+    });
   }
 
   /**
@@ -237,8 +327,8 @@ export class Scheduler {
     this.#start(e, true);
   }
 
-  /** Starts a booked execution now, in the slot it holds (`claimed`) or a free one. */
-  #start(e: Execution, claimed: boolean): void {
+  /** Starts a booked execution now, in the slot it holds (`claimed`) or a free one; `permit`: the one it holds while running. */
+  #start(e: Execution, claimed: boolean, permit?: Permit): void {
     if (!claimed) {
       if (this.#active >= this.#concurrency) {
         // Every slot is busy at the booked moment. Running later on this
@@ -259,6 +349,13 @@ export class Scheduler {
     e.phase = 'running';
     const controller = new AbortController();
     e.controller = controller;
+    if (permit !== undefined) {
+      e.permit = permit;
+      // A lost lease means the work runs over the limit: the task is told as it is of a close.
+      const lost = permit.signal;
+      if (lost.aborted) controller.abort(lost.reason);
+      else lost.addEventListener('abort', () => controller.abort(lost.reason), { once: true });
+    }
     void this.#run(e, controller.signal);
   }
 
@@ -274,6 +371,12 @@ export class Scheduler {
       failure = error;
     }
     e.controller = undefined;
+    const permit = e.permit;
+    if (permit !== undefined) {
+      // Given back before anything settles: a caller awaiting the result, or close, finds it free.
+      e.permit = undefined;
+      await permit.release();
+    }
     this.#keys.get(e.key)!.running = undefined;
     this.#releaseSlot();
     if (ok) {
@@ -332,7 +435,7 @@ export class Scheduler {
       const next = this.#slotQueue.values().next().value as Execution;
       this.#slotQueue.delete(next);
       this.#active++;
-      void this.#book(next);
+      this.#ask(next);
     }
   }
 
@@ -354,8 +457,10 @@ export class Scheduler {
     e.cancelled = true;
     this.#clearTimer(e);
     this.#slotQueue.delete(e);
-    // A booking still being made is given back by #book when the limiter answers.
-    if (e.phase === 'reserving') this.#outstanding++;
+    // A booking still being made is given back by #book when the limiter
+    // answers, a permit being asked for by #take.
+    if (e.phase === 'reserving' || e.phase === 'acquiring' || e.phase === 'waiting') this.#outstanding++;
+    e.waiting?.abort(new SchedulerClosedError(e.key));
     if (e.booked) {
       e.booked = false;
       this.#giveBack(e.key);

@@ -3,6 +3,7 @@ import { describe, expect, test } from 'bun:test';
 import { Limiter, gcra } from 'cellgate';
 import { rateLimit } from 'cellgate/http';
 import { keyCases, type Serve } from '../shared/http-keys.ts';
+import { slotCase, slotCaseName } from '../shared/http-slots.ts';
 
 describe('cellgate/http on Bun', () => {
   test('rateLimit wraps a Bun.serve handler: 200, 200, then 429 with headers, keyed by the peer address', async () => {
@@ -35,4 +36,5 @@ describe('cellgate/http on Bun: keys that cannot be used are never served unlimi
     return { url: `http://127.0.0.1:${server.port}/`, stop: async () => void server.stop(true) };
   };
   for (const c of keyCases) test(c.name, () => c.run(serve));
+  test(slotCaseName, () => slotCase(serve));
 });

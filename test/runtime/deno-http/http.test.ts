@@ -3,6 +3,7 @@
 import { Limiter, gcra } from 'cellgate';
 import { rateLimit } from 'cellgate/http';
 import { keyCases, type Serve } from '../shared/http-keys.ts';
+import { slotCase, slotCaseName } from '../shared/http-slots.ts';
 
 function assertEquals(actual: unknown, expected: unknown, what: string): void {
   if (!Object.is(actual, expected)) throw new Error(`${what}: expected ${String(expected)}, got ${String(actual)}`);
@@ -36,3 +37,4 @@ const serve: Serve = async (handler) => {
   return { url: `http://127.0.0.1:${server.addr.port}/`, stop: () => server.shutdown() };
 };
 for (const c of keyCases) Deno.test(c.name, () => c.run(serve));
+Deno.test(slotCaseName, () => slotCase(serve));

@@ -7,7 +7,8 @@ import { keyDigest, rateLimit, type RateLimitOptions } from 'cellgate/http';
 /** Starts the runtime's server with `handler` on 127.0.0.1, an ephemeral port. */
 export type Serve = (handler: (request: Request, ...rest: unknown[]) => Promise<Response>) => Promise<{ url: string; stop(): Promise<void> }>;
 
-function check(actual: unknown, expected: unknown, what: string): void {
+/** Throws unless `actual` is `expected` (Object.is), naming `what`: the runtimes share no assertion library. */
+export function check(actual: unknown, expected: unknown, what: string): void {
   if (!Object.is(actual, expected)) throw new Error(`${what}: expected ${String(expected)}, got ${String(actual)}`);
 }
 
