@@ -261,8 +261,9 @@ export class PermitImpl implements Permit {
   #abort: AbortController | undefined;
   #released: Promise<void> | undefined;
   #lost = false;
-  /** The permit's store calls, one after another. */
+  /** The permit's store calls, one after another: the last one's settling, and how many are not settled. */
   #queue: Promise<unknown> = Promise.resolve();
+  #pending = 0;
 
   constructor(holdings: Holdings | undefined, key: string, cost: number, held: Held) {
     const d = held.decision;
@@ -314,8 +315,13 @@ export class PermitImpl implements Permit {
 
   /** @internal Runs `f` after the permit's store calls before it (a release after a renewal in flight). */
   serial<T>(f: () => Promise<T>): Promise<T> {
-    const next = this.#queue.then(f);
-    this.#queue = next.catch(() => undefined);
+    // Nothing before it: run now, so that an embedded store's release is done when release() returns.
+    const next = this.#pending === 0 ? f() : this.#queue.then(f);
+    this.#pending++;
+    this.#queue = next.then(
+      () => void this.#pending--,
+      () => void this.#pending--,
+    );
     return next;
   }
 
