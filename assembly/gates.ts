@@ -261,10 +261,13 @@ export function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t
   return false;
 }
 
-/** Gives `cost` back to every gate's record of the key (lo0, hi). */
+/** Gives `cost` back to every gate's record of the key (lo0, hi), but a concurrency gate's. */
 export function refundGates(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, now: f64): void {
   for (let g: u32 = 0; g < gates; g++) {
     let id = gate0 + g;
+    // A slot comes back by its permit's release, never by a refund: holders
+    // are counted, not named, and a refund would free another's.
+    if (load<u32>(policies + <usize>id * POLICY_BYTES) == KIND_CONCURRENCY) continue;
     let lo = fixKey(gateLo(lo0, id), hi);
     let addr = find(lo, hi, now);
     if (!foundLive) continue;

@@ -487,10 +487,11 @@ export class ReferenceLimiter {
     return { allowed: false, waitMs: t - now, limit: last.limit, capacity: last.capacity, gate: last.gate, remaining: last.remaining };
   }
 
+  /** Gives `cost` back to every gate but a concurrency gate (whose slots come back by release only). */
   refund(key: string, cost: number, now: number): void {
     this.#policies.forEach((p, g) => {
       const s = this.#live(g, key, now);
-      if (s !== undefined) this.#commit(g, key, refundState(p, s, cost, now), now);
+      if (s !== undefined && p.core.code !== CONCURRENCY) this.#commit(g, key, refundState(p, s, cost, now), now);
     });
   }
 
@@ -532,6 +533,8 @@ export class ReferenceLimiter {
     const t = Math.min(spentAt, now);
     this.#policies.forEach((p, g) => {
       const s = this.#live(g, key, now);
+      // An outage's holders come back by their own renewals: nothing to charge.
+      if (p.core.code === CONCURRENCY) return;
       if (p.core.code === GCRA) {
         this.#commit(g, key, chargePastGcra(p, s, cost, t, now), now);
       } else {

@@ -13,7 +13,12 @@ local function charge(cost, spentAt)
   if spentAt < now then at = spentAt end
   for g = 1, G do
     local a, b, c, exp
-    if gcode[g] == KIND_GCRA then
+    if gcode[g] == KIND_CONCURRENCY then
+      -- Nothing: an outage's holders come back to Redis by their own
+      -- renewals (taken afresh there, redis-binding.ts), and those released
+      -- meanwhile hold nothing; counting them all as of the outage's start
+      -- would be the wrong epoch either way.
+    elseif gcode[g] == KIND_GCRA then
       -- GCRA remembers the outage's own TAT (gcra.lua).
       a, b, c, exp = GCRA.chargePast(gp0[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, at, now)
     else
@@ -25,7 +30,7 @@ local function charge(cost, spentAt)
       -- run out still decides as "never seen".
       if exp < now + CHARGE_MEMORY_MS then exp = now + CHARGE_MEMORY_MS end
     end
-    commit(g, a, b, c, exp)
+    if a ~= nil then commit(g, a, b, c, exp) end
   end
   emit(0, 0, 0, 0)
 end
