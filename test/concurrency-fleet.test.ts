@@ -273,12 +273,12 @@ describe('a concurrency gate across a Redis outage', () => {
 
   /**
    * 4 pods on one key of limit 8 (the fallback's share: 2 each); Redis goes
-   * away for 2.5 s in the middle of the run (`outage`), longer than
+   * away for 3 s in the middle of the run (`outage`), longer than
    * 2 × leaseMs so that the fallback admits on its own.
    */
   async function acrossOutage(prefix: string, outage: (server: RedisServer) => Promise<void>): Promise<void> {
     const limit = 8;
-    const leaseMs = 500;
+    const leaseMs = 1000;
     const config: WorkerConfig = { ports: [server.port], prefix, keys: ['k'], limit, leaseMs, mode: 'loop', pods: 4, loops: 4, durationMs: 7000, holdMinMs: 2, holdMaxMs: 15 };
     const pods = await runPods(worker, Array.from({ length: 4 }, () => [JSON.stringify(config)]), 40_000);
     await new Promise((r) => setTimeout(r, 1500));
@@ -310,7 +310,7 @@ describe('a concurrency gate across a Redis outage', () => {
     await acrossOutage('cf4:', async (s) => {
       s.kill('SIGSTOP');
       try {
-        await new Promise((r) => setTimeout(r, 2500));
+        await new Promise((r) => setTimeout(r, 3000));
       } finally {
         s.kill('SIGCONT');
       }
@@ -320,7 +320,7 @@ describe('a concurrency gate across a Redis outage', () => {
   it('SIGKILL and a restart (every count in Redis lost): never more holders than the limit, before, during and after', async () => {
     await acrossOutage('cf5:', async (s) => {
       s.kill('SIGKILL');
-      await new Promise((r) => setTimeout(r, 2500));
+      await new Promise((r) => setTimeout(r, 3000));
       await s.restart();
     });
   }, 60_000);

@@ -7,7 +7,7 @@ export interface ConcurrencyOptions {
   /** Most holders of one key at once: an integer from 1 to {@link MAX_COUNT}. */
   limit: number;
   /**
-   * How long a permit lasts unless renewed (default `'30s'`): 100 ms to 1 day
+   * How long a permit lasts unless renewed (default `'30s'`): 1 s to 1 day
    * ({@link MIN_LEASE_MS}, {@link MAX_LEASE_MS}). A held permit is renewed on
    * its own while its process runs, so this bounds only how long the slots of
    * a holder that died (or forgot its permit) stay taken: they come back
@@ -16,8 +16,13 @@ export interface ConcurrencyOptions {
   leaseMs?: Duration;
 }
 
-/** Shortest lease a concurrency gate accepts (ms): renewals come every half of it. */
-export const MIN_LEASE_MS = 100;
+/**
+ * Shortest lease a concurrency gate accepts (ms): 1 s. Renewals come every
+ * half of it, so an event loop stalled longer than that (a long GC, a busy
+ * machine) may let a live holder's lease run out: half a second is the
+ * least stall a lease should outlast.
+ */
+export const MIN_LEASE_MS = 1000;
 /** Longest lease a concurrency gate accepts (ms): one day. */
 export const MAX_LEASE_MS = 86_400_000;
 /** The lease of a concurrency gate when none is given (ms). */

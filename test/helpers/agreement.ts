@@ -39,9 +39,9 @@ export const policyArb: fc.Arbitrary<Policy> = fc.oneof(
   fc.record({ limit: fc.integer({ min: 1, max: 20 }), window: fc.integer({ min: 1, max: 5000 }) }).map((o) => fixedWindow(o)),
   fc.record({ limit: fc.integer({ min: 1, max: 20 }), within: fc.integer({ min: 1, max: 5000 }) }).map((o) => linearWindow(o)),
   fc.record({ limit: fc.integer({ min: 1, max: 20 }), window: fc.integer({ min: 1, max: 5000 }) }).map((o) => slidingWindow(o)),
-  // Leases of 100 ms to 5 s of the runs' clock; renewals come every leaseMs / 2 of
+  // Leases of 1 to 5 s of the runs' clock; renewals come every leaseMs / 2 of
   // real time, longer than a run takes, so that the runs' own `extend` ops decide.
-  fc.record({ limit: fc.integer({ min: 1, max: 6 }), leaseMs: fc.integer({ min: 100, max: 5000 }) }).map((o) => concurrency(o)),
+  fc.record({ limit: fc.integer({ min: 1, max: 6 }), leaseMs: fc.integer({ min: 1000, max: 5000 }) }).map((o) => concurrency(o)),
 );
 
 export type Op = { op: 'limit' | 'peek' | 'reserve' | 'refund' | 'reset' | 'release' | 'extend'; key: number; cost: number; dt: number };
@@ -63,7 +63,7 @@ export const opArb: fc.Arbitrary<Op> = fc.record({
  * lease epochs, across one boundary and past their leases.
  */
 export const concurrencyRunArb: fc.Arbitrary<{ policies: Policy[]; ops: Op[] }> = fc
-  .record({ limit: fc.integer({ min: 1, max: 3 }), leaseMs: fc.integer({ min: 100, max: 5000 }), other: fc.option(policyArb, { freq: 3 }) })
+  .record({ limit: fc.integer({ min: 1, max: 3 }), leaseMs: fc.integer({ min: 1000, max: 5000 }), other: fc.option(policyArb, { freq: 3 }) })
   .chain(({ limit, leaseMs, other }) => {
     const gate = concurrency({ limit, leaseMs });
     const op = fc.record({

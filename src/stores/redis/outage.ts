@@ -73,8 +73,13 @@ export class OutageDecider {
     if (options.fallback === FLEET && options.fleet.nodes !== undefined) this.fleetChanged(options.fleet.nodes);
   }
 
-  /** What follows from the fallback's gates: the seed clamp and the ledger's horizon. */
+  /** This store's slots of the concurrency gate while Redis is out of reach (Infinity: none limits them). */
+  #slots = Infinity;
+
+  /** What follows from the fallback's gates: the seed clamp, the share of slots and the ledger's horizon. */
   #share(local: readonly Policy[]): void {
+    const gate = local.find((g) => g.core.code === CODE.concurrency);
+    this.#slots = gate === undefined ? Infinity : gate.core.p1;
     // A token count seeded from the whole fleet's bucket must not exceed this node's share.
     this.#seedClamp = local.map((g) => (g.core.code === CODE.tokenInterval ? g.core.p0 : NaN));
     this.#o.ledger?.horizonFor(local);
@@ -131,6 +136,30 @@ export class OutageDecider {
   hold(key: string, cost: number): Held {
     const decision = this.decide(key, OP_LIMIT, cost, 0) as Decision;
     return { decision, at: this.#lastAt };
+  }
+
+  /**
+   * This store's share of a concurrency gate's slots while it cannot count
+   * on Redis: the fallback's (`floor(limit / N)`), none for `'closed'` or
+   * before the fleet's size is known, no bound for `'open'`.
+   */
+  get slotShare(): number {
+    if (this.#fallback === undefined) return this.#o.fallback === 'open' ? Infinity : 0;
+    if (this.#o.fallback === FLEET && this.#o.fleet.nodes === undefined) return 0;
+    return this.#slots;
+  }
+
+  /**
+   * Whether `own` slots of the key held by this store, and `cost` more, fit
+   * its share; if not, the denial (by the concurrency gate `gate`, whose
+   * lease `leaseMs` bounds the wait).
+   */
+  overShare(own: number, cost: number, gate: number, leaseMs: number): Held | undefined {
+    const share = this.slotShare;
+    if (own + cost <= share) return undefined;
+    this.#o.counts.fallback++;
+    const decision: Decision = { allowed: false, limit: this.#o.gates[gate]!.core.p1, capacity: share, gate, remaining: Math.max(0, share - own), retryAfterMs: leaseMs, resetAfterMs: 0, source: 'fallback' };
+    return { decision, at: NaN };
   }
 
   /** Returns a permit's slots to the fallback's table (which Redis's answers seeded). */

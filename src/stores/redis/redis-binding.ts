@@ -96,8 +96,14 @@ export class RedisBinding implements StoreBinding {
   #offset = 0;
   /** Whether a gate is a concurrency gate (no negative cache then). */
   readonly #slots: boolean;
-  /** The concurrency gate's index (a limiter has at most one), or -1. */
+  /** The concurrency gate's index (a limiter has at most one), or -1, and its lease. */
   readonly #slotGate: number;
+  readonly #leaseMs: number;
+  /** Per key, the slots this store's permits hold (any source): what its share bounds without Redis. */
+  readonly #own = new Map<string, number>();
+  /** Per breaker shard, until when (local clock) it is just back from the fallback: see #holdLocally. */
+  readonly #recovering = new Map<number, number>();
+  readonly #redisClock: () => number;
 
   constructor(options: RedisBindingOptions) {
     this.#o = options;
@@ -107,10 +113,12 @@ export class RedisBinding implements StoreBinding {
     this.#gateArgs = gateArgs(options.gates);
     this.#slotGate = options.gates.findIndex(isConcurrency);
     this.#slots = this.#slotGate >= 0;
+    this.#leaseMs = this.#slots ? options.gates[this.#slotGate]!.core.p0 : 0;
     this.#limit = options.gates.map(configuredLimit);
     this.#capacity = options.gates.map((g) => g.core.capacity);
     const clock = options.clock;
     const redisClock = () => clock() + this.#offset;
+    this.#redisClock = redisClock;
     this.#mirror = options.mirror.bind(options.gates, redisClock);
     this.#ledger = options.reconcile ? new Ledger(clock) : undefined;
     this.#outage = new OutageDecider({
@@ -324,14 +332,72 @@ export class RedisBinding implements StoreBinding {
    * cache: a slot can be freed by any process at any moment.
    */
   hold(key: string, cost: number): Held | Promise<Held> {
+    // Counted among this store's own holders from the ask on, not from the
+    // answer: asks in flight together must not all fit one free place of the share.
+    this.#own.set(key, (this.#own.get(key) ?? 0) + cost);
+    let held: Held | Promise<Held>;
+    try {
+      held = this.#hold(key, cost);
+    } catch (error) {
+      this.#disown(key, cost);
+      throw error;
+    }
+    if (!(held instanceof Promise)) return this.#counted(key, cost, held);
+    return held.then(
+      (h) => this.#counted(key, cost, h),
+      (error: unknown) => {
+        this.#disown(key, cost);
+        throw error;
+      },
+    );
+  }
+
+  /** This store's own holders of the key before the ask of `cost` (counted in #own since it was made). */
+  #ownBefore(key: string, cost: number): number {
+    return (this.#own.get(key) ?? 0) - cost;
+  }
+
+  #hold(key: string, cost: number): Held | Promise<Held> {
     if (this.#o.lifecycle.closed) return Promise.reject(new StoreClosedError());
     const shard = this.#shardOf(key);
-    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) {
+    const breakerShard = this.#breakerShard(shard);
+    if (this.#o.breaker.isOpen(breakerShard)) {
       const pending = this.#inFlight.get(key);
-      if (pending !== undefined) return pending.then(() => this.hold(key, cost));
-      return this.#outage.yielding(this.#outage.hold(key, cost));
+      if (pending !== undefined) return pending.then(() => this.#hold(key, cost));
+      return this.#outage.yielding(this.#holdLocally(key, cost));
+    }
+    // Just back from an outage: the other stores' fallback holders may not
+    // be in Redis yet (they come at their first renewal, and the others get
+    // back to Redis when they do), so this store keeps to its share too.
+    if ((this.#recovering.get(breakerShard) ?? -Infinity) > this.#o.clock()) {
+      const over = this.#outage.overShare(this.#ownBefore(key, cost), cost, this.#slotGate, this.#leaseMs);
+      if (over !== undefined) return over;
     }
     return this.#enqueue(key, shard, OP_LIMIT, cost, 0, true, true) as Promise<Held>;
+  }
+
+  /**
+   * A hold without Redis: within this store's share of the slots, and the
+   * fallback's table. For two leases after the last of them the key's shard
+   * keeps to the share even when Redis answers (#hold): by then every holder
+   * the fallbacks admitted has been renewed into Redis (taken afresh there)
+   * or has ended.
+   */
+  #holdLocally(key: string, cost: number): Held {
+    this.#recovering.set(this.#breakerShard(this.#shardOf(key)), this.#o.clock() + 2 * this.#leaseMs);
+    return this.#outage.overShare(this.#ownBefore(key, cost), cost, this.#slotGate, this.#leaseMs) ?? this.#outage.hold(key, cost);
+  }
+
+  /** An ask's slots stay among this store's own holders of the key when admitted. */
+  #counted(key: string, cost: number, held: Held): Held {
+    if (!held.decision.allowed) this.#disown(key, cost);
+    return held;
+  }
+
+  #disown(key: string, cost: number): void {
+    const left = (this.#own.get(key) ?? 0) - cost;
+    if (left > 0) this.#own.set(key, left);
+    else this.#own.delete(key);
   }
 
   /**
@@ -340,6 +406,7 @@ export class RedisBinding implements StoreBinding {
    * until its lease runs out: never fewer holders than there are).
    */
   async release(key: string, cost: number, at: number, source: DecisionSource): Promise<void> {
+    this.#disown(key, cost);
     if (this.#o.lifecycle.closed) throw new StoreClosedError();
     const shard = this.#shardOf(key);
     if (source === 'fallback' || this.#o.breaker.isOpen(this.#breakerShard(shard))) {
@@ -350,29 +417,40 @@ export class RedisBinding implements StoreBinding {
   }
 
   /**
-   * Renews a permit. One Redis counts: renewed there (at its script time);
-   * while Redis is unreachable it stays as it is (counted there until its
-   * lease runs out, renewed when Redis answers again). One the fallback
-   * admitted is renewed in the fallback's table while Redis is down, and
-   * taken afresh in Redis once it is back (its outage count there, charged
-   * by the ledger, runs out with its lease).
+   * Renews a permit; a lost one leaves this store's own holders.
+   *
+   * One Redis counts is renewed there. While Redis is out of reach it stays
+   * as it is as long as Redis (and every store's fallback table, seeded from
+   * Redis) still counts it; once that count ends (before the next renewal),
+   * it is kept only within this store's share of the slots, else lost: the
+   * other stores' shares no longer see it. One the fallback admitted is
+   * renewed in the fallback's table while Redis is down, and taken afresh in
+   * Redis once it is back.
    */
   async renew(key: string, cost: number, at: number, source: DecisionSource): Promise<Renewal | undefined> {
+    const renewal = await this.#renew(key, cost, at, source);
+    if (renewal === undefined) this.#disown(key, cost);
+    return renewal;
+  }
+
+  async #renew(key: string, cost: number, at: number, source: DecisionSource): Promise<Renewal | undefined> {
     if (this.#o.lifecycle.closed) throw new StoreClosedError();
     const shard = this.#shardOf(key);
-    const down = this.#o.breaker.isOpen(this.#breakerShard(shard));
     const fromFallback = source === 'fallback';
-    if (down) return fromFallback ? this.#outage.renew(key, cost, at) : { at, source };
+    const unreachable = () => {
+      if (fromFallback) return this.#outage.renew(key, cost, at);
+      const lease = this.#leaseMs;
+      const countedUntil = (Math.floor(at / lease) + 2) * lease;
+      if (this.#redisClock() + lease / 2 < countedUntil) return { at, source };
+      return (this.#own.get(key) ?? 0) <= this.#outage.slotShare ? { at, source } : undefined;
+    };
+    if (this.#o.breaker.isOpen(this.#breakerShard(shard))) return unreachable();
     // A time no lease epoch of Redis's has: taken afresh, never mistaken for another holder's count.
     const renewal = this.#enqueue(key, shard, OP_RENEW, cost, fromFallback ? 0 : at) as Promise<Renewal | undefined>;
-    return renewal.then(
-      (r) => {
-        if (fromFallback && r !== undefined) this.#outage.release(key, cost, at);
-        return r;
-      },
-      // Redis failed the call: as when it is down.
-      () => (fromFallback ? this.#outage.renew(key, cost, at) : { at, source }),
-    );
+    return renewal.then((r) => {
+      if (fromFallback && r !== undefined) this.#outage.release(key, cost, at);
+      return r;
+    }, unreachable); // Redis failed the call: as when it is down
   }
 
   async refund(key: string, cost: number): Promise<void> {
@@ -478,7 +556,7 @@ export class RedisBinding implements StoreBinding {
         for (const [key, hits] of entries) {
           for (const hit of hits) {
             if (hit.op === OP_CHARGE || hit.op === OP_RENEW) hit.reject(new Error('Redis is down'));
-            else if (hit.hold === true) hit.resolve(this.#outage.hold(key, hit.cost));
+            else if (hit.hold === true) hit.resolve(this.#holdLocally(key, hit.cost));
             else hit.resolve(this.#outage.decide(key, hit.op, hit.cost, hit.maxWait));
           }
         }
