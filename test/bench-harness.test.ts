@@ -76,3 +76,36 @@ describe('bench harness (--smoke --json)', () => {
     }
   });
 });
+
+describe('concurrency bench (--smoke --json)', () => {
+  it('prints one JSON document: every row counts its operations, keeps to the limit in flight, and is unflagged', () => {
+    const stdout = execFileSync(process.execPath, ['--import', 'tsx', 'bench/concurrency.ts', '--smoke', '--json'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000,
+    }).toString();
+    const doc = JSON.parse(stdout) as {
+      limit: number;
+      rows: { group: string; contender: string; decisions: number; allowed: number; admittedShare: number; perSecond: number; flagged: string | null; expectedSource: string | null; sourceShare: number | null; p50Ms: number | null; peakInFlight: number | null }[];
+    };
+    const cells: [string, number][] = [];
+    numbers(doc, '$', cells);
+    for (const [path, v] of cells) expect(Number.isFinite(v), path).toBe(true);
+    // In process: cellgate, p-limit and bottleneck async; cellgate's sync rows (no peer decides a slot synchronously).
+    expect(doc.rows.map((r) => r.contender.split(' ')[0])).toEqual(['cellgate', 'p-limit', 'bottleneck', 'cellgate', 'cellgate', 'for']);
+    for (const r of doc.rows) {
+      expect(r.decisions, r.contender).toBeGreaterThan(0);
+      expect(r.admittedShare, r.contender).toBeCloseTo(r.allowed / r.decisions, 10);
+      expect(r.perSecond, r.contender).toBeGreaterThan(0);
+      expect(r.flagged, r.contender).toBeNull();
+      if (r.expectedSource !== null) expect(r.sourceShare, r.contender).toBe(1);
+      if (r.group.includes('async')) {
+        // Every acquire ends admitted; the tasks in flight never pass the limit and the latency is timed.
+        expect(r.admittedShare, r.contender).toBe(1);
+        expect(r.peakInFlight, r.contender).toBeGreaterThanOrEqual(1);
+        expect(r.peakInFlight, r.contender).toBeLessThanOrEqual(doc.limit);
+        expect(r.p50Ms, r.contender).not.toBeNull();
+      } else expect(r.peakInFlight, r.contender).toBeNull();
+    }
+  }, 90_000);
+});
