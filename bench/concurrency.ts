@@ -241,7 +241,7 @@ export async function redisRows(host: string, port: number): Promise<RedisRows> 
 function checkPeaks(rows: Row[], contenders: Contender[]): Row[] {
   return rows.map((r, i) => {
     const peak = (contenders[i] as Partial<AsyncContender>).inFlight?.peak;
-    if (peak !== undefined && peak > LIMIT && r.flagged === null) r.flagged = `${peak} tasks in flight on one key (limit ${LIMIT})`;
+    if (peak !== undefined && peak > LIMIT) r.flagged = [r.flagged, `${peak} tasks in flight on one key (limit ${LIMIT})`].filter((f) => f !== null).join('; ');
     peaks.set(r, peak ?? null);
     return r;
   });
