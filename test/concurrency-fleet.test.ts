@@ -122,14 +122,20 @@ function startWorker(config: WorkerConfig, timeoutMs: number): { child: ChildPro
   return { child, next, exited };
 }
 
-describe('a concurrency gate shared by 4 processes through one Redis', () => {
-  let server: RedisServer;
+/** A redis-server of the describe block's own, started before its tests and stopped after (read `server` inside tests). */
+function useServer(): { server: RedisServer } {
+  const db = {} as { server: RedisServer };
   beforeAll(async () => {
-    server = await startRedis();
+    db.server = await startRedis();
   }, 30_000);
   afterAll(async () => {
-    await server?.stop();
+    await db.server?.stop();
   });
+  return db;
+}
+
+describe('a concurrency gate shared by 4 processes through one Redis', () => {
+  const db = useServer();
 
   /**
    * 4 pods of 3 loops each on limit 3, holding `hold` ms at a time for 7 s:
@@ -138,7 +144,7 @@ describe('a concurrency gate shared by 4 processes through one Redis', () => {
    */
   async function saturate(prefix: string, hold: [number, number]) {
     const limit = 3;
-    const results = await runLoops(4, { ports: [server.port], prefix, keys: ['k'], limit, leaseMs: 5000, mode: 'loop', loops: 3, durationMs: 7000, holdMinMs: hold[0], holdMaxMs: hold[1], timeoutMs: 5000 }, 30_000);
+    const results = await runLoops(4, { ports: [db.server.port], prefix, keys: ['k'], limit, leaseMs: 5000, mode: 'loop', loops: 3, durationMs: 7000, holdMinMs: hold[0], holdMaxMs: hold[1], timeoutMs: 5000 }, 30_000);
     const intervals = results.flatMap((r) => r.intervals);
     const { max, at } = maxOverlap(intervals, 0);
     // Saturated from when the last pod started (plus 200 ms for every pod's first calls) to when the first stopped.
@@ -173,7 +179,7 @@ describe('a concurrency gate shared by 4 processes through one Redis', () => {
 
   it('frees the slots of a pod killed with SIGKILL while holding them between leaseMs and 2 × leaseMs after its last renewal', async () => {
     const leaseMs = 1000;
-    const config: WorkerConfig = { ports: [server.port], prefix: 'cf2:', keys: ['k'], limit: 3, leaseMs, mode: 'hog', timeoutMs: 5000 };
+    const config: WorkerConfig = { ports: [db.server.port], prefix: 'cf2:', keys: ['k'], limit: 3, leaseMs, mode: 'hog', timeoutMs: 5000 };
     const hog = startWorker(config, 20_000);
     let probe: ReturnType<typeof startWorker> | undefined;
     try {
@@ -263,13 +269,7 @@ describe('concurrency gates on a 3-master Redis Cluster', () => {
 });
 
 describe('a concurrency gate across a Redis outage', () => {
-  let server: RedisServer;
-  beforeAll(async () => {
-    server = await startRedis();
-  }, 30_000);
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const db = useServer();
 
   /**
    * 4 pods on one key of limit 8 (the fallback's share: 2 each); Redis goes
@@ -279,11 +279,11 @@ describe('a concurrency gate across a Redis outage', () => {
   async function acrossOutage(prefix: string, outage: (server: RedisServer) => Promise<void>): Promise<void> {
     const limit = 8;
     const leaseMs = 1000;
-    const config: WorkerConfig = { ports: [server.port], prefix, keys: ['k'], limit, leaseMs, mode: 'loop', pods: 4, loops: 4, durationMs: 7000, holdMinMs: 2, holdMaxMs: 15 };
+    const config: WorkerConfig = { ports: [db.server.port], prefix, keys: ['k'], limit, leaseMs, mode: 'loop', pods: 4, loops: 4, durationMs: 7000, holdMinMs: 2, holdMaxMs: 15 };
     const pods = await runPods(worker, Array.from({ length: 4 }, () => [JSON.stringify(config)]), 40_000);
     await new Promise((r) => setTimeout(r, 1500));
     const goneAt = monotonic();
-    await outage(server);
+    await outage(db.server);
     const backAt = monotonic();
     const results = (await Promise.all(pods.map((p) => p.result))) as (LoopResult | undefined)[];
     expect(results.every((r) => r !== undefined)).toBe(true);
