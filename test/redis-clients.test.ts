@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Limiter, fixedWindow, gcra, type Decision, type Policy, type RateLimiter } from '../build/lib/src/index.js';
 import { RedisStore, RedisUnavailableError, type RedisConnection } from '../build/lib/src/stores/redis/index.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../build/lib/src/cli/redis-server.js';
-import { opArb, policyArb, runBoth, runScript, scriptOpArb } from './helpers/agreement.js';
+import { modelClock, opArb, policyArb, runBoth, runScript, scriptOpArb } from './helpers/agreement.js';
 import { keysByMaster } from './helpers/cluster-keys.js';
 import { CLIENT_KINDS, type AnyClient, type ClientKind } from './helpers/clients.js';
 
@@ -88,7 +88,7 @@ describe.each(CLIENT_KINDS)('RedisStore with $name', (kind) => {
         );
         await fc.assert(
           fc.asyncProperty(fc.array(policyArb, { minLength: 1, maxLength: 2 }), fc.array(opArb, { minLength: 1, maxLength: 30 }), fc.integer({ min: 0, max: 2e12 }), (ps, ops, start) =>
-            runBoth(new RedisStore({ client, time: 'client', timeoutMs: 10_000, prefix: `ma${run++}:` }), ps, ops, start, false),
+            runBoth(new RedisStore({ client, ...modelClock, timeoutMs: 10_000, prefix: `ma${run++}:` }), ps, ops, start, false),
           ),
           { numRuns: 25 },
         );
@@ -341,7 +341,7 @@ describe.each(CLIENT_KINDS)('RedisStore with $name', (kind) => {
       try {
         await fc.assert(
           fc.asyncProperty(fc.array(policyArb as fc.Arbitrary<Policy>, { minLength: 1, maxLength: 2 }), fc.array(opArb, { minLength: 1, maxLength: 30 }), fc.integer({ min: 0, max: 2e12 }), (ps, ops, start) =>
-            runBoth(new RedisStore({ client, time: 'client', timeoutMs: 10_000, prefix: `cm${run++}:` }), ps, ops, start, false),
+            runBoth(new RedisStore({ client, ...modelClock, timeoutMs: 10_000, prefix: `cm${run++}:` }), ps, ops, start, false),
           ),
           { numRuns: 15 },
         );

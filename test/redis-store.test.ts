@@ -8,7 +8,7 @@ import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Limiter, fixedWindow, gcra, linearWindow } from '../build/lib/src/index.js';
 import { RedisStateError, RedisStore } from '../build/lib/src/stores/redis/index.js';
-import { concurrencyRunArb, opArb, policyArb, runBoth } from './helpers/agreement.js';
+import { concurrencyRunArb, modelClock, opArb, policyArb, runBoth } from './helpers/agreement.js';
 import { runPods } from '../support/pods.js';
 import { useRedis } from './helpers/use-redis.js';
 import { startRedisCluster, type RedisCluster } from '../build/lib/src/cli/redis-server.js';
@@ -24,7 +24,7 @@ describe('RedisStore on one server', () => {
     let run = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(policyArb, { minLength: 1, maxLength: 3 }), fc.array(opArb, { minLength: 1, maxLength: 60 }), fc.integer({ min: 0, max: 2e12 }), (ps, ops, start) =>
-        runBoth(new RedisStore({ ...patient, client: db.client, time: 'client', prefix: `agree${run++}:` }), ps, ops, start, false),
+        runBoth(new RedisStore({ ...patient, client: db.client, ...modelClock, prefix: `agree${run++}:` }), ps, ops, start, false),
       ),
       { numRuns: 400 },
     );
@@ -34,7 +34,7 @@ describe('RedisStore on one server', () => {
     let run = 0;
     await fc.assert(
       fc.asyncProperty(concurrencyRunArb, fc.integer({ min: 0, max: 2e12 }), ({ policies, ops }, start) =>
-        runBoth(new RedisStore({ ...patient, client: db.client, time: 'client', prefix: `agreec${run++}:` }), policies, ops, start, false),
+        runBoth(new RedisStore({ ...patient, ...modelClock, client: db.client, prefix: `agreec${run++}:` }), policies, ops, start, false),
       ),
       { numRuns: 300 },
     );
@@ -176,7 +176,7 @@ describe('RedisStore on a 3-master cluster', () => {
     let run = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(policyArb, { minLength: 1, maxLength: 2 }), fc.array(opArb, { minLength: 1, maxLength: 40 }), fc.integer({ min: 0, max: 2e12 }), (ps, ops, start) =>
-        runBoth(new RedisStore({ ...patient, client: redis, time: 'client', prefix: `ca${run++}:` }), ps, ops, start, false),
+        runBoth(new RedisStore({ ...patient, client: redis, ...modelClock, prefix: `ca${run++}:` }), ps, ops, start, false),
       ),
       { numRuns: 100 },
     );

@@ -190,10 +190,16 @@ export class Limiter {
   async limitMany(keys: readonly string[], options?: LimitOptions): Promise<Decision[]> {
     const cost = this.#manyCost(keys, options, 'limitMany()');
     if (this.#holdings !== undefined) {
-      const held = await Promise.all(keys.map((key) => this.#binding.hold!(key, cost)));
-      const ds = held.map((h, i) => this.#permitOf(keys[i]!, cost, h));
-      if (this.#metrics !== undefined) for (const d of ds) this.#observe(d);
-      return ds;
+      const settled = await Promise.allSettled(keys.map((key) => this.#binding.hold!(key, cost)));
+      const ds = settled.map((s, i) => (s.status === 'fulfilled' ? this.#permitOf(keys[i]!, cost, s.value) : undefined));
+      const failed = settled.find((s) => s.status === 'rejected');
+      if (failed !== undefined) {
+        // No one receives the others' permits: given back, not left to their leases.
+        await Promise.all(ds.map((d) => d?.release?.()));
+        throw failed.reason;
+      }
+      if (this.#metrics !== undefined) for (const d of ds) this.#observe(d!);
+      return ds as Decision[];
     }
     const pending = this.#binding.limitMany(keys, cost);
     if (this.#metrics === undefined) return pending;
@@ -214,7 +220,7 @@ export class Limiter {
     const cost = this.#manyCost(keys, options, 'limitManySync()');
     const binding = this.#binding;
     if (binding.limitManyNow === undefined) this.#notSync('limitManySync(); use await limitMany()');
-    const ds = this.#holdings === undefined ? binding.limitManyNow!(keys, cost) : keys.map((key) => this.#holdSync(key, cost));
+    const ds = this.#holdings === undefined ? binding.limitManyNow!(keys, cost) : this.#holdManySync(keys, cost);
     if (this.#metrics !== undefined) for (const d of ds) this.#observe(d);
     return ds;
   }
@@ -323,6 +329,18 @@ export class Limiter {
   /** What hold answered, as a decision: a permit when admitted. */
   #permitOf(key: string, cost: number, held: { decision: Decision; at: number }): Decision {
     return held.decision.allowed ? this.#holdings!.permit(key, cost, held) : held.decision;
+  }
+
+  /** limitManySync() with a concurrency gate: all or none handed out (a throw gives back the permits made before it). */
+  #holdManySync(keys: readonly string[], cost: number): Decision[] {
+    const ds: Decision[] = [];
+    try {
+      for (const key of keys) ds.push(this.#holdSync(key, cost));
+    } catch (error) {
+      for (const d of ds) void d.release?.();
+      throw error;
+    }
+    return ds;
   }
 
   /** limitSync() with a concurrency gate (out of line: off the hot path of the others). */

@@ -51,6 +51,18 @@ export interface Permit extends Decision, AsyncDisposable {
 const weakly: <T extends object>(target: T) => { deref(): T | undefined } =
   typeof WeakRef === 'function' ? (target) => new WeakRef(target) : (target) => ({ deref: () => target });
 
+/**
+ * A held permit as the renewal sweep knows it: weakly, beside what the store
+ * needs to forget it once it is dropped without release and collected.
+ */
+interface HeldEntry {
+  readonly ref: { deref(): PermitImpl | undefined };
+  readonly key: string;
+  readonly cost: number;
+  /** The permit's time (see PermitImpl.at), kept in step with it. */
+  at: number;
+}
+
 /** An acquire of this process waiting for a slot of a key. */
 interface Waiter {
   readonly cost: number;
@@ -78,7 +90,7 @@ export class Holdings {
   /** Whether a slot is freed only in this process (an embedded store): waiters need no polling. */
   readonly #local: boolean;
   /** Held permits, weakly: one dropped without release stops being renewed, and its lease runs out. */
-  readonly #held = new Set<{ deref(): PermitImpl | undefined }>();
+  readonly #held = new Set<HeldEntry>();
   #timer: ReturnType<typeof setInterval> | undefined;
   /** Per key, this process's acquires waiting for a slot, in the order they began to wait. */
   readonly #waiters = new Map<string, Set<Waiter>>();
@@ -87,13 +99,15 @@ export class Holdings {
     this.#binding = binding;
     this.#renewEveryMs = leaseMs / 2;
     this.#local = local;
+    // Redis gone or back: a sweep now, not at the next half lease (see RedisBinding).
+    binding.onRenewalDue?.(() => this.#renewAll());
   }
 
   /** A permit for what `hold` admitted, held and renewed from now on. */
   permit(key: string, cost: number, held: Held): PermitImpl {
     const p = new PermitImpl(this, key, cost, held);
-    p.ref = weakly(p);
-    this.#held.add(p.ref);
+    p.entry = { ref: weakly(p), key, cost, at: held.at };
+    this.#held.add(p.entry);
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => this.#renewAll(), this.#renewEveryMs);
       (this.#timer as { unref?: () => void }).unref?.();
@@ -148,6 +162,7 @@ export class Holdings {
     }
     if (renewal !== undefined) {
       p.at = renewal.at;
+      p.entry!.at = renewal.at;
       p.heldSource = renewal.source;
       return true;
     }
@@ -214,7 +229,7 @@ export class Holdings {
   }
 
   #drop(p: PermitImpl): void {
-    this.#held.delete(p.ref!);
+    this.#held.delete(p.entry!);
     this.#stopWhenIdle();
   }
 
@@ -228,10 +243,15 @@ export class Holdings {
 
   /** One sweep: every permit still held is renewed (the store batches the calls). */
   #renewAll(): void {
-    for (const ref of this.#held) {
-      const p = ref.deref();
-      if (p === undefined) this.#held.delete(ref);
-      else void this.renew(p);
+    for (const entry of this.#held) {
+      const p = entry.ref.deref();
+      if (p !== undefined) {
+        void this.renew(p);
+        continue;
+      }
+      // Dropped without release: its holders count until its lease runs out, no longer renewed.
+      this.#held.delete(entry);
+      this.#binding.abandon?.(entry.key, entry.cost, entry.at);
     }
     this.#stopWhenIdle();
   }
@@ -254,8 +274,8 @@ export class PermitImpl implements Permit {
   at: number;
   /** @internal Where its holders are counted (first: where it was decided), for the store to release it there. */
   heldSource: DecisionSource;
-  /** @internal The weak reference the renewal sweep holds (a permit of Holdings). */
-  ref: { deref(): PermitImpl | undefined } | undefined;
+  /** @internal What the renewal sweep holds of it (a permit of Holdings). */
+  entry: HeldEntry | undefined;
   readonly #holdings: Holdings | undefined;
   /** Made when `signal` is first read: most permits are released without. */
   #abort: AbortController | undefined;

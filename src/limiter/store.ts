@@ -60,6 +60,17 @@ export interface StoreBinding {
    * is lost and there is no room to take it again.
    */
   renew?(key: string, cost: number, at: number, source: DecisionSource): Renewal | undefined | Promise<Renewal | undefined>;
+  /**
+   * A permit was dropped without release and collected (`at`: its time): it
+   * is no longer renewed, and its holders stop counting when its lease runs
+   * out. For a store that counts its own holders (the Redis store's share).
+   */
+  abandon?(key: string, cost: number, at: number): void;
+  /**
+   * Registers what renews every held permit of the limiter now: called when
+   * the store's view of them changes at once (Redis gone, or back).
+   */
+  onRenewalDue?(renewNow: () => void): void;
 }
 
 /** What `StoreBinding.renew` answers for a permit still held. */

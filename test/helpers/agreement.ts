@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { expect } from 'vitest';
 import { toConnection } from '../../build/lib/src/stores/redis/connection.js';
 import { DECIDE_SCRIPT } from '../../build/lib/src/stores/redis/scripts.js';
+import { ONE_CLIENT_CLOCK } from '../../build/lib/src/stores/redis/redis-store.js';
 import { replyAllowed, replyGate } from '../../build/lib/src/stores/redis/wire.js';
 import {
   ArgumentError,
@@ -25,6 +26,12 @@ import {
 import { ReferenceLimiter, type ModelState } from '../../support/reference-model.js';
 import { configuredLimit } from '../../build/lib/src/policies/configured-limit.js';
 import { OP_CHARGE, OP_LEASE, OP_LIMIT, OP_PEEK, OP_REFUND, OP_RELEASE, OP_RENEW, OP_RESERVE, OP_RESET } from '../../build/lib/build/abi.js';
+
+/**
+ * RedisStore options for a run on the model's clock: one store, one fake
+ * clock (`time: 'client'`, allowed with concurrency gates only so).
+ */
+export const modelClock = { time: 'client', [ONE_CLIENT_CLOCK]: true } as const;
 
 export const policyArb: fc.Arbitrary<Policy> = fc.oneof(
   fc.record({ limit: fc.integer({ min: 1, max: 20 }), period: fc.integer({ min: 1, max: 5000 }), burst: fc.integer({ min: 1, max: 8 }) }).map((o) => gcra(o)),

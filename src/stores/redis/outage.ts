@@ -7,10 +7,25 @@ import type { EmbeddedStore } from '../embedded/embedded-store.js';
 import type { EmbeddedBinding } from '../embedded/embedded-binding.js';
 import type { Policy } from '../../policies/index.js';
 import { configuredLimit } from '../../policies/configured-limit.js';
+import { ConfigError } from '../../errors.js';
 import { fallbackGates, FLEET, scaleGates, type FallbackSetting } from './fallback.js';
 import type { Ledger } from './ledger.js';
 import { CODE, OP_CHARGE, OP_LEASE, OP_LIMIT, OP_PEEK, OP_REFUND, OP_RELEASE, OP_RESERVE, OP_RESET } from '../../../build/abi.js';
 import type { Held, Renewal } from '../../limiter/store.js';
+
+/**
+ * A limiter with a concurrency gate needs one in its fallback policy too, of
+ * no more slots: without, nothing would bound its holders while Redis is
+ * out of reach.
+ */
+function checkFallbackSlots(gates: readonly Policy[], local: readonly Policy[]): void {
+  const gate = gates.find((g) => g.core.code === CODE.concurrency);
+  if (gate === undefined) return;
+  const own = local.find((g) => g.core.code === CODE.concurrency);
+  if (own === undefined || own.core.p1 > gate.core.p1) {
+    throw new ConfigError('fallback.policy', local, `a concurrency gate of at most ${gate.core.p1} slots among its gates, as the limiter has: its holders without Redis are bounded by it (per store)`);
+  }
+}
 
 /** Fallback decisions per one that waits for a macrotask (see `yielding`). */
 const YIELD_EVERY = 32;
@@ -65,6 +80,7 @@ export class OutageDecider {
   constructor(options: OutageOptions) {
     this.#o = options;
     const local = fallbackGates(options.fallback, options.gates);
+    if (local !== undefined) checkFallbackSlots(options.gates, local);
     this.#fallback = local === undefined ? undefined : options.table.bind(local, options.redisClock);
     this.#seeded = options.fallback === FLEET || (typeof options.fallback === 'object' && 'nodes' in options.fallback);
     this.#limit = configuredLimit(options.gates[0]!);
@@ -157,8 +173,20 @@ export class OutageDecider {
   overShare(own: number, cost: number, gate: number, leaseMs: number): Held | undefined {
     const share = this.slotShare;
     if (own + cost <= share) return undefined;
+    return this.#denied(gate, share, Math.max(0, share - own), leaseMs);
+  }
+
+  /**
+   * The denial of a hold in an outage's grace (see RedisBinding's
+   * `#holdLocally`), which ends in `graceLeftMs`.
+   */
+  inGrace(gate: number, graceLeftMs: number): Held {
+    return this.#denied(gate, this.slotShare, 0, Math.ceil(graceLeftMs));
+  }
+
+  #denied(gate: number, share: number, remaining: number, retryAfterMs: number): Held {
     this.#o.counts.fallback++;
-    const decision: Decision = { allowed: false, limit: this.#o.gates[gate]!.core.p1, capacity: share, gate, remaining: Math.max(0, share - own), retryAfterMs: leaseMs, resetAfterMs: 0, source: 'fallback' };
+    const decision: Decision = { allowed: false, limit: this.#o.gates[gate]!.core.p1, capacity: share, gate, remaining, retryAfterMs, resetAfterMs: 0, source: 'fallback' };
     return { decision, at: NaN };
   }
 

@@ -6,7 +6,7 @@ import type { Policy } from '../../policies/index.js';
 import { configuredLimit } from '../../policies/configured-limit.js';
 import { isConcurrency } from '../../policies/concurrency.js';
 import type { Held, Renewal, StoreBinding } from '../../limiter/store.js';
-import type { CircuitBreaker } from './circuit-breaker.js';
+import type { BreakerCloseDetail, BreakerOpenDetail, CircuitBreaker } from './circuit-breaker.js';
 import type { FallbackSetting } from './fallback.js';
 import type { RedisConnection } from './connection.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -103,6 +103,12 @@ export class RedisBinding implements StoreBinding {
   readonly #own = new Map<string, number>();
   /** Per breaker shard, until when (local clock) it is just back from the fallback: see #holdLocally. */
   readonly #recovering = new Map<number, number>();
+  /** Per breaker shard, when (local clock) its current outage began: its first failed batch since one answered. */
+  readonly #outageSince = new Map<number, number>();
+  /** Permits dropped without release, by when (Redis's clock) their holders stop counting: [until, key, cost], oldest first. */
+  readonly #abandoned: [until: number, key: string, cost: number][] = [];
+  /** What renews this limiter's permits now (Holdings), when Redis goes away or comes back. */
+  readonly #renewNow: (() => void)[] = [];
   readonly #redisClock: () => number;
 
   constructor(options: RedisBindingOptions) {
@@ -134,6 +140,56 @@ export class RedisBinding implements StoreBinding {
     });
     this.#batcher = new Batcher((route, groups, since) => this.#sendRoute(route, groups, since), options.maxSize, options.maxDelayMs);
     if (options.reconcile) options.breaker.addEventListener('close', () => this.#reconcile());
+    if (this.#slots) {
+      options.breaker.addEventListener('open', (e) => {
+        for (const s of (e as CustomEvent<BreakerOpenDetail>).detail.shards) this.#outageBegan(s);
+        // Permits held beyond the share that Redis no longer counts are given up now, not at the next sweep.
+        this.#renewAllNow();
+      });
+      options.breaker.addEventListener('close', (e) => {
+        for (const s of (e as CustomEvent<BreakerCloseDetail>).detail.shards) this.#recovered(s);
+        // The fallback's holders are taken afresh in Redis at once: until they
+        // are, Redis admits on top of them whoever asks without having seen the outage.
+        this.#renewAllNow();
+      });
+    }
+  }
+
+  /** A shard's first failure since Redis last answered it: its outage's grace counts from now. */
+  #outageBegan(breakerShard: number): void {
+    if (!this.#outageSince.has(breakerShard)) this.#outageSince.set(breakerShard, this.#o.clock());
+  }
+
+  /** A shard is back: for two leases its holds keep to the share (see #hold). */
+  #recovered(breakerShard: number): void {
+    this.#outageSince.delete(breakerShard);
+    this.#keepToShare(breakerShard);
+  }
+
+  #keepToShare(breakerShard: number): void {
+    const until = this.#o.clock() + 2 * this.#leaseMs;
+    if ((this.#recovering.get(breakerShard) ?? -Infinity) < until) this.#recovering.set(breakerShard, until);
+  }
+
+  /**
+   * The store suspects an outage it made no call in (a heartbeat failed), or
+   * its end (the next one answered): every shard keeps to its share for two
+   * leases, as one just back from the fallback does. Another store's outage
+   * holders may not be in Redis yet. @internal
+   */
+  outageSeen(): void {
+    if (!this.#slots) return;
+    const shards = this.#o.breakerPerShard ? this.#o.breaker.shards : 1;
+    for (let s = 0; s < shards; s++) this.#keepToShare(s);
+  }
+
+  /** Registers what renews this limiter's held permits now (its Holdings). @internal */
+  onRenewalDue(renewNow: () => void): void {
+    this.#renewNow.push(renewNow);
+  }
+
+  #renewAllNow(): void {
+    for (const f of this.#renewNow) f();
   }
 
   /**
@@ -332,6 +388,7 @@ export class RedisBinding implements StoreBinding {
    * cache: a slot can be freed by any process at any moment.
    */
   hold(key: string, cost: number): Held | Promise<Held> {
+    if (this.#abandoned.length > 0) this.#expireAbandoned();
     // Counted among this store's own holders from the ask on, not from the
     // answer: asks in flight together must not all fit one free place of the share.
     this.#own.set(key, (this.#own.get(key) ?? 0) + cost);
@@ -384,14 +441,59 @@ export class RedisBinding implements StoreBinding {
    * or has ended.
    */
   #holdLocally(key: string, cost: number): Held {
-    this.#recovering.set(this.#breakerShard(this.#shardOf(key)), this.#o.clock() + 2 * this.#leaseMs);
+    const shard = this.#breakerShard(this.#shardOf(key));
+    const now = this.#o.clock();
+    this.#recovering.set(shard, now + 2 * this.#leaseMs);
+    this.#outageBegan(shard);
+    // The grace: permits Redis admitted to other stores may be held beyond
+    // their shares until Redis no longer counts them (see #renew), and this
+    // store's fallback table never saw most of them.
+    const graceLeft = this.#outageSince.get(shard)! + this.#graceMs - now;
+    if (graceLeft > 0) return this.#outage.inGrace(this.#slotGate, graceLeft);
     return this.#outage.overShare(this.#ownBefore(key, cost), cost, this.#slotGate, this.#leaseMs) ?? this.#outage.hold(key, cost);
+  }
+
+  /**
+   * How long after its outage began a store's fallback admits no new holder:
+   * a permit Redis admitted is kept while Redis still counts it, at most two
+   * leases after its last renewal (before the outage began); a sweep that
+   * gives up those beyond the share can run up to half a lease late; and
+   * another store's outage may have begun up to a timeout before this one's.
+   */
+  get #graceMs(): number {
+    return 2.5 * this.#leaseMs + this.#o.timeoutMs;
   }
 
   /** An ask's slots stay among this store's own holders of the key when admitted. */
   #counted(key: string, cost: number, held: Held): Held {
     if (!held.decision.allowed) this.#disown(key, cost);
     return held;
+  }
+
+  /**
+   * A permit was dropped without release (and collected): its holders count
+   * among this store's own until its lease runs out, as they do in Redis and
+   * in the fallback's table. @internal
+   */
+  abandon(key: string, cost: number, at: number): void {
+    this.#abandoned.push([this.#countedUntil(at), key, cost]);
+  }
+
+  #expireAbandoned(): void {
+    const now = this.#redisClock();
+    const list = this.#abandoned;
+    let n = 0;
+    while (n < list.length && list[n]![0] <= now) {
+      this.#disown(list[n]![1], list[n]![2]);
+      n++;
+    }
+    if (n > 0) list.splice(0, n);
+  }
+
+  /** When holders counted from `at` (Redis's clock, or the fallback table's: the same estimate) stop counting. */
+  #countedUntil(at: number): number {
+    const lease = this.#leaseMs;
+    return (Math.floor(at / lease) + 2) * lease;
   }
 
   #disown(key: string, cost: number): void {
@@ -428,27 +530,29 @@ export class RedisBinding implements StoreBinding {
    * Redis once it is back.
    */
   async renew(key: string, cost: number, at: number, source: DecisionSource): Promise<Renewal | undefined> {
-    const renewal = await this.#renew(key, cost, at, source);
-    if (renewal === undefined) this.#disown(key, cost);
-    return renewal;
-  }
-
-  async #renew(key: string, cost: number, at: number, source: DecisionSource): Promise<Renewal | undefined> {
     if (this.#o.lifecycle.closed) throw new StoreClosedError();
+    if (this.#abandoned.length > 0) this.#expireAbandoned();
     const shard = this.#shardOf(key);
     const fromFallback = source === 'fallback';
-    const unreachable = () => {
-      if (fromFallback) return this.#outage.renew(key, cost, at);
-      const lease = this.#leaseMs;
-      const countedUntil = (Math.floor(at / lease) + 2) * lease;
-      if (this.#redisClock() + lease / 2 < countedUntil) return { at, source };
-      return (this.#own.get(key) ?? 0) <= this.#outage.slotShare ? { at, source } : undefined;
+    // Lost: out of this store's own holders at once, so that the next
+    // over-share permit of the same sweep sees one fewer (only the excess is given up).
+    const lost = (): undefined => {
+      this.#disown(key, cost);
+      return undefined;
+    };
+    const unreachable = (): Renewal | undefined => {
+      if (fromFallback) return this.#outage.renew(key, cost, at) ?? lost();
+      // Kept while Redis still counts it past the next renewal (one failed
+      // renewal loses nothing), then only within the share.
+      if (this.#redisClock() + this.#leaseMs / 2 < this.#countedUntil(at)) return { at, source };
+      return (this.#own.get(key) ?? 0) <= this.#outage.slotShare ? { at, source } : lost();
     };
     if (this.#o.breaker.isOpen(this.#breakerShard(shard))) return unreachable();
     // A time no lease epoch of Redis's has: taken afresh, never mistaken for another holder's count.
     const renewal = this.#enqueue(key, shard, OP_RENEW, cost, fromFallback ? 0 : at) as Promise<Renewal | undefined>;
     return renewal.then((r) => {
-      if (fromFallback && r !== undefined) this.#outage.release(key, cost, at);
+      if (r === undefined) return lost();
+      if (fromFallback) this.#outage.release(key, cost, at);
       return r;
     }, unreachable); // Redis failed the call: as when it is down
   }
@@ -546,6 +650,7 @@ export class RedisBinding implements StoreBinding {
       );
     }
     if (reply === undefined) {
+      if (this.#slots) this.#outageBegan(route);
       // Batches sent before this one for the same keys may still be answered
       // (a client refusing this call at once, its queue full, while earlier
       // ones are on the wire): their answers go into the mirror first, or
@@ -572,6 +677,8 @@ export class RedisBinding implements StoreBinding {
       metrics.record('cellgate.redis.batch.duration', receivedAt - sentAt);
     }
     const out = decodeReply(reply);
+    // Answered: a failure after this one begins another outage (a closed breaker's blip ends here too).
+    if (this.#slots && !this.#o.breaker.isOpen(route)) this.#outageSince.delete(route);
     if (!this.#o.clientTime) this.#offset = out[0]! - (sentAt + receivedAt) / 2;
     const gates = this.#capacity.length;
     let r = 1;

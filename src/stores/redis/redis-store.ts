@@ -21,6 +21,13 @@ import { fallbackGates, FLEET, type FallbackOption, type FallbackSetting } from 
 import { LeasedBinding, leaseSettings, type LeaseOptions, type LeaseSettings } from './leased-binding.js';
 import type { SourceCounts } from './redis-binding.js';
 
+/**
+ * @internal An option for the tests that hold the script to the reference
+ * model on one fake clock: `time: 'client'` with concurrency gates, which a
+ * fleet may not use (its clients' clocks differ). Not exported by the package.
+ */
+export const ONE_CLIENT_CLOCK = Symbol('cellgate.oneClientClock');
+
 /** How often a store heartbeats into the fleet's membership set. */
 const HEARTBEAT_MS = 1000;
 /** How long a store counts as live after its last heartbeat: the fleet's size is that of the last few seconds. @internal (also read by `cellgate doctor`) */
@@ -173,6 +180,8 @@ export class RedisStore implements Store {
   readonly #shardShift: number;
   readonly #shards: number;
   readonly #clientTime: boolean;
+  /** `time: 'client'` with a single client, whose clock is the only one (see {@link ONE_CLIENT_CLOCK}). */
+  readonly #oneClock: boolean;
   readonly #maxDelayMs: number;
   readonly #maxSize: number;
   readonly #negativeCache: boolean;
@@ -190,6 +199,8 @@ export class RedisStore implements Store {
   #heartbeat: ReturnType<typeof setTimeout> | undefined;
   /** The fleet sizes Redis reported lately, with when: [epoch ms, size]. */
   readonly #sizes: [number, number][] = [];
+  /** Whether the last heartbeat failed (see #beat). */
+  #beatFailed = false;
   /** How many of this store's heartbeats Redis has answered. */
   #beatsAnswered = 0;
   readonly #reconcile: boolean;
@@ -288,6 +299,7 @@ export class RedisStore implements Store {
     this.#shards = shards;
     this.#shardShift = 32 - Math.log2(shards);
     this.#clientTime = time === 'client';
+    this.#oneClock = (o as { [ONE_CLIENT_CLOCK]?: unknown })[ONE_CLIENT_CLOCK] === true;
     this.#maxDelayMs = maxDelayMs;
     this.#maxSize = maxSize;
     this.#negativeCache = negativeCache;
@@ -313,6 +325,11 @@ export class RedisStore implements Store {
         // deployed at once, its first beats arriving in any order): sizes
         // count from this store's second answered beat, sent a heartbeat
         // interval after the first, by when each of them has.
+        if (this.#beatFailed) {
+          // The end of an outage this store may have made no call in.
+          this.#beatFailed = false;
+          for (const b of this.#bindings) b.outageSeen();
+        }
         if (++this.#beatsAnswered < 2) return;
         const nodes = Math.max(...this.#sizes.map(([, n]) => n));
         if (nodes !== this.#fleet.nodes && !this.#lifecycle.closed) {
@@ -320,7 +337,13 @@ export class RedisStore implements Store {
           for (const b of this.#bindings) b.fleetChanged(nodes);
         }
       },
-      () => {},
+      () => {
+        // Redis unreachable or frozen for a beat's timeout: another store's
+        // fallback may be admitting holders Redis does not count.
+        if (this.#lifecycle.closed) return;
+        this.#beatFailed = true;
+        for (const b of this.#bindings) b.outageSeen();
+      },
     );
     this.#heartbeat = setTimeout(() => this.#beat(), HEARTBEAT_MS);
     (this.#heartbeat as { unref?: () => void }).unref?.();
@@ -359,6 +382,11 @@ export class RedisStore implements Store {
   }
 
   bind(gates: readonly Policy[], clock: Clock): StoreBinding {
+    if (this.#clientTime && !this.#oneClock && gates.some(isConcurrency)) {
+      // Holders of a key must be counted on one clock: a client whose clock
+      // runs a lease ahead would count another's live holders as expired.
+      throw new ConfigError('time', 'client', "Redis's clock (the default) for a limiter with a concurrency gate: with clients' clocks a lease apart, one would take the slots another's holders still hold");
+    }
     const strict = new RedisBinding({
       connection: this.#client,
       gates,
