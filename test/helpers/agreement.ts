@@ -262,6 +262,9 @@ export async function runScript(
   for (const { core } of policies) gateArgs.push(`${core.code}:${core.p0}:${core.p1}:${core.p2}`, String(core.code), String(core.p0), String(core.p1), String(core.p2));
   const answers: ScriptAnswer[] = [];
   const states: ModelState[][] = [];
+  // The shard's incarnation (incarnation.lua) from the beginning of time: the
+  // ops' permit times are arbitrary, and the model knows no Redis restarts.
+  await (client as { set(key: string, value: string): Promise<unknown> }).set(`${prefix}{0}:|`, '-1e308');
   let now = start;
   for (let first = 0; first < ops.length; ) {
     now += ops[first]!.dt;

@@ -14,7 +14,7 @@
 --   state.lua      an entry's states: load, commit, store
 --   gates.lua      every gate decided together
 --   limit.lua, reserve.lua, refund.lua, reset.lua, charge.lua, lease.lua,
---   release.lua
+--   release.lua (with incarnation.lua)
 --                  the operations, one a file, dispatched below
 --
 -- One script for every operation, dispatching each hit by its op, rather
@@ -68,6 +68,7 @@ end
 for e = 1, E do
   local spec = ehits[e]
   load(ekey[e], ebase[e])
+  if HOLDS then entryIncarnation = incarnation(ebase[e]) end
   if foreign then
     -- flags -1: the caller raises a typed error for each of these hits.
     if spec == '' then

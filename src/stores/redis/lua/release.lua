@@ -7,9 +7,19 @@
 -- release: always), 0, 0, 0.
 
 --#include state.lua
+--#include incarnation.lua
 
 local function holdAll(cost, at, renew)
   local all = true
+  -- Counted by a Redis that has since lost its state (incarnation.lua): a
+  -- release has nothing to give back, a renewal takes the slots afresh.
+  if at < entryIncarnation then
+    if not renew then
+      emit(flags(true, 0), 0, 0, 0)
+      return
+    end
+    at = 0
+  end
   for g = 1, G do
     if gcode[g] == KIND_CONCURRENCY and (live[g] or renew) then
       local held, a, b, c, exp = CONCURRENCY.hold(gp0[g], gp1[g], live[g], sa[g], sb[g], sc[g], cost, at, now, renew)
