@@ -14,7 +14,7 @@
 // continuous token bucket is the same arithmetic as GCRA (emission interval =
 // period / refill, burst = capacity), so it shares KIND_GCRA.
 import {
-  KIND_GCRA, KIND_TOKEN_INTERVAL, KIND_FIXED, KIND_LINEAR, KIND_SLIDING, KIND_CONCURRENCY,
+  KIND_GCRA, KIND_TOKEN_INTERVAL, KIND_FIXED, KIND_LINEAR, KIND_SLIDING, KIND_CONCURRENCY, KIND_BLOCK,
   MIN_RETRY_MS, REMAINING_EPSILON,
 } from "../build/abi-as";
 
@@ -166,6 +166,25 @@ export function evaluate(kind: u32, p0: f64, p1: f64, p2: f64, cost: f64, t: f64
     oExp = count > 0 ? start + p0 : -Infinity;
     oRemaining = p1 - count;
     oReset = count > 0 ? oExp - t : 0;
+  } else if (kind == KIND_BLOCK) {
+    // A limiter's hidden last gate (gates.ts): denies while the key is
+    // blocked (sB < 0, until sA), admits otherwise, taking nothing. Its
+    // admission reports no limit of its own (remaining Infinity), so a
+    // rate gate is the one reported.
+    oA = sA;
+    oB = sB;
+    oC = 0;
+    if (sLive && sB < 0 && t < sA) {
+      denyAfter(sA - t);
+      oExp = sA;
+      oRemaining = 0;
+      oReset = sA - t;
+    } else {
+      oAllowed = true;
+      oExp = !sLive ? -Infinity : sB < 0 ? sA : sA + p1;
+      oRemaining = Infinity;
+      oReset = 0;
+    }
   } else if (kind == KIND_CONCURRENCY) {
     // p0 = lease epoch E, p1 = limit L. State: sA = epoch index, sB = holders
     // counted in it, sC = holders of the previous epoch (holders.ts's box).
@@ -229,6 +248,103 @@ export function evaluate(kind: u32, p0: f64, p1: f64, p2: f64, cost: f64, t: f64
     let rem = Math.floor(p1 - estimate + REMAINING_EPSILON);
     oRemaining = rem < 0 ? 0 : rem;
     oReset = oExp > t ? oExp - t : 0;
+  }
+}
+
+/** The most a count kept as a u32 (a sliding window's, a concurrency gate's: gates.ts) can hold. */
+const MAX_COUNT: f64 = 4294967295;
+
+/**
+ * Spends `cost` at `t` without asking (a penalty: `Limiter.penalize`),
+ * counted where a request at `t` would count, writing the new state to
+ * o{A,B,C,Exp}: the state may go past the limit, and the key then owes it,
+ * waiting it off. The same arithmetic as the Redis script's charge of one
+ * state (algorithms.lua) and support/reference-model.ts's chargeState. Not
+ * for a concurrency or block gate (a caller skips them).
+ */
+export function charge(kind: u32, p0: f64, p1: f64, p2: f64, cost: f64, t: f64): void {
+  oC = 0;
+  if (kind == KIND_GCRA) {
+    // From the TAT, or from t when the TAT is past.
+    oA = (sLive && sA > t ? sA : t) + cost * p0;
+    oB = 0;
+    oExp = oA;
+  } else if (kind == KIND_TOKEN_INTERVAL) {
+    // The bucket brought up to date at t (a request of 0 refills it, or
+    // leaves a booked later interval as it is), then the cost taken.
+    evaluate(kind, p0, p1, p2, 0, t);
+    let anchor = oA;
+    let tokens = oB - cost;
+    oC = 0;
+    oA = anchor;
+    oB = tokens;
+    oExp = anchor + Math.ceil((p0 - tokens) / p1) * p2;
+  } else if (kind == KIND_FIXED) {
+    // Into the window of t, or into a later one the state has booked.
+    let idx = Math.floor(t / p0);
+    let count = cost;
+    if (sLive && sA >= idx) {
+      idx = sA;
+      count = sB + cost;
+    }
+    oA = idx;
+    oB = count;
+    oExp = (idx + 1) * p0;
+  } else if (kind == KIND_LINEAR) {
+    // Into the state's window while it has not closed by t, else into one opening at t.
+    if (sLive && t < sA + p0) {
+      oA = sA;
+      oB = sB + cost;
+    } else {
+      oA = t;
+      oB = cost;
+    }
+    oExp = oA + p0;
+  } else {
+    // KIND_SLIDING: into the current window (or a booked later one); the
+    // state's, if it was the one before, becomes the previous.
+    let idx = Math.floor(t / p0);
+    let cur: f64 = 0;
+    let prev: f64 = 0;
+    if (sLive && sA >= idx) {
+      idx = sA;
+      cur = sB;
+      prev = sC;
+    } else if (sLive && sA == idx - 1) {
+      prev = sB;
+    }
+    cur = cur + cost;
+    // Kept as a u32: a debt saturates rather than wrapping round to nothing.
+    oA = idx;
+    oB = cur > MAX_COUNT ? MAX_COUNT : cur;
+    oC = prev;
+    oExp = (idx + 2) * p0;
+  }
+}
+
+/**
+ * A denial by a rate or concurrency gate, counted in the key's KIND_BLOCK
+ * state (in s*) at `t`: p0 denials within p1 ms (a linear window from the
+ * first) block the key for p2 ms from `t`. Writes the new state to
+ * o{A,B,C,Exp}. Never called while the key is blocked (its requests are
+ * denied by the block, not counted), so a block ends when it says.
+ */
+export function countDenial(p0: f64, p1: f64, p2: f64, t: f64): void {
+  let start = t;
+  let count: f64 = 1;
+  if (sLive && sB >= 1 && t < sA + p1) {
+    start = sA;
+    count = sB + 1;
+  }
+  oC = 0;
+  if (count >= p0) {
+    oA = t + p2;
+    oB = -1;
+    oExp = oA;
+  } else {
+    oA = start;
+    oB = count;
+    oExp = start + p1;
   }
 }
 

@@ -3,16 +3,24 @@
 // a request passes only if every gate admits it, and a denial by one gate
 // charges none of them. decideAt is the one path every deciding export of
 // index.ts takes; refundGates, resetGates and putGateState are the others'.
+//
+// A limiter that blocks keys (Limiter.block, blockAfter) has one more gate,
+// its last: a KIND_BLOCK policy the host passes in `gates` only once it may
+// hold something (the hot path of a limiter that never blocks is
+// unchanged). It is decided like the others, so a blocked key is denied and
+// charged nothing; it is never the gate reported (dGate), but sets dBlocked.
 
 import {
   evaluate,
   hold,
+  charge as chargeState,
+  countDenial,
   refund as refundState,
   sLive, sA, sB, sC,
   oAllowed, oA, oB, oC, oExp, oRemaining, oRetry, oReset,
 } from "./algorithms";
 import { find, claim, makeRoom, countRefusal, candidate, epoch, fullWait, foundLive } from "./table";
-import { KIND_SLIDING, KIND_CONCURRENCY, MIN_RETRY_MS, MAX_GATES } from "../build/abi-as";
+import { KIND_SLIDING, KIND_CONCURRENCY, KIND_BLOCK, MIN_RETRY_MS, MAX_GATES } from "../build/abi-as";
 
 // Policy record (32 bytes): kind u32 @0, p0 f64 @8, p1 f64 @16, p2 f64 @24.
 const POLICY_BYTES: usize = 32;
@@ -28,7 +36,8 @@ let gateScratch: usize = 0;
 export function gatesInit(maxPolicies: u32): void {
   policyCapacity = maxPolicies;
   policies = heap.alloc(<usize>maxPolicies * POLICY_BYTES);
-  gateScratch = heap.alloc(<usize>MAX_GATES * GATE_BYTES);
+  // One more than MAX_GATES: a limiter's hidden block gate.
+  gateScratch = heap.alloc(<usize>(MAX_GATES + 1) * GATE_BYTES);
 }
 
 /** Registers policy `id`: its algorithm and three parameters (algorithms.ts documents each). */
@@ -67,11 +76,16 @@ export function setPolicyRecord(id: u32, kind: u32, p0: f64, p1: f64, p2: f64): 
   }
 }
 
+/** The most a u32 count holds: larger counts (a mirrored state, a debt) saturate instead of wrapping round. */
+@inline function count32(x: f64): u32 {
+  return x >= 4294967295 ? 0xffffffff : x > 0 ? <u32>x : 0;
+}
+
 @inline function storeState(kind: u32, addr: usize, a: f64, b: f64, c: f64, exp: f64): void {
   store<f64>(addr, a, 8);
   if (twoCounts(kind)) {
-    store<u32>(addr, <u32>b, 16);
-    store<u32>(addr, <u32>c, 20);
+    store<u32>(addr, count32(b), 16);
+    store<u32>(addr, count32(c), 20);
   } else {
     store<f64>(addr, b, 16);
   }
@@ -159,6 +173,7 @@ function reserveSlots(gates: u32, hi: u32, now: f64): bool {
       dRetry = fullWait < MIN_RETRY_MS ? MIN_RETRY_MS : fullWait;
       dReset = 0;
       dGate = g;
+      dRefused = true;
       return false;
     }
     store<u32>(addr, lo);
@@ -174,12 +189,18 @@ export let dRemaining: f64 = 0;
 export let dRetry: f64 = 0;
 export let dReset: f64 = 0;
 export let dGate: u32 = 0;
+/** Whether the key's block denied it (its block gate: see the top of this file). */
+export let dBlocked: bool = false;
+/** Whether the table, full at its cap, refused the request: no denial of the key's own (blockAfter does not count it). */
+export let dRefused: bool = false;
 
 /**
  * Evaluates every gate at time t (reading state as of `now`), and commits all
  * of them when all admit and `commit` is set. Returns whether all admitted.
  */
 export function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t: f64, now: f64, commit: bool): bool {
+  dBlocked = false;
+  dRefused = false;
   if (gates == 1) {
     // The common case, without the scratch round trip.
     let lo = fixKey(gateLo(lo0, gate0), hi);
@@ -193,6 +214,12 @@ export function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t
     return oAllowed;
   }
   let all = true;
+  // The block gate, last when present, is never the one reported: the rate
+  // gate with the longest wait stands for the key's limits (gate 0 when they
+  // all admit), and the block's wait counts when it is longer.
+  let blockGate: u32 = load<u32>(policies + <usize>(gate0 + gates - 1) * POLICY_BYTES) == KIND_BLOCK ? gates - 1 : 0xffffffff;
+  let rateDenied = false;
+  let blockRetry: f64 = 0;
   for (let g: u32 = 0; g < gates; g++) {
     let id = gate0 + g;
     let lo = fixKey(gateLo(lo0, id), hi);
@@ -213,11 +240,23 @@ export function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t
     store<f64>(s, oRemaining, 48);
     store<f64>(s, oReset, 56);
     if (!oAllowed) {
-      if (all || oRetry > dRetry) {
+      if (g == blockGate) {
+        dBlocked = true;
+        blockRetry = oRetry;
+      } else if (!rateDenied || oRetry > dRetry) {
         dRetry = oRetry;
         dGate = g;
+        rateDenied = true;
       }
       all = false;
+    }
+  }
+  if (dBlocked) {
+    if (!rateDenied) {
+      dRetry = blockRetry;
+      dGate = 0;
+    } else if (blockRetry > dRetry) {
+      dRetry = blockRetry;
     }
   }
   if (all) {
@@ -266,8 +305,10 @@ export function refundGates(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64
   for (let g: u32 = 0; g < gates; g++) {
     let id = gate0 + g;
     // A slot comes back by its permit's release, never by a refund: holders
-    // are counted, not named, and a refund would free another's.
-    if (load<u32>(policies + <usize>id * POLICY_BYTES) == KIND_CONCURRENCY) continue;
+    // are counted, not named, and a refund would free another's. A block
+    // took nothing.
+    let k = load<u32>(policies + <usize>id * POLICY_BYTES);
+    if (k == KIND_CONCURRENCY || k == KIND_BLOCK) continue;
     let lo = fixKey(gateLo(lo0, id), hi);
     let addr = find(lo, hi, now);
     if (!foundLive) continue;
@@ -277,6 +318,63 @@ export function refundGates(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64
     refundState(kind, load<f64>(p, 8), load<f64>(p, 16), load<f64>(p, 24), cost, now);
     commitGate(id, addr, epoch, lo, hi, now, oA, oB, oC, oExp, false);
   }
+}
+
+/**
+ * Spends `cost` in every rate gate of the key (lo0, hi) without asking, past
+ * the limit if need be (a penalty: the key owes it). Concurrency and block
+ * gates are untouched. A gate with no record needs one: when the table is
+ * full at its cap in deny mode the charge is not kept there (the key has no
+ * state, so it is new, and new keys are refused while the table is full).
+ */
+export function chargeGates(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, now: f64): void {
+  for (let g: u32 = 0; g < gates; g++) {
+    let id = gate0 + g;
+    let p = policies + <usize>id * POLICY_BYTES;
+    let kind = load<u32>(p);
+    if (kind == KIND_CONCURRENCY || kind == KIND_BLOCK) continue;
+    let lo = fixKey(gateLo(lo0, id), hi);
+    let addr = find(lo, hi, now);
+    sLive = foundLive;
+    if (foundLive) loadState(kind, addr);
+    chargeState(kind, load<f64>(p, 8), load<f64>(p, 16), load<f64>(p, 24), cost, now);
+    if (addr == 0 && candidate == 0 && oExp > now) {
+      if (makeRoom(lo, hi, now) == 0) {
+        countRefusal();
+        continue;
+      }
+      addr = find(lo, hi, now);
+    }
+    commitGate(id, addr, epoch, lo, hi, now, oA, oB, oC, oExp, false);
+  }
+}
+
+/**
+ * After decideAt denied the key (lo0, hi) at `now` by a gate of its own (not
+ * its block, not a full table): counts the denial in its block gate, the
+ * last of `gates`, when that gate escalates (p0 > 0, blockAfter), which
+ * blocks it once p0 denials fell within p1 ms. A new record needs room:
+ * with the table full at its cap, the denial is not counted (the request is
+ * denied all the same; no other key's record is evicted for an escalation a
+ * client can provoke).
+ */
+export function countDenialGate(lo0: u32, hi: u32, gate0: u32, gates: u32, now: f64): void {
+  let id = gate0 + gates - 1;
+  let p = policies + <usize>id * POLICY_BYTES;
+  if (load<u32>(p) != KIND_BLOCK || load<f64>(p, 8) <= 0) return;
+  let lo = fixKey(gateLo(lo0, id), hi);
+  let addr = find(lo, hi, now);
+  sLive = foundLive;
+  if (foundLive) loadState(KIND_BLOCK, addr);
+  countDenial(load<f64>(p, 8), load<f64>(p, 16), load<f64>(p, 24), now);
+  if (addr == 0 && candidate == 0) {
+    if (makeRoom(lo, hi, now) == 0) {
+      countRefusal();
+      return;
+    }
+    addr = find(lo, hi, now);
+  }
+  commitGate(id, addr, epoch, lo, hi, now, oA, oB, oC, oExp, false);
 }
 
 /** Forgets the key (lo0, hi) in every gate. */
@@ -293,14 +391,15 @@ export function resetGates(lo0: u32, hi: u32, gate0: u32, gates: u32, now: f64):
  * it (see index.ts putState); when the table is full at its cap in deny
  * mode, the state is not kept rather than evicting another.
  */
-export function putGateState(lo0: u32, hi: u32, gate: u32, a: f64, b: f64, c: f64, exp: f64, now: f64): void {
+export function putGateState(lo0: u32, hi: u32, gate: u32, a: f64, b: f64, c: f64, exp: f64, now: f64): bool {
   let lo = fixKey(gateLo(lo0, gate), hi);
   let addr = find(lo, hi, now);
   if (addr == 0 && candidate == 0 && exp > now) {
-    if (makeRoom(lo, hi, now) == 0) return;
+    if (makeRoom(lo, hi, now) == 0) return false;
     addr = find(lo, hi, now);
   }
   commitGate(gate, addr, epoch, lo, hi, now, a, b, c, exp, false);
+  return true;
 }
 
 /**

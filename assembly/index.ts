@@ -27,12 +27,13 @@ import {
   tableInit, takeFlags, evictionCount, refusalCount, growthCount, slotCount, byteCount, bucketIndex, liveCount, clearTable, checkTable,
 } from "./table";
 import {
-  gatesInit, setPolicyRecord, gateLo, fixKey, decideAt, refundGates, resetGates, putGateState, holdGates, dRemaining, dRetry, dReset, dGate,
+  gatesInit, setPolicyRecord, gateLo, fixKey, decideAt, refundGates, resetGates, putGateState, holdGates, chargeGates, countDenialGate,
+  dRemaining, dRetry, dReset, dGate, dBlocked, dRefused,
 } from "./gates";
 import { bookEarliest, searchedWait, BOOKED, NO_ROOM } from "./reserve";
 import { keyHashInit, keyAreaPtr, batchKeysPtr as batchKeyArea, setSeed, sipHash13, sipHashBatchKey } from "./key-hash";
 import {
-  MAX_GATES as ABI_MAX_GATES, GREW as ABI_GREW, FULL as ABI_FULL, ALLOWED, GATE_SHIFT, KEY_SAME,
+  MAX_GATES as ABI_MAX_GATES, GREW as ABI_GREW, FULL as ABI_FULL, ALLOWED, BLOCKED, GATE_SHIFT, KEY_SAME,
   RESULT_BYTES, RESULT_REMAINING, RESULT_RETRY_AFTER_MS, RESULT_RESET_AFTER_MS, RESULT_HELD_AT,
   BATCH_BYTES, BATCH_KEY_LO, BATCH_KEY_HI, BATCH_COST, BATCH_REMAINING, BATCH_FLAGS, BATCH_RETRY_AFTER_MS, BATCH_RESET_AFTER_MS,
   STEP_BYTES, STEP_A, STEP_B, STEP_C, STEP_EXP, STEP_REMAINING, STEP_RETRY_AFTER_MS, STEP_RESET_AFTER_MS, STEP_ALLOWED,
@@ -203,7 +204,20 @@ export function decide(key: u32, gate0: u32, gates: u32, cost: f64, now: f64, dr
   writeResult(dRemaining, dRetry, dReset);
   // A limiter has at most one concurrency gate: its evaluation set oHeldAt (unread otherwise).
   store<f64>(result, oHeldAt, RESULT_HELD_AT);
-  return (ok ? ALLOWED : 0) | (dGate << GATE_SHIFT) | grewBit();
+  let r = (ok ? ALLOWED : 0) | (dGate << GATE_SHIFT);
+  if (!ok) r |= denied(kLo, kHi, gate0, gates, now, dryRun);
+  return r | grewBit();
+}
+
+/**
+ * After a denial: BLOCKED when the key's block denied it; otherwise, unless
+ * a dry run or the full table's refusal, the denial counts toward a block
+ * (blockAfter; gates.ts countDenialGate, which is a no-op without one).
+ */
+@inline function denied(lo: u32, hi: u32, gate0: u32, gates: u32, now: f64, dryRun: bool): u32 {
+  if (dBlocked) return BLOCKED;
+  if (!dryRun && !dRefused && gates > 1) countDenialGate(lo, hi, gate0, gates, now);
+  return 0;
 }
 
 /**
@@ -237,6 +251,16 @@ export function reserve(key: u32, gate0: u32, gates: u32, cost: f64, now: f64, m
  */
 @inline function grewBit(): u32 {
   return takeFlags() * GREW;
+}
+
+/**
+ * Spends `cost` in every rate gate of the key without asking, past its limit
+ * if need be (a penalty: gates.ts chargeGates). Returns GREW and FULL.
+ */
+export function charge(key: u32, gate0: u32, gates: u32, cost: f64, now: f64): u32 {
+  hashKeyArea(key);
+  chargeGates(kLo, kHi, gate0, gates, cost, now);
+  return grewBit();
 }
 
 /** Gives `cost` back to every gate's record of the key. */
@@ -279,14 +303,23 @@ export function reset(key: u32, gate0: u32, gates: u32, now: f64): void {
 export function decideBatch(n: u32, gate0: u32, gates: u32, now: f64, dryRun: bool): u32 {
   if (n > batchCapacity) unreachable();
   for (let e = batch, end = batch + <usize>n * BATCH_BYTES; e < end; e += BATCH_BYTES) {
-    let ok = decideAt(load<u32>(e, BATCH_KEY_LO), load<u32>(e, BATCH_KEY_HI), gate0, gates, <f64>load<u32>(e, BATCH_COST), now, now, !dryRun);
-    store<u32>(e, <u32>dRemaining, BATCH_REMAINING);
-    store<u8>(e, <u8>((ok ? ALLOWED : 0) | (dGate << GATE_SHIFT)), BATCH_FLAGS);
-    store<f64>(e, dRetry, BATCH_RETRY_AFTER_MS);
-    store<f64>(e, dReset, BATCH_RESET_AFTER_MS);
+    let lo = load<u32>(e, BATCH_KEY_LO);
+    let hi = load<u32>(e, BATCH_KEY_HI);
+    let ok = decideAt(lo, hi, gate0, gates, <f64>load<u32>(e, BATCH_COST), now, now, !dryRun);
+    let flags = (ok ? ALLOWED : 0) | (dGate << GATE_SHIFT);
+    // (The counting may move records: the outcome is read first.)
+    let remaining = dRemaining;
+    let retry = dRetry;
+    let reset = dReset;
+    if (!ok) flags |= denied(lo, hi, gate0, gates, now, dryRun);
+    store<u32>(e, <u32>remaining, BATCH_REMAINING);
+    store<u8>(e, <u8>flags, BATCH_FLAGS);
+    store<f64>(e, retry, BATCH_RETRY_AFTER_MS);
+    store<f64>(e, reset, BATCH_RESET_AFTER_MS);
   }
   return grewBit();
 }
+
 
 /**
  * Writes gate `gate`'s state for the key in the key area as another store (Redis) last
@@ -298,6 +331,6 @@ export function decideBatch(n: u32, gate0: u32, gates: u32, now: f64, dryRun: bo
  */
 export function putState(key: u32, gate: u32, a: f64, b: f64, c: f64, exp: f64, now: f64): u32 {
   hashKeyArea(key);
-  putGateState(kLo, kHi, gate, a, b, c, exp, now);
-  return grewBit();
+  let kept = putGateState(kLo, kHi, gate, a, b, c, exp, now);
+  return (kept ? ALLOWED : 0) | grewBit();
 }

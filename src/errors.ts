@@ -16,6 +16,7 @@ export type CellgateErrorCode =
   | 'UNKNOWN_OPTION'
   | 'ARGUMENT'
   | 'ACQUIRE_TIMEOUT'
+  | 'STORE_FULL'
   | 'SCHEDULER_CLOSED'
   | 'REDIS_TIMEOUT'
   | 'REDIS_STATE'
@@ -284,6 +285,26 @@ export class StoreClosedError extends CellgateError {
   override readonly code = 'STORE_CLOSED' as const;
   constructor() {
     super('the RedisStore is closed');
+  }
+}
+
+/**
+ * The rejection of `limiter.block()` on an {@link EmbeddedStore} whose table
+ * is full at its cap (`maxKeys`, `whenFull: 'deny'`) when the key has no
+ * record there: the block is not recorded (no other key's state is evicted
+ * for it). New keys are refused while the table is full, so such a key is
+ * denied anyway; raise `maxKeys`, or block again once the table has room.
+ *
+ * @example
+ * ```ts
+ * await limiter.block(ip, '1h').catch((e) => { if (e instanceof StoreFullError) console.warn('block not recorded'); });
+ * ```
+ */
+export class StoreFullError extends CellgateError {
+  override readonly name = 'StoreFullError';
+  override readonly code = 'STORE_FULL' as const;
+  constructor() {
+    super('the store\'s table is full at its cap: the block was not recorded');
   }
 }
 

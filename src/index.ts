@@ -3,7 +3,8 @@ export { EmbeddedStore, MAX_KEYS, MAX_POLICIES, type EmbeddedStoreOptions, type 
 export type { Store, StoreBinding } from './limiter/store.js';
 export type { Decision, DecisionSource, Reservation } from './limiter/decision.js';
 export type { Permit } from './limiter/permit.js';
-export { CellgateError, ConfigError, UnknownOptionError, ArgumentError, AcquireTimeoutError, SchedulerClosedError, LeaseLostError, type CellgateErrorCode } from './errors.js';
+export { CellgateError, ConfigError, UnknownOptionError, ArgumentError, AcquireTimeoutError, SchedulerClosedError, LeaseLostError, StoreFullError, type CellgateErrorCode } from './errors.js';
+export type { BlockAfter } from './limiter/blocks.js';
 export { parseDuration, MIN_DURATION_MS, MAX_DURATION_MS, type Duration } from './core/duration.js';
 export { MAX_CLOCK_MS, systemClock, taskClock, type Clock } from './core/clock.js';
 export { MAX_KEY_LENGTH } from './core/key-hash.js';

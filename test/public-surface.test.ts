@@ -35,6 +35,7 @@ describe('entry points export what users construct, call or catch, and nothing e
       'MIN_LEASE_MS',
       'Scheduler',
       'SchedulerClosedError',
+      'StoreFullError',
       'UnknownOptionError',
       'concurrency',
       'fixedWindow',
@@ -98,6 +99,7 @@ describe('errors', () => {
     REDIS_CONTENTION: [errors.RedisContentionError, new errors.RedisContentionError('k', 16), redis],
     STORE_CLOSED: [errors.StoreClosedError, new errors.StoreClosedError(), redis],
     LEASE_LOST: [errors.LeaseLostError, new errors.LeaseLostError('k'), cellgate],
+    STORE_FULL: [errors.StoreFullError, new errors.StoreFullError(), cellgate],
   };
 
   it.each(Object.entries(classes))('%s: a CellgateError named after its class, exported where its users import from', (code, [cls, sample, entry]) => {

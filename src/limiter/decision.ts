@@ -46,6 +46,12 @@ export interface Decision {
    */
   readonly source: DecisionSource;
   /**
+   * Present on a denial by the key's block (`limiter.block`, `blockAfter`):
+   * `'blocked'`, with `retryAfterMs` until the block ends (or longer, when a
+   * limit denies too). Absent otherwise: a denial by a limit has no reason.
+   */
+  readonly reason?: 'blocked';
+  /**
    * On an admission by a limiter with a {@link concurrency} gate: gives the
    * slot back (idempotent). Absent otherwise. `limiter.acquire` answers a
    * {@link Permit}, which can also be renewed and disposed of.

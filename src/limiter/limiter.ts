@@ -12,6 +12,7 @@ import { checkMetrics, DECISION_ATTRIBUTES, type MetricsSink } from '../core/met
 import { MAX_GATES } from '../../build/abi.js';
 import { isConcurrency } from '../policies/concurrency.js';
 import { Holdings, PermitImpl, type Permit } from './permit.js';
+import { blockDuration, blockGate, type BlockAfter } from './blocks.js';
 
 // The core's per-gate scratch is sized from the same definition (abi/abi.mjs).
 export { MAX_GATES };
@@ -26,6 +27,13 @@ export interface LimiterOptions {
   clock?: Clock;
   /** Counts decisions by outcome and source (`cellgate.decisions`): see {@link MetricsSink}. */
   metrics?: MetricsSink;
+  /**
+   * Blocks a key for `duration` once it was denied `denials` times within
+   * `within` (see {@link BlockAfter}): its requests are then denied with
+   * `reason: 'blocked'`. Not with a custom RateLimiter, a concurrency gate,
+   * or a RedisStore in leased mode.
+   */
+  blockAfter?: BlockAfter;
 }
 
 /** Options of {@link Limiter.limit}, {@link Limiter.limitSync} and {@link Limiter.peek}. */
@@ -46,7 +54,7 @@ export interface AcquireOptions extends ReserveOptions {
   signal?: AbortSignal;
 }
 
-const LIMITER_OPTIONS = optionNames<keyof LimiterOptions>({ policy: true, store: true, clock: true, metrics: true });
+const LIMITER_OPTIONS = optionNames<keyof LimiterOptions>({ policy: true, store: true, clock: true, metrics: true, blockAfter: true });
 const LIMIT_OPTIONS = optionNames<keyof LimitOptions>({ cost: true });
 const RESERVE_OPTIONS = optionNames<keyof ReserveOptions>({ cost: true, maxWaitMs: true });
 const ACQUIRE_OPTIONS = optionNames<keyof AcquireOptions>({ cost: true, maxWaitMs: true, signal: true });
@@ -91,6 +99,10 @@ export class Limiter {
     this.#store = store as Store;
     this.#metrics = checkMetrics(o.metrics);
     const custom = policies.length === 1 && isCustomLimiter(policies[0]) ? checkCustomLimiter(policies[0]) : undefined;
+    if (o.blockAfter !== undefined && (custom !== undefined || policies.some(isConcurrency))) {
+      // A caller waiting in acquire() for a slot is denied at each try: queueing, not abuse.
+      throw new ConfigError('blockAfter', o.blockAfter, 'a limiter of rate policies (not a custom RateLimiter, nor a concurrency gate, whose waiting callers are denied at every try)');
+    }
     if (custom !== undefined) {
       // A custom algorithm runs in JS, not in the core: the store binds it on its own.
       const bindCustom = (store as Store).bindCustom;
@@ -99,7 +111,10 @@ export class Limiter {
       this.#binding = bindCustom.call(store, custom, clock as Clock);
     } else {
       this.#maxCost = Math.min(...(policies as readonly Policy[]).map((p) => p.core.capacity));
-      this.#binding = (store as Store).bind(policies as readonly Policy[], clock as Clock);
+      this.#binding = (store as Store).bind(policies as readonly Policy[], clock as Clock, blockGate(o.blockAfter));
+      if (o.blockAfter !== undefined && this.#binding.block === undefined) {
+        throw new ConfigError('blockAfter', o.blockAfter, 'a store that keeps blocks (EmbeddedStore, a RedisStore in strict mode)');
+      }
     }
     const leases = policies.filter(isConcurrency).map((p) => p.leaseMs);
     if (leases.length > 1) {
@@ -376,6 +391,72 @@ export class Limiter {
   async reset(key: string): Promise<void> {
     checkKey(key);
     await this.#binding.reset(key);
+  }
+
+  /**
+   * Blocks `key` for `duration` (a {@link Duration} from 1 ms to 1000 days,
+   * from now on the deciding store's clock; it replaces any block the key
+   * had): its requests are denied with `reason: 'blocked'` and charged
+   * nothing until then, in every process sharing the store. Rejects with
+   * {@link RedisUnavailableError} when Redis cannot be reached (nothing is
+   * blocked then), with {@link StoreFullError} when an embedded table full
+   * at its cap has no room for it.
+   *
+   * @example
+   * ```ts
+   * await limiter.block('ip:203.0.113.9', '15m');
+   * (await limiter.limit('ip:203.0.113.9')).reason; // 'blocked'
+   * ```
+   */
+  async block(key: string, duration: Duration): Promise<void> {
+    checkKey(key);
+    const ms = blockDuration(duration);
+    await this.#blocks('block()').block!(key, ms);
+  }
+
+  /**
+   * Lifts `key`'s block, and forgets the denials counted toward one
+   * (`blockAfter`). Its limits' state is untouched. Another process's local
+   * mirror of a RedisStore may still deny it for up to 1 s.
+   *
+   * @example
+   * ```ts
+   * await limiter.unblock('ip:203.0.113.9');
+   * ```
+   */
+  async unblock(key: string): Promise<void> {
+    checkKey(key);
+    await this.#blocks('unblock()').block!(key, 0);
+  }
+
+  /**
+   * Charges `key` `cost` units in every rate gate without asking, past its
+   * limit if need be: the key owes them and is denied until it has waited
+   * them off (GCRA and token buckets refill, windows move on; a concurrency
+   * gate is untouched). For work found expensive after the fact, or abuse.
+   * While Redis is unreachable the fallback takes the charge and Redis is
+   * charged once it is back (with `reconcile`, the default).
+   *
+   * @example
+   * ```ts
+   * await limiter.penalize('user:42', 10);
+   * ```
+   */
+  async penalize(key: string, cost: number): Promise<void> {
+    checkKey(key);
+    if (typeof cost !== 'number' || !Number.isInteger(cost) || cost < 1 || cost > 1_000_000_000) {
+      throw new ArgumentError('cost', cost, 'a positive integer up to 1000000000');
+    }
+    await this.#blocks('penalize()').penalize!(key, cost);
+  }
+
+  /** The binding, when it keeps blocks and penalties; else the typed error of `call`. */
+  #blocks(call: string): StoreBinding {
+    const b = this.#binding;
+    if (b.block === undefined || b.penalize === undefined) {
+      throw new ArgumentError('policy', this.policies, `built-in policies on a store that keeps blocks (EmbeddedStore, RedisStore) for ${call}`);
+    }
+    return b;
   }
 
   /** The error of a synchronous call on a store that decides only asynchronously (out of line: it is on the hot path's way). */

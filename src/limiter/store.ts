@@ -2,6 +2,7 @@ import type { Clock } from '../core/clock.js';
 import type { Decision, DecisionSource, Reservation } from './decision.js';
 import type { Policy } from '../policies/index.js';
 import type { RateLimiter } from '../policies/rate-limiter.js';
+import type { BlockGate } from './blocks.js';
 
 /**
  * Where limit state lives. A store is told the policies of a limiter once
@@ -16,8 +17,13 @@ import type { RateLimiter } from '../policies/rate-limiter.js';
  * ```
  */
 export interface Store {
-  /** Registers the gates of one limiter (all must admit a request) and returns what decides for them. */
-  bind(gates: readonly Policy[], clock: Clock): StoreBinding;
+  /**
+   * Registers the gates of one limiter (all must admit a request) and returns
+   * what decides for them. `block`, the limiter's block gate (blocks.ts), is
+   * decided after them: a store that supports blocks keeps it with the key's
+   * state and answers `block` and `penalize`.
+   */
+  bind(gates: readonly Policy[], clock: Clock, block?: BlockGate): StoreBinding;
   /** Registers a limiter whose policy is a custom {@link RateLimiter} (stores that support them). */
   bindCustom?(limiter: RateLimiter, clock: Clock): StoreBinding;
 }
@@ -66,6 +72,13 @@ export interface StoreBinding {
    * out. For a store that counts its own holders (the Redis store's share).
    */
   abandon?(key: string, cost: number, at: number): void;
+  /**
+   * Blocks the key for `durationMs` from now (its block gate), or unblocks it
+   * when `durationMs` is 0 (its denials counted toward a block forgotten too).
+   */
+  block?(key: string, durationMs: number): void | Promise<void>;
+  /** Spends `cost` in every rate gate of the key without asking, past its limit if need be: the key owes it. */
+  penalize?(key: string, cost: number): void | Promise<void>;
   /**
    * Registers what renews every held permit of the limiter now: called when
    * the store's view of them changes at once (Redis gone, or back).

@@ -1,7 +1,8 @@
 // One limiter's gates in an embedded store: the hot path from a key to a
 // Decision, one core call per decision (or per 1024 keys in a batch).
 import { checkNow, type Clock } from '../../core/clock.js';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, StoreFullError } from '../../errors.js';
+import type { BlockGate } from '../../limiter/blocks.js';
 import type { Decision, Reservation } from '../../limiter/decision.js';
 import type { Policy } from '../../policies/index.js';
 import { configuredLimit } from '../../policies/configured-limit.js';
@@ -9,7 +10,7 @@ import type { Held, Renewal, StoreBinding } from '../../limiter/store.js';
 import type { CoreExports } from '../../core/wasm.js';
 import { BATCH_ENTRIES, CoreViews, ENTRY_F64, ENTRY_U32, encodeKey, writeKey } from '../../core/core-views.js';
 import {
-  ALLOWED, BATCH_BYTES, BATCH_COST_INDEX, BATCH_FLAGS, BATCH_KEY_AREA_BYTES, BATCH_KEY_HI_INDEX, BATCH_KEY_LO_INDEX,
+  ALLOWED, BLOCKED, BATCH_BYTES, BATCH_COST_INDEX, BATCH_FLAGS, BATCH_KEY_AREA_BYTES, BATCH_KEY_HI_INDEX, BATCH_KEY_LO_INDEX,
   BATCH_REMAINING_INDEX, BATCH_RESET_AFTER_MS_INDEX, KEY_BYTES_SHIFT,
   BATCH_RETRY_AFTER_MS_INDEX, FULL, GATE_MASK, GATE_SHIFT, GREW, RESULT_REMAINING_INDEX,
   RESULT_HELD_AT_INDEX, RESULT_RESET_AFTER_MS_INDEX, RESULT_RETRY_AFTER_MS_INDEX,
@@ -40,19 +41,31 @@ export class EmbeddedBinding implements StoreBinding {
   readonly #core: CoreExports;
   readonly #views: CoreViews;
   readonly #gate0: number;
+  /** The limiter's own gates. */
   readonly #gates: number;
+  /**
+   * The gates the core decides: #gates, and the block gate after them once
+   * it may hold something (a `blockAfter` counts denials from the start; a
+   * block arms it). Until then a limiter that never blocks decides as fast
+   * as one that cannot.
+   */
+  #decided: number;
+  /** Whether the limiter has a block gate (policy id gate0 + #gates). */
+  readonly #blocks: boolean;
   /** Per gate, the limit it was configured with (Decision.limit) and what it passes at once (Decision.capacity). */
   readonly #limit: Float64Array;
   readonly #capacity: Float64Array;
   readonly #clock: Clock;
 
-  constructor(shared: Shared, gate0: number, gates: readonly Policy[], clock: Clock) {
+  constructor(shared: Shared, gate0: number, gates: readonly Policy[], clock: Clock, block?: BlockGate) {
     this.#shared = shared;
     this.#core = shared.core;
     this.#views = shared.views;
     this.#tick = shared.tick;
     this.#gate0 = gate0;
     this.#gates = gates.length;
+    this.#blocks = block !== undefined;
+    this.#decided = block !== undefined && block.core.p0 > 0 ? gates.length + 1 : gates.length;
     this.#limit = Float64Array.from(gates, configuredLimit);
     this.#capacity = Float64Array.from(gates, (g) => g.core.capacity);
     this.#clock = clock;
@@ -69,11 +82,11 @@ export class EmbeddedBinding implements StoreBinding {
 
   limit(key: string, cost: number, dryRun: boolean): Decision {
     const now = this.#now();
-    const r = this.#core.decide(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now, dryRun ? 1 : 0);
+    const r = this.#core.decide(writeKey(this.#views, key), this.#gate0, this.#decided, cost, now, dryRun ? 1 : 0);
     if ((r & FLAGS) !== 0) this.#shared.flags(r);
     const out = this.#views.result;
     const gate = (r >>> GATE_SHIFT) & GATE_MASK;
-    return {
+    const d: Decision = {
       allowed: (r & ALLOWED) !== 0,
       limit: this.#limit[gate]!,
       capacity: this.#capacity[gate]!,
@@ -83,6 +96,7 @@ export class EmbeddedBinding implements StoreBinding {
       resetAfterMs: out[RESULT_RESET_AFTER_MS_INDEX]!,
       source: 'local',
     };
+    return (r & BLOCKED) === 0 ? d : blocked(d);
   }
 
   readonly inProcess = true;
@@ -121,15 +135,15 @@ export class EmbeddedBinding implements StoreBinding {
         n++;
       }
       core.hashBatch(n);
-      const r = core.decideBatch(n, this.#gate0, this.#gates, now, 0);
+      const r = core.decideBatch(n, this.#gate0, this.#decided, now, 0);
       if ((r & FLAGS) !== 0) this.#shared.flags(r);
       u32 = views.batchU32;
       const f64 = views.batchF64;
       const u8 = views.batchU8;
       for (let i = 0; i < n; i++) {
         const flags = u8[i * BATCH_BYTES + BATCH_FLAGS]!;
-        const gate = flags >>> GATE_SHIFT;
-        decisions[start + i] = {
+        const gate = (flags >>> GATE_SHIFT) & GATE_MASK;
+        const d: Decision = {
           allowed: (flags & ALLOWED) !== 0,
           limit: this.#limit[gate]!,
           capacity: this.#capacity[gate]!,
@@ -139,6 +153,7 @@ export class EmbeddedBinding implements StoreBinding {
           resetAfterMs: f64[i * ENTRY_F64 + BATCH_RESET_AFTER_MS_INDEX]!,
           source: 'local',
         };
+        decisions[start + i] = (flags & BLOCKED) === 0 ? d : blocked(d);
       }
       start += n;
     }
@@ -147,7 +162,7 @@ export class EmbeddedBinding implements StoreBinding {
 
   reserve(key: string, cost: number, maxWaitMs: number): Reservation {
     const now = this.#now();
-    const r = this.#core.reserve(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now, maxWaitMs);
+    const r = this.#core.reserve(writeKey(this.#views, key), this.#gate0, this.#decided, cost, now, maxWaitMs);
     if ((r & FLAGS) !== 0) this.#shared.flags(r);
     const out = this.#views.result;
     const waitMs = out[RESULT_RETRY_AFTER_MS_INDEX]!;
@@ -191,9 +206,34 @@ export class EmbeddedBinding implements StoreBinding {
     this.#core.refund(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now);
   }
 
+  /** Forgets the key in every gate: its block too. */
   reset(key: string): void {
     const now = this.#now();
-    this.#core.reset(writeKey(this.#views, key), this.#gate0, this.#gates, now);
+    this.#core.reset(writeKey(this.#views, key), this.#gate0, this.#decided, now);
+  }
+
+  penalize(key: string, cost: number): void {
+    const now = this.#now();
+    const r = this.#core.charge(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now);
+    if ((r & FLAGS) !== 0) this.#shared.flags(r);
+  }
+
+  /**
+   * Blocks the key for `durationMs` from now, or unblocks it (0). A block
+   * that cannot be recorded (a new record, the table full at its cap in deny
+   * mode) throws {@link StoreFullError} rather than evicting another key's
+   * state for it.
+   */
+  block(key: string, durationMs: number): void {
+    if (!this.#blocks) throw new ConfigError('store', 'a binding without a block gate', 'a limiter bound with its block gate');
+    const now = this.#now();
+    const until = durationMs > 0 ? now + durationMs : -Infinity;
+    // Unblocking a limiter that never blocked has nothing to remove.
+    if (until === -Infinity && this.#decided === this.#gates) return;
+    this.#decided = this.#gates + 1;
+    const r = this.#core.putState(writeKey(this.#views, key), this.#gate0 + this.#gates, until, -1, 0, until, now);
+    if ((r & FLAGS) !== 0) this.#shared.flags(r);
+    if ((r & ALLOWED) === 0) throw new StoreFullError();
   }
 
   /**
@@ -220,10 +260,33 @@ export class EmbeddedBinding implements StoreBinding {
   putStates(key: string, states: ArrayLike<number>, offset: number): void {
     const now = this.#now();
     const units = writeKey(this.#views, key);
+    if (this.#blocks) this.#putBlock(units, states, offset + this.#gates * 4, now);
     for (let g = 0; g < this.#gates; g++) {
       const o = offset + g * 4;
       const r = this.#core.putState(units, this.#gate0 + g, states[o]!, states[o + 1]!, states[o + 2]!, states[o + 3]!, now);
       if ((r & FLAGS) !== 0) this.#shared.flags(r);
     }
   }
+
+  /**
+   * The block gate's state of the key from another store (Redis), `a b c exp`
+   * at `states[offset]`: a block or a count arms the gate here.
+   * @internal
+   */
+  putBlockState(key: string, states: ArrayLike<number>, offset: number): void {
+    this.#putBlock(writeKey(this.#views, key), states, offset, this.#now());
+  }
+
+  #putBlock(units: number, states: ArrayLike<number>, o: number, now: number): void {
+    const exp = states[o + 3]!;
+    if (exp > now) this.#decided = this.#gates + 1;
+    else if (this.#decided === this.#gates) return; // nothing here to remove
+    const r = this.#core.putState(units, this.#gate0 + this.#gates, states[o]!, states[o + 1]!, states[o + 2]!, exp, now);
+    if ((r & FLAGS) !== 0) this.#shared.flags(r);
+  }
+}
+
+/** A denial by the key's block, as a Decision (out of line: off the hot path). */
+function blocked(d: Decision): Decision {
+  return { ...d, reason: 'blocked' };
 }

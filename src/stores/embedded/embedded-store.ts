@@ -1,4 +1,5 @@
 import { systemClock, taskClock, type Clock } from '../../core/clock.js';
+import type { BlockGate } from '../../limiter/blocks.js';
 import { ConfigError } from '../../errors.js';
 import { hashSeed } from '../../core/key-hash.js';
 import { optionNames, strictOptions } from '../../core/options.js';
@@ -219,15 +220,17 @@ export class EmbeddedStore extends EventTarget implements Store {
     return binding;
   }
 
-  bind(gates: readonly Policy[], clock: Clock = taskClock): EmbeddedBinding {
-    if (this.#policies + gates.length > MAX_POLICIES) {
+  bind(gates: readonly Policy[], clock: Clock = taskClock, block?: BlockGate): EmbeddedBinding {
+    const ids = gates.length + (block === undefined ? 0 : 1);
+    if (this.#policies + ids > MAX_POLICIES) {
       throw new ConfigError('policy', gates.length, `room in the store: it holds at most ${MAX_POLICIES} policies`);
     }
     const gate0 = this.#policies;
     const core = this.#shared.core;
-    gates.forEach((g, i) => core.setPolicy(gate0 + i, g.core.code, g.core.p0, g.core.p1, g.core.p2));
-    this.#policies += gates.length;
-    return new EmbeddedBinding(this.#shared, gate0, gates, clock);
+    const all = block === undefined ? gates : [...gates, block];
+    all.forEach((g, i) => core.setPolicy(gate0 + i, g.core.code, g.core.p0, g.core.p1, g.core.p2));
+    this.#policies += ids;
+    return new EmbeddedBinding(this.#shared, gate0, gates, clock, block);
   }
 
   /**

@@ -198,6 +198,20 @@ export class LeasedBinding implements StoreBinding {
     return this.#strict.reset(key);
   }
 
+  /**
+   * A block in Redis, where every process's next lease request meets it; a
+   * lease granted before it is spent until it runs out (`lease.ttlMs`), in
+   * this process too unless it is dropped here, as it is.
+   */
+  block(key: string, durationMs: number): Promise<void> {
+    this.#leases.delete(key);
+    return this.#strict.block(key, durationMs);
+  }
+
+  penalize(key: string, cost: number): Promise<void> {
+    return this.#strict.penalize(key, cost);
+  }
+
   /** A decision from what this process holds for the key, or undefined when it holds nothing that covers it. */
   #local(key: string, cost: number, now: number): Decision | undefined {
     const lease = this.#leases.get(key);

@@ -1,6 +1,7 @@
 // Deciding without Redis: the fallback's local table (the fleet's share of
 // each gate, or fail open/closed), the ledger of what it admitted, and the
 // seeding of its table from Redis's answers while Redis is up.
+import type { BlockGate } from '../../limiter/blocks.js';
 import type { Clock } from '../../core/clock.js';
 import type { Decision, Reservation } from '../../limiter/decision.js';
 import type { EmbeddedStore } from '../embedded/embedded-store.js';
@@ -36,6 +37,8 @@ const yieldToLoop: (f: () => void) => void =
 /** @internal What the outage decider needs from its binding. */
 export interface OutageOptions {
   gates: readonly Policy[];
+  /** The limiter's block gate (blocks.ts): the fallback keeps Redis's blocks, and its own escalations. */
+  block: BlockGate;
   fallback: FallbackSetting;
   /** The fleet's size as Redis last reported it (undefined: never heard), for the default fallback. */
   fleet: { nodes: number | undefined };
@@ -81,7 +84,7 @@ export class OutageDecider {
     this.#o = options;
     const local = fallbackGates(options.fallback, options.gates);
     if (local !== undefined) checkFallbackSlots(options.gates, local);
-    this.#fallback = local === undefined ? undefined : options.table.bind(local, options.redisClock);
+    this.#fallback = local === undefined ? undefined : options.table.bind(local, options.redisClock, options.block);
     this.#seeded = options.fallback === FLEET || (typeof options.fallback === 'object' && 'nodes' in options.fallback);
     this.#limit = configuredLimit(options.gates[0]!);
     this.#capacity = options.gates[0]!.core.capacity;
@@ -110,6 +113,16 @@ export class OutageDecider {
     const local = scaleGates(this.#o.gates, nodes);
     this.#fallback.setGates(local);
     this.#share(local);
+  }
+
+  /**
+   * A penalty without Redis: charged to the fallback's table now, and to
+   * Redis after recovery with the outage's admissions (the ledger; lost
+   * without `reconcile`).
+   */
+  penalize(key: string, cost: number): void {
+    this.#fallback?.penalize(key, cost);
+    this.#o.ledger?.record(key, cost);
   }
 
   /** Decides one call (OP_* of abi/abi.mjs) without Redis; undefined for the ops that answer nothing. */
@@ -216,7 +229,11 @@ export class OutageDecider {
 
   /** Copies Redis's state of the key (per gate a, b, c, exp at `offset`) into the fallback's gates, clamped to this node's share. */
   seed(key: string, out: Float64Array, offset: number): void {
-    if (!this.#seeded) return;
+    if (!this.#seeded) {
+      // Whatever the fallback's policy, a key Redis blocks stays blocked without it.
+      this.#fallback?.putBlockState(key, out, offset + this.#o.gates.length * 4);
+      return;
+    }
     const clamp = this.#seedClamp;
     for (let g = 0; g < clamp.length; g++) {
       const cap = clamp[g]!;

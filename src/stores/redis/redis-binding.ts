@@ -11,13 +11,14 @@ import type { FallbackSetting } from './fallback.js';
 import type { RedisConnection } from './connection.js';
 import type { Lifecycle } from './lifecycle.js';
 import { DECIDE_SCRIPT } from './scripts.js';
-import { RedisStateError, StoreClosedError } from '../../errors.js';
+import { RedisStateError, RedisUnavailableError, StoreClosedError } from '../../errors.js';
+import type { BlockGate } from '../../limiter/blocks.js';
 import type { MetricsSink } from '../../core/metrics.js';
 import { Batcher, type Groups } from './batcher.js';
 import { Ledger } from './ledger.js';
 import { OutageDecider } from './outage.js';
 import { decodeReply, encodeEntries, gateArgs, packedReply, replyAllowed, replyGate, type LeaseReply } from './wire.js';
-import { OP_LIMIT, OP_PEEK, OP_RESERVE, OP_REFUND, OP_RESET, OP_CHARGE, OP_LEASE, OP_RELEASE, OP_RENEW } from '../../../build/abi.js';
+import { BLOCKED, OP_LIMIT, OP_PEEK, OP_RESERVE, OP_REFUND, OP_RESET, OP_CHARGE, OP_LEASE, OP_RELEASE, OP_RENEW, OP_BLOCK } from '../../../build/abi.js';
 
 /**
  * A local denial is trusted only when it has at least this long to run: near
@@ -25,6 +26,13 @@ import { OP_LIMIT, OP_PEEK, OP_RESERVE, OP_REFUND, OP_RESET, OP_CHARGE, OP_LEASE
  * and Redis should.
  */
 const NEGATIVE_CACHE_MARGIN_MS = 1;
+/**
+ * How long (ms) the local mirror may deny a key Redis reported blocked
+ * without asking again: a bound on how long an unblock in another process
+ * takes to reach this one, while a blocked client's flood still costs Redis
+ * one call a second per process at most.
+ */
+export const BLOCK_TRUST_MS = 1000;
 
 /** Decisions counted by where they were made. */
 export interface SourceCounts {
@@ -43,6 +51,8 @@ export interface SourceCounts {
 export interface RedisBindingOptions {
   connection: RedisConnection;
   gates: readonly Policy[];
+  /** The limiter's block gate (blocks.ts), sent after the gates with every batch: a block set by any process holds in all. */
+  block: BlockGate;
   clock: Clock;
   shardKey(shard: number): string;
   /** The key's virtual shard (see `RedisStore.shardOf`). */
@@ -80,6 +90,8 @@ export class RedisBinding implements StoreBinding {
   readonly #o: RedisBindingOptions;
   readonly #send: (anchor: string, argv: readonly (string | Uint8Array)[]) => Promise<Uint8Array>;
   readonly #gateArgs: string[];
+  /** Whether the limiter counts denials toward a block (blockAfter). */
+  readonly #escalates: boolean;
   /** Per gate, the limit it was configured with and what it passes at once (Decision.limit, Decision.capacity). */
   readonly #limit: number[];
   readonly #capacity: number[];
@@ -116,7 +128,8 @@ export class RedisBinding implements StoreBinding {
     // The reply is packed doubles, a bulk string (as bytes).
     const connection = options.connection;
     this.#send = (anchor, argv) => connection.evalScript(DECIDE_SCRIPT, anchor, argv).then(packedReply);
-    this.#gateArgs = gateArgs(options.gates);
+    this.#gateArgs = gateArgs(options.gates, options.block);
+    this.#escalates = options.block.core.p0 > 0;
     this.#slotGate = options.gates.findIndex(isConcurrency);
     this.#slots = this.#slotGate >= 0;
     this.#leaseMs = this.#slots ? options.gates[this.#slotGate]!.core.p0 : 0;
@@ -125,10 +138,11 @@ export class RedisBinding implements StoreBinding {
     const clock = options.clock;
     const redisClock = () => clock() + this.#offset;
     this.#redisClock = redisClock;
-    this.#mirror = options.mirror.bind(options.gates, redisClock);
+    this.#mirror = options.mirror.bind(options.gates, redisClock, options.block);
     this.#ledger = options.reconcile ? new Ledger(clock) : undefined;
     this.#outage = new OutageDecider({
       gates: options.gates,
+      block: options.block,
       fallback: options.fallback,
       fleet: options.fleet,
       table: options.mirror,
@@ -325,7 +339,9 @@ export class RedisBinding implements StoreBinding {
     // at any moment, unseen by the mirror.
     if (this.#o.negativeCache && !this.#slots) {
       const local = this.#mirror.limit(key, cost, true);
-      if (!local.allowed && local.retryAfterMs > NEGATIVE_CACHE_MARGIN_MS) {
+      // With blockAfter, Redis must see every denial it counts toward a
+      // block: only a block's denials are answered here then.
+      if (!local.allowed && local.retryAfterMs > NEGATIVE_CACHE_MARGIN_MS && (!this.#escalates || local.reason === 'blocked')) {
         this.#o.counts.local++;
         return local;
       }
@@ -567,6 +583,38 @@ export class RedisBinding implements StoreBinding {
     await this.#enqueue(key, this.#shardOf(key), OP_RESET, 1, 0);
   }
 
+  /**
+   * Blocks the key in Redis (or unblocks it: 0), on Redis's clock. Not
+   * without Redis: a block only this process kept would hold in no other,
+   * so it rejects with RedisUnavailableError and blocks nothing.
+   */
+  async block(key: string, durationMs: number): Promise<void> {
+    if (this.#o.lifecycle.closed) throw new StoreClosedError();
+    const shard = this.#shardOf(key);
+    if (this.#down(shard)) throw this.#unavailable(undefined);
+    await this.#enqueue(key, shard, OP_BLOCK, 1, durationMs);
+  }
+
+  /** A penalty (OP_CHARGE as of now); while Redis is unreachable the fallback takes it and the ledger owes it to Redis. */
+  async penalize(key: string, cost: number): Promise<void> {
+    if (this.#o.lifecycle.closed) throw new StoreClosedError();
+    const shard = this.#shardOf(key);
+    if (!this.#down(shard)) {
+      try {
+        await this.#enqueue(key, shard, OP_CHARGE, cost, Infinity);
+        return;
+      } catch (error) {
+        if (error instanceof RedisStateError) throw error;
+        // Redis failed the batch: settled like an outage's admission.
+      }
+    }
+    this.#outage.penalize(key, cost);
+  }
+
+  #unavailable(cause: unknown): RedisUnavailableError {
+    return new RedisUnavailableError(this.#o.connection.target, this.#o.timeoutMs, cause ?? new Error('the circuit breaker is open'));
+  }
+
   #enqueue(key: string, shard: number, op: number, cost: number, maxWait: number, urgent = true, hold = false): Promise<Decision | Reservation | LeaseReply | Held | Renewal | undefined> {
     // A key that still owes Redis what the fallback admitted for it pays that
     // first, in the same script call: otherwise Redis, which has not heard of
@@ -661,6 +709,7 @@ export class RedisBinding implements StoreBinding {
         for (const [key, hits] of entries) {
           for (const hit of hits) {
             if (hit.op === OP_CHARGE || hit.op === OP_RENEW) hit.reject(new Error('Redis is down'));
+            else if (hit.op === OP_BLOCK) hit.reject(this.#unavailable(undefined));
             else if (hit.hold === true) hit.resolve(this.#holdLocally(key, hit.cost));
             else hit.resolve(this.#outage.decide(key, hit.op, hit.cost, hit.maxWait));
           }
@@ -680,7 +729,8 @@ export class RedisBinding implements StoreBinding {
     // Answered: a failure after this one begins another outage (a closed breaker's blip ends here too).
     if (this.#slots && !this.#o.breaker.isOpen(route)) this.#outageSince.delete(route);
     if (!this.#o.clientTime) this.#offset = out[0]! - (sentAt + receivedAt) / 2;
-    const gates = this.#capacity.length;
+    // Every gate's state, and the block gate's after them.
+    const gates = this.#capacity.length + 1;
     let r = 1;
     let m = r + hitCount * 4;
     for (const [keyShard, entries] of groups) {
@@ -701,7 +751,8 @@ export class RedisBinding implements StoreBinding {
           const capacity = this.#capacity[gate]!;
           if (hit.op === OP_LIMIT || hit.op === OP_PEEK) {
             this.#o.counts.redis++;
-            const decision: Decision = { allowed, limit, capacity, gate, remaining, retryAfterMs: retry, resetAfterMs: reset, source: 'redis' };
+            let decision: Decision = { allowed, limit, capacity, gate, remaining, retryAfterMs: retry, resetAfterMs: reset, source: 'redis' };
+            if ((flags & BLOCKED) !== 0) decision = { ...decision, reason: 'blocked' };
             hit.resolve(hit.hold === true ? { decision, at: this.#heldAt(out, m) } : decision);
           } else if (hit.op === OP_RENEW) {
             hit.resolve(allowed ? { at: this.#heldAt(out, m), source: 'redis' } : undefined);
@@ -722,7 +773,14 @@ export class RedisBinding implements StoreBinding {
             hit.resolve(undefined);
           }
         }
+        // The mirror answers a blocked key's denials for at most
+        // BLOCK_TRUST_MS (an unblock elsewhere reaches this process by then);
+        // the fallback keeps the whole block for an outage.
+        const expAt = m + (gates - 1) * 4 + 3;
+        const blockExp = out[expAt]!;
+        if (blockExp > out[0]! + BLOCK_TRUST_MS) out[expAt] = out[0]! + BLOCK_TRUST_MS;
         this.#mirror.putStates(key, out, m);
+        out[expAt] = blockExp;
         this.#outage.seed(key, out, m);
         m += gates * 4;
       }

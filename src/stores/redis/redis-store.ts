@@ -1,4 +1,5 @@
 import type { Clock } from '../../core/clock.js';
+import { blockGate, type BlockGate } from '../../limiter/blocks.js';
 import { checkDuration, type Duration } from '../../core/duration.js';
 import { checkMaxKeys, EmbeddedStore } from '../embedded/embedded-store.js';
 import { ConfigError, RedisUnavailableError } from '../../errors.js';
@@ -381,7 +382,10 @@ export class RedisStore implements Store {
     return this.#shardShift >= 32 ? 0 : shardHash(key) >>> this.#shardShift;
   }
 
-  bind(gates: readonly Policy[], clock: Clock): StoreBinding {
+  bind(gates: readonly Policy[], clock: Clock, block: BlockGate = blockGate(undefined)): StoreBinding {
+    if (this.#lease !== undefined && block.core.p0 > 0 && !gates.some(isConcurrency)) {
+      throw new ConfigError('blockAfter', 'leased mode', "a RedisStore in strict mode: leased mode denies on its own, where the fleet's denials cannot be counted together");
+    }
     if (this.#clientTime && !this.#oneClock && gates.some(isConcurrency)) {
       // Holders of a key must be counted on one clock: a client whose clock
       // runs a lease ahead would count another's live holders as expired.
@@ -390,6 +394,7 @@ export class RedisStore implements Store {
     const strict = new RedisBinding({
       connection: this.#client,
       gates,
+      block,
       clock,
       shardKey: (shard) => this.shardKey(shard),
       shardOf: (key) => this.shardOf(key),

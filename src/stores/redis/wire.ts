@@ -5,7 +5,8 @@ import type { Decision, Reservation } from '../../limiter/decision.js';
 import type { Held, Renewal } from '../../limiter/store.js';
 import type { Policy } from '../../policies/index.js';
 import { wtf8Length, writeWtf8 } from '../../core/wtf8.js';
-import { ALLOWED, GATE_SHIFT, OP_LIMIT } from '../../../build/abi.js';
+import { ALLOWED, GATE_MASK, GATE_SHIFT, OP_LIMIT } from '../../../build/abi.js';
+import type { CoreParams } from '../../policies/core-params.js';
 
 /**
  * @internal What Redis granted a lease request (times on the local clock,
@@ -49,12 +50,20 @@ export interface Hit {
  * gateArgs([gcra({ limit: 10, period: '1s' })]); // ['1', '0:100:1:100', '0', '100', '1', '100']
  * ```
  */
-export function gateArgs(gates: readonly Policy[]): string[] {
-  const args = [String(gates.length)];
+export function gateArgs(gates: readonly Policy[], block?: { readonly core: CoreParams }): string[] {
+  const args = [String(gates.length + (block === undefined ? 0 : 1))];
+  const ids: string[] = [];
   for (const { core } of gates) {
     // The gate id names the policy, so limiters with the same policy share state and others don't.
     const id = `${core.code}:${core.p0}:${core.p1}:${core.p2}`;
+    ids.push(id);
     args.push(id, String(core.code), String(core.p0), String(core.p1), String(core.p2));
+  }
+  if (block !== undefined) {
+    // The block's id names the gates it blocks, not its escalation: limiters
+    // with the same gates share blocks, whatever their blockAfter.
+    const { core } = block;
+    args.push(`!${ids.join(',')}`, String(core.code), String(core.p0), String(core.p1), String(core.p2));
   }
   return args;
 }
@@ -137,4 +146,4 @@ export function packedReply(reply: unknown): Uint8Array {
 /** Whether a hit's reply flags say allowed (flags = ALLOWED | gate << GATE_SHIFT, as the core's; negative: a state cellgate did not write). */
 export const replyAllowed = (flags: number): boolean => (flags & ALLOWED) !== 0;
 /** The binding gate of a hit's reply flags. */
-export const replyGate = (flags: number): number => flags >>> GATE_SHIFT;
+export const replyGate = (flags: number): number => (flags >>> GATE_SHIFT) & GATE_MASK;

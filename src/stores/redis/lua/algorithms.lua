@@ -1,4 +1,5 @@
--- algorithms.lua: the six algorithms by code. The arithmetic mirrors
+-- algorithms.lua: the six algorithms by code, and a key's block (a hidden
+-- gate: block-gate.lua). The arithmetic mirrors
 -- assembly/algorithms.ts and test/reference-model.ts formula by formula:
 -- change all three together (the property tests compare them bit for bit).
 --
@@ -24,6 +25,7 @@
 --#include windows.lua
 --#include sliding-window.lua
 --#include concurrency.lua
+--#include block-gate.lua
 
 local ALGORITHMS = {
   [KIND_GCRA] = GCRA,
@@ -32,4 +34,5 @@ local ALGORITHMS = {
   [KIND_LINEAR] = LINEAR,
   [KIND_SLIDING] = SLIDING,
   [KIND_CONCURRENCY] = CONCURRENCY,
+  [KIND_BLOCK] = BLOCK,
 }

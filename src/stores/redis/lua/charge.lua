@@ -4,14 +4,29 @@
 -- now if later), not now: GCRA's TAT and a bucket run on from then, so a fleet
 -- that kept to its fallback shares is not silenced after the outage for what
 -- it already paid in time.
+-- spentAt inf is a penalty instead (below).
 -- Emits 0, 0, 0, 0.
 
 --#include state.lua
 
+-- A penalty (Limiter.penalize, spentAt inf): cost charged now in every rate
+-- gate, past the limit, like a request and with no outage to remember, as
+-- the core charges it.
+local function penalty(cost)
+  for g = 1, RG do
+    if gcode[g] ~= KIND_CONCURRENCY then
+      commit(g, gcharge[g](gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], cost, now))
+    end
+  end
+  emit(0, 0, 0, 0)
+end
+
 local function charge(cost, spentAt)
   local at = now
   if spentAt < now then at = spentAt end
-  for g = 1, G do
+  if spentAt == INF then return penalty(cost) end
+  -- (Not the block gate: a block takes nothing.)
+  for g = 1, RG do
     local a, b, c, exp
     if gcode[g] == KIND_CONCURRENCY then
       -- Nothing: an outage's holders come back to Redis by their own

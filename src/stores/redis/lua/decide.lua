@@ -8,13 +8,13 @@
 --                  generated from abi/abi.mjs
 --   prelude.lua    math shortcuts, a denial's minimum wait
 --   gcra.lua, token-bucket.lua, windows.lua, sliding-window.lua,
---   concurrency.lua,
+--   concurrency.lua, block-gate.lua (a key's block: a hidden last gate),
 --   algorithms.lua the algorithms: evaluate, refund, charge of one state
 --   wire.lua       the arguments (all of them documented there) and the reply
 --   state.lua      an entry's states: load, commit, store
 --   gates.lua      every gate decided together
 --   limit.lua, reserve.lua, refund.lua, reset.lua, charge.lua, lease.lua,
---   release.lua (with incarnation.lua)
+--   release.lua (with incarnation.lua), block.lua
 --                  the operations, one a file, dispatched below
 --
 -- One script for every operation, dispatching each hit by its op, rather
@@ -34,6 +34,7 @@
 --#include charge.lua
 --#include lease.lua
 --#include release.lua
+--#include block.lua
 
 -- Each op takes (cost, arg) as wire.lua describes and emits 4 values.
 local OPS = {
@@ -46,6 +47,7 @@ local OPS = {
   [OP_LEASE] = lease,
   [OP_RELEASE] = release,
   [OP_RENEW] = renew,
+  [OP_BLOCK] = block,
 }
 
 if G == 0 then
@@ -83,7 +85,9 @@ for e = 1, E do
     for op, cost, arg in eachHit(spec) do
       local run = OPS[op]
       if run == nil then return redis.error_reply('cellgate: unknown op ' .. op) end
-      run(cost, arg)
+      -- (An op answers only to refuse the call: block.lua without a block gate.)
+      local refused = run(cost, arg)
+      if refused ~= nil then return refused end
     end
   end
   store()

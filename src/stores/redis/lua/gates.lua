@@ -7,13 +7,43 @@
 -- admission the gate with the fewest remaining (the one reported), the
 -- fewest remaining and the longest reset; on a denial the denying gate with
 -- the longest retry, and the fewest remaining and the longest reset as if
--- nothing were charged.
+-- nothing were charged; and whether the key's block denied it.
+--
+-- The key's block (BG, block-gate.lua) is decided first: a blocked key is
+-- denied and charged nothing, with the longest wait of all and the rate
+-- gates' numbers as they stand (what the core's decideAt reports, bit for
+-- bit). It is never the gate reported.
 
 --#include state.lua
 
 local ra, rb, rc, rexp, rok, rrem, rreset = {}, {}, {}, {}, {}, {}, {}
 
+local rateDecideAt
+
 local function decideAt(cost, t, doCommit)
+  local bretry, breset = nil, nil
+  if BG ~= nil then bretry, breset = BLOCK.blockedAt(live[BG], sa[BG], sb[BG], t) end
+  if bretry == nil then
+    local ok, gate, rem, retry, reset = rateDecideAt(cost, t, doCommit)
+    return ok, gate, rem, retry, reset, false
+  end
+  local ok, gate, _, retry, reset = rateDecideAt(cost, t, false)
+  if ok then
+    -- Admitted by every rate gate: reported as they stand, as on a denial.
+    gate, retry, reset = 0, bretry, 0
+    for g = 1, RG do
+      local _, _, _, _, _, _, _, zreset = gevaluate[g](gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], 0, t)
+      if zreset > reset then reset = zreset end
+    end
+  elseif bretry > retry then
+    retry = bretry
+  end
+  if breset > reset then reset = breset end
+  return false, gate, 0, retry, reset, true
+end
+
+rateDecideAt = function(cost, t, doCommit)
+  local G = RG
   if G == 1 then
     -- The common case, without the bookkeeping of several gates.
     local ok, a, b, c, exp, rem, retry, reset = gevaluate[1](gp0[1], gp1[1], gp2[1], live[1], sa[1], sb[1], sc[1], cost, t)

@@ -32,17 +32,18 @@ end
 
 local function lease(want, horizon)
   local k = want
+  -- (The block gate grants everything or, blocked, nothing.)
   for g = 1, G do
     local n = grantable(g, k, horizon)
     if n < k then k = n end
   end
   if k == 0 then
-    local _, gate, _, retry, reset = decideAt(1, now, false)
-    emit(flags(false, gate), 0, retry, reset)
+    local _, gate, _, retry, reset, blocked = decideAt(1, now, false)
+    emit(flags(false, gate, blocked), 0, retry, reset)
     return
   end
   local last, valid = now, INF
-  for g = 1, G do
+  for g = 1, RG do
     local code = gcode[g]
     local a, b, c, exp = gcharge[g](gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], k, now)
     commit(g, a, b, c, exp)

@@ -6,7 +6,7 @@
 --#include state.lua
 
 local function refund(cost)
-  for g = 1, G do
+  for g = 1, RG do
     -- A slot comes back by its permit's release (release.lua), never by a refund.
     if live[g] and gcode[g] ~= KIND_CONCURRENCY then
       commit(g, grefund[g](gp0[g], gp1[g], gp2[g], sa[g], sb[g], sc[g], cost, now))

@@ -12,6 +12,14 @@
 -- ops read and change them through live, sa, sb, sc, sexp and commit(); store() writes what changed and
 -- mirrors every state into the reply. gevaluate[g], grefund[g] and
 -- gcharge[g] are gate g's algorithm's functions (algorithms.lua).
+--
+-- A key's block (block-gate.lua) is its limiter's last gate, BG (nil when
+-- the client sent none); RG gates come before it. Its state lives like the
+-- others', but is read only where a block may be: each anchor has a marker,
+-- "<anchor>:!<block gate id>" (no '|', so never a state key), which lives at
+-- least as long as any block or count of its shard, and a missing marker
+-- (the common case: no key of the shard ever blocked) means no block state,
+-- at one GET a batch instead of one a key.
 
 --#include wire.lua
 --#include algorithms.lua
@@ -28,17 +36,34 @@ end
 
 local live, sa, sb, sc, sexp, dirty, gkey = {}, {}, {}, {}, {}, {}, {}
 
+local RG, BG = G, nil
+if G > 0 and gcode[G] == KIND_BLOCK then RG, BG = G - 1, G end
+-- Per anchor base, whether its marker exists (read once a call).
+local marked = {}
+local function markedAt(base)
+  local m = marked[base]
+  if m == nil then
+    m = redis.call('EXISTS', base .. '!' .. gid[BG]) == 1
+    marked[base] = m
+  end
+  return m
+end
+
 -- Whether the entry's keys hold something other than our state (a key of
 -- another type, or a string of another length): its hits are refused, the
 -- foreign value is left alone, and the rest of the batch goes on.
 local foreign = false
 
+local ebaseNow
 local function load(key, base)
   foreign = false
+  ebaseNow = base
   key = base .. key
+  local unmarked = BG ~= nil and not markedAt(base)
   for g = 1, G do
     gkey[g] = key .. gsuffix[g]
-    local v = redis.pcall('GET', gkey[g])
+    local v = nil
+    if g ~= BG or not unmarked then v = redis.pcall('GET', gkey[g]) end
     dirty[g] = false
     if type(v) == 'table' or (v and #v ~= 32) then
       foreign = true
@@ -65,6 +90,12 @@ local function store()
         local ttl = ceil(sexp[g] - now) + slack
         if ttl < 1 then ttl = 1 end
         redis.call('SET', gkey[g], pack('<dddd', sa[g], sb[g], sc[g], sexp[g]), 'PX', ttl)
+        if g == BG then
+          -- The shard's marker outlives every block state of it.
+          local marker = ebaseNow .. '!' .. gid[BG]
+          if redis.call('PTTL', marker) < ttl then redis.call('SET', marker, '', 'PX', ttl) end
+          marked[ebaseNow] = true
+        end
       else
         redis.call('DEL', gkey[g])
       end

@@ -13,7 +13,8 @@
 --          further arguments); then per gate 5 values:
 --            id (a string naming the policy: limiters with the same policy
 --            share state), code (KIND_* in constants.lua), p0, p1, p2 (the
---            algorithm's file says what they mean)
+--            algorithm's file says what they mean); the last may be the
+--            limiter's block gate (KIND_BLOCK: block-gate.lua, state.lua)
 -- then the batch's entries in 3 values (3 strings for the whole batch, not
 -- per entry: argument encoding dominates the client's cost), and one more:
 --          lengths   "n1,n2,...," the byte length of each entry's key
@@ -32,6 +33,7 @@
 --                      OP_RELEASE, OP_RENEW  the permit's time: the epoch
 --                                  ms on the script's clock at which it was
 --                                  taken or last renewed
+--                      OP_BLOCK    the block's duration (ms); 0 unblocks
 --          deadline  (optional) epoch ms on the script's clock after which
 --                    the batch is refused unrun (TOOLATE): its client has
 --                    stopped waiting and decided it by its fallback
@@ -46,8 +48,9 @@
 -- Returns one bulk string of little-endian doubles (Redis would truncate Lua
 -- numbers to integers, and formatting fractions costs more than the
 -- arithmetic): now; then per hit 4 values (each op's file says which;
--- flags is ALLOWED + the 0-based gate * 2^GATE_SHIFT, as the core's
--- decisions, or -1 for a hit refused on a foreign value); then per entry
+-- flags is ALLOWED + the 0-based gate * 2^GATE_SHIFT (+ BLOCKED when the
+-- key's block denied it), as the core's decisions, or -1 for a hit refused
+-- on a foreign value); then per entry
 -- per gate 4 values: a, b, c, exp, the state after the entry's hits for
 -- the caller's local mirror (exp -inf = no state).
 
@@ -134,9 +137,10 @@ end
 local out, nout = { now }, 1
 local mirror, nmirror = {}, 0
 
-local function flags(ok, gate)
+local function flags(ok, gate, blocked)
   local f = gate * 2 ^ GATE_SHIFT
   if ok then return f + ALLOWED end
+  if blocked then return f + BLOCKED end
   return f
 end
 
