@@ -1,5 +1,5 @@
-import { checkedClock, sleep, taskClock, type Clock } from '../core/clock.js';
-import { checkDuration, MAX_WAIT_BOUNDS, type Duration } from '../core/duration.js';
+import { checkedClock, MAX_TIMER_MS, taskClock, type Clock } from '../core/clock.js';
+import { checkDuration, MAX_DURATION_MS, MAX_WAIT_BOUNDS, type Duration } from '../core/duration.js';
 import type { Decision, Reservation } from './decision.js';
 import { EmbeddedStore } from '../stores/embedded/embedded-store.js';
 import { AcquireTimeoutError, ArgumentError, ConfigError } from '../errors.js';
@@ -13,6 +13,7 @@ import { MAX_GATES } from '../../build/abi.js';
 import { isConcurrency } from '../policies/concurrency.js';
 import { Holdings, PermitImpl, type Permit } from './permit.js';
 import { blockDuration, blockGate, type BlockAfter } from './blocks.js';
+import { BookedMoments, checkPriority, rank } from './priority.js';
 
 // The core's per-gate scratch is sized from the same definition (abi/abi.mjs).
 export { MAX_GATES };
@@ -34,6 +35,12 @@ export interface LimiterOptions {
    * or a RedisStore in leased mode.
    */
   blockAfter?: BlockAfter;
+  /**
+   * How fast a waiting caller's `priority` rises (default `'1s'`: by 1 a
+   * second), so that a low priority is passed over for a bounded time only:
+   * see {@link AcquireOptions.priority}. A {@link Duration} from 1 ms to 1000 days.
+   */
+  aging?: Duration;
 }
 
 /** Options of {@link Limiter.limit}, {@link Limiter.limitSync} and {@link Limiter.peek}. */
@@ -52,12 +59,20 @@ export interface ReserveOptions extends LimitOptions {
 export interface AcquireOptions extends ReserveOptions {
   /** Aborts the wait; the booked capacity is refunded. */
   signal?: AbortSignal;
+  /**
+   * Among this process's callers waiting on the key, higher goes first
+   * (default 0; a finite number up to ±1,000,000), raised by 1 for every
+   * `aging` (the limiter's option) it has waited: a caller of priority p is
+   * passed over by later ones of priority q only during its first
+   * (q − p) × aging of waiting.
+   */
+  priority?: number;
 }
 
-const LIMITER_OPTIONS = optionNames<keyof LimiterOptions>({ policy: true, store: true, clock: true, metrics: true, blockAfter: true });
+const LIMITER_OPTIONS = optionNames<keyof LimiterOptions>({ policy: true, store: true, clock: true, metrics: true, blockAfter: true, aging: true });
 const LIMIT_OPTIONS = optionNames<keyof LimitOptions>({ cost: true });
 const RESERVE_OPTIONS = optionNames<keyof ReserveOptions>({ cost: true, maxWaitMs: true });
-const ACQUIRE_OPTIONS = optionNames<keyof AcquireOptions>({ cost: true, maxWaitMs: true, signal: true });
+const ACQUIRE_OPTIONS = optionNames<keyof AcquireOptions>({ cost: true, maxWaitMs: true, signal: true, priority: true });
 /** What a synchronous call needs of the store (the method's name follows). */
 const SYNC_STORE = 'a store that decides synchronously (an EmbeddedStore, or a RedisStore in leased mode) for ';
 
@@ -84,6 +99,10 @@ export class Limiter {
   readonly #holdings: Holdings | undefined;
   /** The gates, in order. */
   readonly policies: readonly (Policy | RateLimiter)[];
+  /** How long (ms) of waiting raises a caller's priority by 1. */
+  readonly #agingMs: number;
+  /** The moments booked for this process's acquire() callers, handed out by priority. */
+  readonly #booked = new BookedMoments();
 
   constructor(options: LimiterOptions) {
     const o = strictOptions(options, 'new Limiter()', LIMITER_OPTIONS);
@@ -96,6 +115,7 @@ export class Limiter {
       throw new ConfigError('store', store, 'a Store such as new EmbeddedStore()');
     }
     this.policies = policies;
+    this.#agingMs = o.aging === undefined ? 1000 : checkDuration(o.aging, 'aging', { min: 1, max: MAX_DURATION_MS });
     this.#store = store as Store;
     this.#metrics = checkMetrics(o.metrics);
     const custom = policies.length === 1 && isCustomLimiter(policies[0]) ? checkCustomLimiter(policies[0]) : undefined;
@@ -292,13 +312,15 @@ export class Limiter {
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new ArgumentError('signal', signal, 'an AbortSignal');
     }
+    const priority = checkPriority(options?.priority);
+    const callerRank = rank(priority, this.#agingMs, performance.now());
     signal?.throwIfAborted();
-    if (this.#holdings !== undefined) return this.#acquireSlot(key, cost, limit, signal);
+    if (this.#holdings !== undefined) return this.#acquireSlot(key, cost, limit, signal, callerRank, priority);
     const r = await this.#binding.reserve(key, cost, limit);
     if (!r.allowed) throw new AcquireTimeoutError(key, r.waitMs, limit);
     if (r.waitMs > 0) {
       try {
-        await sleep(r.waitMs, signal);
+        await this.#booked.wait(key, cost, r.waitMs, callerRank, limit, signal);
       } catch (error) {
         await this.#binding.refund(key, cost);
         throw error;
@@ -317,11 +339,29 @@ export class Limiter {
    * its retryAfterMs. Times out when the next try would come after
    * `maxWaitMs`.
    */
-  async #acquireSlot(key: string, cost: number, maxWaitMs: number, signal: AbortSignal | undefined): Promise<Permit> {
+  async #acquireSlot(key: string, cost: number, maxWaitMs: number, signal: AbortSignal | undefined, callerRank: number, priority: number): Promise<Permit> {
+    const holdings = this.#holdings!;
+    let took = false;
+    try {
+      const p = await this.#waitForSlot(key, cost, maxWaitMs, signal, callerRank, priority);
+      took = true;
+      return p;
+    } finally {
+      holdings.promote(key, took);
+    }
+  }
+
+  async #waitForSlot(key: string, cost: number, maxWaitMs: number, signal: AbortSignal | undefined, callerRank: number, priority: number): Promise<Permit> {
     const started = performance.now();
     const holdings = this.#holdings!;
-    for (;;) {
+    for (let tries = 0; ; tries++) {
       const releases = holdings.releases;
+      if (tries === 0 && holdings.outranked(key, callerRank, priority)) {
+        // A caller of this process that outranks it waits for a slot: it goes first.
+        await holdings.wait(key, Math.min(maxWaitMs, MAX_TIMER_MS), signal, releases, true, cost, callerRank, priority);
+        if (performance.now() - started >= maxWaitMs) throw new AcquireTimeoutError(key, 0, maxWaitMs);
+        continue;
+      }
       const held = await this.#binding.hold!(key, cost);
       const d = held.decision;
       if (d.allowed) {
@@ -337,7 +377,7 @@ export class Limiter {
       const slot = isConcurrency(this.policies[d.gate]);
       // A slot may come back at any moment (a release), a rate's unit only after its wait.
       if (left <= 0 || (!slot && d.retryAfterMs > left)) throw new AcquireTimeoutError(key, d.retryAfterMs, maxWaitMs);
-      await holdings.wait(key, Math.min(d.retryAfterMs, left), signal, releases, slot, cost);
+      await holdings.wait(key, Math.min(d.retryAfterMs, left), signal, releases, slot, cost, callerRank, priority);
     }
   }
 

@@ -66,8 +66,20 @@ interface HeldEntry {
 /** An acquire of this process waiting for a slot of a key. */
 interface Waiter {
   readonly cost: number;
+  /** Its rank (priority.ts): higher is woken first. */
+  readonly rank: number;
+  /** Its caller's priority: only the first waiters, of one priority, poll. */
+  readonly priority: number;
+  /** Whether it waits for a slot (a concurrency gate denied it), not a rate gate's unit. */
+  readonly slot: boolean;
+  /** Whether it asks the store again every POLL_MS or so (the first waiter for a slot freed in another process). */
+  polls: boolean;
   /** Ask the store again now. */
   wake(): void;
+  /** Stop polling: another waiter is first now. */
+  demote(): void;
+  /** Start polling: it is the first waiter now. */
+  poll(): void;
 }
 
 /** How long a waiter for a slot held in another process waits before asking again (ms), at most. */
@@ -92,8 +104,8 @@ export class Holdings {
   /** Held permits, weakly: one dropped without release stops being renewed, and its lease runs out. */
   readonly #held = new Set<HeldEntry>();
   #timer: ReturnType<typeof setInterval> | undefined;
-  /** Per key, this process's acquires waiting for a slot, in the order they began to wait. */
-  readonly #waiters = new Map<string, Set<Waiter>>();
+  /** Per key, this process's acquires waiting for a slot, highest rank first (ties: the order they began to wait). */
+  readonly #waiters = new Map<string, Waiter[]>();
 
   constructor(binding: StoreBinding, leaseMs: number, local: boolean) {
     this.#binding = binding;
@@ -177,38 +189,73 @@ export class Holdings {
    * has passed (for a slot freed in another process, at most about
    * {@link POLL_MS}), or `signal` aborts.
    */
-  wait(key: string, ms: number, signal: AbortSignal | undefined, releasesBefore: number, slot: boolean, cost: number): Promise<void> {
-    // A rate gate's unit comes back after its wait, wherever it is decided; a slot at any moment.
-    const wait = this.#local || !slot ? ms : Math.min(ms, POLL_MS * (0.5 + Math.random()));
+  wait(key: string, ms: number, signal: AbortSignal | undefined, releasesBefore: number, slot: boolean, cost: number, rank = 0, priority = 0): Promise<void> {
     // A release between the denial and now (the await in between) woke no one: ask again.
     if (this.#releases !== releasesBefore) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       let wakers = this.#waiters.get(key);
-      if (wakers === undefined) this.#waiters.set(key, (wakers = new Set()));
+      if (wakers === undefined) this.#waiters.set(key, (wakers = []));
+      // By rank: after the last waiter it does not outrank.
+      let at = wakers.length;
+      while (at > 0 && wakers[at - 1]!.rank < rank) at--;
+      // A rate gate's unit comes back after its wait, wherever it is decided;
+      // a slot at any moment: waiters for a slot freed in another process
+      // poll the store, but only the first ones, of one priority (see #refresh).
+      const polls = !this.#local && slot && wakers.slice(0, at).every((w) => !w.slot || w.priority === priority);
+      const wait = polls ? Math.min(ms, POLL_MS * (0.5 + Math.random())) : ms;
       const done = () => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        wakers.delete(waiter);
-        if (wakers.size === 0 && this.#waiters.get(key) === wakers) this.#waiters.delete(key);
+        const i = wakers.indexOf(waiter);
+        if (i >= 0) wakers.splice(i, 1);
+        if (wakers.length === 0 && this.#waiters.get(key) === wakers) this.#waiters.delete(key);
+        else if (slot && !this.#local) this.#refresh(wakers);
       };
       const onAbort = () => {
         done();
         reject(signal!.reason);
       };
-      const timer = setTimeout(() => {
+      const expire = () => {
         done();
         resolve();
-      }, wait);
+      };
+      let timer = setTimeout(expire, wait);
       const waiter: Waiter = {
         cost,
-        wake: () => {
-          done();
-          resolve();
+        rank,
+        priority,
+        slot,
+        polls,
+        wake: expire,
+        demote: () => {
+          // Outranked by a newer first waiter: it stops polling and waits its own bound.
+          clearTimeout(timer);
+          timer = setTimeout(expire, ms);
+          waiter.polls = false;
+        },
+        poll: () => {
+          // The first waiter now: it asks within a poll interval, and from then on.
+          clearTimeout(timer);
+          timer = setTimeout(expire, Math.min(ms, POLL_MS * (0.5 + Math.random())));
+          waiter.polls = true;
         },
       };
-      wakers.add(waiter);
+      wakers.splice(at, 0, waiter);
+      if (slot && !this.#local) this.#refresh(wakers);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /**
+   * Whether a caller of rank `rank` and `priority` should wait before asking
+   * for a slot of `key`: a waiter of this process of another priority that
+   * outranks it (by priority, or by age) waits for one already. Among equal
+   * priorities a newcomer asks at once, as without priorities: the slot may
+   * have been freed elsewhere, unseen by the waiters until they poll.
+   */
+  outranked(key: string, rank: number, priority: number): boolean {
+    const wakers = this.#waiters.get(key);
+    return wakers !== undefined && wakers.some((w) => w.slot && w.rank > rank && w.priority !== priority);
   }
 
   /**
@@ -218,10 +265,44 @@ export class Holdings {
    * (by an acquire that did not wait) waits again; the taker's release wakes
    * the next.
    */
+  /**
+   * An acquire of `key` stopped waiting for good (`took`: with a slot; else
+   * it timed out or was aborted): the next waiter for a slot becomes the
+   * first, polling from then on, when it did not already. A slot freed here
+   * wakes waiters anyway, so an embedded store's waiters are only asked (at
+   * once) when one left without a slot (one may be free).
+   */
+  promote(key: string, took: boolean): void {
+    if (took || !this.#local) return;
+    // Locally only a release frees a slot, and one may be free now. (A
+    // remote one is polled for: #refresh, when a waiter leaves.)
+    this.#waiters.get(key)?.find((w) => w.slot)?.wake();
+  }
+
+  /**
+   * Which waiters for a slot freed in another process poll the store: the
+   * first ones, as long as they share the first's priority. With one
+   * priority (the default) all of them poll, as fast as the slots free; a
+   * waiter behind one of another priority does not, so that it cannot take
+   * a slot before a waiter that outranks it (by priority, or by age).
+   */
+  #refresh(wakers: readonly Waiter[]): void {
+    let first: number | undefined;
+    let open = true;
+    for (const w of wakers) {
+      if (!w.slot) continue;
+      first ??= w.priority;
+      if (w.priority !== first) open = false;
+      if (open && !w.polls) w.poll();
+      else if (!open && w.polls) w.demote();
+    }
+  }
+
   #wake(key: string, freed: number): void {
     const wakers = this.#waiters.get(key);
     if (wakers === undefined) return;
-    for (const w of wakers) {
+    // (A copy: each woken waiter leaves the list.)
+    for (const w of [...wakers]) {
       if (freed <= 0) break;
       freed -= w.cost;
       w.wake();

@@ -68,6 +68,10 @@ export class Execution {
   permit: Permit | undefined = undefined;
   /** Aborts its wait for a permit (phase `waiting`), when cancelled. */
   waiting: AbortController | undefined = undefined;
+  /** The highest priority of the requests it covers. */
+  priority: number;
+  /** When (scheduler clock) it first waited for a slot (NaN: not yet): its age counts from then, across requeues. */
+  since = Number.NaN;
 
   constructor(
     readonly key: string,
@@ -76,8 +80,10 @@ export class Execution {
     /** Requested time (scheduler clock): the earliest asked for by the requests it covers. */
     public dueAt: number,
     waiter: Waiter,
+    priority: number,
   ) {
     this.waiters = [waiter];
+    this.priority = priority;
   }
 
   /**
@@ -86,7 +92,8 @@ export class Execution {
    * requests; it is new work, so it gets a fresh count of attempts. Returns
    * whether the request moved the requested time earlier.
    */
-  coalesce(task: SchedulerTask, retry: RetryPolicy, dueAt: number, waiter: Waiter): boolean {
+  coalesce(task: SchedulerTask, retry: RetryPolicy, dueAt: number, waiter: Waiter, priority: number): boolean {
+    if (priority > this.priority) this.priority = priority;
     this.task = task;
     this.retry = retry;
     this.attempt = 1;

@@ -2,7 +2,8 @@
 // and a close are given, with the defaults for what is left out.
 import { DEFAULT_RETRY, retryPolicy, type RetryOptions, type RetryPolicy } from './backoff.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import { checkDuration, DELAY_BOUNDS, type Duration } from '../core/duration.js';
+import { checkDuration, DELAY_BOUNDS, MAX_DURATION_MS, type Duration } from '../core/duration.js';
+import { checkPriority } from '../limiter/priority.js';
 import { ArgumentError, ConfigError } from '../errors.js';
 import type { Limiter } from '../limiter/limiter.js';
 import { optionNames, strictOptions } from '../core/options.js';
@@ -57,6 +58,13 @@ export interface SchedulerOptions {
    * requests it covered reject with the same error.
    */
   onError?: (error: unknown, key: string) => void;
+  /**
+   * How fast a due execution's `priority` rises while it waits for a slot
+   * (default `'1s'`: by 1 a second, on the scheduler's clock): one of
+   * priority p is passed over by later ones of priority q only during its
+   * first (q − p) × aging of waiting. A {@link Duration} from 1 ms to 1000 days.
+   */
+  aging?: Duration;
 }
 
 /**
@@ -72,6 +80,14 @@ export interface ScheduleOptions {
   delayMs?: Duration;
   /** Retry fields for this request, over the scheduler's own. */
   retry?: RetryOptions;
+  /**
+   * Among executions due and waiting for one of the scheduler's
+   * `concurrency` slots, higher goes first (default 0; a finite number up
+   * to ±1,000,000), raised by 1 for every `aging` it has waited; requests
+   * that coalesce run at the highest of their priorities. Passed on to
+   * `limiter.acquire` with a concurrency gate.
+   */
+  priority?: number;
 }
 
 /**
@@ -92,8 +108,8 @@ export interface CloseOptions {
   drain?: boolean;
 }
 
-const SCHEDULER_OPTIONS = optionNames<keyof SchedulerOptions>({ limiter: true, concurrency: true, retry: true, clock: true, timers: true, onError: true });
-const SCHEDULE_OPTIONS = optionNames<keyof ScheduleOptions>({ delayMs: true, retry: true });
+const SCHEDULER_OPTIONS = optionNames<keyof SchedulerOptions>({ limiter: true, concurrency: true, retry: true, clock: true, timers: true, onError: true, aging: true });
+const SCHEDULE_OPTIONS = optionNames<keyof ScheduleOptions>({ delayMs: true, retry: true, priority: true });
 const CLOSE_OPTIONS = optionNames<keyof CloseOptions>({ drain: true });
 
 /**
@@ -111,6 +127,8 @@ export const DEFAULT_CONCURRENCY = 10;
 /** A Scheduler's options, checked and completed. @internal */
 export interface SchedulerSettings {
   readonly limiter: SchedulerLimiter;
+  /** How long (ms, scheduler clock) of waiting for a slot raises an execution's priority by 1. */
+  readonly agingMs: number;
   /** Whether the limiter has a concurrency gate: executions hold its permits, not bookings. */
   readonly slots: boolean;
   readonly concurrency: number;
@@ -145,8 +163,10 @@ export function schedulerSettings(options: SchedulerOptions): SchedulerSettings 
   if (typeof clock !== 'function') throw new ConfigError('clock', clock, 'a function returning epoch milliseconds');
   const timers = timersOption(o.timers);
   if (o.onError !== undefined && typeof o.onError !== 'function') throw new ConfigError('onError', o.onError, 'a function (error, key) => void');
+  const agingMs = o.aging === undefined ? 1000 : checkDuration(o.aging, 'aging', { min: 1, max: MAX_DURATION_MS });
   return {
     limiter: limiter as SchedulerLimiter,
+    agingMs,
     slots,
     concurrency,
     retry,
@@ -161,11 +181,12 @@ export function schedulerSettings(options: SchedulerOptions): SchedulerSettings 
  * first bad one): its delay, and its retry fields over the scheduler's own.
  * @internal
  */
-export function scheduleSettings(options: ScheduleOptions | undefined, inherited: RetryPolicy): { delayMs: number; retry: RetryPolicy } {
-  if (options === undefined) return { delayMs: 0, retry: inherited };
+export function scheduleSettings(options: ScheduleOptions | undefined, inherited: RetryPolicy): { delayMs: number; retry: RetryPolicy; priority: number } {
+  if (options === undefined) return { delayMs: 0, retry: inherited, priority: 0 };
   const o = strictOptions(options, 'schedule()', SCHEDULE_OPTIONS, 'options', ArgumentError) as ScheduleOptions;
   const delayMs = o.delayMs === undefined ? 0 : checkDuration(o.delayMs, 'delayMs', DELAY_BOUNDS, ArgumentError);
-  return { delayMs, retry: retryPolicy(o.retry, inherited, 'retry', ArgumentError, 'schedule({ retry })') };
+  const priority = checkPriority(o.priority);
+  return { delayMs, retry: retryPolicy(o.retry, inherited, 'retry', ArgumentError, 'schedule({ retry })'), priority };
 }
 
 /**

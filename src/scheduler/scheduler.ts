@@ -1,5 +1,7 @@
 // The Scheduler: per-key executions admitted by a limiter, run under a
 // concurrency bound, retried with backoff, cancelled or drained on close.
+import { RankedQueue } from './ranked-queue.js';
+import { rank } from '../limiter/priority.js';
 import { backoffMs, type RetryPolicy } from './backoff.js';
 import { MAX_TIMER_MS, type Clock } from '../core/clock.js';
 import type { Decision, Reservation } from '../limiter/decision.js';
@@ -93,8 +95,9 @@ export class Scheduler {
   readonly #onError: ((error: unknown, key: string) => void) | undefined;
 
   readonly #keys = new Map<string, KeyState>();
-  /** Executions due but waiting for a concurrency slot, in arrival order. */
-  readonly #slotQueue = new Set<Execution>();
+  /** Executions due but waiting for a concurrency slot, by rank (priority raised by waiting: priority.ts). */
+  readonly #slotQueue = new RankedQueue<Execution>();
+  readonly #agingMs: number;
   /** Slots taken: running executions, and due ones asking the limiter (see #book). */
   #active = 0;
   /** Limiter calls close must wait for: refunds, reserves of executions cancelled meanwhile, and the permits these take (see #letGo). */
@@ -106,6 +109,7 @@ export class Scheduler {
   constructor(options: SchedulerOptions) {
     const s = schedulerSettings(options);
     this.#limiter = s.limiter;
+    this.#agingMs = s.agingMs;
     this.#slots = s.slots;
     this.#concurrency = s.concurrency;
     this.#retry = s.retry;
@@ -130,7 +134,7 @@ export class Scheduler {
   schedule(key: string, task: SchedulerTask, options?: ScheduleOptions): Promise<ScheduleResult> {
     checkKey(key);
     if (typeof task !== 'function') throw new ArgumentError('task', task, 'a function (key, signal) => ...');
-    const { delayMs, retry } = scheduleSettings(options, this.#retry);
+    const { delayMs, retry, priority } = scheduleSettings(options, this.#retry);
     if (this.#closed) return handled(Promise.reject(new SchedulerClosedError(key)));
 
     let waiter!: Waiter;
@@ -143,14 +147,18 @@ export class Scheduler {
     }
     const pending = state.pending;
     if (pending === undefined) {
-      const execution = new Execution(key, task, retry, dueAt, waiter);
+      const execution = new Execution(key, task, retry, dueAt, waiter, priority);
       state.pending = execution;
       // Behind a running execution it stays queued until that one ends.
       if (state.running === undefined) this.#advance(execution);
       return promise;
     }
     // Only a wait for the requested time can be cut short; past it, the limiter decides.
-    if (pending.coalesce(task, retry, dueAt, waiter) && pending.phase === 'delay') {
+    const raised = priority > pending.priority;
+    const earlier = pending.coalesce(task, retry, dueAt, waiter, priority);
+    // Waiting for a slot, it moves up with its new priority.
+    if (raised && pending.phase === 'slot') this.#queue(pending);
+    if (earlier && pending.phase === 'delay') {
       this.#clearTimer(pending);
       this.#advance(pending);
     }
@@ -201,7 +209,7 @@ export class Scheduler {
     if (this.#active >= this.#concurrency) {
       // No slot: wait for one before booking, so the booking is made for a moment it can start at.
       e.phase = 'slot';
-      this.#slotQueue.add(e);
+      this.#queue(e);
       return;
     }
     this.#active++;
@@ -250,7 +258,7 @@ export class Scheduler {
     const waiting = new AbortController();
     e.waiting = waiting;
     try {
-      permit = await this.#limiter.acquire!(e.key, { signal: waiting.signal });
+      permit = await this.#limiter.acquire!(e.key, { signal: waiting.signal, priority: e.priority });
     } catch (error) {
       failure = error;
     }
@@ -266,7 +274,7 @@ export class Scheduler {
     if (this.#active >= this.#concurrency) {
       void permit.release();
       e.phase = 'slot';
-      this.#slotQueue.add(e);
+      this.#queue(e);
       return;
     }
     this.#active++;
@@ -337,7 +345,7 @@ export class Scheduler {
         e.booked = false;
         this.#giveBack(e.key);
         e.phase = 'slot';
-        this.#slotQueue.add(e);
+        this.#queue(e);
         return;
       }
       this.#active++;
@@ -428,12 +436,17 @@ export class Scheduler {
     }
   }
 
-  /** Frees a slot and hands free slots to waiting executions, first come first served. */
+  /** Queues a due execution for a slot, ranked by its priority and how long it has waited for one. */
+  #queue(e: Execution): void {
+    if (Number.isNaN(e.since)) e.since = this.#clock();
+    this.#slotQueue.add(e, rank(e.priority, this.#agingMs, e.since));
+  }
+
+  /** Frees a slot and hands free slots to waiting executions, highest rank first (the earliest to wait, among equal priorities). */
   #releaseSlot(): void {
     this.#active--;
     while (this.#active < this.#concurrency && this.#slotQueue.size > 0) {
-      const next = this.#slotQueue.values().next().value as Execution;
-      this.#slotQueue.delete(next);
+      const next = this.#slotQueue.shift()!;
       this.#active++;
       this.#ask(next);
     }
