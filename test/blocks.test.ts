@@ -3,14 +3,15 @@
 // where several OS processes share them; attacked as a client would (keys
 // of its choosing, floods, a full table) and as a bad day would (Redis gone).
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { Cluster, Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ArgumentError, ConfigError, EmbeddedStore, Limiter, StoreFullError, UnknownOptionError,
   concurrency, fixedWindow, gcra, slidingWindow, tokenBucket, type Decision, type Policy,
 } from '../build/lib/src/index.js';
 import { RedisStore, RedisUnavailableError } from '../build/lib/src/stores/redis/index.js';
 import { runPods } from '../support/pods.js';
+import { startRedisCluster, type RedisCluster } from '../build/lib/src/cli/redis-server.js';
 import { useRedis } from './helpers/use-redis.js';
 import { modelClock, policyArb } from './helpers/agreement.js';
 import fc from 'fast-check';
@@ -247,7 +248,9 @@ describe('through Redis: one block for the whole fleet', () => {
   it('with Redis gone, block() rejects typed and blocks nothing; penalize is kept by the fallback and charged to Redis after', async () => {
     const client = new Redis({ host: redis.server.host, port: redis.server.port, maxRetriesPerRequest: 1 });
     const store = new RedisStore({ client, prefix: 'blk4', timeoutMs: 100, fallback: { nodes: 1 } });
-    const policy = fixedWindow({ limit: 5, window: '1m' });
+    // GCRA: a debt runs on past any window boundary (a fixed window's would
+    // end with its window, and the charge is settled as of its own time).
+    const policy = gcra({ limit: 5, period: '1m', burst: 5 });
     const limiter = new Limiter({ policy, store });
     await limiter.block('held', '1m');
     await redis.client.client('PAUSE', 3000, 'ALL');
@@ -351,4 +354,41 @@ describe('the core and the Redis script agree on blocks and penalties, decision 
       { numRuns: 60 },
     );
   }, 120_000);
+});
+
+describe('blocks on many shards: one server, and a 3-master Cluster', () => {
+  const redis = useRedis();
+  let cluster: RedisCluster | undefined;
+  let clusterClient: Cluster | undefined;
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ masters: 3 });
+    clusterClient = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } });
+  }, 60_000);
+  afterAll(async () => {
+    clusterClient?.disconnect();
+    await cluster?.stop();
+  });
+
+  /** Blocks every other key of 200 through one store; another store's limitMany sees exactly those, in batches spanning many shards. */
+  async function blocksExactly(makeClient: () => Redis | Cluster, prefix: string): Promise<void> {
+    const policy = fixedWindow({ limit: 100, window: '1h' });
+    const keys = Array.from({ length: 200 }, (_, i) => `tenant:${i}:\u00e9`);
+    const [ca, cb] = [makeClient(), makeClient()];
+    const a = new RedisStore({ client: ca, prefix, timeoutMs: 10_000 });
+    const b = new RedisStore({ client: cb, prefix, timeoutMs: 10_000 });
+    const blocker = new Limiter({ policy, store: a });
+    await Promise.all(keys.filter((_, i) => i % 2 === 0).map((k) => blocker.block(k, '1h')));
+    const ds = await new Limiter({ policy, store: b }).limitMany(keys);
+    expect(ds.map((d, i) => [i % 2 === 0, d.reason === 'blocked', d.allowed !== (i % 2 === 0)])).toEqual(keys.map((_, i) => [i % 2 === 0, i % 2 === 0, true]));
+    await Promise.all([a.close(), b.close()]);
+    for (const c of [ca, cb]) if (c !== clusterClient) c.disconnect();
+  }
+
+  it('one server (one call decides several shards)', async () => {
+    await blocksExactly(() => new Redis({ host: redis.server.host, port: redis.server.port, maxRetriesPerRequest: 1 }), 'blk6');
+  });
+
+  it('a Cluster (the marker and the states share each shard’s slot)', async () => {
+    await blocksExactly(() => clusterClient!, 'blk7');
+  });
 });
