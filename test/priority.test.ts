@@ -94,7 +94,7 @@ describe('acquire on a concurrency gate: the first waiter by priority takes a fr
 
   describe('through Redis (slots polled)', () => {
     const redis = useRedis();
-    it('only the first waiter polls: a lower priority never takes the slot before it', async () => {
+    it('only the leading waiters of one priority poll: a lower priority never takes the slot before a higher', async () => {
       const client = new Redis({ host: redis.server.host, port: redis.server.port, maxRetriesPerRequest: 1 });
       const store = new RedisStore({ client, prefix: 'prio' });
       const limiter = new Limiter({ policy: concurrency({ limit: 1, leaseMs: '10s' }), store });
