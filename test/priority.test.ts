@@ -2,11 +2,8 @@
 // key, higher goes first, with aging bounding how long a low priority is
 // passed over; the Scheduler orders due executions waiting for its slots
 // the same way. The store's bookings are never reordered, so the limit holds.
-import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { ArgumentError, ConfigError, Limiter, Scheduler, concurrency, gcra } from '../build/lib/src/index.js';
-import { RedisStore } from '../build/lib/src/stores/redis/index.js';
-import { useRedis } from './helpers/use-redis.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -90,34 +87,6 @@ describe('acquire on a concurrency gate: the first waiter by priority takes a fr
     await held.release();
     await Promise.all(all);
     expect(order).toEqual(['high', 'low0', 'low1', 'low2']);
-  });
-
-  describe('through Redis (slots polled)', () => {
-    const redis = useRedis();
-    it('only the leading waiters of one priority poll: a lower priority never takes the slot before a higher', async () => {
-      const client = new Redis({ host: redis.server.host, port: redis.server.port, maxRetriesPerRequest: 1 });
-      const store = new RedisStore({ client, prefix: 'prio' });
-      const limiter = new Limiter({ policy: concurrency({ limit: 1, leaseMs: '10s' }), store });
-      const held = await limiter.acquire('r');
-      const order: string[] = [];
-      // Each step waits until Redis has denied the new callers (decisions
-      // counted by the store), so that all of them wait when the slot frees.
-      const decided = () => store.stats().decisions.redis;
-      const until = async (n: number) => {
-        while (decided() < n) await sleep(5);
-        await sleep(50);
-      };
-      const all = ['low0', 'low1'].map((name) => limiter.acquire('r').then(async (p) => (order.push(name), await p.release())));
-      await until(3);
-      const before = decided();
-      all.push(limiter.acquire('r', { priority: 5 }).then(async (p) => (order.push('high'), await p.release())));
-      await until(before + 1);
-      await held.release();
-      await Promise.all(all);
-      expect(order).toEqual(['high', 'low0', 'low1']);
-      await store.close();
-      client.disconnect();
-    });
   });
 });
 
