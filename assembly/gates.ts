@@ -438,3 +438,16 @@ export function holdGates(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, 
   }
   return all;
 }
+
+/**
+ * Reads gate `gate`'s state of the key into sA, sB, sC (the algorithm's
+ * fields) and returns its exp, or -Infinity when it has none at `now`: what
+ * a plan change carries into the key's new gates (the host converts it).
+ */
+export function getGateState(lo0: u32, hi: u32, gate: u32, now: f64): f64 {
+  let lo = fixKey(gateLo(lo0, gate), hi);
+  let addr = find(lo, hi, now);
+  if (addr == 0 || !foundLive) return -Infinity;
+  loadState(load<u32>(policies + <usize>gate * POLICY_BYTES), addr);
+  return load<f64>(addr, 24);
+}

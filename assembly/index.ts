@@ -27,7 +27,7 @@ import {
   tableInit, takeFlags, evictionCount, refusalCount, growthCount, slotCount, byteCount, bucketIndex, liveCount, clearTable, checkTable,
 } from "./table";
 import {
-  gatesInit, setPolicyRecord, gateLo, fixKey, decideAt, refundGates, resetGates, putGateState, holdGates, chargeGates, countDenialGate,
+  gatesInit, setPolicyRecord, gateLo, fixKey, decideAt, refundGates, resetGates, putGateState, getGateState, holdGates, chargeGates, countDenialGate,
   dRemaining, dRetry, dReset, dGate, dBlocked, dRefused,
 } from "./gates";
 import { bookEarliest, searchedWait, BOOKED, NO_ROOM } from "./reserve";
@@ -333,4 +333,19 @@ export function putState(key: u32, gate: u32, a: f64, b: f64, c: f64, exp: f64, 
   hashKeyArea(key);
   let kept = putGateState(kLo, kHi, gate, a, b, c, exp, now);
   return (kept ? ALLOWED : 0) | grewBit();
+}
+
+/**
+ * Reads gate `gate`'s state of the key in the key area into the result area
+ * (a, b, c, exp), for a plan change to carry; returns ALLOWED when it has one.
+ */
+export function getState(key: u32, gate: u32, now: f64): u32 {
+  hashKeyArea(key);
+  let exp = getGateState(kLo, kHi, gate, now);
+  if (exp == -Infinity) return 0;
+  store<f64>(result, sA, 0);
+  store<f64>(result, sB, 8);
+  store<f64>(result, sC, 16);
+  store<f64>(result, exp, 24);
+  return ALLOWED;
 }

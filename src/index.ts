@@ -1,10 +1,12 @@
 export { Limiter, MAX_GATES, type LimiterOptions, type LimitOptions, type ReserveOptions, type AcquireOptions } from './limiter/limiter.js';
 export { EmbeddedStore, MAX_KEYS, MAX_POLICIES, type EmbeddedStoreOptions, type EmbeddedStoreStats, type TableFullDetail } from './stores/embedded/embedded-store.js';
-export type { Store, StoreBinding } from './limiter/store.js';
+export type { Store, StoreBinding, PlanTag, PlanRecords } from './limiter/store.js';
 export type { Decision, DecisionSource, Reservation } from './limiter/decision.js';
 export type { Permit } from './limiter/permit.js';
 export { CellgateError, ConfigError, UnknownOptionError, ArgumentError, AcquireTimeoutError, SchedulerClosedError, LeaseLostError, StoreFullError, type CellgateErrorCode } from './errors.js';
 export type { BlockAfter } from './limiter/blocks.js';
+export { MAX_PLANS, MAX_VERSION, PLAN_CACHE_KEYS, type PlanAnswer, type PolicyResolver, type SetPolicyOptions } from './limiter/plans.js';
+export type { Carry } from './policies/carry.js';
 export { parseDuration, MIN_DURATION_MS, MAX_DURATION_MS, type Duration } from './core/duration.js';
 export { MAX_CLOCK_MS, systemClock, taskClock, type Clock } from './core/clock.js';
 export { MAX_KEY_LENGTH } from './core/key-hash.js';

@@ -41,6 +41,9 @@ function describe(policies: readonly (Policy | RateLimiter)[]): Described[] {
   });
 }
 
+/** How a decision of a per-key plan (a policy resolver) is named in the headers. */
+const PER_KEY = { name: 'default', slots: false } as const;
+
 /**
  * Builds the rate-limit header fields of a limiter's responses. Every
  * policy is listed in `RateLimit-Policy` with its configured limit (`q=`)
@@ -71,12 +74,14 @@ export function rateLimitHeaders(policies: readonly (Policy | RateLimiter)[], st
   return (d) => {
     const out: [string, string][] = [];
     // A fallback policy of its own (RedisStore's fallback: { policy }) may have more gates than the limiter.
-    const binding = described[d.gate] ?? described[0]!;
+    // (A limiter with a policy resolver has no policies of its own: its plans are per key.)
+    const binding = described[d.gate] ?? described[0] ?? PER_KEY;
     const retryAfterMs = binding.slots === true ? 1000 : d.retryAfterMs;
     const reset = binding.slots === true ? (d.allowed ? 0 : 1) : Math.ceil(Math.max(d.resetAfterMs, d.allowed ? 0 : d.retryAfterMs) / 1000);
     const remaining = Math.max(0, Math.floor(d.remaining));
     if (style === 'draft' || style === 'both') {
-      out.push(['RateLimit-Policy', policyField], ['RateLimit', `"${binding.name}";r=${remaining};t=${reset}`]);
+      if (policyField !== '') out.push(['RateLimit-Policy', policyField]);
+      out.push(['RateLimit', `"${binding.name}";r=${remaining};t=${reset}`]);
     }
     if (style === 'legacy' || style === 'both') {
       out.push(['X-RateLimit-Limit', String(d.limit)], ['X-RateLimit-Remaining', String(remaining)], ['X-RateLimit-Reset', String(reset)]);

@@ -120,7 +120,7 @@ export function commonOptions<Req>(options: CommonOptions<Req>, where: string, o
     ipv6Subnet,
     cost: typeof cost === 'function' ? (cost as (r: Req) => number) : () => cost as number,
     skip: o.skip as Common<Req>['skip'],
-    headers: rateLimitHeaders(limiter.policies, style as HeaderStyle),
+    headers: currentHeaders(limiter, style as HeaderStyle),
     slots: holdsSlots(limiter.policies),
   };
 }
@@ -194,4 +194,17 @@ export function requestKey<Req>(c: Common<Req>, read: RequestReader<Req>, reques
 export function decideKey<Req>(c: Common<Req>, key: string | Promise<string>, cost: number): Decision | Promise<Decision> {
   if (typeof key === 'string' && c.limiter.inProcess) return c.limiter.limitSync(key, { cost });
   return Promise.resolve(key).then((k) => c.limiter.limit(k, { cost }));
+}
+
+/** The headers of the limiter's current policies: a limiter with plans may change them (setPolicy). */
+function currentHeaders(limiter: Limiter, style: HeaderStyle): (d: Decision) => [string, string][] {
+  let policies = limiter.policies;
+  let headers = rateLimitHeaders(policies, style);
+  return (d) => {
+    if (limiter.policies !== policies) {
+      policies = limiter.policies;
+      headers = rateLimitHeaders(policies, style);
+    }
+    return headers(d);
+  };
 }

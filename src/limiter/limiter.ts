@@ -14,14 +14,36 @@ import { isConcurrency } from '../policies/concurrency.js';
 import { Holdings, PermitImpl, type Permit } from './permit.js';
 import { blockDuration, blockGate, type BlockAfter } from './blocks.js';
 import { BookedMoments, checkPriority, rank } from './priority.js';
+import { checkName, checkVersion, planGates, PlannedBinding, type PolicyResolver, type SetPolicyOptions } from './plans.js';
+import { checkCarry, type Carry } from '../policies/carry.js';
+import { MAX_COUNT } from '../policies/policy.js';
 
 // The core's per-gate scratch is sized from the same definition (abi/abi.mjs).
 export { MAX_GATES };
 
 /** Options of {@link Limiter}. */
 export interface LimiterOptions {
-  /** One policy, or several gates that must all admit a request (a denial by one charges none), or one custom {@link RateLimiter}. */
-  policy: Policy | readonly Policy[] | RateLimiter;
+  /**
+   * One policy, or several gates that must all admit a request (a denial by
+   * one charges none), or one custom {@link RateLimiter}; or a
+   * {@link PolicyResolver}, which answers each key's plan (a limiter with
+   * plans: see `name`).
+   */
+  policy: Policy | readonly Policy[] | RateLimiter | PolicyResolver;
+  /**
+   * Makes a limiter with plans: each key keeps a record of the plan its
+   * state is under, so that {@link Limiter.setPolicy} and a resolver's new
+   * answers move keys to their new plan carrying their use (see `carry`),
+   * the same on every node of a fleet. The name owns the limiter's states and
+   * records in a shared store: 1 to 64 letters, digits, and `_ . : -`.
+   * Required with a resolver on a RedisStore. Not with a custom
+   * RateLimiter or a concurrency gate.
+   */
+  name?: string;
+  /** The version of the constructor's plan (default 0): see {@link SetPolicyOptions.version}. A limiter with plans only. */
+  version?: number;
+  /** What a key's used capacity becomes when its plan changes (default `'proportional'`): see {@link Carry}. A limiter with plans only. */
+  carry?: Carry;
   /** Where state lives (default: a new {@link EmbeddedStore}). */
   store?: Store;
   /** Epoch milliseconds (default: {@link taskClock}, one reading per task); inject one in tests. */
@@ -69,10 +91,12 @@ export interface AcquireOptions extends ReserveOptions {
   priority?: number;
 }
 
-const LIMITER_OPTIONS = optionNames<keyof LimiterOptions>({ policy: true, store: true, clock: true, metrics: true, blockAfter: true, aging: true });
+const LIMITER_OPTIONS = optionNames<keyof LimiterOptions>({ policy: true, store: true, clock: true, metrics: true, blockAfter: true, aging: true, name: true, version: true, carry: true });
 const LIMIT_OPTIONS = optionNames<keyof LimitOptions>({ cost: true });
 const RESERVE_OPTIONS = optionNames<keyof ReserveOptions>({ cost: true, maxWaitMs: true });
 const ACQUIRE_OPTIONS = optionNames<keyof AcquireOptions>({ cost: true, maxWaitMs: true, signal: true, priority: true });
+/** Why `version` and `carry` need a limiter with plans. */
+const NOT_PLANNED = 'a limiter with plans (new Limiter({ name, policy }), or a policy resolver): only its keys keep the record of their plan that a change carries their state by';
 /** What a synchronous call needs of the store (the method's name follows). */
 const SYNC_STORE = 'a store that decides synchronously (an EmbeddedStore, or a RedisStore in leased mode) for ';
 
@@ -97,8 +121,10 @@ export class Limiter {
   readonly #metrics: MetricsSink | undefined;
   /** The permits of a limiter with a concurrency gate (undefined: none). */
   readonly #holdings: Holdings | undefined;
-  /** The gates, in order. */
-  readonly policies: readonly (Policy | RateLimiter)[];
+  /** The gates, in order (of a limiter without plans). */
+  readonly #policies: readonly (Policy | RateLimiter)[];
+  /** A limiter with plans: its binding (undefined: none). */
+  readonly #planned: PlannedBinding | undefined;
   /** How long (ms) of waiting raises a caller's priority by 1. */
   readonly #agingMs: number;
   /** The moments booked for this process's acquire() callers, handed out by priority. */
@@ -106,7 +132,10 @@ export class Limiter {
 
   constructor(options: LimiterOptions) {
     const o = strictOptions(options, 'new Limiter()', LIMITER_OPTIONS);
-    const policies = checkPolicies(o.policy);
+    const planned = typeof o.policy === 'function' || o.name !== undefined;
+    if (!planned && o.version !== undefined) throw new ConfigError('version', o.version, NOT_PLANNED);
+    if (!planned && o.carry !== undefined) throw new ConfigError('carry', o.carry, NOT_PLANNED);
+    const policies = planned ? (typeof o.policy === 'function' ? [] : planGates(o.policy, 'policy')) : checkPolicies(o.policy);
     if (o.clock !== undefined && typeof o.clock !== 'function') throw new ConfigError('clock', o.clock, 'a function returning epoch milliseconds');
     // A clock of the caller's is checked at every reading (range and type): see MAX_CLOCK_MS.
     const clock = o.clock === undefined ? taskClock : checkedClock(o.clock as Clock);
@@ -114,7 +143,7 @@ export class Limiter {
     if (typeof store !== 'object' || store === null || typeof (store as Store).bind !== 'function') {
       throw new ConfigError('store', store, 'a Store such as new EmbeddedStore()');
     }
-    this.policies = policies;
+    this.#policies = policies;
     this.#agingMs = o.aging === undefined ? 1000 : checkDuration(o.aging, 'aging', { min: 1, max: MAX_DURATION_MS });
     this.#store = store as Store;
     this.#metrics = checkMetrics(o.metrics);
@@ -123,6 +152,27 @@ export class Limiter {
       // A caller waiting in acquire() for a slot is denied at each try: queueing, not abuse.
       throw new ConfigError('blockAfter', o.blockAfter, 'a limiter of rate policies (not a custom RateLimiter, nor a concurrency gate, whose waiting callers are denied at every try)');
     }
+    if (planned) {
+      const bound = store as Store;
+      if (o.name === undefined && bound.planRecords === undefined) {
+        throw new ConfigError('name', o.name, 'a name for a limiter with plans on a shared store: it owns the limiter\'s states and plan records there');
+      }
+      const carry = checkCarry(o.carry, 'carry');
+      const version = o.version === undefined ? 0 : checkVersion(o.version, 'version');
+      this.#planned = new PlannedBinding({
+        store: bound,
+        clock: clock as Clock,
+        block: blockGate(o.blockAfter),
+        name: o.name === undefined ? 'plans' : checkName(o.name),
+        carry,
+        source: typeof o.policy === 'function' ? { resolve: o.policy as PolicyResolver } : { policy: policies as readonly Policy[], version },
+      });
+      this.#binding = this.#planned;
+      this.#maxCost = MAX_COUNT;
+      this.#holdings = undefined;
+      return;
+    }
+    this.#planned = undefined;
     if (custom !== undefined) {
       // A custom algorithm runs in JS, not in the core: the store binds it on its own.
       const bindCustom = (store as Store).bindCustom;
@@ -148,6 +198,58 @@ export class Limiter {
       }
       this.#holdings = new Holdings(b, leases[0]!, b.inProcess === true);
     }
+  }
+
+  /**
+   * The gates, in order: of the current plan of a limiter with plans (none
+   * with a resolver, whose plans are per key).
+   *
+   * @example
+   * ```ts
+   * const [first] = limiter.policies;
+   * ```
+   */
+  get policies(): readonly (Policy | RateLimiter)[] {
+    return this.#planned === undefined ? this.#policies : (this.#planned.policy ?? []);
+  }
+
+  /**
+   * Replaces the plan of every key (a policy, or stacked gates), or the
+   * resolver, of a limiter with plans (one with a `name`, or a resolver).
+   * No key is reset: each moves on its next call, its used capacity carried
+   * by `carry` (default: the limiter's), never a burst. Across a fleet the
+   * newest version wins (default: the current one's + 1): a node not yet
+   * changed has its calls decided by the newer plan Redis records for the
+   * key.
+   *
+   * @example
+   * ```ts
+   * limiter.setPolicy(gcra({ limit: 200, period: '1m' }), { carry: 'as-is' });
+   * ```
+   */
+  setPolicy(policy: Policy | readonly Policy[] | PolicyResolver, options?: SetPolicyOptions): void {
+    this.#plansOf('setPolicy()').setPolicy(policy, options);
+  }
+
+  /**
+   * Forgets the plan a resolver answered for `key` (or for every key, with
+   * no argument): it is asked again on the key's next call, and the key moves
+   * to the new answer, its used capacity carried. A limiter with plans only.
+   *
+   * @example
+   * ```ts
+   * tenants.set('acme', 'pro');
+   * limiter.invalidate('acme');
+   * ```
+   */
+  invalidate(key?: string): void {
+    if (key !== undefined) checkKey(key);
+    this.#plansOf('invalidate()').invalidate(key);
+  }
+
+  #plansOf(call: string): PlannedBinding {
+    if (this.#planned === undefined) throw new ConfigError('name', undefined, `${NOT_PLANNED}, for ${call}`);
+    return this.#planned;
   }
 
   /**

@@ -3,6 +3,7 @@ import type { Decision, DecisionSource, Reservation } from './decision.js';
 import type { Policy } from '../policies/index.js';
 import type { RateLimiter } from '../policies/rate-limiter.js';
 import type { BlockGate } from './blocks.js';
+import type { Carry } from '../policies/carry.js';
 
 /**
  * Where limit state lives. A store is told the policies of a limiter once
@@ -23,7 +24,17 @@ export interface Store {
    * decided after them: a store that supports blocks keeps it with the key's
    * state and answers `block` and `penalize`.
    */
-  bind(gates: readonly Policy[], clock: Clock, block?: BlockGate): StoreBinding;
+  bind(gates: readonly Policy[], clock: Clock, block?: BlockGate, plan?: PlanTag): StoreBinding;
+  /**
+   * Whether `bind` honours a {@link PlanTag}, keeping each key's plan record
+   * itself (the Redis store, in its decide script).
+   */
+  readonly keepsPlans?: boolean;
+  /**
+   * The plan records of the limiter named `name`, kept in this store beside
+   * the states (the embedded store): a limiter with plans keeps them itself.
+   */
+  planRecords?(name: string): PlanRecords;
   /** Registers a limiter whose policy is a custom {@link RateLimiter} (stores that support them). */
   bindCustom?(limiter: RateLimiter, clock: Clock): StoreBinding;
 }
@@ -80,6 +91,13 @@ export interface StoreBinding {
   /** Spends `cost` in every rate gate of the key without asking, past its limit if need be: the key owes it. */
   penalize?(key: string, cost: number): void | Promise<void>;
   /**
+   * Moves the key's state from `from` (another plan's binding of the same
+   * store and limiter) into this one's gates, converting its use by `carry`
+   * (src/policies/carry.ts), and forgets it there: for stores whose plan
+   * records the limiter keeps (embedded).
+   */
+  carryFrom?(from: StoreBinding, key: string, carry: Carry): void;
+  /**
    * Registers what renews every held permit of the limiter now: called when
    * the store's view of them changes at once (Redis gone, or back).
    */
@@ -101,4 +119,27 @@ export interface Renewal {
 export interface Held {
   readonly decision: Decision;
   readonly at: number;
+}
+
+/**
+ * What a binding of one plan of a limiter with plans (src/limiter/plans.ts)
+ * is bound with.
+ */
+export interface PlanTag {
+  /** The limiter's name: its states and records are its own. */
+  readonly name: string;
+  /** The plan's version: across a fleet the newest recorded plan of a key wins. */
+  readonly version: number;
+  /** How a key moves into this plan from its recorded one. */
+  readonly carry: Carry;
+  /** Called when the store decided a call of `key` by a newer plan recorded for it: the limiter resolves the key again. */
+  readonly stale: (key: string) => void;
+}
+
+/** Each key's record of its plan, in an embedded store (src/limiter/plans.ts). */
+export interface PlanRecords {
+  /** The key's record at `now`: the plan's serial (the limiter's numbering), kept until `until`. */
+  get(key: string, now: number): { readonly serial: number; readonly until: number } | undefined;
+  /** Records the key's plan until `until`; false when the table, full at its cap, could not keep it. */
+  put(key: string, serial: number, until: number, now: number): boolean;
 }

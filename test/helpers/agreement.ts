@@ -294,7 +294,7 @@ export async function runScript(
       }
       specs += ',';
     }
-    const reply = await send(`${prefix}{0}`, String(now), ...gateArgs, lengths, [...entries.keys()].join(''), specs);
+    const reply = await send(`${prefix}{0}`, String(now), ...gateArgs, '', lengths, [...entries.keys()].join(''), specs);
     const out = Array.from({ length: reply.length / 8 }, (_, j) => reply.readDoubleLE(j * 8));
     expect(out[0], 'the script clock').toBe(now);
     let r = 1;

@@ -8,7 +8,7 @@
 import type { CoreExports } from '../../core/wasm.js';
 
 /** The exports that hash a key (or a batch of keys): each needs the seed set first. */
-const KEYED = ['hashToBatch', 'hashBatch', 'bucketOf', 'check', 'decide', 'reserve', 'refund', 'reset', 'putState'] as const satisfies readonly (keyof CoreExports)[];
+const KEYED = ['hashToBatch', 'hashBatch', 'bucketOf', 'check', 'decide', 'reserve', 'refund', 'reset', 'putState', 'getState', 'charge', 'release', 'renew'] as const satisfies readonly (keyof CoreExports)[];
 
 /**
  * `core` with its keyed exports seeding it first: `draw()` is called at the

@@ -7,6 +7,8 @@ import type { Decision, Reservation } from '../../limiter/decision.js';
 import type { Policy } from '../../policies/index.js';
 import { configuredLimit } from '../../policies/configured-limit.js';
 import type { Held, Renewal, StoreBinding } from '../../limiter/store.js';
+import type { CoreParams } from '../../policies/core-params.js';
+import { carriedUse, usedOf, type Carry } from '../../policies/carry.js';
 import type { CoreExports } from '../../core/wasm.js';
 import { BATCH_ENTRIES, CoreViews, ENTRY_F64, ENTRY_U32, encodeKey, writeKey } from '../../core/core-views.js';
 import {
@@ -55,6 +57,8 @@ export class EmbeddedBinding implements StoreBinding {
   /** Per gate, the limit it was configured with (Decision.limit) and what it passes at once (Decision.capacity). */
   readonly #limit: Float64Array;
   readonly #capacity: Float64Array;
+  /** Per gate, its parameters (what a plan change converts a state by). */
+  readonly #cores: CoreParams[];
   readonly #clock: Clock;
 
   constructor(shared: Shared, gate0: number, gates: readonly Policy[], clock: Clock, block?: BlockGate) {
@@ -68,6 +72,7 @@ export class EmbeddedBinding implements StoreBinding {
     this.#decided = block !== undefined && block.core.p0 > 0 ? gates.length + 1 : gates.length;
     this.#limit = Float64Array.from(gates, configuredLimit);
     this.#capacity = Float64Array.from(gates, (g) => g.core.capacity);
+    this.#cores = gates.map((g) => g.core);
     this.#clock = clock;
   }
 
@@ -237,6 +242,32 @@ export class EmbeddedBinding implements StoreBinding {
   }
 
   /**
+   * Moves the key's state from another plan's binding of this store (see
+   * StoreBinding.carryFrom): gate g's use there, converted by `carry`, is
+   * charged into a fresh state of gate g here unless the key already uses
+   * more of it; its block is copied; then `from` forgets the key.
+   */
+  carryFrom(from: StoreBinding, key: string, carry: Carry): void {
+    const src = from as EmbeddedBinding;
+    const core = this.#core;
+    const now = this.#now();
+    for (let g = 0; g < this.#gates; g++) {
+      if (g >= src.#gates || (core.getState(writeKey(this.#views, key), src.#gate0 + g, now) & ALLOWED) === 0) continue;
+      const to = this.#cores[g]!;
+      const units = carriedUse(usedOf(src.#cores[g]!, this.#views.result, now), src.#cores[g]!, to, carry);
+      const have = (core.getState(writeKey(this.#views, key), this.#gate0 + g, now) & ALLOWED) === 0 ? 0 : usedOf(to, this.#views.result, now);
+      if (units === 0 || units <= have) continue;
+      core.reset(writeKey(this.#views, key), this.#gate0 + g, 1, now);
+      const r = core.charge(writeKey(this.#views, key), this.#gate0 + g, 1, units, now);
+      if ((r & FLAGS) !== 0) this.#shared.flags(r);
+    }
+    if (this.#blocks && src.#blocks && (core.getState(writeKey(this.#views, key), src.#gate0 + src.#gates, now) & ALLOWED) !== 0) {
+      this.#putBlock(writeKey(this.#views, key), Float64Array.from(this.#views.result), 0, now);
+    }
+    src.reset(key);
+  }
+
+  /**
    * Replaces the gates' parameters in place, keeping every key's state: the
    * Redis store's fallback when the fleet's size changes (its share rescaled).
    * Same number of gates, same algorithms.
@@ -248,6 +279,7 @@ export class EmbeddedBinding implements StoreBinding {
       this.#core.setPolicy(this.#gate0 + i, g.core.code, g.core.p0, g.core.p1, g.core.p2);
       this.#limit[i] = configuredLimit(g);
       this.#capacity[i] = g.core.capacity;
+      this.#cores[i] = g.core;
     });
   }
 

@@ -4,7 +4,7 @@ import { ConfigError } from '../../errors.js';
 import { hashSeed } from '../../core/key-hash.js';
 import { optionNames, strictOptions } from '../../core/options.js';
 import type { Policy } from '../../policies/index.js';
-import type { Store } from '../../limiter/store.js';
+import type { PlanRecords, Store } from '../../limiter/store.js';
 import { instantiateCore } from '../../core/wasm.js';
 import { seedAtFirstUse } from './deferred-seed.js';
 import { CustomBinding, type CustomBounds } from './custom-binding.js';
@@ -12,7 +12,7 @@ import { BATCH_ENTRIES, CoreViews, writeKey } from '../../core/core-views.js';
 import { EmbeddedBinding, type Shared } from './embedded-binding.js';
 import type { RateLimiter } from '../../policies/rate-limiter.js';
 import { checkMetrics, type MetricsSink } from '../../core/metrics.js';
-import { BATCH_KEY_HI_INDEX, BATCH_KEY_LO_INDEX, FULL, GREW, SLOTS_PER_BUCKET } from '../../../build/abi.js';
+import { ALLOWED, BATCH_KEY_HI_INDEX, BATCH_KEY_LO_INDEX, CODE, FULL, GREW, SLOTS_PER_BUCKET } from '../../../build/abi.js';
 
 /** Options of {@link EmbeddedStore}. */
 export interface EmbeddedStoreOptions {
@@ -218,6 +218,29 @@ export class EmbeddedStore extends EventTarget implements Store {
     const binding = new CustomBinding(limiter, clock, this.#custom);
     this.#customBindings.push(binding);
     return binding;
+  }
+
+  /**
+   * The plan records of a limiter with plans (src/limiter/plans.ts): one
+   * more record per key in the table, under a policy id of their own.
+   * @internal
+   */
+  planRecords(): PlanRecords {
+    if (this.#policies + 1 > MAX_POLICIES) {
+      throw new ConfigError('policy', 'plans', `room in the store: it holds at most ${MAX_POLICIES} policies`);
+    }
+    const id = this.#policies++;
+    const { core, views } = this.#shared;
+    // A plain record: a = the plan's serial (a fixed window's fields hold two doubles).
+    core.setPolicy(id, CODE.fixed, 1, 1, 0);
+    return {
+      get: (key, now) => ((core.getState(writeKey(views, key), id, now) & ALLOWED) === 0 ? undefined : { serial: views.result[0]!, until: views.result[3]! }),
+      put: (key, serial, until, now) => {
+        const r = core.putState(writeKey(views, key), id, serial, 0, 0, until, now);
+        this.#shared.flags(r);
+        return (r & ALLOWED) !== 0;
+      },
+    };
   }
 
   bind(gates: readonly Policy[], clock: Clock = taskClock, block?: BlockGate): EmbeddedBinding {

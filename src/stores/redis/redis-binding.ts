@@ -5,7 +5,7 @@ import type { EmbeddedBinding } from '../embedded/embedded-binding.js';
 import type { Policy } from '../../policies/index.js';
 import { configuredLimit } from '../../policies/configured-limit.js';
 import { isConcurrency } from '../../policies/concurrency.js';
-import type { Held, Renewal, StoreBinding } from '../../limiter/store.js';
+import type { Held, PlanTag, Renewal, StoreBinding } from '../../limiter/store.js';
 import type { BreakerCloseDetail, BreakerOpenDetail, CircuitBreaker } from './circuit-breaker.js';
 import type { FallbackSetting } from './fallback.js';
 import type { RedisConnection } from './connection.js';
@@ -18,7 +18,8 @@ import { Batcher, type Groups } from './batcher.js';
 import { Ledger } from './ledger.js';
 import { OutageDecider } from './outage.js';
 import { decodeReply, encodeEntries, gateArgs, packedReply, replyAllowed, replyGate, type LeaseReply } from './wire.js';
-import { BLOCKED, OP_LIMIT, OP_PEEK, OP_RESERVE, OP_REFUND, OP_RESET, OP_CHARGE, OP_LEASE, OP_RELEASE, OP_RENEW, OP_BLOCK } from '../../../build/abi.js';
+import { carryCode } from '../../policies/carry.js';
+import { BLOCKED, STALE, OP_LIMIT, OP_PEEK, OP_RESERVE, OP_REFUND, OP_RESET, OP_CHARGE, OP_LEASE, OP_RELEASE, OP_RENEW, OP_BLOCK } from '../../../build/abi.js';
 
 /**
  * A local denial is trusted only when it has at least this long to run: near
@@ -30,7 +31,9 @@ const NEGATIVE_CACHE_MARGIN_MS = 1;
  * How long (ms) the local mirror may deny a key Redis reported blocked
  * without asking again: a bound on how long an unblock in another process
  * takes to reach this one, while a blocked client's flood still costs Redis
- * one call a second per process at most.
+ * one call a second per process at most. For a limiter with plans, the
+ * mirror's every denial is trusted as long at most: a plan changed in
+ * another process reaches this one as quickly.
  */
 export const BLOCK_TRUST_MS = 1000;
 
@@ -53,6 +56,8 @@ export interface RedisBindingOptions {
   gates: readonly Policy[];
   /** The limiter's block gate (blocks.ts), sent after the gates with every batch: a block set by any process holds in all. */
   block: BlockGate;
+  /** The plan this binding decides, for a limiter with plans (src/limiter/plans.ts; lua/plan.lua). */
+  plan?: PlanTag;
   clock: Clock;
   shardKey(shard: number): string;
   /** The key's virtual shard (see `RedisStore.shardOf`). */
@@ -122,13 +127,19 @@ export class RedisBinding implements StoreBinding {
   /** What renews this limiter's permits now (Holdings), when Redis goes away or comes back. */
   readonly #renewNow: (() => void)[] = [];
   readonly #redisClock: () => number;
+  /** The first gate whose mirrored state is trusted for BLOCK_TRUST_MS only (the block gate; every gate with plans), and a reply's exps, kept aside meanwhile. */
+  readonly #firstCapped: number;
+  readonly #exps: Float64Array;
 
   constructor(options: RedisBindingOptions) {
     this.#o = options;
     // The reply is packed doubles, a bulk string (as bytes).
     const connection = options.connection;
     this.#send = (anchor, argv) => connection.evalScript(DECIDE_SCRIPT, anchor, argv).then(packedReply);
-    this.#gateArgs = gateArgs(options.gates, options.block);
+    const plan = options.plan;
+    this.#firstCapped = plan === undefined ? options.gates.length : 0;
+    this.#exps = new Float64Array(options.gates.length + 1);
+    this.#gateArgs = gateArgs(options.gates, options.block, plan === undefined ? undefined : { name: plan.name, version: plan.version, carry: carryCode(plan.carry) });
     this.#escalates = options.block.core.p0 > 0;
     this.#slotGate = options.gates.findIndex(isConcurrency);
     this.#slots = this.#slotGate >= 0;
@@ -746,7 +757,13 @@ export class RedisBinding implements StoreBinding {
             continue;
           }
           const allowed = replyAllowed(flags);
-          const gate = replyGate(flags);
+          let gate = replyGate(flags);
+          if ((flags & STALE) !== 0) {
+            // Decided by the key's newer recorded plan (lua/plan.lua): its gate
+            // may be one this plan lacks; the limiter resolves the key again.
+            if (gate >= this.#limit.length) gate = this.#limit.length - 1;
+            this.#o.plan?.stale(key);
+          }
           const limit = this.#limit[gate]!;
           const capacity = this.#capacity[gate]!;
           if (hit.op === OP_LIMIT || hit.op === OP_PEEK) {
@@ -774,13 +791,18 @@ export class RedisBinding implements StoreBinding {
           }
         }
         // The mirror answers a blocked key's denials for at most
-        // BLOCK_TRUST_MS (an unblock elsewhere reaches this process by then);
-        // the fallback keeps the whole block for an outage.
-        const expAt = m + (gates - 1) * 4 + 3;
-        const blockExp = out[expAt]!;
-        if (blockExp > out[0]! + BLOCK_TRUST_MS) out[expAt] = out[0]! + BLOCK_TRUST_MS;
+        // BLOCK_TRUST_MS (an unblock elsewhere reaches this process by then),
+        // and any denial of a limiter with plans no longer (a plan changed
+        // elsewhere: this process hears of it at its next call to Redis);
+        // the fallback keeps the whole states for an outage.
+        const trusted = out[0]! + BLOCK_TRUST_MS;
+        for (let g = this.#firstCapped; g < gates; g++) {
+          const at = m + g * 4 + 3;
+          const exp = (this.#exps[g] = out[at]!);
+          if (exp > trusted) out[at] = trusted;
+        }
         this.#mirror.putStates(key, out, m);
-        out[expAt] = blockExp;
+        for (let g = this.#firstCapped; g < gates; g++) out[m + g * 4 + 3] = this.#exps[g]!;
         this.#outage.seed(key, out, m);
         m += gates * 4;
       }

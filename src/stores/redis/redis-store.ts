@@ -7,7 +7,7 @@ import { shardHash } from './shard-hash.js';
 import { optionNames, strictOptions } from '../../core/options.js';
 import type { Policy } from '../../policies/index.js';
 import { isConcurrency } from '../../policies/concurrency.js';
-import type { Store, StoreBinding } from '../../limiter/store.js';
+import type { PlanTag, Store, StoreBinding } from '../../limiter/store.js';
 import { RedisBinding } from './redis-binding.js';
 import { toConnection, type RedisConnection } from './connection.js';
 import type { RedisClient } from './ioredis-connection.js';
@@ -382,7 +382,19 @@ export class RedisStore implements Store {
     return this.#shardShift >= 32 ? 0 : shardHash(key) >>> this.#shardShift;
   }
 
-  bind(gates: readonly Policy[], clock: Clock, block: BlockGate = blockGate(undefined)): StoreBinding {
+  /**
+   * Whether a limiter with plans may use this store: in strict mode the
+   * decide script keeps each key's plan record (lua/plan.lua); leased mode
+   * spends leases where no record is read.
+   */
+  get keepsPlans(): boolean {
+    return this.#lease === undefined;
+  }
+
+  bind(gates: readonly Policy[], clock: Clock, block: BlockGate = blockGate(undefined), plan?: PlanTag): StoreBinding {
+    if (plan !== undefined && this.#lease !== undefined) {
+      throw new ConfigError('store', 'leased mode', "a RedisStore in strict mode for a limiter with plans: leased mode spends its leases where no key's plan record is read");
+    }
     if (this.#lease !== undefined && block.core.p0 > 0 && !gates.some(isConcurrency)) {
       throw new ConfigError('blockAfter', 'leased mode', "a RedisStore in strict mode: leased mode denies on its own, where the fleet's denials cannot be counted together");
     }
@@ -395,6 +407,7 @@ export class RedisStore implements Store {
       connection: this.#client,
       gates,
       block,
+      plan,
       clock,
       shardKey: (shard) => this.shardKey(shard),
       shardOf: (key) => this.shardOf(key),

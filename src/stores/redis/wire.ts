@@ -42,29 +42,48 @@ export interface Hit {
 }
 
 /**
+ * What a limiter with plans sends with its batches (wire.lua's plan
+ * arguments): its name, the batch's plan's version, and how a key carries
+ * its use into it.
+ */
+export interface PlanArgs {
+  readonly name: string;
+  readonly version: number;
+  /** CARRY_* of abi/abi.mjs. */
+  readonly carry: number;
+}
+
+/**
  * The gates' arguments, the same for every batch of a binding: their count,
- * then per gate its id, algorithm code and three parameters.
+ * then per gate its id, algorithm code and three parameters; then the plan
+ * (`''` without one).
  *
  * @example
  * ```ts
- * gateArgs([gcra({ limit: 10, period: '1s' })]); // ['1', '0:100:1:100', '0', '100', '1', '100']
+ * gateArgs([gcra({ limit: 10, period: '1s' })]); // ['1', '0:100:1:100', '0', '100', '1', '100', '']
  * ```
  */
-export function gateArgs(gates: readonly Policy[], block?: { readonly core: CoreParams }): string[] {
+export function gateArgs(gates: readonly Policy[], block?: { readonly core: CoreParams }, plan?: PlanArgs): string[] {
   const args = [String(gates.length + (block === undefined ? 0 : 1))];
   const ids: string[] = [];
+  // A limiter with plans has states of its own (a plan change moves them):
+  // its gate ids start with its name.
+  const owner = plan === undefined ? '' : `${plan.name}/`;
   for (const { core } of gates) {
     // The gate id names the policy, so limiters with the same policy share state and others don't.
-    const id = `${core.code}:${core.p0}:${core.p1}:${core.p2}`;
+    const id = `${owner}${core.code}:${core.p0}:${core.p1}:${core.p2}`;
     ids.push(id);
     args.push(id, String(core.code), String(core.p0), String(core.p1), String(core.p2));
   }
   if (block !== undefined) {
     // The block's id names the gates it blocks, not its escalation: limiters
-    // with the same gates share blocks, whatever their blockAfter.
+    // with the same gates share blocks, whatever their blockAfter; a
+    // limiter with plans keeps one block whatever the plan.
     const { core } = block;
-    args.push(`!${ids.join(',')}`, String(core.code), String(core.p0), String(core.p1), String(core.p2));
+    args.push(plan === undefined ? `!${ids.join(',')}` : `!@${plan.name}`, String(core.code), String(core.p0), String(core.p1), String(core.p2));
   }
+  if (plan === undefined) args.push('');
+  else args.push(plan.name, String(plan.version), String(plan.carry));
   return args;
 }
 

@@ -54,11 +54,19 @@ end
 -- foreign value is left alone, and the rest of the batch goes on.
 local foreign = false
 
+-- A limiter with plans: plan.lua, included at the end, sets these.
+local planEntry, carryEntry, planStore
+-- The recorded plan's gates to carry the entry's use from; whether its recorded plan decides it.
+local carryList, swapped = nil, false
+-- The batch's number of gates (G stands for the recorded plan's while it decides).
+local bG = G
+
 local ebaseNow
 local function load(key, base)
   foreign = false
   ebaseNow = base
   key = base .. key
+  if PNAME ~= nil and planEntry(key) then foreign = true end
   local unmarked = BG ~= nil and not markedAt(base)
   for g = 1, G do
     gkey[g] = key .. gsuffix[g]
@@ -76,6 +84,7 @@ local function load(key, base)
       live[g], sa[g], sb[g], sc[g], sexp[g] = false, 0, 0, 0, -INF
     end
   end
+  if carryList ~= nil and not foreign then carryEntry(key) end
 end
 
 -- The entry's hits were refused: nothing is written, no state mirrored.
@@ -84,8 +93,11 @@ local function leaveForeign()
 end
 
 local function store()
+  -- The longest ttl of the entry's states, and whether one was written (plan.lua).
+  local longest, changed = 0, false
   for g = 1, G do
     if dirty[g] then
+      changed = true
       if live[g] and sexp[g] > now then
         local ttl = ceil(sexp[g] - now) + slack
         if ttl < 1 then ttl = 1 end
@@ -100,11 +112,28 @@ local function store()
         redis.call('DEL', gkey[g])
       end
     end
+    if PNAME ~= nil and live[g] then
+      local ttl = ceil(sexp[g] - now) + slack
+      if ttl > longest then longest = ttl end
+    end
     -- Into the reply (wire.lua), inline: this runs for every gate of every entry.
-    local m = nmirror
-    mirror[m + 1], mirror[m + 2], mirror[m + 3] = sa[g], sb[g], sc[g]
-    if live[g] then mirror[m + 4] = sexp[g] else mirror[m + 4] = -INF end
-    nmirror = m + 4
+    if not swapped then
+      local m = nmirror
+      mirror[m + 1], mirror[m + 2], mirror[m + 3] = sa[g], sb[g], sc[g]
+      if live[g] then mirror[m + 4] = sexp[g] else mirror[m + 4] = -INF end
+      nmirror = m + 4
+    end
+  end
+  if PNAME ~= nil then
+    planStore(longest, changed)
+    -- Decided by its recorded plan: no state of the batch's gates to mirror.
+    if swapped then
+      for _ = 1, bG do
+        local m = nmirror
+        mirror[m + 1], mirror[m + 2], mirror[m + 3], mirror[m + 4] = 0, 0, 0, -INF
+        nmirror = m + 4
+      end
+    end
   end
 end
 
@@ -117,3 +146,5 @@ local function commit(g, a, b, c, exp)
     live[g], sa[g], sb[g], sc[g], sexp[g] = true, a, b, c, exp
   end
 end
+
+--#include plan.lua

@@ -15,6 +15,12 @@
 --            share state), code (KIND_* in constants.lua), p0, p1, p2 (the
 --            algorithm's file says what they mean); the last may be the
 --            limiter's block gate (KIND_BLOCK: block-gate.lua, state.lua)
+-- then the plan (plan.lua), 1 value, or 3 for a limiter with plans:
+--          name      "" for a limiter without plans; otherwise its name: each
+--                    key keeps a record of the plan its state is under
+--          version   the version of the batch's plan (an integer from 0)
+--          carry     how a key moves from its recorded plan to this one:
+--                    CARRY_PROPORTIONAL, CARRY_AS_IS or CARRY_RESET (0, 1, 2)
 -- then the batch's entries in 3 values (3 strings for the whole batch, not
 -- per entry: argument encoding dominates the client's cost), and one more:
 --          lengths   "n1,n2,...," the byte length of each entry's key
@@ -49,7 +55,8 @@
 -- numbers to integers, and formatting fractions costs more than the
 -- arithmetic): now; then per hit 4 values (each op's file says which;
 -- flags is ALLOWED + the 0-based gate * 2^GATE_SHIFT (+ BLOCKED when the
--- key's block denied it), as the core's decisions, or -1 for a hit refused
+-- key's block denied it, + STALE when its recorded plan decided it instead
+-- of the batch's: plan.lua), as the core's decisions, or -1 for a hit refused
 -- on a foreign value); then per entry
 -- per gate 4 values: a, b, c, exp, the state after the entry's hits for
 -- the caller's local mirror (exp -inf = no state).
@@ -87,6 +94,15 @@ for g = 1, G do
   gp1[g] = tonumber(ARGV[i + 3])
   gp2[g] = tonumber(ARGV[i + 4])
   i = i + 5
+end
+
+-- Plan.
+local PNAME, PVERSION, PVERSION_TEXT, PCARRY = ARGV[i], nil, nil, nil
+if PNAME == nil or PNAME == '' then
+  PNAME, i = nil, i + 1
+else
+  PVERSION_TEXT = ARGV[i + 1]
+  PVERSION, PCARRY, i = tonumber(PVERSION_TEXT), tonumber(ARGV[i + 2]), i + 3
 end
 
 local deadline = tonumber(ARGV[i + 3])
@@ -137,8 +153,11 @@ end
 local out, nout = { now }, 1
 local mirror, nmirror = {}, 0
 
+-- STALE while the entry is decided by its recorded plan, not the batch's (plan.lua).
+local entryStale = 0
+
 local function flags(ok, gate, blocked)
-  local f = gate * 2 ^ GATE_SHIFT
+  local f = gate * 2 ^ GATE_SHIFT + entryStale
   if ok then return f + ALLOWED end
   if blocked then return f + BLOCKED end
   return f

@@ -1,0 +1,145 @@
+-- plan.lua: a limiter with plans (per-key policies, setPolicy): each key's
+-- record of the plan its state is under, so that every node applies the
+-- same plan to a key and a change carries the key's use instead of
+-- resetting it.
+--
+-- The record of key k lives at "<anchor>:<k>|@<name>" (a gate id never
+-- starts with '@'), "<version>;<gate id>,<gate id>,..." (the plan's rate
+-- gates), and outlives every state of the key (store() extends it). A
+-- planned limiter's gate ids are "<name>/<code>:<p0>:<p1>:<p2>", so its
+-- states are its own, and the record names the parameters of each.
+--
+-- planEntry(key) compares the record with the batch's plan (wire.lua's
+-- PNAME, PVERSION, PCARRY) before the entry's states are read:
+--   no record, or the batch's gates: the batch's plan decides (a newer
+--     version is recorded);
+--   another plan, of a version not above the batch's: the batch's plan
+--     decides, and carryEntry() moves the key's use from the recorded plan's
+--     states into the batch's (carry.lua), deleting the old ones;
+--   another plan, of a newer version: the batch's node is stale. The
+--     recorded plan decides the entry (its gates stand in for the batch's
+--     until the next entry: useRecordedPlan), its hits are flagged STALE and
+--     its states are not mirrored: the node resolves the key's plan again.
+
+--#include carry.lua
+
+local PLAN = PNAME ~= nil
+local planIds, recordKey, recordDirty = nil, nil, false
+-- The batch's gates, to restore after an entry its recorded plan decided.
+local bRG, bBG = RG, BG
+local bid, bcode, bp0, bp1, bp2 = {}, {}, {}, {}, {}
+for g = 1, G do bid[g], bcode[g], bp0[g], bp1[g], bp2[g] = gid[g], gcode[g], gp0[g], gp1[g], gp2[g] end
+if PLAN then
+  local ids = {}
+  for g = 1, RG do ids[g] = gid[g] end
+  planIds = table.concat(ids, ',')
+end
+
+local function setGate(g, id, code, p0, p1, p2)
+  gid[g], gcode[g], gp0[g], gp1[g], gp2[g] = id, code, p0, p1, p2
+  gsuffix[g] = '|' .. id
+  local algorithm = ALGORITHMS[code]
+  gevaluate[g], grefund[g], gcharge[g] = algorithm.evaluate, algorithm.refund, algorithm.charge
+end
+
+-- A record's gate list as {id, code, p0, p1, p2} per gate (nil if malformed).
+local function parseGates(list)
+  local gates = {}
+  for id in string.gmatch(list, '([^,]+)') do
+    local code, p0, p1, p2 = string.match(id, '/(%d+):([^:/]+):([^:/]+):([^:/]+)$')
+    code, p0, p1, p2 = tonumber(code), tonumber(p0), tonumber(p1), tonumber(p2)
+    if code == nil or p0 == nil or p1 == nil or p2 == nil or ALGORITHMS[code] == nil or code == KIND_BLOCK or code == KIND_CONCURRENCY then return nil end
+    gates[#gates + 1] = { id = id, code = code, p0 = p0, p1 = p1, p2 = p2 }
+  end
+  if #gates == 0 or #gates > MAX_GATES then return nil end
+  return gates
+end
+
+local function useBatchPlan()
+  if not swapped then return end
+  for g = 1, bG do setGate(g, bid[g], bcode[g], bp0[g], bp1[g], bp2[g]) end
+  for g = bG + 1, G do gid[g], gcode[g] = nil, nil end
+  G, RG, BG = bG, bRG, bBG
+  swapped, entryStale = false, 0
+end
+
+local function useRecordedPlan(gates)
+  local n = #gates
+  for j = 1, n do
+    local q = gates[j]
+    setGate(j, q.id, q.code, q.p0, q.p1, q.p2)
+  end
+  for g = n + 1, G do gid[g], gcode[g] = nil, nil end
+  RG, G, BG = n, n, nil
+  if bBG ~= nil then
+    G, BG = n + 1, n + 1
+    setGate(BG, bid[bBG], bcode[bBG], bp0[bBG], bp1[bBG], bp2[bBG])
+  end
+  swapped, entryStale = true, STALE
+end
+
+-- Returns true when the record is a foreign value (the entry's hits are refused).
+planEntry = function(key)
+  useBatchPlan()
+  recordKey = key .. '|@' .. PNAME
+  recordDirty, carryList = false, nil
+  local rec = redis.pcall('GET', recordKey)
+  if type(rec) == 'table' then return true end
+  local v, list = nil, nil
+  if rec then v, list = string.match(rec, '^(%d+);(.+)$') end
+  if v == nil then
+    -- None (or not ours to read: rewritten once a state lives).
+    recordDirty = true
+    return false
+  end
+  v = tonumber(v)
+  if list == planIds then
+    if PVERSION > v then recordDirty = true end
+  elseif PVERSION >= v then
+    carryList, recordDirty = list, true
+  else
+    local gates = parseGates(list)
+    if gates == nil then recordDirty = true else useRecordedPlan(gates) end
+  end
+  return false
+end
+
+-- After load(): the key's use moves from the recorded plan's states into
+-- the batch's, gate i into gate i (a gate it already has keeps the larger
+-- use; one of the same id is the same state), and the old states go.
+carryEntry = function(key)
+  local old = parseGates(carryList)
+  carryList = nil
+  if old == nil then return end
+  local mine = {}
+  for g = 1, RG do mine[gid[g]] = true end
+  for j = 1, #old do
+    local q = old[j]
+    if not mine[q.id] then
+      local okey = key .. '|' .. q.id
+      if j <= RG then
+        local v = redis.pcall('GET', okey)
+        if type(v) == 'string' and #v == 32 then
+          local a, b, c, exp = struct.unpack('<dddd', v)
+          local used = usedOf(q.code, q.p0, q.p1, q.p2, exp > now, a, b, c, now)
+          local units = carriedUse(used, capacityOf(q.code, q.p0, q.p1), capacityOf(gcode[j], gp0[j], gp1[j]), PCARRY)
+          local have = usedOf(gcode[j], gp0[j], gp1[j], gp2[j], live[j], sa[j], sb[j], sc[j], now)
+          if units > 0 and units > have then
+            commit(j, gcharge[j](gp0[j], gp1[j], gp2[j], false, 0, 0, 0, units, now))
+          end
+        end
+      end
+      redis.call('DEL', okey)
+    end
+  end
+end
+
+-- In store(): the record outlives the key's states (ttl: the longest, ms).
+planStore = function(ttl, changed)
+  if ttl <= 0 then return end
+  if recordDirty and not swapped then
+    redis.call('SET', recordKey, PVERSION_TEXT .. ';' .. planIds, 'PX', ttl)
+  elseif changed and redis.call('PTTL', recordKey) < ttl then
+    redis.call('PEXPIRE', recordKey, ttl)
+  end
+end
