@@ -4,14 +4,14 @@
 // per key the allowed, denied (by the limit) and blocked counts.
 // Usage: node blocks-worker.mjs <port> <prefix> <calls> <key>...
 import { Redis } from 'ioredis';
-import { Limiter, fixedWindow } from '../build/lib/src/index.js';
+import { Limiter, linearWindow } from '../build/lib/src/index.js';
 import { RedisStore } from '../build/lib/src/stores/redis/index.js';
 
 const [port, prefix, calls, ...keys] = process.argv.slice(2);
 const client = new Redis({ host: '127.0.0.1', port: Number(port), maxRetriesPerRequest: 1 });
 const store = new RedisStore({ client, prefix, timeoutMs: 2000 });
 const limiter = new Limiter({
-  policy: fixedWindow({ limit: 10, window: '1m' }),
+  policy: linearWindow({ limit: 10, within: '1m' }),
   store,
   blockAfter: { denials: 20, within: '1m', duration: '1m' },
 });

@@ -236,7 +236,7 @@ describe('through Redis: one block for the whole fleet', () => {
     const results = (await Promise.all(pods.map((p) => p.result))) as Record<string, { allowed: number; denied: number; blocked: number }>[];
     expect(results.every((r) => r !== undefined)).toBe(true);
     const sum = (f: 'allowed' | 'denied' | 'blocked') => results.reduce((n, r) => n + r.abuser![f], 0);
-    console.log(`4 pods x 40 calls, fixedWindow 10/min, blockAfter 20 denials: allowed ${sum('allowed')}, denied ${sum('denied')}, blocked ${sum('blocked')}; per pod ${JSON.stringify(results.map((r) => r.abuser))}`);
+    console.log(`4 pods x 40 calls, linearWindow 10 within 1 min, blockAfter 20 denials: allowed ${sum('allowed')}, denied ${sum('denied')}, blocked ${sum('blocked')}; per pod ${JSON.stringify(results.map((r) => r.abuser))}`);
     expect(sum('allowed')).toBe(10);
     expect(sum('denied')).toBe(20);
     expect(sum('blocked')).toBe(130);

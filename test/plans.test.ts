@@ -383,7 +383,7 @@ describe('through Redis', () => {
     );
   }, 120_000);
 
-  it('4 OS processes: per-plan limits exact across the fleet, and pods of an older version decided by the newer', async () => {
+  it('3 OS processes at once: per-plan limits exact across the fleet, and pods of an older version decided by the newer', async () => {
     const prefix = `plansfleet${run++}`;
     const port = String(redis.server.port);
     const tiers = await runPods(worker, [0, 1, 2].map(() => [port, prefix, '60', 'tiers', 'pro:acme', 'free:bob']));
@@ -403,6 +403,20 @@ describe('through Redis', () => {
     console.log(`1 pod of version 1 (30/min) and 2 of version 0 (10/min), 40 calls each on one key: allowed ${f.map((r) => r.shared).join(' + ')} + 1 earlier`);
     expect(1 + sum(f, 'shared')).toBe(30);
   }, 60_000);
+
+  it('3 OS processes calling setPolicy mid-run: the limit before, then the new one, exactly (each carry)', async () => {
+    const port = String(redis.server.port);
+    for (const [carry, after] of [['reset', 30], ['proportional', 0], ['as-is', 0]] as const) {
+      const prefix = `plansswitch${run++}`;
+      const pods = await runPods(worker, [0, 1, 2].map(() => [port, prefix, '40', `switch:${carry}`, 'k']));
+      const rs = (await Promise.all(pods.map((p) => p.result))) as Record<string, number>[];
+      expect(rs.every((r) => r !== undefined)).toBe(true);
+      const total = rs.reduce((n, r) => n + r.k!, 0);
+      console.log(`3 pods x 40 calls, setPolicy(10/min -> 30/min, carry '${carry}') after 20 each: allowed ${total} (${rs.map((r) => r.k).join(' + ')})`);
+      // Each pod's first 20 calls alone use the old plan's 10; the first pod to change moves the key.
+      expect([carry, total]).toEqual([carry, 10 + after]);
+    }
+  }, 90_000);
 
   it('hostile keys: a key spelling another key\'s record or state, unicode, a foreign record value', async () => {
     const clock = manualClock();

@@ -63,7 +63,11 @@ export interface SetPolicyOptions {
 
 /** Keys whose resolved plan a limiter remembers; the oldest are dropped first (their records keep their plan). */
 export const PLAN_CACHE_KEYS = 65_536;
-/** Distinct plans (policy, version and carry) one limiter may have bound. */
+/**
+ * Distinct plans one limiter may bind over its life: sets of gates (a
+ * resolver's plans through Redis: gates, version and carry). A plan per
+ * tier, not per key: each is bound in the store once and kept.
+ */
 export const MAX_PLANS = 64;
 /** Largest plan version. */
 export const MAX_VERSION = 2 ** 31 - 1;
@@ -167,7 +171,7 @@ export class PlannedBinding implements StoreBinding {
     }
     // (p1: its count's window; p2: the block an escalation then sets.)
     this.#margin = o.block === undefined ? 0 : o.block.core.p1 + o.block.core.p2;
-    if ('policy' in o.source) this.#setCurrent(this.#plan(o.source.policy, o.source.version, o.carry, 'policy'));
+    if ('policy' in o.source) this.#setCurrent(this.#plan(o.source.policy, o.source.version, o.carry, 'policy', true));
     // Records kept here: an embedded store, deciding in process.
     this.inProcess = this.#records !== undefined;
     if (!this.inProcess) {
@@ -176,20 +180,29 @@ export class PlannedBinding implements StoreBinding {
     }
   }
 
-  /** Binds (once) the plan of these gates, version and carry. */
-  #plan(gates: readonly Policy[], version: number, carry: Carry, parameter: string): Plan {
+  /**
+   * Binds (once) the plan of these gates, version and carry. `everyKey`: the
+   * plan of every key (no resolver), whose binding through Redis is the one
+   * of its gates, told the new version and carry (`retag`): a limiter whose
+   * policy changes again and again binds each set of gates once.
+   */
+  #plan(gates: readonly Policy[], version: number, carry: Carry, parameter: string, everyKey: boolean): Plan {
     const states = gates.map(({ core }) => `${core.code}:${core.p0}:${core.p1}:${core.p2}`).join(',');
     const signature = `${version};${carry};${states}`;
     const known = this.#plans.get(signature);
-    if (known !== undefined) return known;
+    if (known !== undefined) {
+      if (everyKey) known.binding.retag?.(this.#tag(version, carry));
+      return known;
+    }
     // Plans of the same gates keep the same states (in Redis their gate ids
     // are the same): embedded, they share a binding; a store that keeps the
     // records is told each plan's version and carry by its own binding.
-    const bindKey = this.#records === undefined ? signature : states;
+    const bindKey = this.#records === undefined && !everyKey ? `plan ${signature}` : `gates ${states}`;
     let binding = this.#bindings.get(bindKey);
+    if (binding !== undefined && this.#records === undefined) binding.retag?.(this.#tag(version, carry));
     if (binding === undefined) {
       if (this.#bindings.size >= MAX_PLANS) {
-        throw new ConfigError(parameter, gates, `at most ${MAX_PLANS} distinct plans per limiter (gates; through Redis also version and carry): a plan per tier, not per key`);
+        throw new ConfigError(parameter, gates, `at most ${MAX_PLANS} distinct plans per limiter over its life (sets of gates; a resolver's through Redis, also by version and carry): a plan per tier, not per key`);
       }
       binding = this.#store.bind(gates, this.#clock, this.#block, this.#tag(version, carry));
       this.#bindings.set(bindKey, binding);
@@ -198,18 +211,6 @@ export class PlannedBinding implements StoreBinding {
     this.#plans.set(signature, plan);
     this.#bySerial.push(plan);
     return plan;
-  }
-
-  /**
-   * A plan no key can be under any more is let go (its binding no longer
-   * counts toward MAX_PLANS): through Redis, the previous plan of a limiter
-   * without a resolver once setPolicy replaced it (Redis records the plans
-   * of keys; embedded, the records name plans by serial, which stay).
-   */
-  #retire(plan: Plan | undefined): void {
-    if (plan === undefined || this.#records !== undefined || plan === this.#current) return;
-    this.#bindings.delete(plan.bindKey);
-    for (const [signature, p] of this.#plans) if (p === plan) this.#plans.delete(signature);
   }
 
   #setCurrent(plan: Plan | undefined): void {
@@ -233,17 +234,13 @@ export class PlannedBinding implements StoreBinding {
     if (typeof policy === 'function') {
       if (o.version !== undefined) throw new ConfigError('version', o.version, "no version with a resolver: its answers carry theirs ({ policy, version })");
       this.#source = { resolve: policy as PolicyResolver };
-      const previous = this.#current;
       this.#setCurrent(undefined);
-      this.#retire(previous);
       this.#carry = carry;
     } else {
       const gates = planGates(policy, 'policy');
       const version = o.version === undefined ? Math.min(MAX_VERSION, (this.#current?.version ?? 0) + 1) : checkVersion(o.version, 'version');
-      const previous = this.#current;
-      this.#setCurrent(this.#plan(gates, version, carry, 'policy'));
+      this.#setCurrent(this.#plan(gates, version, carry, 'policy', true));
       this.#source = { policy: gates, version };
-      this.#retire(previous);
     }
     this.#cache.clear();
   }
@@ -308,7 +305,7 @@ export class PlannedBinding implements StoreBinding {
       policy = a.policy;
       if (a.version !== undefined) version = checkVersion(a.version, 'version');
     }
-    return this.#plan(planGates(policy, 'policy'), version, this.#carry, 'policy');
+    return this.#plan(planGates(policy, 'policy'), version, this.#carry, 'policy', false);
   }
 
   /** The key's plan, with `cost` checked against it. */

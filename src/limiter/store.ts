@@ -98,6 +98,12 @@ export interface StoreBinding {
    */
   carryFrom?(from: StoreBinding, key: string, carry: Carry): void;
   /**
+   * The binding's plan becomes this one's (the same gates, another version
+   * or carry): for a store that keeps the plan records (Redis), what its
+   * next batches say.
+   */
+  retag?(plan: PlanTag): void;
+  /**
    * Registers what renews every held permit of the limiter now: called when
    * the store's view of them changes at once (Redis gone, or back).
    */

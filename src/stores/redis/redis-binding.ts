@@ -17,7 +17,7 @@ import type { MetricsSink } from '../../core/metrics.js';
 import { Batcher, type Groups } from './batcher.js';
 import { Ledger } from './ledger.js';
 import { OutageDecider } from './outage.js';
-import { decodeReply, encodeEntries, gateArgs, packedReply, replyAllowed, replyGate, type LeaseReply } from './wire.js';
+import { decodeReply, encodeEntries, gateArgs, packedReply, replyAllowed, replyGate, type LeaseReply, type PlanArgs } from './wire.js';
 import { carryCode } from '../../policies/carry.js';
 import { BLOCKED, STALE, OP_LIMIT, OP_PEEK, OP_RESERVE, OP_REFUND, OP_RESET, OP_CHARGE, OP_LEASE, OP_RELEASE, OP_RENEW, OP_BLOCK } from '../../../build/abi.js';
 
@@ -94,7 +94,7 @@ export interface RedisBindingOptions {
 export class RedisBinding implements StoreBinding {
   readonly #o: RedisBindingOptions;
   readonly #send: (anchor: string, argv: readonly (string | Uint8Array)[]) => Promise<Uint8Array>;
-  readonly #gateArgs: string[];
+  #gateArgs: string[];
   /** Whether the limiter counts denials toward a block (blockAfter). */
   readonly #escalates: boolean;
   /** Per gate, the limit it was configured with and what it passes at once (Decision.limit, Decision.capacity). */
@@ -139,7 +139,7 @@ export class RedisBinding implements StoreBinding {
     const plan = options.plan;
     this.#firstCapped = plan === undefined ? options.gates.length : 0;
     this.#exps = new Float64Array(options.gates.length + 1);
-    this.#gateArgs = gateArgs(options.gates, options.block, plan === undefined ? undefined : { name: plan.name, version: plan.version, carry: carryCode(plan.carry) });
+    this.#gateArgs = gateArgs(options.gates, options.block, planArgs(plan));
     this.#escalates = options.block.core.p0 > 0;
     this.#slotGate = options.gates.findIndex(isConcurrency);
     this.#slots = this.#slotGate >= 0;
@@ -252,6 +252,11 @@ export class RedisBinding implements StoreBinding {
       return true;
     }
     return false;
+  }
+
+  /** A limiter with plans: this binding's gates are the plan of another version or carry now (its next batches say so). */
+  retag(plan: PlanTag): void {
+    this.#gateArgs = gateArgs(this.#o.gates, this.#o.block, planArgs(plan));
   }
 
   /** Decides a limit without Redis now (its shard is down), synchronously: for leased mode's `limitNow`. @internal */
@@ -808,4 +813,9 @@ export class RedisBinding implements StoreBinding {
       }
     }
   }
+}
+
+/** What a limiter with plans sends with a binding's batches (wire.ts). */
+function planArgs(plan: PlanTag | undefined): PlanArgs | undefined {
+  return plan === undefined ? undefined : { name: plan.name, version: plan.version, carry: carryCode(plan.carry) };
 }
