@@ -56,8 +56,9 @@ export function embeddedContenders(n: number): Contender[] {
   const exact = mk(systemClock);
   const batched = mk();
   const async = mk();
-  // A limiter with plans: one plan, each key's record kept beside its state (two records a key).
+  // Limiters with plans: a name (no change yet: the plain path), and a resolver (each key's plan cached and recorded).
   const planned = new Limiter({ name: 'bench', policy, store: new EmbeddedStore({ maxKeys: 2 * maxKeys }) });
+  const resolved = new Limiter({ policy: () => policy, store: new EmbeddedStore({ maxKeys: 2 * maxKeys }) });
   // rate-limiter-flexible's documented normal configuration: 1000 points per 1 s window per key (it has no burst).
   const rlf = new RateLimiterMemory({ points: 1000, duration: 1 });
   const buckets = new Map<string, TokenBucket>();
@@ -82,7 +83,8 @@ export function embeddedContenders(n: number): Contender[] {
   return [
     { name: 'cellgate limitSync (default taskClock: clock read once per task / 64 decisions)', source: local, step: () => cg(sync) },
     { name: 'cellgate limitSync (systemClock: clock read per decision)', source: local, step: () => cg(exact) },
-    { name: 'cellgate limitSync, a limiter with plans (name; each key\'s plan recorded; default taskClock)', source: local, step: () => cg(planned) },
+    { name: 'cellgate limitSync, a limiter with a name (plans; none changed yet)', source: local, step: () => cg(planned) },
+    { name: 'cellgate limitSync, a policy resolver (each key\'s plan cached, 65,536 keys, and recorded)', source: local, step: () => cg(resolved) },
     {
       name: 'limiter TokenBucket.tryRemoveTokens per key in a Map (clock read per decision)',
       step: () => {

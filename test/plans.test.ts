@@ -157,6 +157,19 @@ describe('setPolicy, embedded', () => {
     }
   });
 
+  it('a key untouched since the constructor\'s plan carries from it after several changes; one used in between from its own', () => {
+    const clock = manualClock();
+    const limiter = new Limiter({ name: 'chain', policy: linearWindow({ limit: 10, within: '1m' }), clock: clock.now });
+    expect(admitted(limiter, 'old', 6)).toBe(6);
+    limiter.setPolicy(linearWindow({ limit: 20, within: '1m' }));
+    expect(admitted(limiter, 'mid', 5)).toBe(5);
+    limiter.setPolicy(linearWindow({ limit: 40, within: '1m' }));
+    // old: 6 of 10 used is 24 of 40; mid: 5 of 20 is 10 of 40.
+    expect(admitted(limiter, 'old', 50)).toBe(16);
+    expect(admitted(limiter, 'mid', 50)).toBe(30);
+    expect(admitted(limiter, 'new', 50)).toBe(40);
+  });
+
   it('carries a penalty\'s debt and a block into the new plan', async () => {
     const clock = manualClock();
     const limiter = new Limiter({ name: 'p', policy: gcra({ limit: 1, period: '1s', burst: 5 }), clock: clock.now, blockAfter: { denials: 3, within: '1m', duration: '1m' } });

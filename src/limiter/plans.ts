@@ -20,8 +20,9 @@ import { isCustomLimiter } from '../policies/rate-limiter.js';
 import { checkCarry, type Carry } from '../policies/carry.js';
 import type { BlockGate } from './blocks.js';
 import type { PlanRecords, PlanTag, Store, StoreBinding } from './store.js';
-import { MAX_GATES } from '../../build/abi.js';
+import { CODE, MAX_GATES } from '../../build/abi.js';
 import { optionNames, strictOptions } from '../core/options.js';
+import { PlanCache } from './plan-cache.js';
 
 /**
  * A key's plan, as a resolver answers it: the policy (or stacked gates), and
@@ -53,7 +54,14 @@ export interface PlanAnswer {
  */
 export type PolicyResolver = (key: string) => Policy | readonly Policy[] | PlanAnswer;
 
-/** Options of {@link Limiter.setPolicy}. */
+/**
+ * Options of {@link Limiter.setPolicy}.
+ *
+ * @example
+ * ```ts
+ * limiter.setPolicy(gcra({ limit: 50, period: '1s' }), { version: config.revision, carry: 'as-is' });
+ * ```
+ */
 export interface SetPolicyOptions {
   /** The new plan's version (default: the current one's + 1): an integer from 0 to 2^31 − 1. */
   version?: number;
@@ -61,15 +69,36 @@ export interface SetPolicyOptions {
   carry?: Carry;
 }
 
-/** Keys whose resolved plan a limiter remembers; the oldest are dropped first (their records keep their plan). */
+/**
+ * Keys whose resolved plan a limiter remembers, at most; the least recently
+ * used are dropped first, half of them at a time (their records keep their
+ * plan: a dropped key is resolved again, no more).
+ *
+ * @example
+ * ```ts
+ * if (tenants.size > PLAN_CACHE_KEYS) console.warn('the resolver will be asked again for some keys');
+ * ```
+ */
 export const PLAN_CACHE_KEYS = 65_536;
 /**
  * Distinct plans one limiter may bind over its life: sets of gates (a
  * resolver's plans through Redis: gates, version and carry). A plan per
  * tier, not per key: each is bound in the store once and kept.
+ *
+ * @example
+ * ```ts
+ * if (Object.keys(tiers).length > MAX_PLANS) throw new Error('too many tiers for one limiter');
+ * ```
  */
 export const MAX_PLANS = 64;
-/** Largest plan version. */
+/**
+ * Largest plan version (versions are integers from 0).
+ *
+ * @example
+ * ```ts
+ * limiter.setPolicy(policy, { version: revision % (MAX_VERSION + 1) });
+ * ```
+ */
 export const MAX_VERSION = 2 ** 31 - 1;
 
 const SET_POLICY_OPTIONS = optionNames<keyof SetPolicyOptions>({ version: true, carry: true });
@@ -110,6 +139,8 @@ interface Plan {
   readonly carry: Carry;
   /** The most one request may cost under it. */
   readonly capacity: number;
+  /** How long (ms) a state of it lasts after a request (what decays from full use to none). */
+  readonly horizon: number;
   readonly binding: StoreBinding;
 }
 
@@ -151,9 +182,18 @@ export class PlannedBinding implements StoreBinding {
   /** The bindings of the plans, by gates (embedded) or by plan (Redis). */
   readonly #bindings = new Map<string, StoreBinding>();
   readonly #bySerial: Plan[] = [];
-  readonly #cache = new Map<string, Cached>();
+  readonly #cache = new PlanCache<Cached>(PLAN_CACHE_KEYS);
   /** An embedded store's records (undefined: the store keeps them, Redis). */
   readonly #records: PlanRecords | undefined;
+  /**
+   * Whether the keys' records are kept and read (embedded): from the first
+   * change of a limiter that began with one policy (until then every key is
+   * under it, and a key without a record still is: the hot path is the plain
+   * binding's), from the start with a resolver.
+   */
+  #recording = false;
+  /** The constructor's plan of a limiter that began with one policy: the plan of a key without a record. */
+  #initial: Plan | undefined;
   /** How long past a state a record is kept: a blockAfter count may outlive the decisions' reset. */
   readonly #margin: number;
   readonly inProcess: boolean;
@@ -171,7 +211,10 @@ export class PlannedBinding implements StoreBinding {
     }
     // (p1: its count's window; p2: the block an escalation then sets.)
     this.#margin = o.block === undefined ? 0 : o.block.core.p1 + o.block.core.p2;
-    if ('policy' in o.source) this.#setCurrent(this.#plan(o.source.policy, o.source.version, o.carry, 'policy', true));
+    if ('policy' in o.source) {
+      this.#initial = this.#plan(o.source.policy, o.source.version, o.carry, 'policy', true);
+      this.#setCurrent(this.#initial);
+    } else this.#recording = this.#records !== undefined;
     // Records kept here: an embedded store, deciding in process.
     this.inProcess = this.#records !== undefined;
     if (!this.inProcess) {
@@ -207,7 +250,7 @@ export class PlannedBinding implements StoreBinding {
       binding = this.#store.bind(gates, this.#clock, this.#block, this.#tag(version, carry));
       this.#bindings.set(bindKey, binding);
     }
-    const plan: Plan = { serial: this.#bySerial.length, states, bindKey, gates, version, carry, capacity: Math.min(...gates.map((g) => g.core.capacity)), binding };
+    const plan: Plan = { serial: this.#bySerial.length, states, bindKey, gates, version, carry, capacity: Math.min(...gates.map((g) => g.core.capacity)), horizon: Math.max(...gates.map(horizonOf)), binding };
     this.#plans.set(signature, plan);
     this.#bySerial.push(plan);
     return plan;
@@ -236,11 +279,14 @@ export class PlannedBinding implements StoreBinding {
       this.#source = { resolve: policy as PolicyResolver };
       this.#setCurrent(undefined);
       this.#carry = carry;
+      this.#recording = this.#records !== undefined;
     } else {
       const gates = planGates(policy, 'policy');
       const version = o.version === undefined ? Math.min(MAX_VERSION, (this.#current?.version ?? 0) + 1) : checkVersion(o.version, 'version');
-      this.#setCurrent(this.#plan(gates, version, carry, 'policy', true));
+      const plan = this.#plan(gates, version, carry, 'policy', true);
+      this.#setCurrent(plan);
       this.#source = { policy: gates, version };
+      if (plan.states !== this.#initial?.states) this.#recording = this.#records !== undefined;
     }
     this.#cache.clear();
   }
@@ -254,7 +300,7 @@ export class PlannedBinding implements StoreBinding {
   /** The key's plan (see the header): from the cache, or resolved and reconciled with its record. */
   #planOf(key: string): Cached {
     // Redis keeps the records: one plan for every key needs no cache.
-    if (this.#records === undefined && this.#current !== undefined) return this.#everyKey!;
+    if (!this.#recording && this.#current !== undefined) return this.#everyKey!;
     const cached = this.#cache.get(key);
     if (cached !== undefined) return cached;
     let plan = this.#current ?? this.#resolve(key);
@@ -265,10 +311,16 @@ export class PlannedBinding implements StoreBinding {
       const now = this.#clock();
       const rec = records.get(key, now);
       if (rec === undefined) {
+        // No record: the key is under the constructor's plan, if it has a state there.
+        const initial = this.#initial;
+        if (initial !== undefined && initial.states !== plan.states) moved = plan.binding.carryFrom!(initial.binding, key, plan.carry);
         // Recorded before the key's first state: a table full at its cap
         // then refuses the key's state too (it is new), instead of keeping
         // a state whose plan no record knows.
-        if (records.put(key, plan.serial, now + 1, now)) until = now + 1;
+        // Written for as long as a state of the plan lasts (twice): a key's
+        // next decisions need not write it again.
+        const ahead = now + 2 * (plan.horizon + this.#margin);
+        if (records.put(key, plan.serial, ahead, now)) until = ahead;
       } else {
         const recorded = this.#bySerial[rec.serial];
         if (rec.serial === plan.serial || recorded === undefined) until = rec.until;
@@ -286,7 +338,6 @@ export class PlannedBinding implements StoreBinding {
         }
       }
     }
-    if (this.#cache.size >= PLAN_CACHE_KEYS) this.#cache.delete(this.#cache.keys().next().value!);
     const entry: Cached = { plan, until };
     this.#cache.set(key, entry);
     // The record names the new plan at once (whatever the key's next call).
@@ -324,14 +375,14 @@ export class PlannedBinding implements StoreBinding {
    * rarely.
    */
   #keep(key: string, entry: Cached, need: number, now: number): void {
-    if (need <= entry.until || this.#records === undefined) return;
+    if (need <= entry.until || !this.#recording) return;
     const until = need + (need - now);
-    if (this.#records.put(key, entry.plan.serial, until, now)) entry.until = until;
+    if (this.#records!.put(key, entry.plan.serial, until, now)) entry.until = until;
   }
 
   /** After a decision: its reset says how long the key's states live. */
   #kept<D extends Decision>(key: string, entry: Cached, d: D): D {
-    if (this.#records !== undefined) {
+    if (this.#recording) {
       const now = this.#clock();
       this.#keep(key, entry, now + d.resetAfterMs + this.#margin, now);
     }
@@ -340,20 +391,20 @@ export class PlannedBinding implements StoreBinding {
 
   /** After a call that changed the key's states without a decision: a peek tells how long they live. */
   #touched(key: string, entry: Cached): void {
-    if (this.#records === undefined) return;
+    if (!this.#recording) return;
     this.#kept(key, entry, entry.plan.binding.limit(key, 1, true) as Decision);
   }
 
   limit(key: string, cost: number, dryRun: boolean): Decision | Promise<Decision> {
     const entry = this.#costed(key, cost);
     const d = entry.plan.binding.limit(key, cost, dryRun);
-    return this.#records === undefined || dryRun ? d : this.#kept(key, entry, d as Decision);
+    return !this.#recording || dryRun ? d : this.#kept(key, entry, d as Decision);
   }
 
   limitNow?(key: string, cost: number): Decision {
     const entry = this.#costed(key, cost);
     const d = entry.plan.binding.limitNow!(key, cost);
-    return this.#records === undefined ? d : this.#kept(key, entry, d);
+    return this.#recording ? this.#kept(key, entry, d) : d;
   }
 
   limitMany(keys: readonly string[], cost: number): Decision[] | Promise<Decision[]> {
@@ -382,7 +433,7 @@ export class PlannedBinding implements StoreBinding {
   reserve(key: string, cost: number, maxWaitMs: number): Reservation | Promise<Reservation> {
     const entry = this.#costed(key, cost);
     const r = entry.plan.binding.reserve(key, cost, maxWaitMs);
-    if (this.#records !== undefined) this.#touched(key, entry);
+    this.#touched(key, entry);
     return r;
   }
 
@@ -397,7 +448,7 @@ export class PlannedBinding implements StoreBinding {
   block(key: string, durationMs: number): void | Promise<void> {
     const entry = this.#planOf(key);
     const done = entry.plan.binding.block!(key, durationMs);
-    if (this.#records !== undefined) {
+    if (this.#recording) {
       const now = this.#clock();
       this.#keep(key, entry, now + durationMs, now);
     }
@@ -431,3 +482,10 @@ export function planGates(value: unknown, parameter: string): readonly Policy[] 
   return Object.freeze([...list]) as readonly Policy[];
 }
 
+/** How long (ms) a gate's state lasts after its capacity was used up: from full use to none. */
+function horizonOf({ core }: Policy): number {
+  const { code, p0, p1, p2 } = core;
+  if (code === CODE.gcra) return p2;
+  if (code === CODE.tokenInterval) return Math.ceil(p0 / p1) * p2;
+  return code === CODE.sliding ? 2 * p0 : p0;
+}

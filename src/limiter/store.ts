@@ -94,9 +94,10 @@ export interface StoreBinding {
    * Moves the key's state from `from` (another plan's binding of the same
    * store and limiter) into this one's gates, converting its use by `carry`
    * (src/policies/carry.ts), and forgets it there: for stores whose plan
-   * records the limiter keeps (embedded).
+   * records the limiter keeps (embedded). Answers whether `from` held
+   * anything of the key.
    */
-  carryFrom?(from: StoreBinding, key: string, carry: Carry): void;
+  carryFrom?(from: StoreBinding, key: string, carry: Carry): boolean;
   /**
    * The binding's plan becomes this one's (the same gates, another version
    * or carry): for a store that keeps the plan records (Redis), what its
@@ -130,6 +131,11 @@ export interface Held {
 /**
  * What a binding of one plan of a limiter with plans (src/limiter/plans.ts)
  * is bound with.
+ *
+ * @example
+ * ```ts
+ * const binding = store.bind(gates, clock, block, { name: 'api', version: 2, carry: 'proportional', stale: (key) => cache.delete(key) });
+ * ```
  */
 export interface PlanTag {
   /** The limiter's name: its states and records are its own. */
@@ -142,7 +148,15 @@ export interface PlanTag {
   readonly stale: (key: string) => void;
 }
 
-/** Each key's record of its plan, in an embedded store (src/limiter/plans.ts). */
+/**
+ * Each key's record of its plan, in an embedded store (src/limiter/plans.ts).
+ *
+ * @example
+ * ```ts
+ * const records = store.planRecords!('api');
+ * if (records.get(key, now)?.serial !== plan.serial) moveKey(key);
+ * ```
+ */
 export interface PlanRecords {
   /** The key's record at `now`: the plan's serial (the limiter's numbering), kept until `until`. */
   get(key: string, now: number): { readonly serial: number; readonly until: number } | undefined;

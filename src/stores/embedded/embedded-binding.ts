@@ -245,14 +245,18 @@ export class EmbeddedBinding implements StoreBinding {
    * Moves the key's state from another plan's binding of this store (see
    * StoreBinding.carryFrom): gate g's use there, converted by `carry`, is
    * charged into a fresh state of gate g here unless the key already uses
-   * more of it; its block is copied; then `from` forgets the key.
+   * more of it; its block is copied; then `from` forgets the key. Answers
+   * whether `from` held anything of the key.
    */
-  carryFrom(from: StoreBinding, key: string, carry: Carry): void {
+  carryFrom(from: StoreBinding, key: string, carry: Carry): boolean {
     const src = from as EmbeddedBinding;
     const core = this.#core;
     const now = this.#now();
-    for (let g = 0; g < this.#gates; g++) {
-      if (g >= src.#gates || (core.getState(writeKey(this.#views, key), src.#gate0 + g, now) & ALLOWED) === 0) continue;
+    let found = false;
+    for (let g = 0; g < src.#gates; g++) {
+      if ((core.getState(writeKey(this.#views, key), src.#gate0 + g, now) & ALLOWED) === 0) continue;
+      found = true;
+      if (g >= this.#gates) continue;
       const to = this.#cores[g]!;
       const units = carriedUse(usedOf(src.#cores[g]!, this.#views.result, now), src.#cores[g]!, to, carry);
       const have = (core.getState(writeKey(this.#views, key), this.#gate0 + g, now) & ALLOWED) === 0 ? 0 : usedOf(to, this.#views.result, now);
@@ -261,10 +265,12 @@ export class EmbeddedBinding implements StoreBinding {
       const r = core.charge(writeKey(this.#views, key), this.#gate0 + g, 1, units, now);
       if ((r & FLAGS) !== 0) this.#shared.flags(r);
     }
-    if (this.#blocks && src.#blocks && (core.getState(writeKey(this.#views, key), src.#gate0 + src.#gates, now) & ALLOWED) !== 0) {
-      this.#putBlock(writeKey(this.#views, key), Float64Array.from(this.#views.result), 0, now);
+    if (src.#blocks && (core.getState(writeKey(this.#views, key), src.#gate0 + src.#gates, now) & ALLOWED) !== 0) {
+      found = true;
+      if (this.#blocks) this.#putBlock(writeKey(this.#views, key), Float64Array.from(this.#views.result), 0, now);
     }
-    src.reset(key);
+    if (found) src.reset(key);
+    return found;
   }
 
   /**
