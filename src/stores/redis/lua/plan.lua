@@ -4,8 +4,11 @@
 -- resetting it.
 --
 -- The record of key k lives at "<anchor>:<k>|@<name>" (a gate id never
--- starts with '@'), "<version>;<gate id>,<gate id>,..." (the plan's rate
--- gates), and outlives every state of the key (store() extends it). A
+-- starts with '@'), "<version>;<gate id>,<gate id>,...;<until>" (the plan's
+-- rate gates, and until when the record is kept, on the script's clock),
+-- and outlives every state of the key: store() writes it again, for twice
+-- as long, when a state would outlive it (no PTTL a call: its own value
+-- says). A
 -- planned limiter's gate ids are "<name>/<code>:<p0>:<p1>:<p2>", so its
 -- states are its own, and the record names the parameters of each.
 --
@@ -25,6 +28,8 @@
 
 local PLAN = PNAME ~= nil
 local planIds, recordKey, recordDirty = nil, nil, false
+-- The entry's record as read: its version and gates (text), and until when it is kept.
+local recordVersion, recordList, recordUntil = nil, nil, -INF
 -- The batch's gates, to restore after an entry its recorded plan decided.
 local bRG, bBG = RG, BG
 local bid, bcode, bp0, bp1, bp2 = {}, {}, {}, {}, {}
@@ -82,16 +87,17 @@ end
 planEntry = function(key)
   useBatchPlan()
   recordKey = key .. '|@' .. PNAME
-  recordDirty, carryList = false, nil
+  recordDirty, carryList, recordUntil = false, nil, -INF
   local rec = redis.pcall('GET', recordKey)
   if type(rec) == 'table' then return true end
-  local v, list = nil, nil
-  if rec then v, list = string.match(rec, '^(%d+);(.+)$') end
-  if v == nil then
+  local v, list, kept = nil, nil, nil
+  if rec then v, list, kept = string.match(rec, '^(%d+);([^;]+);(%S+)$') end
+  if v == nil or tonumber(kept) == nil then
     -- None (or not ours to read: rewritten once a state lives).
     recordDirty = true
     return false
   end
+  recordVersion, recordList, recordUntil = v, list, tonumber(kept)
   v = tonumber(v)
   if list == planIds then
     if PVERSION > v then recordDirty = true end
@@ -137,9 +143,10 @@ end
 -- In store(): the record outlives the key's states (ttl: the longest, ms).
 planStore = function(ttl, changed)
   if ttl <= 0 then return end
+  local keep = 2 * ttl
   if recordDirty and not swapped then
-    redis.call('SET', recordKey, PVERSION_TEXT .. ';' .. planIds, 'PX', ttl)
-  elseif changed and redis.call('PTTL', recordKey) < ttl then
-    redis.call('PEXPIRE', recordKey, ttl)
+    redis.call('SET', recordKey, PVERSION_TEXT .. ';' .. planIds .. ';' .. string.format('%.17g', now + keep), 'PX', keep)
+  elseif changed and now + ttl > recordUntil then
+    redis.call('SET', recordKey, recordVersion .. ';' .. recordList .. ';' .. string.format('%.17g', now + keep), 'PX', keep)
   end
 end
