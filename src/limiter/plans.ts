@@ -183,6 +183,8 @@ export class PlannedBinding implements StoreBinding {
   readonly #bindings = new Map<string, StoreBinding>();
   readonly #bySerial: Plan[] = [];
   readonly #cache = new PlanCache<Cached>(PLAN_CACHE_KEYS);
+  /** The plans of a resolver's answers that are one policy, by identity. */
+  #answered = new WeakMap<object, Plan>();
   /** An embedded store's records (undefined: the store keeps them, Redis). */
   readonly #records: PlanRecords | undefined;
   /**
@@ -289,6 +291,7 @@ export class PlannedBinding implements StoreBinding {
       if (plan.states !== this.#initial?.states) this.#recording = this.#records !== undefined;
     }
     this.#cache.clear();
+    this.#answered = new WeakMap();
   }
 
   /** Forgets the cached plan of `key` (or of every key): resolved again on its next call. */
@@ -349,6 +352,9 @@ export class PlannedBinding implements StoreBinding {
     const resolve = (this.#source as { resolve: PolicyResolver }).resolve;
     // (A resolver that throws throws to the caller, as any callback's error.)
     const answer: unknown = resolve(key);
+    // The same policy (frozen) answered again: its plan, without checking it again.
+    const known = typeof answer === 'object' && answer !== null ? this.#answered.get(answer) : undefined;
+    if (known !== undefined) return known;
     let version = 0;
     let policy = answer;
     if (typeof answer === 'object' && answer !== null && !Array.isArray(answer) && 'policy' in answer) {
@@ -356,7 +362,9 @@ export class PlannedBinding implements StoreBinding {
       policy = a.policy;
       if (a.version !== undefined) version = checkVersion(a.version, 'version');
     }
-    return this.#plan(planGates(policy, 'policy'), version, this.#carry, 'policy', false);
+    const plan = this.#plan(planGates(policy, 'policy'), version, this.#carry, 'policy', false);
+    if (answer === policy && !Array.isArray(answer)) this.#answered.set(answer as object, plan);
+    return plan;
   }
 
   /** The key's plan, with `cost` checked against it. */
