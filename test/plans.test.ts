@@ -12,7 +12,7 @@ import {
   concurrency, fixedWindow, gcra, linearWindow, slidingWindow, tokenBucket, type Carry, type Policy,
 } from '../build/lib/src/index.js';
 import { RedisStore, RedisStateError } from '../build/lib/src/stores/redis/index.js';
-import { carriedUse, usedOf } from '../build/lib/src/policies/carry.js';
+import { carriedState, carriedUse, usedOf } from '../build/lib/src/policies/carry.js';
 import { rateLimit } from '../build/lib/src/http/index.js';
 import { startRedisCluster, type RedisCluster } from '../build/lib/src/cli/redis-server.js';
 import { runPods } from '../support/pods.js';
@@ -149,7 +149,8 @@ describe('setPolicy, embedded', () => {
         expect(admitted(limiter, 'k', 6)).toBe(6);
         limiter.setPolicy(after, { carry });
         const cap = after.core.capacity;
-        const expected = cap - carriedUse(6, before.core, after.core, carry);
+        // (GCRA carries a fraction of a unit: what is left admits its whole units.)
+        const expected = Math.floor(cap - carriedUse(6, before.core, after.core, carry) + 1e-9);
         // Exactly what the carry leaves, at the same instant: never a burst, never a silent reset.
         expect([before.kind, after.kind, carry, admitted(limiter, 'k', cap + 5)]).toEqual([before.kind, after.kind, carry, expected]);
         expect(limiter.policies).toEqual([after]);
@@ -168,6 +169,47 @@ describe('setPolicy, embedded', () => {
     expect(admitted(limiter, 'old', 50)).toBe(16);
     expect(admitted(limiter, 'mid', 50)).toBe(30);
     expect(admitted(limiter, 'new', 50)).toBe(40);
+  });
+
+  it('a gate both plans have keeps its state; a new gate takes the use of the nearest old one in time scale, not of its position', () => {
+    const clock = manualClock();
+    const day = fixedWindow({ limit: 5, window: '1d' });
+    const perSecond = gcra({ limit: 100, period: '1s', burst: 100 });
+    const limiter = new Limiter({ name: 'pos', policy: day, clock: clock.now });
+    expect(admitted(limiter, 'k', 10)).toBe(5);
+    for (let round = 0; round < 3; round++) {
+      limiter.setPolicy([perSecond, day]);
+      clock.advance(2000);
+      expect(admitted(limiter, 'k', 10)).toBe(0);
+      limiter.setPolicy(day);
+      clock.advance(2000);
+      expect(admitted(limiter, 'k', 10)).toBe(0);
+    }
+    // Two gates into two: the hour's use goes to the new hour gate, the second's to the new second's.
+    const hourly = new Limiter({ name: 'h', policy: [gcra({ limit: 10, period: '1s', burst: 10 }), fixedWindow({ limit: 100, window: '1h' })], clock: clock.now });
+    expect(admitted(hourly, 'k', 10)).toBe(10);
+    clock.advance(1000);
+    expect(admitted(hourly, 'k', 10)).toBe(10);
+    hourly.setPolicy([fixedWindow({ limit: 200, window: '1h' }), gcra({ limit: 20, period: '1s', burst: 20 })], { carry: 'as-is' });
+    clock.advance(1000);
+    // 20 of 100 used this hour: 80 available stay 80 of 200; the second's gate is refilled.
+    expect(admitted(hourly, 'k', 100)).toBe(20);
+  });
+
+  it('a table full at its cap keeps a key whole on its old plan rather than drop its use', () => {
+    const clock = manualClock();
+    const store = new EmbeddedStore({ maxKeys: 8, whenFull: 'deny' });
+    const limiter = new Limiter({ name: 'full', policy: linearWindow({ limit: 10, within: '1h' }), store, clock: clock.now });
+    for (let i = 0; i < 200; i++) limiter.limitSync(`filler${i}`);
+    void limiter.reset('filler0');
+    clock.advance(30 * 60_000);
+    expect(admitted(limiter, 'attacker', 30)).toBe(10);
+    clock.advance(10 * 60_000);
+    limiter.setPolicy(linearWindow({ limit: 20, within: '1h' }));
+    expect(limiter.limitSync('attacker').allowed).toBe(false);
+    clock.advance(21 * 60_000 + 1000);
+    // The fillers' windows are over; the attacker's (to t0 + 90 min) is not.
+    expect(admitted(limiter, 'attacker', 30)).toBe(0);
   });
 
   it('carries a penalty\'s debt and a block into the new plan', async () => {
@@ -288,13 +330,32 @@ describe('HTTP middleware with plans', () => {
 });
 
 describe('the carry arithmetic', () => {
-  it('rounds up to whole units and keeps a debt', () => {
+  it('rounds a count up to whole units, keeps GCRA\'s fraction, keeps a debt', () => {
     const g = gcra({ limit: 10, period: '1s', burst: 10 }).core;
+    const w = fixedWindow({ limit: 10, window: '1s' }).core;
     expect(usedOf(g, [1000 + 250, 0, 0, 1250], 1000)).toBeCloseTo(2.5);
-    expect(carriedUse(2.5, g, g, 'proportional')).toBe(3);
+    expect(carriedUse(2.5, g, w, 'proportional')).toBe(3);
+    expect(carriedUse(2.5, g, g, 'proportional')).toBe(2.5);
     expect(carriedUse(25, g, gcra({ limit: 1, period: '1s', burst: 2 }).core, 'as-is')).toBe(17);
     expect(carriedUse(0, g, g, 'as-is')).toBe(0);
-    expect(carriedUse(9.9999999999, g, g, 'proportional')).toBe(10);
+    expect(carriedUse(9.9999999999, g, w, 'proportional')).toBe(10);
+  });
+
+  it('a carried state is rid of its use no later than the old state would have been', () => {
+    const now = 1_700_000_030_000;
+    // A linear window that would have ended in 10 s ends in 10 s under the new one too.
+    expect(carriedState(linearWindow({ limit: 20, within: '1m' }).core, 12, now + 10_000, now)).toEqual([now - 50_000, 12, 0, now + 10_000]);
+    // An interval bucket refills by then.
+    const [anchor, tokens, , full] = carriedState(tokenBucket({ capacity: 10, refill: 10, period: '1m', mode: 'interval' }).core, 4, now + 5000, now);
+    expect([anchor + 60_000, tokens, full]).toEqual([now + 5000, 6, now + 5000]);
+    // 25 units at 10 a minute take 3 refills: the first within a minute, not at once.
+    const [a2, t2, , f2] = carriedState(tokenBucket({ capacity: 10, refill: 10, period: '1m', mode: 'interval' }).core, 25, now + 5000, now);
+    expect([a2, t2, f2]).toEqual([now - 59_999, -15, now - 59_999 + 180_000]);
+    // A sliding window puts a use that ends within this window in the previous count, weighted.
+    // (now is 50 s into its window: 3 used of the previous count's last sixth are 18 of it.)
+    const s = carriedState(slidingWindow({ limit: 10, window: '1m' }).core, 3, now + 5000, now);
+    expect(s).toEqual([Math.floor(now / 60_000), 0, 18, now + 10_000]);
+    expect(carriedState(slidingWindow({ limit: 10, window: '1m' }).core, 3, now + 20_000, now)).toEqual([Math.floor(now / 60_000), 3, 0, now + 70_000]);
   });
 });
 
@@ -430,6 +491,43 @@ describe('through Redis', () => {
       expect([carry, total]).toEqual([carry, 10 + after]);
     }
   }, 90_000);
+
+  it('nodes that disagree (a rolling deploy, equal versions) move a key at every call: never a lockout, never past the larger plan', async () => {
+    const pairs: [Policy, Policy][] = [
+      [gcra({ limit: 10, period: '1h', burst: 10 }), gcra({ limit: 20, period: '1h', burst: 20 })],
+      [linearWindow({ limit: 10, within: '1h' }), linearWindow({ limit: 20, within: '1h' })],
+      [fixedWindow({ limit: 3, window: '1h' }), fixedWindow({ limit: 7, window: '1h' })],
+      [tokenBucket({ capacity: 10, refill: 10, period: '1h', mode: 'interval' }), slidingWindow({ limit: 20, window: '1h' })],
+    ];
+    for (const [a, b] of pairs) {
+      const clock = manualClock();
+      const prefix = `flip${run++}`;
+      const other = new Redis({ host: redis.server.host, port: redis.server.port, maxRetriesPerRequest: 1 });
+      const s1 = new RedisStore({ client: redis.client, prefix, ...modelClock });
+      const s2 = new RedisStore({ client: other, prefix, ...modelClock });
+      try {
+        const n1 = new Limiter({ name: 'flip', policy: a, store: s1, clock: clock.now });
+        const n2 = new Limiter({ name: 'flip', policy: b, store: s2, clock: clock.now });
+        const perHour: number[] = [];
+        for (let h = 0; h < 4; h++) {
+          let ok = 0;
+          for (let m = 0; m < 60; m++) {
+            if ((await (m % 2 === 0 ? n1 : n2).limit('k')).allowed) ok++;
+            clock.advance(60_000);
+          }
+          perHour.push(ok);
+        }
+        console.log(`${a.kind} ${a.core.capacity} <-> ${b.kind} ${b.core.capacity}, one call a minute alternating nodes: admitted per hour ${perHour.join(", ")}`);
+        // Every hour admits again, and never more than the larger plan could in an hour (its capacity and an hour's refill).
+        const most = 2 * Math.max(a.core.capacity, b.core.capacity);
+        expect([a.kind, b.kind, perHour.every((n) => n >= Math.min(a.core.capacity, b.core.capacity) / 2 && n <= most)]).toEqual([a.kind, b.kind, true]);
+      } finally {
+        await s1.close();
+        await s2.close();
+        other.disconnect();
+      }
+    }
+  });
 
   it('hostile keys: a key spelling another key\'s record or state, unicode, a foreign record value', async () => {
     const clock = manualClock();

@@ -17,10 +17,10 @@ import type { Decision, Reservation } from './decision.js';
 import type { Policy } from '../policies/index.js';
 import { isConcurrency } from '../policies/concurrency.js';
 import { isCustomLimiter } from '../policies/rate-limiter.js';
-import { checkCarry, type Carry } from '../policies/carry.js';
+import { checkCarry, horizonOf, type Carry } from '../policies/carry.js';
 import type { BlockGate } from './blocks.js';
 import type { PlanRecords, PlanTag, Store, StoreBinding } from './store.js';
-import { CODE, MAX_GATES } from '../../build/abi.js';
+import { MAX_GATES } from '../../build/abi.js';
 import { optionNames, strictOptions } from '../core/options.js';
 import { PlanCache } from './plan-cache.js';
 
@@ -252,7 +252,7 @@ export class PlannedBinding implements StoreBinding {
       binding = this.#store.bind(gates, this.#clock, this.#block, this.#tag(version, carry));
       this.#bindings.set(bindKey, binding);
     }
-    const plan: Plan = { serial: this.#bySerial.length, states, bindKey, gates, version, carry, capacity: Math.min(...gates.map((g) => g.core.capacity)), horizon: Math.max(...gates.map(horizonOf)), binding };
+    const plan: Plan = { serial: this.#bySerial.length, states, bindKey, gates, version, carry, capacity: Math.min(...gates.map((g) => g.core.capacity)), horizon: Math.max(...gates.map((g) => horizonOf(g.core))), binding };
     this.#plans.set(signature, plan);
     this.#bySerial.push(plan);
     return plan;
@@ -309,6 +309,8 @@ export class PlannedBinding implements StoreBinding {
     let plan = this.#current ?? this.#resolve(key);
     let until = -Infinity;
     let moved = false;
+    // A table full at its cap had no room for a move: the key stays, and is tried again at its next call.
+    let full = false;
     const records = this.#records;
     if (records !== undefined) {
       const now = this.#clock();
@@ -316,7 +318,12 @@ export class PlannedBinding implements StoreBinding {
       if (rec === undefined) {
         // No record: the key is under the constructor's plan, if it has a state there.
         const initial = this.#initial;
-        if (initial !== undefined && initial.states !== plan.states) moved = plan.binding.carryFrom!(initial.binding, key, plan.carry);
+        if (initial !== undefined && initial.states !== plan.states) {
+          const outcome = plan.binding.carryFrom!(initial.binding, key, plan.carry);
+          moved = outcome === 'moved';
+          full = outcome === 'full';
+          if (full) plan = initial;
+        }
         // Recorded before the key's first state: a table full at its cap
         // then refuses the key's state too (it is new), instead of keeping
         // a state whose plan no record knows.
@@ -332,8 +339,11 @@ export class PlannedBinding implements StoreBinding {
           if (plan.version >= recorded.version) moved = true;
           else plan = recorded;
         } else if (plan.version >= recorded.version) {
-          plan.binding.carryFrom!(recorded.binding, key, plan.carry);
-          moved = true;
+          full = plan.binding.carryFrom!(recorded.binding, key, plan.carry) === 'full';
+          if (full) {
+            plan = recorded;
+            until = rec.until;
+          } else moved = true;
         } else {
           // A newer plan is recorded (a resolver answering an older version): it stands.
           plan = recorded;
@@ -342,7 +352,7 @@ export class PlannedBinding implements StoreBinding {
       }
     }
     const entry: Cached = { plan, until };
-    this.#cache.set(key, entry);
+    if (!full) this.#cache.set(key, entry);
     // The record names the new plan at once (whatever the key's next call).
     if (moved) this.#touched(key, entry);
     return entry;
@@ -488,12 +498,4 @@ export function planGates(value: unknown, parameter: string): readonly Policy[] 
     }
   }
   return Object.freeze([...list]) as readonly Policy[];
-}
-
-/** How long (ms) a gate's state lasts after its capacity was used up: from full use to none. */
-function horizonOf({ core }: Policy): number {
-  const { code, p0, p1, p2 } = core;
-  if (code === CODE.gcra) return p2;
-  if (code === CODE.tokenInterval) return Math.ceil(p0 / p1) * p2;
-  return code === CODE.sliding ? 2 * p0 : p0;
 }

@@ -94,10 +94,10 @@ export interface StoreBinding {
    * Moves the key's state from `from` (another plan's binding of the same
    * store and limiter) into this one's gates, converting its use by `carry`
    * (src/policies/carry.ts), and forgets it there: for stores whose plan
-   * records the limiter keeps (embedded). Answers whether `from` held
-   * anything of the key.
+   * records the limiter keeps (embedded). Answers what became of it (see
+   * {@link CarryOutcome}).
    */
-  carryFrom?(from: StoreBinding, key: string, carry: Carry): boolean;
+  carryFrom?(from: StoreBinding, key: string, carry: Carry): CarryOutcome;
   /**
    * The binding's plan becomes this one's (the same gates, another version
    * or carry): for a store that keeps the plan records (Redis), what its
@@ -163,3 +163,16 @@ export interface PlanRecords {
   /** Records the key's plan until `until`; false when the table, full at its cap, could not keep it. */
   put(key: string, serial: number, until: number, now: number): boolean;
 }
+
+/**
+ * What `StoreBinding.carryFrom` did: `'none'`, the old binding held nothing
+ * of the key; `'moved'`, its states are the new binding's now; `'full'`, a
+ * table full at its cap had no room for them, and the key stays whole where
+ * it was.
+ *
+ * @example
+ * ```ts
+ * if (binding.carryFrom!(old, key, 'proportional') === 'full') plan = recorded;
+ * ```
+ */
+export type CarryOutcome = 'none' | 'moved' | 'full';

@@ -2,12 +2,18 @@
 // a resolver's new answer): the arithmetic of a carry, the same as
 // src/stores/redis/lua/carry.lua's (test/plans.test.ts holds them equal).
 //
-// A carry goes gate by gate (gate i of the old plan into gate i of the new):
+// A carry goes gate by gate: a gate of the new plan that the old one has too
+// (the same parameters) keeps its state as it is; another takes the use of
+// the old gate nearest to it in time scale (`carrySources`) among those the
+// new plan does not keep, or starts empty when there is none:
 // the old state's use at the moment of the change (units of its capacity,
 // more than all of it for a key that owes a penalty or has booked ahead) is
-// turned into the new gate's by the strategy, rounded up to a whole unit,
-// and charged into a fresh state of the new gate: nothing the key used is
-// forgotten, nothing is granted by the change itself.
+// turned into the new gate's by the strategy (a count rounded up to a whole
+// unit; GCRA's use stays exact), and the new gate's state is built to hold
+// that use now and to be rid of it no later than the old state would have
+// been (`carriedState`): nothing the key used is forgotten, nothing is
+// granted by the change itself, and a key moved again and again (nodes that
+// disagree) is not held past its old state's end by the moves.
 import { ConfigError } from '../errors.js';
 import { CODE, type CoreParams } from './policy.js';
 import { CARRY_AS_IS, CARRY_PROPORTIONAL, CARRY_RESET } from '../../build/abi.js';
@@ -99,5 +105,106 @@ export function usedOf(core: CoreParams, state: ArrayLike<number>, now: number):
 export function carriedUse(used: number, from: CoreParams, to: CoreParams, carry: Carry): number {
   if (carry === 'reset' || used <= 0) return 0;
   const units = carry === 'as-is' ? to.capacity - Math.min(from.capacity - used, to.capacity) : (used * to.capacity) / from.capacity;
-  return units <= EPSILON ? 0 : Math.ceil(units - EPSILON);
+  if (units <= EPSILON) return 0;
+  // GCRA's TAT holds a fraction of a unit; the other algorithms count whole ones.
+  return to.code === CODE.gcra ? units : Math.ceil(units - EPSILON);
+}
+
+/**
+ * Gate `to`'s state holding `units` (> 0) used at `now` and rid of them by
+ * `end` (the old state's decay, after `now`) or sooner: a window or a
+ * bucket's refill period keeps the old one's end where it can; GCRA's use
+ * drains at its own rate. Returns `[a, b, c, exp]`.
+ *
+ * @example
+ * ```ts
+ * carriedState(linearWindow({ limit: 20, within: '1m' }).core, 12, now + 10_000, now); // [now - 50_000, 12, 0, now + 10_000]
+ * ```
+ */
+export function carriedState(to: CoreParams, units: number, end: number, now: number): [number, number, number, number] {
+  const { code, p0, p1, p2 } = to;
+  switch (code) {
+    case CODE.gcra: {
+      const tat = now + units * p0;
+      return [tat, 0, 0, tat];
+    }
+    case CODE.tokenInterval: {
+      // Anchored so that the refills give the units back by `end`, or as
+      // soon as refills can: its first refill within a period from now,
+      // never at once (that would give back at the change itself).
+      const tokens = p0 - units;
+      const steps = Math.ceil(units / p1);
+      const anchor = Math.max(now - p2 + Math.min(1, p2 / 2), Math.min(now, end - steps * p2));
+      return [anchor, tokens, 0, anchor + steps * p2];
+    }
+    case CODE.fixed: {
+      const idx = Math.floor(now / p0);
+      return [idx, units, 0, (idx + 1) * p0];
+    }
+    case CODE.linear: {
+      const start = Math.min(now, end - p0);
+      return [start, units, 0, start + p0];
+    }
+    case CODE.sliding: {
+      const idx = Math.floor(now / p0);
+      // Gone by the end of this window: the previous window's count, weighted by what is left of it.
+      if (end <= (idx + 1) * p0) return [idx, 0, Math.ceil(units / (1 - (now - idx * p0) / p0) - EPSILON), (idx + 1) * p0];
+      return [idx, units, 0, (idx + 2) * p0];
+    }
+    default:
+      throw new TypeError(`cellgate: no carry into algorithm code ${code}`);
+  }
+}
+
+/**
+ * How long (ms) a gate's state lasts after its capacity was used up: from
+ * full use to none. Its time scale, for matching gates across plans.
+ *
+ * @example
+ * ```ts
+ * horizonOf(fixedWindow({ limit: 100, window: '1h' }).core); // 3600000
+ * ```
+ */
+export function horizonOf(core: CoreParams): number {
+  const { code, p0, p1, p2 } = core;
+  if (code === CODE.gcra) return p2;
+  if (code === CODE.tokenInterval) return Math.ceil(p0 / p1) * p2;
+  return code === CODE.sliding ? 2 * p0 : p0;
+}
+
+const sameGate = (a: CoreParams, b: CoreParams): boolean => a.code === b.code && a.p0 === b.p0 && a.p1 === b.p1 && a.p2 === b.p2;
+
+/**
+ * Where each gate of the new plan takes its state from when a key moves
+ * from `from` to `to`: `{ from: i, same: true }` when old gate i has the
+ * same parameters (its state is kept as is), `{ from: i, same: false }` for
+ * the old gate nearest in time scale (horizonOf's ratio, the first on a
+ * tie) among the old gates the new plan does not keep, `undefined` when
+ * there is none (the gate starts empty). lua/carry.lua's carrySource is the
+ * same rule.
+ *
+ * @example
+ * ```ts
+ * carrySources([day.core], [perSecond.core, day.core]); // [undefined, { from: 0, same: true }]
+ * ```
+ */
+export function carrySources(from: readonly CoreParams[], to: readonly CoreParams[]): ({ from: number; same: boolean } | undefined)[] {
+  const kept = from.map((f) => to.some((t) => sameGate(f, t)));
+  return to.map((t) => {
+    const same = from.findIndex((f) => sameGate(f, t));
+    if (same >= 0) return { from: same, same: true };
+    let best = -1;
+    let distance = Infinity;
+    const h = horizonOf(t);
+    from.forEach((f, i) => {
+      if (kept[i]) return;
+      const hf = horizonOf(f);
+      const d = h > hf ? h / hf : hf / h;
+      if (d < distance) {
+        distance = d;
+        best = i;
+      }
+    });
+    return best < 0 ? undefined : { from: best, same: false };
+  });
 }

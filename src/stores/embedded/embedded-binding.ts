@@ -6,9 +6,9 @@ import type { BlockGate } from '../../limiter/blocks.js';
 import type { Decision, Reservation } from '../../limiter/decision.js';
 import type { Policy } from '../../policies/index.js';
 import { configuredLimit } from '../../policies/configured-limit.js';
-import type { Held, Renewal, StoreBinding } from '../../limiter/store.js';
+import type { CarryOutcome, Held, Renewal, StoreBinding } from '../../limiter/store.js';
 import type { CoreParams } from '../../policies/core-params.js';
-import { carriedUse, usedOf, type Carry } from '../../policies/carry.js';
+import { carriedState, carriedUse, carrySources, usedOf, type Carry } from '../../policies/carry.js';
 import type { CoreExports } from '../../core/wasm.js';
 import { BATCH_ENTRIES, CoreViews, ENTRY_F64, ENTRY_U32, encodeKey, writeKey } from '../../core/core-views.js';
 import {
@@ -244,33 +244,58 @@ export class EmbeddedBinding implements StoreBinding {
   /**
    * Moves the key's state from another plan's binding of this store (see
    * StoreBinding.carryFrom): gate g's use there, converted by `carry`, is
-   * charged into a fresh state of gate g here unless the key already uses
-   * more of it; its block is copied; then `from` forgets the key. Answers
+   * gate g's state here (carriedState: gone when the old one would have
+   * been) unless the key already uses more of it; its block is copied; then `from` forgets the key. Answers
    * whether `from` held anything of the key.
    */
-  carryFrom(from: StoreBinding, key: string, carry: Carry): boolean {
+  carryFrom(from: StoreBinding, key: string, carry: Carry): CarryOutcome {
     const src = from as EmbeddedBinding;
     const core = this.#core;
     const now = this.#now();
+    // The old states, read once: 4 numbers a gate (exp -Infinity: none), the block's last.
+    const old = new Float64Array((src.#gates + 1) * 4).fill(-Infinity);
     let found = false;
-    for (let g = 0; g < src.#gates; g++) {
+    for (let g = 0; g <= src.#gates; g++) {
+      if (g === src.#gates && !src.#blocks) break;
       if ((core.getState(writeKey(this.#views, key), src.#gate0 + g, now) & ALLOWED) === 0) continue;
+      old.set(this.#views.result, g * 4);
       found = true;
-      if (g >= this.#gates) continue;
-      const to = this.#cores[g]!;
-      const units = carriedUse(usedOf(src.#cores[g]!, this.#views.result, now), src.#cores[g]!, to, carry);
-      const have = (core.getState(writeKey(this.#views, key), this.#gate0 + g, now) & ALLOWED) === 0 ? 0 : usedOf(to, this.#views.result, now);
-      if (units === 0 || units <= have) continue;
-      core.reset(writeKey(this.#views, key), this.#gate0 + g, 1, now);
-      const r = core.charge(writeKey(this.#views, key), this.#gate0 + g, 1, units, now);
+    }
+    if (!found) return 'none';
+    const sources = carrySources(src.#cores, this.#cores);
+    let kept = true;
+    for (let g = 0; g < this.#gates && kept; g++) {
+      const source = sources[g];
+      if (source === undefined) continue;
+      const o = source.from * 4;
+      const end = old[o + 3]!;
+      if (end === -Infinity) continue;
+      let state: ArrayLike<number> = old.subarray(o, o + 4);
+      if (!source.same) {
+        const to = this.#cores[g]!;
+        const units = carriedUse(usedOf(src.#cores[source.from]!, state, now), src.#cores[source.from]!, to, carry);
+        const have = (core.getState(writeKey(this.#views, key), this.#gate0 + g, now) & ALLOWED) === 0 ? 0 : usedOf(to, this.#views.result, now);
+        if (units === 0 || units <= have) continue;
+        state = carriedState(to, units, end, now);
+      }
+      const r = core.putState(writeKey(this.#views, key), this.#gate0 + g, state[0]!, state[1]!, state[2]!, state[3]!, now);
       if ((r & FLAGS) !== 0) this.#shared.flags(r);
+      kept = (r & ALLOWED) !== 0;
     }
-    if (src.#blocks && (core.getState(writeKey(this.#views, key), src.#gate0 + src.#gates, now) & ALLOWED) !== 0) {
-      found = true;
-      if (this.#blocks) this.#putBlock(writeKey(this.#views, key), Float64Array.from(this.#views.result), 0, now);
+    const block = src.#gates * 4;
+    if (kept && this.#blocks && old[block + 3]! > now) {
+      const r = core.putState(writeKey(this.#views, key), this.#gate0 + this.#gates, old[block]!, old[block + 1]!, old[block + 2]!, old[block + 3]!, now);
+      if ((r & FLAGS) !== 0) this.#shared.flags(r);
+      kept = (r & ALLOWED) !== 0;
+      if (kept) this.#decided = this.#gates + 1;
     }
-    if (found) src.reset(key);
-    return found;
+    if (!kept) {
+      // A table full at its cap had no room for the new states: the key stays where it is, whole.
+      core.reset(writeKey(this.#views, key), this.#gate0, this.#gates + (this.#blocks ? 1 : 0), now);
+      return 'full';
+    }
+    src.reset(key);
+    return 'moved';
   }
 
   /**

@@ -40,7 +40,7 @@ local function usedOf(code, p0, p1, p2, live, a, b, c, t)
   return 0
 end
 
-local function carriedUse(used, fromCapacity, toCapacity, carry)
+local function carriedUse(used, fromCapacity, toCode, toCapacity, carry)
   if carry == CARRY_RESET or used <= 0 then return 0 end
   local units
   if carry == CARRY_AS_IS then
@@ -51,5 +51,66 @@ local function carriedUse(used, fromCapacity, toCapacity, carry)
     units = used * toCapacity / fromCapacity
   end
   if units <= CARRY_EPSILON then return 0 end
+  -- GCRA's TAT holds a fraction of a unit; the other algorithms count whole ones.
+  if toCode == KIND_GCRA then return units end
   return ceil(units - CARRY_EPSILON)
+end
+
+-- The new gate's state holding units used at t, rid of them by endAt (the
+-- old state's decay) or sooner: returns a, b, c, exp (carry.ts's
+-- carriedState).
+local function carriedState(code, p0, p1, p2, units, endAt, t)
+  if code == KIND_GCRA then
+    local tat = t + units * p0
+    return tat, 0, 0, tat
+  elseif code == KIND_TOKEN_INTERVAL then
+    local tokens = p0 - units
+    local steps = ceil(units / p1)
+    local anchor = endAt - steps * p2
+    if t < anchor then anchor = t end
+    local step = p2 / 2
+    if step > 1 then step = 1 end
+    local earliest = t - p2 + step
+    if anchor < earliest then anchor = earliest end
+    return anchor, tokens, 0, anchor + steps * p2
+  elseif code == KIND_FIXED then
+    local idx = floor(t / p0)
+    return idx, units, 0, (idx + 1) * p0
+  elseif code == KIND_LINEAR then
+    local start = endAt - p0
+    if t < start then start = t end
+    return start, units, 0, start + p0
+  end
+  -- KIND_SLIDING
+  local idx = floor(t / p0)
+  if endAt <= (idx + 1) * p0 then return idx, 0, ceil(units / (1 - (t - idx * p0) / p0) - CARRY_EPSILON), (idx + 1) * p0 end
+  return idx, units, 0, (idx + 2) * p0
+end
+
+-- A gate's time scale (carry.ts's horizonOf): how long its state lasts from
+-- full use to none.
+local function horizonOf(code, p0, p1, p2)
+  if code == KIND_GCRA then return p2 end
+  if code == KIND_TOKEN_INTERVAL then return ceil(p0 / p1) * p2 end
+  if code == KIND_SLIDING then return 2 * p0 end
+  return p0
+end
+
+-- The old gate (index into old, a list of {id, code, p0, p1, p2}) a new
+-- gate that no old gate equals takes its use from: the nearest in time
+-- scale among those not kept (kept[j]: the new plan has old gate j too),
+-- the first on a tie; nil when there is none (carry.ts's carrySources).
+local function carrySource(old, kept, code, p0, p1, p2)
+  local h = horizonOf(code, p0, p1, p2)
+  local best, distance = nil, INF
+  for j = 1, #old do
+    if not kept[j] then
+      local q = old[j]
+      local hq = horizonOf(q.code, q.p0, q.p1, q.p2)
+      local d
+      if h > hq then d = h / hq else d = hq / h end
+      if d < distance then best, distance = j, d end
+    end
+  end
+  return best
 end

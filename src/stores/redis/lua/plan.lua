@@ -111,31 +111,46 @@ planEntry = function(key)
 end
 
 -- After load(): the key's use moves from the recorded plan's states into
--- the batch's, gate i into gate i (a gate it already has keeps the larger
--- use; one of the same id is the same state), and the old states go.
+-- the batch's (carry.lua's carrySource: a gate of the same id is the same
+-- state, kept; another takes the use of the nearest old gate in time scale
+-- that the batch's plan does not keep, rid of it when the old state would
+-- have been; a gate the key already uses more of keeps its own), and the
+-- old states the batch's plan does not keep go.
 carryEntry = function(key)
   local old = parseGates(carryList)
   carryList = nil
   if old == nil then return end
-  local mine = {}
+  local mine, kept = {}, {}
   for g = 1, RG do mine[gid[g]] = true end
+  local ostate = {}
   for j = 1, #old do
     local q = old[j]
-    if not mine[q.id] then
+    kept[j] = mine[q.id] == true
+    if not kept[j] then
       local okey = key .. '|' .. q.id
-      if j <= RG then
-        local v = redis.pcall('GET', okey)
-        if type(v) == 'string' and #v == 32 then
-          local a, b, c, exp = struct.unpack('<dddd', v)
-          local used = usedOf(q.code, q.p0, q.p1, q.p2, exp > now, a, b, c, now)
-          local units = carriedUse(used, capacityOf(q.code, q.p0, q.p1), capacityOf(gcode[j], gp0[j], gp1[j]), PCARRY)
-          local have = usedOf(gcode[j], gp0[j], gp1[j], gp2[j], live[j], sa[j], sb[j], sc[j], now)
-          if units > 0 and units > have then
-            commit(j, gcharge[j](gp0[j], gp1[j], gp2[j], false, 0, 0, 0, units, now))
-          end
-        end
+      local v = redis.pcall('GET', okey)
+      if type(v) == 'string' and #v == 32 then
+        local a, b, c, exp = struct.unpack('<dddd', v)
+        if exp > now then ostate[j] = { a, b, c, exp } end
       end
       redis.call('DEL', okey)
+    end
+  end
+  local theirs = {}
+  for j = 1, #old do theirs[old[j].id] = true end
+  for g = 1, RG do
+    -- (A gate the old plan has too is the same state: nothing to carry.)
+    local j = nil
+    if not theirs[gid[g]] then j = carrySource(old, kept, gcode[g], gp0[g], gp1[g], gp2[g]) end
+    local st = j and ostate[j]
+    if st then
+      local q = old[j]
+      local used = usedOf(q.code, q.p0, q.p1, q.p2, true, st[1], st[2], st[3], now)
+      local units = carriedUse(used, capacityOf(q.code, q.p0, q.p1), gcode[g], capacityOf(gcode[g], gp0[g], gp1[g]), PCARRY)
+      local have = usedOf(gcode[g], gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], now)
+      if units > 0 and units > have then
+        commit(g, carriedState(gcode[g], gp0[g], gp1[g], gp2[g], units, st[4], now))
+      end
     end
   end
 end
