@@ -297,6 +297,8 @@ export function decideAt(lo0: u32, hi: u32, gate0: u32, gates: u32, cost: f64, t
     if (rem < dRemaining) dRemaining = rem;
     if (reset > dReset) dReset = reset;
   }
+  // A blocked key has nothing left, whatever its gates owe (gates.lua's 0).
+  if (dBlocked) dRemaining = 0;
   return false;
 }
 

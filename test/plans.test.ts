@@ -86,11 +86,13 @@ describe('per-key policies (a resolver), embedded', () => {
     for (const [carry, upgraded, downgraded] of cases) {
       const clock = manualClock();
       const tiers = new Map([['a', free], ['b', pro]]);
-      const limiter = new Limiter({ policy: (key) => tiers.get(key)!, carry, clock: clock.now });
+      let version = 0;
+      const limiter = new Limiter({ policy: (key) => ({ policy: tiers.get(key)!, version }), carry, clock: clock.now });
       expect(admitted(limiter, 'a', 5)).toBe(5);
       expect(admitted(limiter, 'b', 90)).toBe(90);
       tiers.set('a', pro);
       tiers.set('b', free);
+      version = 1;
       // Without invalidate the cache keeps each key's plan.
       expect(limiter.limitSync('a').limit).toBe(10);
       limiter.refund('a', 1);
@@ -499,15 +501,16 @@ describe('through Redis', () => {
       [fixedWindow({ limit: 3, window: '1h' }), fixedWindow({ limit: 7, window: '1h' })],
       [tokenBucket({ capacity: 10, refill: 10, period: '1h', mode: 'interval' }), slidingWindow({ limit: 20, window: '1h' })],
     ];
-    for (const [a, b] of pairs) {
+    for (const [a, b, carry] of [...pairs.map(([x, y]) => [x, y, 'proportional'] as const), [pairs[1]![0], pairs[1]![1], 'reset'] as const]) {
       const clock = manualClock();
       const prefix = `flip${run++}`;
       const other = new Redis({ host: redis.server.host, port: redis.server.port, maxRetriesPerRequest: 1 });
       const s1 = new RedisStore({ client: redis.client, prefix, ...modelClock });
       const s2 = new RedisStore({ client: other, prefix, ...modelClock });
       try {
-        const n1 = new Limiter({ name: 'flip', policy: a, store: s1, clock: clock.now });
-        const n2 = new Limiter({ name: 'flip', policy: b, store: s2, clock: clock.now });
+        // (A reset is a newer version's: at one version the key's use is carried, whatever `carry` says.)
+        const n1 = new Limiter({ name: 'flip', policy: a, store: s1, clock: clock.now, carry });
+        const n2 = new Limiter({ name: 'flip', policy: b, store: s2, clock: clock.now, carry });
         const perHour: number[] = [];
         for (let h = 0; h < 4; h++) {
           let ok = 0;
@@ -517,7 +520,7 @@ describe('through Redis', () => {
           }
           perHour.push(ok);
         }
-        console.log(`${a.kind} ${a.core.capacity} <-> ${b.kind} ${b.core.capacity}, one call a minute alternating nodes: admitted per hour ${perHour.join(", ")}`);
+        console.log(`${a.kind} ${a.core.capacity} <-> ${b.kind} ${b.core.capacity} (carry ${carry}), one call a minute alternating nodes: admitted per hour ${perHour.join(', ')}`);
         // Every hour admits again, and never more than the larger plan could in an hour (its capacity and an hour's refill).
         const most = 2 * Math.max(a.core.capacity, b.core.capacity);
         expect([a.kind, b.kind, perHour.every((n) => n >= Math.min(a.core.capacity, b.core.capacity) / 2 && n <= most)]).toEqual([a.kind, b.kind, true]);

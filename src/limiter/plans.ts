@@ -81,9 +81,9 @@ export interface SetPolicyOptions {
  */
 export const PLAN_CACHE_KEYS = 65_536;
 /**
- * Distinct plans one limiter may bind over its life: sets of gates (a
- * resolver's plans through Redis: gates, version and carry). A plan per
- * tier, not per key: each is bound in the store once and kept.
+ * Distinct plans one limiter may bind over its life: sets of gates
+ * (whatever their versions and carries). A plan per tier, not per key, nor
+ * a limit adjusted without end: each is bound in the store once and kept.
  *
  * @example
  * ```ts
@@ -132,8 +132,6 @@ interface Plan {
   readonly serial: number;
   /** Its gates' parameters: what names their states. */
   readonly states: string;
-  /** Its binding's key in #bindings. */
-  readonly bindKey: string;
   readonly gates: readonly Policy[];
   readonly version: number;
   readonly carry: Carry;
@@ -179,8 +177,10 @@ export class PlannedBinding implements StoreBinding {
   #everyKey: Cached | undefined;
   /** Bound plans by signature, and by serial (what an embedded record names). */
   readonly #plans = new Map<string, Plan>();
-  /** The bindings of the plans, by gates (embedded) or by plan (Redis). */
-  readonly #bindings = new Map<string, StoreBinding>();
+  /** The bindings of the plans, by their gates, and the version each tells the store. */
+  readonly #bindings = new Map<string, { readonly binding: StoreBinding; version: number }>();
+  /** The newest version of the plans bound: setPolicy's default is one more. */
+  #newest = 0;
   readonly #bySerial: Plan[] = [];
   readonly #cache = new PlanCache<Cached>(PLAN_CACHE_KEYS);
   /** The plans of a resolver's answers that are one policy, by identity. */
@@ -242,17 +242,24 @@ export class PlannedBinding implements StoreBinding {
     // Plans of the same gates keep the same states (in Redis their gate ids
     // are the same): embedded, they share a binding; a store that keeps the
     // records is told each plan's version and carry by its own binding.
-    const bindKey = this.#records === undefined && !everyKey ? `plan ${signature}` : `gates ${states}`;
-    let binding = this.#bindings.get(bindKey);
-    if (binding !== undefined && this.#records === undefined) binding.retag?.(this.#tag(version, carry));
+    // Through Redis a binding tells its batches its plan's version: the
+    // newest of its gates' plans (the plan of every key: the current one's).
+    const bindKey = states;
+    const bound = this.#bindings.get(bindKey);
+    let binding = bound?.binding;
+    if (bound !== undefined && (everyKey || version > bound.version)) {
+      bound.version = version;
+      bound.binding.retag?.(this.#tag(version, carry));
+    }
     if (binding === undefined) {
       if (this.#bindings.size >= MAX_PLANS) {
-        throw new ConfigError(parameter, gates, `at most ${MAX_PLANS} distinct plans per limiter over its life (sets of gates; a resolver's through Redis, also by version and carry): a plan per tier, not per key`);
+        throw new ConfigError(parameter, gates, `at most ${MAX_PLANS} distinct plans (sets of gates) per limiter over its life: a plan per tier, not per key, nor a limit adjusted without end`);
       }
       binding = this.#store.bind(gates, this.#clock, this.#block, this.#tag(version, carry));
-      this.#bindings.set(bindKey, binding);
+      this.#bindings.set(bindKey, { binding, version });
     }
-    const plan: Plan = { serial: this.#bySerial.length, states, bindKey, gates, version, carry, capacity: Math.min(...gates.map((g) => g.core.capacity)), horizon: Math.max(...gates.map((g) => horizonOf(g.core))), binding };
+    if (version > this.#newest) this.#newest = version;
+    const plan: Plan = { serial: this.#bySerial.length, states, gates, version, carry, capacity: Math.min(...gates.map((g) => g.core.capacity)), horizon: Math.max(...gates.map((g) => horizonOf(g.core))), binding };
     this.#plans.set(signature, plan);
     this.#bySerial.push(plan);
     return plan;
@@ -284,7 +291,7 @@ export class PlannedBinding implements StoreBinding {
       this.#recording = this.#records !== undefined;
     } else {
       const gates = planGates(policy, 'policy');
-      const version = o.version === undefined ? Math.min(MAX_VERSION, (this.#current?.version ?? 0) + 1) : checkVersion(o.version, 'version');
+      const version = o.version === undefined ? Math.min(MAX_VERSION, this.#newest + 1) : checkVersion(o.version, 'version');
       const plan = this.#plan(gates, version, carry, 'policy', true);
       this.#setCurrent(plan);
       this.#source = { policy: gates, version };
@@ -319,7 +326,7 @@ export class PlannedBinding implements StoreBinding {
         // No record: the key is under the constructor's plan, if it has a state there.
         const initial = this.#initial;
         if (initial !== undefined && initial.states !== plan.states) {
-          const outcome = plan.binding.carryFrom!(initial.binding, key, plan.carry);
+          const outcome = plan.binding.carryFrom!(initial.binding, key, carryOf(plan, initial));
           moved = outcome === 'moved';
           full = outcome === 'full';
           if (full) plan = initial;
@@ -339,7 +346,7 @@ export class PlannedBinding implements StoreBinding {
           if (plan.version >= recorded.version) moved = true;
           else plan = recorded;
         } else if (plan.version >= recorded.version) {
-          full = plan.binding.carryFrom!(recorded.binding, key, plan.carry) === 'full';
+          full = plan.binding.carryFrom!(recorded.binding, key, carryOf(plan, recorded)) === 'full';
           if (full) {
             plan = recorded;
             until = rec.until;
@@ -498,4 +505,13 @@ export function planGates(value: unknown, parameter: string): readonly Policy[] 
     }
   }
   return Object.freeze([...list]) as readonly Policy[];
+}
+
+/**
+ * How a key moves from `from` into `to`: `to`'s carry, but a reset only
+ * into a newer version (lua/plan.lua's rule): plans of one version that
+ * take turns (nodes, or answers, that disagree) carry the key's use.
+ */
+function carryOf(to: Plan, from: Plan): Carry {
+  return to.carry === 'reset' && to.version <= from.version ? 'proportional' : to.carry;
 }

@@ -25,8 +25,9 @@ import { CARRY_AS_IS, CARRY_PROPORTIONAL, CARRY_RESET } from '../../build/abi.js
  *   (3 of 10 used become 30 of 100);
  * - `'as-is'`: the same units stay available, up to the new capacity (7 of
  *   10 available stay 7 of 100; 70 of 100 become 10 of 10);
- * - `'reset'`: the key starts afresh under the new plan (a choice, never
- *   the default).
+ * - `'reset'`: the key starts afresh under the new plan, when that is of a
+ *   newer version (a choice, never the default; plans of one version that
+ *   take turns, such as nodes that disagree, carry the use proportionally).
  *
  * @example
  * ```ts

@@ -751,6 +751,8 @@ export class RedisBinding implements StoreBinding {
     let m = r + hitCount * 4;
     for (const [keyShard, entries] of groups) {
       for (const [key, hits] of entries) {
+        // Whether the key's recorded plan decided it: its reply mirrors no state of this plan's.
+        let stale = false;
         for (const hit of hits) {
           const flags = out[r]!;
           const remaining = out[r + 1]!;
@@ -768,6 +770,7 @@ export class RedisBinding implements StoreBinding {
             // may be one this plan lacks; the limiter resolves the key again.
             if (gate >= this.#limit.length) gate = this.#limit.length - 1;
             this.#o.plan?.stale(key);
+            stale = true;
           }
           const limit = this.#limit[gate]!;
           const capacity = this.#capacity[gate]!;
@@ -800,6 +803,11 @@ export class RedisBinding implements StoreBinding {
         // and any denial of a limiter with plans no longer (a plan changed
         // elsewhere: this process hears of it at its next call to Redis);
         // the fallback keeps the whole states for an outage.
+        if (stale) {
+          // The mirror and the fallback keep what they knew of the key, rather than the reply's nothing.
+          m += gates * 4;
+          continue;
+        }
         const trusted = out[0]! + BLOCK_TRUST_MS;
         for (let g = this.#firstCapped; g < gates; g++) {
           const at = m + g * 4 + 3;

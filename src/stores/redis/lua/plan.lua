@@ -28,6 +28,8 @@
 
 local PLAN = PNAME ~= nil
 local planIds, recordKey, recordDirty = nil, nil, false
+-- How the entry's move carries (PCARRY, but see planEntry).
+local carryMode = PCARRY
 -- The entry's record as read: its version and gates (text), and until when it is kept.
 local recordVersion, recordList, recordUntil = nil, nil, -INF
 -- The batch's gates, to restore after an entry its recorded plan decided.
@@ -103,6 +105,10 @@ planEntry = function(key)
     if PVERSION > v then recordDirty = true end
   elseif PVERSION >= v then
     carryList, recordDirty = list, true
+    -- A reset is a newer version's: nodes that disagree at one version
+    -- (moving the key at every call) carry its use instead.
+    carryMode = PCARRY
+    if PVERSION == v and carryMode == CARRY_RESET then carryMode = CARRY_PROPORTIONAL end
   else
     local gates = parseGates(list)
     if gates == nil then recordDirty = true else useRecordedPlan(gates) end
@@ -146,7 +152,7 @@ carryEntry = function(key)
     if st then
       local q = old[j]
       local used = usedOf(q.code, q.p0, q.p1, q.p2, true, st[1], st[2], st[3], now)
-      local units = carriedUse(used, capacityOf(q.code, q.p0, q.p1), gcode[g], capacityOf(gcode[g], gp0[g], gp1[g]), PCARRY)
+      local units = carriedUse(used, capacityOf(q.code, q.p0, q.p1), gcode[g], capacityOf(gcode[g], gp0[g], gp1[g]), carryMode)
       local have = usedOf(gcode[g], gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], now)
       if units > 0 and units > have then
         commit(g, carriedState(gcode[g], gp0[g], gp1[g], gp2[g], units, st[4], now))
