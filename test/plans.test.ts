@@ -604,6 +604,39 @@ describe('through Redis', () => {
     }
   }, 90_000);
 
+  it('through Redis: revisions of one tier share a binding (no cap met), and a tenant toggling tiers keeps its day quota', async () => {
+    const clock = manualClock();
+    const store = storeOf(modelClock);
+    try {
+      const tier = fixedWindow({ limit: 2, window: '1d' });
+      const revisions = new Limiter({ name: 'rev', policy: (key) => ({ policy: tier, version: Number(key.slice(1)) }), store, clock: clock.now });
+      const ds = await Promise.all(Array.from({ length: 3 * MAX_PLANS }, (_, i) => revisions.limit(`t${i}`)));
+      expect(ds.every((d) => d.allowed)).toBe(true);
+
+      const freeDay = fixedWindow({ limit: 100, window: '1d' });
+      const proPlan = [gcra({ limit: 50, period: '1s', burst: 50 }), fixedWindow({ limit: 1000, window: '1d' })];
+      let onPro = false;
+      let version = 0;
+      const tenant = new Limiter({ name: 'toggle', policy: () => ({ policy: onPro ? proPlan : freeDay, version }), store, clock: clock.now });
+      let underFree = await admittedAsync(tenant, 'acme', 150);
+      for (let round = 0; round < 5; round++) {
+        onPro = true;
+        version++;
+        tenant.invalidate('acme');
+        await tenant.limit('acme');
+        onPro = false;
+        version++;
+        tenant.invalidate('acme');
+        clock.advance(3000);
+        underFree += await admittedAsync(tenant, 'acme', 150);
+      }
+      // A day's 100 under free, however often the tier went up and down.
+      expect(underFree).toBe(100);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a resolver limiter on Redis needs a name; leased mode refuses plans', async () => {
     const store = storeOf();
     const leased = storeOf({ mode: 'leased' });
