@@ -214,6 +214,23 @@ describe('setPolicy, embedded', () => {
     expect(admitted(limiter, 'attacker', 30)).toBe(0);
   });
 
+  it('bookings made ahead under GCRA, carried into a window, fill the windows they reach', async () => {
+    const clock = manualClock();
+    const limiter = new Limiter({ name: 'book', policy: gcra({ limit: 1, period: '1m', burst: 1 }), clock: clock.now });
+    const booked: number[] = [];
+    for (let i = 0; i < 10; i++) booked.push((await limiter.reserve('k')).waitMs);
+    expect(booked).toEqual(booked.map((_, i) => i * 60_000));
+    limiter.setPolicy(fixedWindow({ limit: 1, window: '1m' }));
+    // The 10 booked callers go at their minutes: no one else for those 10 minutes.
+    const perMinute: number[] = [];
+    for (let m = 0; m < 12; m++) {
+      perMinute.push(admitted(limiter, 'k', 3));
+      clock.advance(60_000);
+    }
+    expect(perMinute.slice(0, 10)).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    expect(perMinute.slice(10)).toEqual([1, 1]);
+  });
+
   it('carries a penalty\'s debt and a block into the new plan', async () => {
     const clock = manualClock();
     const limiter = new Limiter({ name: 'p', policy: gcra({ limit: 1, period: '1s', burst: 5 }), clock: clock.now, blockAfter: { denials: 3, within: '1m', duration: '1m' } });
@@ -406,9 +423,9 @@ describe('through Redis', () => {
 
   it('each carry strategy through Redis matches the embedded store, decision for decision', async () => {
     const rate = policyArb.filter((p) => p.kind !== 'concurrency');
-    type PlanOp = { op: 'limit' | 'peek' | 'penalize' | 'set' | 'reset' | 'block'; key: number; n: number; dt: number; carry: Carry };
+    type PlanOp = { op: 'limit' | 'peek' | 'penalize' | 'set' | 'reset' | 'block' | 'reserve'; key: number; n: number; dt: number; carry: Carry };
     const opArb: fc.Arbitrary<PlanOp> = fc.record({
-      op: fc.constantFrom('limit', 'limit', 'limit', 'limit', 'peek', 'penalize', 'set', 'set', 'reset', 'block') as fc.Arbitrary<PlanOp['op']>,
+      op: fc.constantFrom('limit', 'limit', 'limit', 'limit', 'peek', 'penalize', 'set', 'set', 'reset', 'block', 'reserve') as fc.Arbitrary<PlanOp['op']>,
       key: fc.integer({ min: 0, max: 2 }),
       n: fc.integer({ min: 0, max: 5000 }),
       dt: fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 6000 })),
@@ -435,6 +452,9 @@ describe('through Redis', () => {
               if (op === 'limit' || op === 'peek') {
                 const [x, y] = [await local[op](k, { cost }), await remote[op](k, { cost })];
                 expect({ ...y, source: 'local' }).toEqual(x);
+              } else if (op === 'reserve') {
+                const [x, y] = [await local.reserve(k, { cost, maxWaitMs: n }), await remote.reserve(k, { cost, maxWaitMs: n })];
+                expect({ ...y, at: x.at, source: 'local' }).toEqual(x);
               } else if (op === 'set') {
                 current = plans[n % plans.length]!;
                 local.setPolicy(current, { carry });

@@ -138,16 +138,23 @@ export function carriedState(to: CoreParams, units: number, end: number, now: nu
       const anchor = Math.max(now - p2 + Math.min(1, p2 / 2), Math.min(now, end - steps * p2));
       return [anchor, tokens, 0, anchor + steps * p2];
     }
+    // A window's use past its limit (bookings made ahead, a debt) fills the
+    // windows after it, as the window's own reservations would: full ones
+    // up to the last, which holds the rest.
     case CODE.fixed: {
       const idx = Math.floor(now / p0);
-      return [idx, units, 0, (idx + 1) * p0];
+      const ahead = windowsAhead(units, p1);
+      return [idx + ahead, units - ahead * p1, 0, (idx + ahead + 1) * p0];
     }
     case CODE.linear: {
-      const start = Math.min(now, end - p0);
-      return [start, units, 0, start + p0];
+      const ahead = windowsAhead(units, p1);
+      const start = Math.min(now, end - p0) + ahead * p0;
+      return [start, units - ahead * p1, 0, start + p0];
     }
     case CODE.sliding: {
       const idx = Math.floor(now / p0);
+      const ahead = windowsAhead(units, p1);
+      if (ahead > 0) return [idx + ahead, units - ahead * p1, 0, (idx + ahead + 2) * p0];
       // Gone by the end of this window: the previous window's count, weighted by what is left of it.
       if (end <= (idx + 1) * p0) return [idx, 0, Math.ceil(units / (1 - (now - idx * p0) / p0) - EPSILON), (idx + 1) * p0];
       return [idx, units, 0, (idx + 2) * p0];
@@ -155,6 +162,11 @@ export function carriedState(to: CoreParams, units: number, end: number, now: nu
     default:
       throw new TypeError(`cellgate: no carry into algorithm code ${code}`);
   }
+}
+
+/** The whole windows of `limit` that `units` fill before the window holding their rest. */
+function windowsAhead(units: number, limit: number): number {
+  return units > limit ? Math.ceil(units / limit) - 1 : 0;
 }
 
 /**

@@ -73,16 +73,23 @@ local function carriedState(code, p0, p1, p2, units, endAt, t)
     local earliest = t - p2 + step
     if anchor < earliest then anchor = earliest end
     return anchor, tokens, 0, anchor + steps * p2
-  elseif code == KIND_FIXED then
+  end
+  -- A window's use past its limit fills the windows after it (full ones up
+  -- to the last, which holds the rest), as its own reservations would.
+  local ahead = 0
+  if units > p1 then ahead = ceil(units / p1) - 1 end
+  if code == KIND_FIXED then
     local idx = floor(t / p0)
-    return idx, units, 0, (idx + 1) * p0
+    return idx + ahead, units - ahead * p1, 0, (idx + ahead + 1) * p0
   elseif code == KIND_LINEAR then
     local start = endAt - p0
     if t < start then start = t end
-    return start, units, 0, start + p0
+    start = start + ahead * p0
+    return start, units - ahead * p1, 0, start + p0
   end
   -- KIND_SLIDING
   local idx = floor(t / p0)
+  if ahead > 0 then return idx + ahead, units - ahead * p1, 0, (idx + ahead + 2) * p0 end
   if endAt <= (idx + 1) * p0 then return idx, 0, ceil(units / (1 - (t - idx * p0) / p0) - CARRY_EPSILON), (idx + 1) * p0 end
   return idx, units, 0, (idx + 2) * p0
 end
