@@ -283,6 +283,12 @@ describe('setPolicy, embedded', () => {
     expect(() => limiter.setPolicy(pro, { carry: 'none' as Carry })).toThrow(expect.objectContaining({ parameter: 'carry' }));
     expect(() => limiter.setPolicy([] as never)).toThrow(expect.objectContaining({ parameter: 'policy' }));
     expect(() => limiter.setPolicy({ core: 'x' } as never)).toThrow(expect.objectContaining({ parameter: 'policy' }));
+    // Shaped like a policy, but built by no factory: its numbers would reach the core unchecked.
+    const forged = { ...free, core: { ...free.core, code: 99 } };
+    expect(() => limiter.setPolicy(forged as never)).toThrow(expect.objectContaining({ parameter: 'policy' }));
+    expect(() => limiter.setPolicy({ ...free, core: { ...free.core, p1: NaN } } as never)).toThrow(expect.objectContaining({ parameter: 'policy' }));
+    expect(() => new Limiter({ policy: forged as never })).toThrow(expect.objectContaining({ parameter: 'policy' }));
+    expect(() => new Limiter({ policy: [free, { ...free }] as never })).toThrow(expect.objectContaining({ parameter: 'policy' }));
     expect(() => limiter.setPolicy(() => pro, { version: 1 })).toThrow(expect.objectContaining({ parameter: 'version' }));
     expect(() => limiter.invalidate(42 as never)).toThrow(ArgumentError);
     // None of it changed the plan or the key.

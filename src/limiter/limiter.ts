@@ -16,7 +16,7 @@ import { blockDuration, blockGate, type BlockAfter } from './blocks.js';
 import { BookedMoments, checkPriority, rank } from './priority.js';
 import { checkName, checkVersion, planGates, PlannedBinding, type PolicyResolver, type SetPolicyOptions } from './plans.js';
 import { checkCarry, type Carry } from '../policies/carry.js';
-import { MAX_COUNT } from '../policies/policy.js';
+import { isBuiltIn, MAX_COUNT } from '../policies/policy.js';
 
 // The core's per-gate scratch is sized from the same definition (abi/abi.mjs).
 export { MAX_GATES };
@@ -648,8 +648,7 @@ function checkPolicies(value: unknown): readonly (Policy | RateLimiter)[] {
   }
   if (list.length === 1 && isCustomLimiter(list[0])) return Object.freeze([list[0]]);
   for (const p of list) {
-    const core = (p as Policy | undefined)?.core;
-    if (typeof core !== 'object' || core === null || typeof core.code !== 'number') {
+    if (!isBuiltIn(p)) {
       throw new ConfigError(
         'policy',
         p,

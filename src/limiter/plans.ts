@@ -17,6 +17,7 @@ import type { Decision, Reservation } from './decision.js';
 import type { Policy } from '../policies/index.js';
 import { isConcurrency } from '../policies/concurrency.js';
 import { isCustomLimiter } from '../policies/rate-limiter.js';
+import { isBuiltIn } from '../policies/policy.js';
 import { checkCarry, horizonOf, type Carry } from '../policies/carry.js';
 import type { BlockGate } from './blocks.js';
 import type { PlanRecords, PlanTag, Store, StoreBinding } from './store.js';
@@ -495,8 +496,7 @@ export function planGates(value: unknown, parameter: string): readonly Policy[] 
     throw new ConfigError(parameter, value, `a policy or an array of 1 to ${MAX_GATES} policies`);
   }
   for (const p of list) {
-    const core = (p as Policy | undefined)?.core;
-    if (isCustomLimiter(p) || isConcurrency(p) || typeof core !== 'object' || core === null || typeof core.code !== 'number') {
+    if (isCustomLimiter(p) || isConcurrency(p) || !isBuiltIn(p)) {
       throw new ConfigError(
         parameter,
         p,

@@ -47,7 +47,23 @@ export interface PolicyBase<K extends string> extends RateLimiter<CoreState> {
  */
 export function builtIn<F extends { readonly kind: string }>(fields: F, core: CoreParams): F & { readonly core: CoreParams } & RateLimiter<CoreState> {
   const frozen = Object.freeze({ ...core });
-  return Object.freeze({ ...limiterView(frozen), ...fields, core: frozen });
+  const policy = Object.freeze({ ...limiterView(frozen), ...fields, core: frozen });
+  BUILT.add(policy);
+  return policy;
+}
+
+/** Every policy a factory built: the only values a limiter takes as built-in gates. */
+const BUILT = new WeakSet<object>();
+
+/**
+ * Whether `value` was built by a policy factory (gcra(), tokenBucket(),
+ * fixedWindow(), linearWindow(), slidingWindow(), concurrency()): an object
+ * merely shaped like one (`{ core: { code: 99 } }`) is not, and its numbers
+ * would reach the core and the Redis script unchecked.
+ * @internal
+ */
+export function isBuiltIn(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && BUILT.has(value);
 }
 
 /**
