@@ -172,7 +172,8 @@ export class PlannedBinding implements StoreBinding {
   readonly #block: BlockGate | undefined;
   readonly #name: string;
   #carry: Carry;
-  #source: PlanSource;
+  /** The resolver of a limiter whose plans are per key (undefined: #current is every key's). */
+  #resolver: PolicyResolver | undefined;
   /** The plan of a limiter without a resolver, and its entry for every key (a store keeping the records). */
   #current: Plan | undefined;
   #everyKey: Cached | undefined;
@@ -207,7 +208,7 @@ export class PlannedBinding implements StoreBinding {
     this.#block = o.block;
     this.#name = o.name;
     this.#carry = o.carry;
-    this.#source = o.source;
+    this.#resolver = 'resolve' in o.source ? o.source.resolve : undefined;
     this.#records = o.store.planRecords?.(o.name);
     if (this.#records === undefined && o.store.keepsPlans !== true) {
       throw new ConfigError('store', o.store, 'a store that keeps plans (EmbeddedStore, RedisStore) for a limiter with plans (a policy resolver, or a name)');
@@ -286,7 +287,7 @@ export class PlannedBinding implements StoreBinding {
     const carry = o.carry === undefined ? this.#carry : checkCarry(o.carry, 'carry');
     if (typeof policy === 'function') {
       if (o.version !== undefined) throw new ConfigError('version', o.version, "no version with a resolver: its answers carry theirs ({ policy, version })");
-      this.#source = { resolve: policy as PolicyResolver };
+      this.#resolver = policy as PolicyResolver;
       this.#setCurrent(undefined);
       this.#carry = carry;
       this.#recording = this.#records !== undefined;
@@ -295,7 +296,7 @@ export class PlannedBinding implements StoreBinding {
       const version = o.version === undefined ? Math.min(MAX_VERSION, this.#newest + 1) : checkVersion(o.version, 'version');
       const plan = this.#plan(gates, version, carry, 'policy', true);
       this.#setCurrent(plan);
-      this.#source = { policy: gates, version };
+      this.#resolver = undefined;
       if (plan.states !== this.#initial?.states) this.#recording = this.#records !== undefined;
     }
     this.#cache.clear();
@@ -367,9 +368,8 @@ export class PlannedBinding implements StoreBinding {
   }
 
   #resolve(key: string): Plan {
-    const resolve = (this.#source as { resolve: PolicyResolver }).resolve;
     // (A resolver that throws throws to the caller, as any callback's error.)
-    const answer: unknown = resolve(key);
+    const answer: unknown = this.#resolver!(key);
     // The same policy (frozen) answered again: its plan, without checking it again.
     const known = typeof answer === 'object' && answer !== null ? this.#answered.get(answer) : undefined;
     if (known !== undefined) return known;
