@@ -201,6 +201,19 @@ export class Limiter {
   }
 
   /**
+   * The store the limiter decides in: what `limitedFetch` asks whether the
+   * fleet can share what an upstream says (a {@link RedisStore} can).
+   *
+   * @example
+   * ```ts
+   * limiter.store instanceof RedisStore; // false for the default EmbeddedStore
+   * ```
+   */
+  get store(): Store {
+    return this.#store;
+  }
+
+  /**
    * The gates, in order: of the current plan of a limiter with plans (none
    * with a resolver, whose plans are per key).
    *
