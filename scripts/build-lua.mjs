@@ -61,7 +61,7 @@ export function withoutComments(composed) {
     .join('\n');
 }
 
-const scripts = { decideLua: `${LUA_DIR}/decide.lua`, casLua: 'src/stores/redis/cas.lua', fleetLua: 'src/stores/redis/fleet.lua' };
+const scripts = { decideLua: `${LUA_DIR}/decide.lua`, casLua: 'src/stores/redis/cas.lua', fleetLua: 'src/stores/redis/fleet.lua', paceLua: 'src/stores/redis/pace.lua' };
 
 // Run as a script (npm run build:lua); test/build-lua.test.ts imports compose().
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

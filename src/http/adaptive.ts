@@ -158,6 +158,19 @@ export class AdaptivePacer {
   }
 
   /**
+   * The pacer's constants, as given or defaulted: what a shared pace is told
+   * with each pushback, so that the fleet's pace follows the same rule.
+   *
+   * @example
+   * ```ts
+   * new AdaptivePacer().pacing; // { initialSpacingMs: 100, maxSpacingMs: 60000, recoverySuccesses: 20 }
+   * ```
+   */
+  get pacing(): { readonly initialSpacingMs: number; readonly maxSpacingMs: number; readonly recoverySuccesses: number } {
+    return { initialSpacingMs: this.#initial, maxSpacingMs: this.#max, recoverySuccesses: this.#recovery };
+  }
+
+  /**
    * Waits until a call of `key` may start: past the key's gate and one
    * spacing after the previous start, behind the calls that waited before it.
    * Resolves with a ticket to hand back with the call's outcome; rejects with

@@ -4,6 +4,7 @@ import { checkKey, MAX_KEY_LENGTH } from '../core/key-hash.js';
 import type { Limiter } from '../limiter/limiter.js';
 import { strictOptions } from '../core/options.js';
 import { AdaptivePacer } from './adaptive.js';
+import { fleetPace, localPace, type Turn } from './call-pace.js';
 import { holdsSlots } from '../policies/concurrency.js';
 import { releasingBody } from './releasing-body.js';
 import { parseQuotaHeaders, parseRetryAfter, serverNow } from './upstream-headers.js';
@@ -39,7 +40,7 @@ export interface LimitedFetchOptions {
    * while it is in flight, its response's body included (see
    * {@link limitedFetch}).
    */
-  limiter: Pick<Limiter, 'acquire'> & Partial<Pick<Limiter, 'refund' | 'policies'>>;
+  limiter: Pick<Limiter, 'acquire'> & Partial<Pick<Limiter, 'refund' | 'policies' | 'store'>>;
   /**
    * The budget a call counts against: a fixed string, or a function of a
    * `Request` with the call's URL, method and headers (no body, so the key
@@ -63,9 +64,21 @@ export interface LimitedFetchOptions {
   /**
    * The per-key slow-down state (default: a new {@link AdaptivePacer} with
    * {@link DEFAULT_PACING}). Pass one to tune its constants or clock, or
-   * share one between wrappers that call the same upstream.
+   * share one between wrappers that call the same upstream. With a shared
+   * pace (see `shared`) its constants set the fleet's pace, and it paces the
+   * process alone while the store does not answer.
    */
   pacer?: AdaptivePacer;
+  /**
+   * Whether the processes sharing the limiter's store share what the
+   * upstream says (default `true`; only a store that can, a `RedisStore`,
+   * shares anything): a `Retry-After` or a spent quota one process is told
+   * holds every process's calls of the key until that moment, and the pace
+   * the pushbacks set spaces the fleet's calls, not each process's. It costs
+   * one more round trip to the store before each send. `false`: each process
+   * holds and paces on its own.
+   */
+  shared?: boolean;
 }
 
 /** One hour: see {@link LimitedFetchOptions.maxRetryAfterMs}. */
@@ -77,9 +90,17 @@ const DEFAULT_MAX_RETRY_AFTER_MS = 3_600_000;
  *
  * 1. waits for `limiter.acquire(key, { signal })` (never dropped; the call's
  *    `signal`, from `init` or the `Request`, aborts the wait with its reason);
- * 2. waits for the key's {@link AdaptivePacer}: the upstream's retry moment
- *    and the extra spacing its pushbacks set (see {@link AdaptivePacer} for
- *    the exact rule);
+ * 2. waits for the key's pace: the upstream's retry moment and the extra
+ *    spacing its pushbacks set (see {@link AdaptivePacer} for the exact
+ *    rule). When the limiter's store is a `RedisStore` (and `shared` is not
+ *    `false`), the pace is the fleet's, kept in Redis: a hold one process
+ *    learned holds every process's calls of the key until the moment the
+ *    upstream named, and the spacing is between the fleet's calls. A call
+ *    books its start there and, if it had to wait, books again before it is
+ *    sent, so a hold written while it waited still holds it; only calls
+ *    already past that check when a hold is written (in flight) reach the
+ *    upstream before the moment. While Redis does not answer, each process
+ *    paces alone, keeping the holds it learned itself;
  * 3. calls `fetchFn(input, init)` with the caller's own arguments (fields
  *    such as Node's `dispatcher` pass through);
  * 4. reads the answer: a 429, or a 503 with `Retry-After`, is a pushback (the
@@ -123,7 +144,7 @@ const DEFAULT_MAX_RETRY_AFTER_MS = 3_600_000;
  */
 export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOptions): FetchFunction {
   if (typeof fetchFn !== 'function') throw new ConfigError('fetch', fetchFn, 'a function with the signature of fetch');
-  const o = strictOptions(options, 'limitedFetch', ['limiter', 'key', 'retry429', 'maxRetryAfterMs', 'pacer']);
+  const o = strictOptions(options, 'limitedFetch', ['limiter', 'key', 'retry429', 'maxRetryAfterMs', 'pacer', 'shared']);
   const limiter = o.limiter as Partial<Limiter> | undefined;
   if (typeof limiter !== 'object' || limiter === null || typeof limiter.acquire !== 'function') {
     throw new ConfigError('limiter', limiter, 'a Limiter (an object with acquire)');
@@ -140,6 +161,10 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
     o.maxRetryAfterMs === undefined ? DEFAULT_MAX_RETRY_AFTER_MS : checkDuration(o.maxRetryAfterMs, 'maxRetryAfterMs', { ...DELAY_BOUNDS, above: true });
   const pacer = o.pacer === undefined ? new AdaptivePacer() : o.pacer;
   if (!(pacer instanceof AdaptivePacer)) throw new ConfigError('pacer', pacer, 'an AdaptivePacer');
+  const share = o.shared === undefined ? true : o.shared;
+  if (typeof share !== 'boolean') throw new ConfigError('shared', share, 'a boolean');
+  const sharedPace = share ? (limiter.store as { sharedPace?: Parameters<typeof fleetPace>[0] } | undefined)?.sharedPace : undefined;
+  const pace = sharedPace === undefined ? localPace(pacer) : fleetPace(sharedPace, pacer);
 
   if (limiter.policies !== undefined && !Array.isArray(limiter.policies)) throw new ConfigError('limiter', limiter, 'a Limiter (its policies an array)');
   const slots = holdsSlots(limiter.policies);
@@ -160,9 +185,9 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
       const permit = await acquire(k, { signal });
       // A concurrency gate's slot is held while the call is in flight.
       const release = slots ? () => void permit.release() : undefined;
-      let ticket: number;
+      let turn: Turn;
       try {
-        ticket = await pacer.admit(k, signal);
+        turn = await pace.admit(k, signal);
       } catch (error) {
         // Admitted by the limiter but never sent: give the slot, or the unit, back
         // (not both: a refund takes holders from the concurrency gate too).
@@ -198,7 +223,7 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
       const resetMs = quota?.remaining === 0 ? quota.resetMs : undefined;
       if (status === 429 || (status === 503 && retryAfter !== undefined)) {
         const until = retryAfter === undefined ? resetMs : resetMs === undefined ? retryAfter : Math.max(retryAfter, resetMs);
-        pacer.pushback(k, ticket, until === undefined ? undefined : hold(until));
+        await pace.pushback(k, turn, until === undefined ? undefined : hold(until));
         if (status === 429 && !last) {
           // Free the connection before waiting for the retry.
           await response.body?.cancel().catch(() => {});
@@ -207,8 +232,8 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
         }
       } else {
         const until = resetMs ?? (quota?.remaining === 0 ? retryAfter : undefined);
-        if (until !== undefined) pacer.pause(k, hold(until));
-        if (status < 500) pacer.success(k, ticket);
+        if (until !== undefined) await pace.pause(k, hold(until));
+        if (status < 500) pace.success(k, turn);
       }
       return release === undefined ? response : releasingBody(response, release);
     }

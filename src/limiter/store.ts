@@ -37,6 +37,82 @@ export interface Store {
   planRecords?(name: string): PlanRecords;
   /** Registers a limiter whose policy is a custom {@link RateLimiter} (stores that support them). */
   bindCustom?(limiter: RateLimiter, clock: Clock): StoreBinding;
+  /**
+   * Where the processes sharing this store share what an upstream said of a
+   * key (the Redis store): `limitedFetch` holds and paces every process's
+   * calls by it. A store without it (the embedded one) paces each process
+   * alone.
+   */
+  readonly sharedPace?: SharedPace;
+}
+
+/**
+ * The constants of an AIMD pace, as a shared pace is told them with each
+ * pushback (the pushing process's {@link AdaptivePacer}'s).
+ *
+ * @example
+ * ```ts
+ * const pacing: SharedPacing = { initialSpacingMs: 100, maxSpacingMs: 60_000, recoverySuccesses: 20 };
+ * ```
+ */
+export interface SharedPacing {
+  readonly initialSpacingMs: number;
+  readonly maxSpacingMs: number;
+  readonly recoverySuccesses: number;
+}
+
+/**
+ * A call's turn in a shared pace: wait `waitMs`, then book again with
+ * `again` (a hold set meanwhile moves it); `ticket` goes back with the
+ * call's outcome.
+ *
+ * @example
+ * ```ts
+ * const slot: PaceSlot = { waitMs: 0, ticket: 0, spacingMs: 0 }; // an upstream that never pushed back
+ * ```
+ */
+export interface PaceSlot {
+  readonly waitMs: number;
+  readonly ticket: number;
+  readonly spacingMs: number;
+}
+
+/**
+ * How a key stands in a shared pace: held for `holdMs` more, its calls
+ * `spacingMs` apart across the fleet.
+ *
+ * @example
+ * ```ts
+ * const s: PaceStanding = { holdMs: 2000, spacingMs: 100 };
+ * ```
+ */
+export interface PaceStanding {
+  readonly holdMs: number;
+  readonly spacingMs: number;
+}
+
+/**
+ * An upstream's pace of each key, kept where every process sharing a store
+ * reads it (src/stores/redis/pace.lua has the rule, the same as
+ * AdaptivePacer's). Every method resolves with `undefined` when the store
+ * could not answer: the caller paces by what its own process knows.
+ *
+ * @example
+ * ```ts
+ * const slot = await store.sharedPace?.book('https://api.example', false);
+ * ```
+ */
+export interface SharedPace {
+  /** Books the key's next start: wait `waitMs`, then book `again`. */
+  book(key: string, again: boolean): Promise<PaceSlot | undefined>;
+  /** The upstream refused a call: hold the key `delayMs` (or one spacing), and halve its pace if the ticket is current. */
+  pushback(key: string, ticket: number | undefined, delayMs: number | undefined, pacing: SharedPacing): Promise<PaceStanding | undefined>;
+  /** Hold the key `delayMs` without slowing it (a quota spent until its reset). */
+  pause(key: string, delayMs: number): Promise<PaceStanding | undefined>;
+  /** The upstream accepted a call: its pace recovers by a step if the ticket is current. */
+  success(key: string, ticket: number): Promise<PaceStanding | undefined>;
+  /** How the key stands, changing nothing. */
+  peek(key: string): Promise<PaceStanding | undefined>;
 }
 
 /** What decides for one limiter's gates in a {@link Store}. */

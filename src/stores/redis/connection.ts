@@ -1,5 +1,5 @@
 // The one narrow interface between the Redis store and a Redis client. The
-// store runs three Lua scripts, asks for the connection's state and listens
+// store runs its Lua scripts, asks for the connection's state and listens
 // to two events; each supported client library is adapted to that in its own
 // file (ioredis-connection.ts, node-redis-connection.ts), and anything else
 // can be adapted by implementing `RedisConnection` in a few lines.

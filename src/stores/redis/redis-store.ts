@@ -7,13 +7,14 @@ import { shardHash } from './shard-hash.js';
 import { optionNames, strictOptions } from '../../core/options.js';
 import type { Policy } from '../../policies/index.js';
 import { isConcurrency } from '../../policies/concurrency.js';
-import type { PlanTag, Store, StoreBinding } from '../../limiter/store.js';
+import type { PlanTag, SharedPace, Store, StoreBinding } from '../../limiter/store.js';
 import { RedisBinding } from './redis-binding.js';
 import { toConnection, type RedisConnection } from './connection.js';
 import type { RedisClient } from './ioredis-connection.js';
 import type { NodeRedisClient, NodeRedisCluster } from './node-redis-connection.js';
 import type { Lifecycle } from './lifecycle.js';
 import { DECIDE_SCRIPT, FLEET_SCRIPT } from './scripts.js';
+import { RedisSharedPace } from './shared-pace.js';
 import { CustomRedisBinding } from './custom-redis-binding.js';
 import type { RateLimiter } from '../../policies/rate-limiter.js';
 import { CircuitBreaker, withTimeout, type BreakerCloseDetail, type BreakerOpenDetail, type BreakerState } from './circuit-breaker.js';
@@ -210,6 +211,7 @@ export class RedisStore implements Store {
   /** Leased mode's settings (undefined: strict mode). */
   readonly #lease: LeaseSettings | undefined;
   readonly #counts: SourceCounts = { redis: 0, local: 0, fallback: 0, lease: 0, leases: 0, reconciled: 0 };
+  #pace: RedisSharedPace | undefined;
   /**
    * Opens on a timeout, a connection error or a script error; closes when a
    * probe gets an answer. Listen to its `'open'` and `'close'` events. On a
@@ -348,6 +350,23 @@ export class RedisStore implements Store {
     );
     this.#heartbeat = setTimeout(() => this.#beat(), HEARTBEAT_MS);
     (this.#heartbeat as { unref?: () => void }).unref?.();
+  }
+
+  /**
+   * What an upstream said of each key (a hold, the fleet's spacing), shared
+   * by every process on this store: `limitedFetch` reads it before each
+   * send (src/stores/redis/pace.lua).
+   */
+  get sharedPace(): SharedPace {
+    this.#pace ??= new RedisSharedPace({
+      connection: this.#client,
+      shardKey: (shard) => this.shardKey(shard),
+      shardOf: (key) => this.shardOf(key),
+      breaker: this.breaker,
+      breakerPerShard: this.#breakerPerShard,
+      lifecycle: this.#lifecycle,
+    });
+    return this.#pace;
   }
 
   /** The number of virtual shards. */

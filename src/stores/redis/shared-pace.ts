@@ -1,0 +1,81 @@
+// A RedisStore's side of the fleet's upstream pace: runs pace.lua for one
+// key on the shard that key's states live on, through the store's breaker,
+// so that a Redis that is down costs a call nothing but the local pace.
+import type { PaceSlot, PaceStanding, SharedPace, SharedPacing } from '../../limiter/store.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
+import type { RedisConnection } from './connection.js';
+import { keyBytes } from './key-bytes.js';
+import type { Lifecycle } from './lifecycle.js';
+import { PACE_SCRIPT } from './scripts.js';
+
+/** What {@link RedisSharedPace} needs of its store. */
+export interface RedisSharedPaceOptions {
+  connection: RedisConnection;
+  shardKey(shard: number): string;
+  shardOf(key: string): number;
+  breaker: CircuitBreaker;
+  breakerPerShard: boolean;
+  lifecycle: Lifecycle;
+}
+
+/** The suffix of a pace's Redis key: see pace.lua's header for why it is never a state's. */
+const PACE_SUFFIX = Buffer.from('|^');
+
+/**
+ * The {@link SharedPace} of a RedisStore (its `sharedPace`). Every method
+ * resolves with `undefined` when Redis did not answer (the breaker open,
+ * the connection down, a timeout): the caller paces by what it knows alone.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * const slot = await store.sharedPace.book('https://api.example', false); // { waitMs: 0, ticket: 0, spacingMs: 0 }
+ * ```
+ */
+export class RedisSharedPace implements SharedPace {
+  readonly #o: RedisSharedPaceOptions;
+
+  constructor(options: RedisSharedPaceOptions) {
+    this.#o = options;
+  }
+
+  async book(key: string, again: boolean): Promise<PaceSlot | undefined> {
+    const r = await this.#run(key, ['book', again ? '1' : '']);
+    return r === undefined ? undefined : { waitMs: r[0]!, ticket: r[1]!, spacingMs: r[2]! };
+  }
+
+  pushback(key: string, ticket: number | undefined, delayMs: number | undefined, pacing: SharedPacing): Promise<PaceStanding | undefined> {
+    const args = ['pushback', ticket === undefined ? '' : String(ticket), delayMs === undefined ? '' : String(delayMs)];
+    args.push(String(pacing.initialSpacingMs), String(pacing.maxSpacingMs), String(pacing.recoverySuccesses));
+    return this.#standing(key, args);
+  }
+
+  pause(key: string, delayMs: number): Promise<PaceStanding | undefined> {
+    return this.#standing(key, ['pause', String(delayMs)]);
+  }
+
+  success(key: string, ticket: number): Promise<PaceStanding | undefined> {
+    return this.#standing(key, ['success', String(ticket)]);
+  }
+
+  peek(key: string): Promise<PaceStanding | undefined> {
+    return this.#standing(key, ['peek']);
+  }
+
+  async #standing(key: string, args: string[]): Promise<PaceStanding | undefined> {
+    const r = await this.#run(key, args);
+    return r === undefined ? undefined : { holdMs: r[0]!, spacingMs: r[1]! };
+  }
+
+  /** The script's integers, or undefined when Redis did not answer (the failure recorded by the breaker). */
+  async #run(key: string, args: string[]): Promise<number[] | undefined> {
+    const o = this.#o;
+    if (o.lifecycle.closed) return undefined;
+    const shard = o.shardOf(key);
+    const slot = o.breakerPerShard ? shard : 0;
+    if (o.breaker.isOpen(slot) || o.connection.state === 'down' || o.connection.state === 'idle') return undefined;
+    const redisKey = Buffer.concat([Buffer.from(`${o.shardKey(shard)}:`), keyBytes(key), PACE_SUFFIX]);
+    const reply = await o.breaker.run(slot, () => o.connection.evalScript(PACE_SCRIPT, redisKey, args));
+    return Array.isArray(reply) ? reply.map(Number) : undefined;
+  }
+}

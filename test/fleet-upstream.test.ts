@@ -1,0 +1,176 @@
+// The fleet listens to the upstream together: several OS processes
+// (support/upstream-worker.mjs) share a RedisStore and call one mock upstream
+// on loopback, which records every arrival. A hold one pod is told is kept
+// by every pod; the pushbacks' pace spaces the fleet's calls, not each pod's.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runPods } from '../support/pods.js';
+import { useRedis } from './helpers/use-redis.js';
+
+const worker = fileURLToPath(new URL('../support/upstream-worker.mjs', import.meta.url));
+const redis = useRedis();
+
+/** One arrival at the mock upstream. */
+interface Arrival {
+  /** Date.now() at arrival (one clock for every process of the machine). */
+  at: number;
+  pod: string;
+  /** When the pod's limitedFetch let the request go. */
+  checked: number;
+  status: number;
+}
+
+/** What the mock upstream answers a request: a status and headers. */
+type Answer = (arrival: { at: number; index: number }) => { status: number; headers?: Record<string, string> };
+
+interface MockUpstream {
+  url: string;
+  arrivals: Arrival[];
+  /** Replaces the answering rule and forgets the arrivals. */
+  reset(answer: Answer): void;
+  close(): Promise<void>;
+}
+
+function startUpstream(): Promise<MockUpstream> {
+  let answer: Answer = () => ({ status: 200 });
+  const arrivals: Arrival[] = [];
+  const server = http.createServer((req, res) => {
+    const at = Date.now();
+    const { status, headers } = answer({ at, index: arrivals.length });
+    arrivals.push({ at, pod: String(req.headers['x-pod']), checked: Number(req.headers['x-checked']), status });
+    res.writeHead(status, { 'content-type': 'text/plain', ...headers });
+    res.end(status === 200 ? 'ok\n' : 'no\n');
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      resolve({
+        url: `http://127.0.0.1:${port}/`,
+        arrivals,
+        reset(next) {
+          answer = next;
+          arrivals.length = 0;
+        },
+        close: () =>
+          new Promise<void>((r) => {
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}
+
+let upstream: MockUpstream;
+beforeAll(async () => {
+  upstream = await startUpstream();
+});
+afterAll(async () => {
+  await upstream.close();
+});
+
+interface PodResult {
+  ok: number;
+  limited: number;
+  other: number;
+  errors: number;
+  handled429: number[];
+}
+
+let run = 0;
+/** Runs `pods` workers for `ms` against the upstream, answering by `answer`. */
+async function fleet(pods: number, ms: number, answer: Answer, options: Record<string, unknown> = {}): Promise<{ results: PodResult[]; arrivals: Arrival[] }> {
+  upstream.reset(answer);
+  const prefix = `fleet-upstream-${++run}:`;
+  const started = await runPods(
+    worker,
+    Array.from({ length: pods }, (_, pod) => [String(redis.server.port), prefix, upstream.url, String(ms), JSON.stringify({ ...options, pod })]),
+    ms + 20_000,
+  );
+  const results = (await Promise.all(started.map((p) => p.result))) as unknown as PodResult[];
+  for (const r of results) expect(r).toBeDefined();
+  return { results, arrivals: [...upstream.arrivals] };
+}
+
+/** A 429 with `retryAfter` to the first request arriving at least `afterMs` from the first arrival; 200 to every other. */
+function oneRefusal(retryAfter: string, afterMs = 400): Answer & { refusedAt: () => number | undefined } {
+  let first: number | undefined;
+  let refusedAt: number | undefined;
+  const answer = ({ at }: { at: number }) => {
+    first ??= at;
+    if (refusedAt === undefined && at - first >= afterMs) {
+      refusedAt = at;
+      return { status: 429, headers: { 'retry-after': retryAfter } };
+    }
+    return { status: 200 };
+  };
+  return Object.assign(answer, { refusedAt: () => refusedAt });
+}
+
+/** The moment the pod told 429 had written its hold for the fleet (its limitedFetch returned the 429). */
+function holdWrittenAt(results: PodResult[]): number {
+  const all = results.flatMap((r) => r.handled429);
+  expect(all).toHaveLength(1);
+  return all[0]!;
+}
+
+describe('a Retry-After one pod is told holds the fleet (3 OS processes, one RedisStore)', () => {
+  it('no request let go after the hold was written arrives before the moment the upstream named; the pace then spaces the fleet', async () => {
+    const answer = oneRefusal('2');
+    const { results, arrivals } = await fleet(3, 4000, answer);
+    const refusedAt = answer.refusedAt()!;
+    expect(refusedAt).toBeDefined();
+    const written = holdWrittenAt(results);
+    const until = refusedAt + 2000;
+    // In the hold: only requests already let go before the hold was written (in flight then).
+    const inHold = arrivals.filter((a) => a.at > refusedAt && a.at < until);
+    const lateInHold = inHold.filter((a) => a.checked > written);
+    expect(lateInHold).toEqual([]);
+    expect(inHold.length).toBeLessThanOrEqual(9); // at most every pod's loops in flight
+    // Every pod calls again after the hold, spaced by the fleet's pace: the
+    // pushback set a spacing of 100 ms between the fleet's starts (recovering
+    // by 5 ms a success), not between each pod's.
+    const after = arrivals.filter((a) => a.at >= until);
+    expect(new Set(after.map((a) => a.pod)).size).toBe(3);
+    const gaps = after.slice(0, 5).map((a, i, xs) => (i === 0 ? Infinity : a.checked - xs[i - 1]!.checked));
+    for (const gap of gaps.slice(1)) expect(gap).toBeGreaterThanOrEqual(75);
+    console.log(`retry-after 2 s, 3 pods: ${inHold.length} arrivals in the hold (all let go before it was written), first gaps after it ${gaps.slice(1).join(', ')} ms`);
+  }, 60_000);
+
+  it('with shared: false each pod learns alone: the others keep calling in the hold (the control)', async () => {
+    const answer = oneRefusal('2');
+    const { results, arrivals } = await fleet(3, 3000, answer, { shared: false });
+    const refusedAt = answer.refusedAt()!;
+    const written = holdWrittenAt(results);
+    const late = arrivals.filter((a) => a.at > refusedAt && a.at < refusedAt + 2000 && a.checked > written);
+    expect(late.length).toBeGreaterThan(20);
+    // The pod told keeps its own hold.
+    const told = arrivals.find((a) => a.at === refusedAt)!.pod;
+    expect(late.filter((a) => a.pod === told)).toEqual([]);
+  }, 60_000);
+
+  it('a hold is clamped to maxRetryAfterMs: Retry-After of 10^12 s holds the fleet for 1 s, then it calls again', async () => {
+    const answer = oneRefusal('999999999999');
+    const { results, arrivals } = await fleet(3, 3000, answer, { maxRetryAfterMs: 1000 });
+    const refusedAt = answer.refusedAt()!;
+    const written = holdWrittenAt(results);
+    expect(arrivals.filter((a) => a.at > refusedAt && a.at < refusedAt + 1000 && a.checked > written)).toEqual([]);
+    const resumed = arrivals.filter((a) => a.at >= refusedAt + 1000);
+    expect(resumed.length).toBeGreaterThan(5);
+    expect(resumed[0]!.at).toBeLessThan(refusedAt + 1500);
+  }, 60_000);
+
+  for (const bad of ['soon', '-5', '1.5', 'Wed, 21 Oct 2015 07:28:00 GMT', '']) {
+    it(`an unreadable or past Retry-After (${JSON.stringify(bad)}) holds the fleet for one spacing (100 ms), not forever`, async () => {
+      const answer = oneRefusal(bad);
+      const { results, arrivals } = await fleet(2, 2000, answer);
+      const refusedAt = answer.refusedAt()!;
+      holdWrittenAt(results);
+      const resumed = arrivals.filter((a) => a.at > refusedAt + 100);
+      expect(resumed.length).toBeGreaterThan(5);
+      expect(resumed[0]!.at).toBeLessThan(refusedAt + 600);
+    }, 60_000);
+  }
+});
