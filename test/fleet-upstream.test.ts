@@ -5,7 +5,12 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedis, startRedisCluster } from '../build/lib/src/cli/redis-server.js';
+import { limitedFetch } from '../build/lib/src/http/index.js';
+import { Limiter, gcra } from '../build/lib/src/index.js';
+import { RedisStore } from '../build/lib/src/stores/redis/index.js';
 import { runPods } from '../support/pods.js';
 import { useRedis } from './helpers/use-redis.js';
 
@@ -173,4 +178,98 @@ describe('a Retry-After one pod is told holds the fleet (3 OS processes, one Red
       expect(resumed[0]!.at).toBeLessThan(refusedAt + 600);
     }, 60_000);
   }
+});
+
+describe('the shared pace in Redis: keys, shards and faults', () => {
+  it('keeps each key apart, hostile and unicode keys included, on one server and on a 3-master Cluster', async () => {
+    const cluster = await startRedisCluster({ masters: 3 });
+    const clusterClient = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } });
+    const server = new Redis({ host: redis.server.host, port: redis.server.port, maxRetriesPerRequest: 1 });
+    try {
+      for (const client of [clusterClient, server]) {
+        const store = new RedisStore({ client, prefix: `pacekeys${++run}:`, timeoutMs: 5000 });
+        const pace = store.sharedPace;
+        const held = ['a', 'a|^', 'a|^|^', '\u00e9t\u00e9', 'lone \ud800 surrogate', 'x'.repeat(512), ...Array.from({ length: 60 }, (_, i) => `tenant:${i}`)];
+        const free = ['a|', 'a|^x', '\u00e9te\u0301', 'lone \ud801 surrogate', 'x'.repeat(511), ...Array.from({ length: 60 }, (_, i) => `tenant:${i + 60}`)];
+        for (const k of held) expect((await pace.pause(k, 60_000))!.holdMs).toBeGreaterThan(59_000);
+        for (const k of held) expect((await pace.book(k, false))!.waitMs).toBeGreaterThan(59_000);
+        for (const k of free) expect(await pace.book(k, false)).toEqual({ waitMs: 0, ticket: 0, spacingMs: 0 });
+        await store.close();
+      }
+    } finally {
+      clusterClient.disconnect();
+      server.disconnect();
+      await cluster.stop();
+    }
+  }, 60_000);
+
+  it('a pushback halves the pace once per burst, successes of calls booked since bring it back, and a key at full pace is forgotten', async () => {
+    const store = new RedisStore({ client: redis.client, prefix: `pacerule${++run}:`, timeoutMs: 5000 });
+    const pace = store.sharedPace;
+    const pacing = { initialSpacingMs: 100, maxSpacingMs: 400, recoverySuccesses: 4 };
+    const burst = await Promise.all([pace.book('k', false), pace.book('k', false)]);
+    expect(burst.map((s) => s!.ticket)).toEqual([0, 0]);
+    expect(await pace.pushback('k', 0, 0, pacing)).toEqual({ holdMs: 0, spacingMs: 100 });
+    // The rest of the burst that caused it does not halve it again.
+    expect(await pace.pushback('k', 0, 0, pacing)).toEqual({ holdMs: 0, spacingMs: 100 });
+    const next = (await pace.book('k', false))!;
+    expect(next.ticket).toBe(1);
+    expect((await pace.pushback('k', next.ticket, 0, pacing))!.spacingMs).toBe(200);
+    const a = (await pace.book('k', false))!;
+    const aStart = performance.now() + a.waitMs;
+    const b = (await pace.book('k', false))!;
+    const bStart = performance.now() + b.waitMs;
+    // Starts are one spacing apart across every caller (waits are rounded up to whole ms).
+    expect(bStart - aStart).toBeGreaterThanOrEqual(198);
+    expect((await pace.pushback('k', a.ticket, 0, pacing))!.spacingMs).toBe(400);
+    expect((await pace.pushback('k', 99, 0, pacing))!.spacingMs).toBe(400); // capped at maxSpacingMs
+    const t = (await pace.book('k', false))!.ticket;
+    expect((await pace.success('k', 0))!.spacingMs).toBe(400); // booked before the last reduction: moves nothing
+    for (const left of [300, 200, 100, 0]) expect((await pace.success('k', t))!.spacingMs).toBe(left);
+    // Nothing held and full pace: the hash is gone once its booked starts have passed.
+    await new Promise((r) => setTimeout(r, 1700));
+    await pace.success('k', t);
+    expect(await redis.client.keys(`pacerule${run}:*|^`)).toEqual([]);
+    await store.close();
+  }, 30_000);
+
+  it('Redis frozen, then killed: no call throws, each process paces alone keeping the holds it learned, and the fleet is shared again once Redis is back', async () => {
+    const own = await startRedis();
+    const client = new Redis({ host: own.host, port: own.port, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+    client.on('error', () => {});
+    // A fleet of one, said up front: its fallback admits from the first call (no heartbeat to wait for).
+    const store = new RedisStore({ client, prefix: 'pacefault:', timeoutMs: 100, fallback: { nodes: 1 } });
+    const limiter = new Limiter({ policy: gcra({ limit: 1000, period: '1s' }), store });
+    try {
+      const refusal = oneRefusal('1', 0);
+      upstream.reset(refusal);
+      const api = limitedFetch(fetch, { limiter, key: 'upstream' });
+      expect((await api(upstream.url)).status).toBe(429);
+      own.kill('SIGSTOP');
+      const started = Date.now();
+      // Frozen: the booking times out (100 ms), the process's own hold (1 s) still holds it.
+      const res = await api(upstream.url);
+      expect(res.status).toBe(200);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(850);
+      own.kill('SIGCONT');
+      own.kill('SIGKILL');
+      for (let i = 0; i < 5; i++) expect((await api(upstream.url)).status).toBe(200);
+      await own.restart();
+      await store.ready();
+      await new Promise((r) => setTimeout(r, 600)); // the breaker's next probe
+      upstream.reset(oneRefusal('2', 0));
+      expect((await api(upstream.url)).status).toBe(429);
+      // Another process's view (another store and client): the hold is in Redis again.
+      const other = new Redis({ host: own.host, port: own.port, maxRetriesPerRequest: 1 });
+      const otherStore = new RedisStore({ client: other, prefix: 'pacefault:', timeoutMs: 1000 });
+      expect((await otherStore.sharedPace.book('upstream', false))!.waitMs).toBeGreaterThan(1500);
+      await otherStore.close();
+      other.disconnect();
+    } finally {
+      own.kill('SIGCONT');
+      await store.close();
+      client.disconnect();
+      await own.stop();
+    }
+  }, 60_000);
 });

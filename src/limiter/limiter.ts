@@ -1,4 +1,4 @@
-import { checkedClock, MAX_TIMER_MS, taskClock, type Clock } from '../core/clock.js';
+import { checkedClock, MAX_TIMER_MS, sleep, taskClock, type Clock } from '../core/clock.js';
 import { checkDuration, MAX_DURATION_MS, MAX_WAIT_BOUNDS, type Duration } from '../core/duration.js';
 import type { Decision, Reservation } from './decision.js';
 import { EmbeddedStore } from '../stores/embedded/embedded-store.js';
@@ -97,6 +97,9 @@ const RESERVE_OPTIONS = optionNames<keyof ReserveOptions>({ cost: true, maxWaitM
 const ACQUIRE_OPTIONS = optionNames<keyof AcquireOptions>({ cost: true, maxWaitMs: true, signal: true, priority: true });
 /** Why `version` and `carry` need a limiter with plans. */
 const NOT_PLANNED = 'a limiter with plans (new Limiter({ name, policy }), or a policy resolver): only its keys keep the record of their plan that a change carries their state by';
+/** How long acquire() waits before asking again when nothing could be booked (see acquire). */
+const UNBOOKABLE_RETRY_MS = 100;
+
 /** What a synchronous call needs of the store (the method's name follows). */
 const SYNC_STORE = 'a store that decides synchronously (an EmbeddedStore, or a RedisStore in leased mode) for ';
 
@@ -412,7 +415,10 @@ export class Limiter {
    * Waits until the request is admitted, then resolves with its decision.
    * Never drops: it rejects only when `signal` aborts (with the signal's
    * reason; the booking is refunded) or when admission would take longer than
-   * `maxWaitMs` ({@link AcquireTimeoutError}, nothing charged).
+   * `maxWaitMs` ({@link AcquireTimeoutError}, nothing charged). A store
+   * that can book nothing for now (a `RedisStore` while Redis is unreachable,
+   * with fallback `'closed'` or before it has heard the fleet's size) makes
+   * it ask again every 100 ms, within `maxWaitMs`.
    *
    * @example
    * ```ts
@@ -431,8 +437,18 @@ export class Limiter {
     const callerRank = rank(priority, this.#agingMs, performance.now());
     signal?.throwIfAborted();
     if (this.#holdings !== undefined) return this.#acquireSlot(key, cost, limit, signal, callerRank, priority);
-    const r = await this.#binding.reserve(key, cost, limit);
-    if (!r.allowed) throw new AcquireTimeoutError(key, r.waitMs, limit);
+    const deadline = performance.now() + limit;
+    let r = await this.#binding.reserve(key, cost, limit);
+    while (!r.allowed) {
+      // Refused within maxWaitMs: nothing can be booked now (a Redis store's
+      // fallback that has not heard the fleet's size, or 'closed', books
+      // nothing while Redis is unreachable). The caller waits and asks
+      // again, as for a slot, within its maxWaitMs: acquire never drops.
+      const pause = Math.max(r.waitMs, UNBOOKABLE_RETRY_MS);
+      if (r.waitMs > limit || pause > deadline - performance.now()) throw new AcquireTimeoutError(key, r.waitMs, limit);
+      await sleep(pause, signal);
+      r = await this.#binding.reserve(key, cost, Math.max(0, deadline - performance.now()));
+    }
     if (r.waitMs > 0) {
       try {
         await this.#booked.wait(key, cost, r.waitMs, callerRank, limit, signal);

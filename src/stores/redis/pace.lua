@@ -120,8 +120,9 @@ elseif op == 'success' then
     p.s = p.s - p.st
     -- Floating-point steps rarely land on 0 exactly.
     if p.s < p.st / 2 then p.s = 0 end
-    save(p)
   end
+  -- (Saved even unchanged: a pace back at 0 whose holds have passed goes.)
+  save(p)
   return standing(p)
 elseif op == 'peek' then
   return standing(load())
