@@ -41,7 +41,7 @@ describe('parseQuotaHeaders', () => {
   it('reads the IETF RateLimit field, structured (the tightest policy wins) and in its older dictionary form', () => {
     expect(parseQuotaHeaders(new Headers({ RateLimit: '"default";r=0;t=30' }), now)).toEqual({ remaining: 0, resetMs: 30_000 });
     expect(parseQuotaHeaders(new Headers({ RateLimit: '"burst";r=3;t=1, "day";r=0;t=3600, "hour";r=0;t=60' }), now)).toEqual({ remaining: 0, resetMs: 3_600_000 });
-    expect(parseQuotaHeaders(new Headers({ RateLimit: 'limit=10, remaining=0, reset=7' }), now)).toEqual({ remaining: 0, resetMs: 7000 });
+    expect(parseQuotaHeaders(new Headers({ RateLimit: 'limit=10, remaining=0, reset=7' }), now)).toEqual({ remaining: 0, resetMs: 7000, limit: 10 });
     expect(parseQuotaHeaders(new Headers({ RateLimit: '"p";r=2' }), now)).toEqual({ remaining: 2, resetMs: undefined });
   });
 

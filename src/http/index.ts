@@ -6,5 +6,5 @@ export { canonicalIp, ipKey } from './ip.js';
 export { keyDigest } from './sha256.js';
 export type { CommonOptions } from './options.js';
 export { limitedFetch, type FetchFunction, type LimitedFetchOptions } from './limited-fetch.js';
-export { parseRetryAfter, parseQuotaHeaders, type UpstreamQuota } from './upstream-headers.js';
+export { parseRetryAfter, parseQuotaHeaders, type QuotaUnit, type UpstreamQuota } from './upstream-headers.js';
 export { AdaptivePacer, DEFAULT_PACING, type AdaptivePacerOptions, type PaceStats } from './adaptive.js';
