@@ -56,6 +56,7 @@ export default {
         { name: 'OP_RELEASE', type: 'u32', value: 7, doc: "Returns the `cost` holders of a permit to every concurrency gate of the key; `maxWait` is the permit's time (Redis's clock, epoch ms), which names the lease epoch it is counted in. Other gates are untouched." },
         { name: 'OP_RENEW', type: 'u32', value: 8, doc: "Renews a permit of `cost` holders taken or last renewed at the time in `maxWait`, in every concurrency gate of the key: its holders move into the current lease epoch, or are taken again if they expired and there is room. Answers ALLOWED when every concurrency gate still holds them." },
         { name: 'OP_BLOCK', type: 'u32', value: 9, doc: "Blocks the key for `maxWait` ms from the script's time (its KIND_BLOCK gate's state: blocked until then, whatever it held), or unblocks it when `maxWait` is 0 (its denials counted are forgotten too). `cost` is unused." },
+        { name: 'OP_LOWER', type: 'u32', value: 10, doc: "Lowers the key's remaining to the count in `maxWait` (what an upstream reported: a non-negative integer), never raising it: each rate gate's remaining is what a peek of cost 1 finds admissible now (0 when it denies, else its remaining + 1); when the fewest of them exceeds the count, the gate with the fewest (the first on ties) is charged the difference now, as OP_CHARGE's penalty charges (again while rounding leaves it above the count: LOWER_PASSES), and no other gate changes. Concurrency and block gates are untouched. `cost` is unused (0)." },
       ],
     },
     {
@@ -81,6 +82,7 @@ export default {
         { name: 'BATCH_KEY_AREA_BYTES', type: 'usize', value: 65536, doc: "Bytes of the batch key area, from batchKeysPtr(): a batch's keys, one after another, each starting at a multiple of 8 and named by its offset and descriptor in its batch entry. 64 KiB: 1024 keys of 32 code units, or 42 of the longest." },
         { name: 'MIN_RETRY_MS', type: 'f64', value: 0.001, lua: true, doc: 'A denial always asks the caller to wait at least this long (1 µs), so that a retry loop can never spin on a zero wait produced by rounding.' },
         { name: 'REMAINING_EPSILON', type: 'f64', value: 1e-9, lua: true, doc: 'Added before flooring a remaining count, so that 0.9999999999 reads as 1.' },
+        { name: 'LOWER_PASSES', type: 'u32', value: 4, lua: true, doc: "Most charges one lower makes (OP_LOWER, EmbeddedBinding.lower): the first charges the difference; a remaining floored from a GCRA state whose times are large next to its interval can read one short of the units it admits, so the key is looked at again and charged what is still above the count, until none is. Every pass but the first is a rounding's correction; the same passes in the core's binding and the script keep them agreeing." },
         { name: 'CHARGE_MEMORY_MS', type: 'f64', value: 60000, lua: true, doc: "How long (ms) the Redis script keeps a key's state after an outage's charge (charge.lua), so that several stores' charges of one outage add up in the past." },
       ],
     },

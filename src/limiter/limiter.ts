@@ -621,10 +621,55 @@ export class Limiter {
     await this.#blocks('penalize()').penalize!(key, cost);
   }
 
-  /** The binding, when it keeps blocks and penalties; else the typed error of `call`. */
-  #blocks(call: string): StoreBinding {
+  /**
+   * Brings `key`'s remaining down to `remaining`, what an upstream's own
+   * counter reported (a response's "40 remain"), never up: afterwards the
+   * key admits at most `remaining` more units until its gates refill.
+   *
+   * Each rate gate's remaining is what a {@link Limiter.peek} of cost 1
+   * finds admissible now: its `remaining` + 1 when it would admit (the
+   * peek counts its own request), 0 when it would deny. When the fewest of
+   * them is at most `remaining`, nothing changes. Otherwise the gate with the
+   * fewest (the first in gate order on ties) is charged the difference now,
+   * the charge {@link Limiter.penalize} makes (GCRA's theoretical arrival
+   * time moves on, a bucket loses tokens, a window's count grows), so that
+   * the key has exactly `remaining` left: the minimal change that makes the
+   * key admit no more than the upstream said. Only that gate: a stacked day
+   * quota keeps its own count rather than being drained to a minute's.
+   * Concurrency gates and the key's block are untouched.
+   *
+   * Atomic in Redis (computed and applied in the decide script): stores
+   * applying the same report at once lower the key once, never below it.
+   * While Redis is unreachable the fallback's state of the key is lowered
+   * instead, and nothing is owed to Redis afterwards (a report is a moment's
+   * truth; the next one lowers Redis). In leased mode Redis is lowered and
+   * this process's lease of the key dropped (other processes spend theirs
+   * until they run out, as after a block). A limiter with plans lowers the
+   * key under its plan. A custom {@link RateLimiter} cannot: {@link ArgumentError}
+   * (`policy`).
+   *
+   * @param remaining - an integer from 0 to 1000000000; anything else is an
+   * {@link ArgumentError} naming `remaining`, and nothing changes.
+   *
+   * @example
+   * ```ts
+   * const res = await fetch(url);
+   * const left = Number(res.headers.get('x-ratelimit-remaining'));
+   * if (Number.isInteger(left) && left >= 0) await limiter.lower('partner-api', left);
+   * ```
+   */
+  async lower(key: string, remaining: number): Promise<void> {
+    checkKey(key);
+    if (typeof remaining !== 'number' || !Number.isInteger(remaining) || remaining < 0 || remaining > MAX_COUNT) {
+      throw new ArgumentError('remaining', remaining, `an integer from 0 to ${MAX_COUNT}`);
+    }
+    await this.#blocks('lower()', 'lower').lower!(key, remaining);
+  }
+
+  /** The binding, when it keeps blocks and penalties (and `also`, when given); else the typed error of `call`. */
+  #blocks(call: string, also?: 'lower'): StoreBinding {
     const b = this.#binding;
-    if (b.block === undefined || b.penalize === undefined) {
+    if (b.block === undefined || b.penalize === undefined || (also !== undefined && b[also] === undefined)) {
       throw new ArgumentError('policy', this.policies, `built-in policies on a store that keeps blocks (EmbeddedStore, RedisStore) for ${call}`);
     }
     return b;

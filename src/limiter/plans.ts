@@ -487,6 +487,14 @@ export class PlannedBinding implements StoreBinding {
     this.#touched(key, entry);
     return done;
   }
+
+  /** Lowers the key under its plan, as `penalize` charges it there. */
+  lower(key: string, remaining: number): void | Promise<void> {
+    const entry = this.#planOf(key);
+    const done = entry.plan.binding.lower!(key, remaining);
+    this.#touched(key, entry);
+    return done;
+  }
 }
 
 /** The gates of a plan: built-in rate policies (no custom limiter, no concurrency gate: a change carries units, not holders). */

@@ -167,6 +167,15 @@ export interface StoreBinding {
   /** Spends `cost` in every rate gate of the key without asking, past its limit if need be: the key owes it. */
   penalize?(key: string, cost: number): void | Promise<void>;
   /**
+   * Lowers the key's remaining to `remaining` (an integer from 0), never
+   * raising it, in one atomic step: with r_g each rate gate's remaining as
+   * a peek of cost 1 finds it admissible now (0 when it would deny, else its
+   * remaining + 1), when the fewest is above `remaining` the gate with the
+   * fewest (the first on ties) is charged the difference now, as `penalize`
+   * charges; no other gate changes (concurrency gates, the block: never).
+   */
+  lower?(key: string, remaining: number): void | Promise<void>;
+  /**
    * Moves the key's state from `from` (another plan's binding of the same
    * store and limiter) into this one's gates, converting its use by `carry`
    * (src/policies/carry.ts), and forgets it there: for stores whose plan

@@ -16,6 +16,7 @@ import {
   BATCH_REMAINING_INDEX, BATCH_RESET_AFTER_MS_INDEX, KEY_BYTES_SHIFT,
   BATCH_RETRY_AFTER_MS_INDEX, FULL, GATE_MASK, GATE_SHIFT, GREW, RESULT_REMAINING_INDEX,
   RESULT_HELD_AT_INDEX, RESULT_RESET_AFTER_MS_INDEX, RESULT_RETRY_AFTER_MS_INDEX,
+  CODE, LOWER_PASSES,
 } from '../../../build/abi.js';
 
 /** The bits of a core return value that call for the store's attention: memory grew; the table was full at its cap. */
@@ -221,6 +222,51 @@ export class EmbeddedBinding implements StoreBinding {
     const now = this.#now();
     const r = this.#core.charge(writeKey(this.#views, key), this.#gate0, this.#gates, cost, now);
     if ((r & FLAGS) !== 0) this.#shared.flags(r);
+  }
+
+  /**
+   * Lowers the key's remaining to `remaining`, never raising it (see
+   * StoreBinding.lower): each rate gate's remaining is what a peek of cost 1
+   * finds admissible now (0 when it would deny, else its remaining + 1), and
+   * when the fewest is above `remaining` that one gate (the first on ties)
+   * is charged the difference now, as penalize charges (and again while a
+   * rounding of GCRA's remaining leaves it above: LOWER_PASSES). The same
+   * steps as the Redis script's lower.lua, on the core's own decide and charge.
+   */
+  lower(key: string, remaining: number): void {
+    const now = this.#now();
+    // Charged again only when rounding left it above `remaining` (LOWER_PASSES).
+    for (let pass = 0; pass < LOWER_PASSES; pass++) {
+      const gate = this.#fewest(key, now);
+      if (gate < 0 || this.#fewestLeft <= remaining) return;
+      const r = this.#core.charge(writeKey(this.#views, key), this.#gate0 + gate, 1, this.#fewestLeft - remaining, now);
+      if ((r & FLAGS) !== 0) this.#shared.flags(r);
+    }
+  }
+
+  /** What `#fewest` found: the fewest units a rate gate of the key admits now. */
+  #fewestLeft = Infinity;
+
+  /**
+   * The key's rate gate with the fewest remaining at `now` (what a peek of
+   * cost 1 finds admissible: its remaining + 1, or 0 when it would deny),
+   * the first on ties, into #fewestLeft; -1 without a rate gate.
+   */
+  #fewest(key: string, now: number): number {
+    const core = this.#core;
+    let gate = -1;
+    this.#fewestLeft = Infinity;
+    for (let g = 0; g < this.#gates; g++) {
+      if (this.#cores[g]!.code === CODE.concurrency) continue;
+      // One gate alone, a dry run: nothing is charged or recorded, no denial counted.
+      const r = core.decide(writeKey(this.#views, key), this.#gate0 + g, 1, 1, now, 1);
+      const left = (r & ALLOWED) !== 0 ? this.#views.result[RESULT_REMAINING_INDEX]! + 1 : 0;
+      if (left < this.#fewestLeft) {
+        this.#fewestLeft = left;
+        gate = g;
+      }
+    }
+    return gate;
   }
 
   /**

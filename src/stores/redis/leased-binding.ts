@@ -212,6 +212,18 @@ export class LeasedBinding implements StoreBinding {
     return this.#strict.penalize(key, cost);
   }
 
+  /**
+   * A lower in Redis (the strict binding's, atomic there); the key's lease
+   * held here is dropped first, as a block drops it: its units were taken
+   * from Redis already, so what Redis keeps is what the upstream said, and
+   * dropping them admits less, never more. The next call leases afresh
+   * from the lowered state.
+   */
+  lower(key: string, remaining: number): Promise<void> {
+    this.#leases.delete(key);
+    return this.#strict.lower(key, remaining);
+  }
+
   /** A decision from what this process holds for the key, or undefined when it holds nothing that covers it. */
   #local(key: string, cost: number, now: number): Decision | undefined {
     const lease = this.#leases.get(key);

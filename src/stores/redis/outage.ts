@@ -125,6 +125,17 @@ export class OutageDecider {
     this.#o.ledger?.record(key, cost);
   }
 
+  /**
+   * A report of an upstream's remaining without Redis: the fallback's table
+   * of the key is lowered to it (this store admits no more than the
+   * upstream said on its own). Nothing is owed to Redis after recovery: a
+   * lower is a moment's truth, not units spent, and the next report lowers
+   * Redis itself.
+   */
+  lower(key: string, remaining: number): void {
+    this.#fallback?.lower(key, remaining);
+  }
+
   /** Decides one call (OP_* of abi/abi.mjs) without Redis; undefined for the ops that answer nothing. */
   decide(key: string, op: number, cost: number, maxWait: number): Decision | Reservation | undefined {
     const fallback = this.#fallback;

@@ -19,7 +19,7 @@ import { Ledger } from './ledger.js';
 import { OutageDecider } from './outage.js';
 import { decodeReply, encodeEntries, gateArgs, packedReply, replyAllowed, replyGate, type LeaseReply, type PlanArgs } from './wire.js';
 import { carryCode } from '../../policies/carry.js';
-import { BLOCKED, STALE, OP_LIMIT, OP_PEEK, OP_RESERVE, OP_REFUND, OP_RESET, OP_CHARGE, OP_LEASE, OP_RELEASE, OP_RENEW, OP_BLOCK } from '../../../build/abi.js';
+import { BLOCKED, STALE, OP_LIMIT, OP_PEEK, OP_RESERVE, OP_REFUND, OP_RESET, OP_CHARGE, OP_LEASE, OP_RELEASE, OP_RENEW, OP_BLOCK, OP_LOWER } from '../../../build/abi.js';
 
 /**
  * A local denial is trusted only when it has at least this long to run: near
@@ -627,6 +627,27 @@ export class RedisBinding implements StoreBinding {
     this.#outage.penalize(key, cost);
   }
 
+  /**
+   * Lowers the key in Redis (OP_LOWER, lower.lua: computed and applied in
+   * the script, so that stores applying one report at once lower it once).
+   * While Redis is unreachable, or when it fails the batch, the fallback's
+   * table is lowered instead and nothing is owed to Redis (outage.ts).
+   */
+  async lower(key: string, remaining: number): Promise<void> {
+    if (this.#o.lifecycle.closed) throw new StoreClosedError();
+    const shard = this.#shardOf(key);
+    if (!this.#down(shard)) {
+      try {
+        await this.#enqueue(key, shard, OP_LOWER, 0, remaining);
+        return;
+      } catch (error) {
+        if (error instanceof RedisStateError) throw error;
+        // Redis failed the batch: lowered where the outage decides.
+      }
+    }
+    this.#outage.lower(key, remaining);
+  }
+
   #unavailable(cause: unknown): RedisUnavailableError {
     return new RedisUnavailableError(this.#o.connection.target, this.#o.timeoutMs, cause ?? new Error('the circuit breaker is open'));
   }
@@ -724,7 +745,7 @@ export class RedisBinding implements StoreBinding {
       for (const entries of groups.values()) {
         for (const [key, hits] of entries) {
           for (const hit of hits) {
-            if (hit.op === OP_CHARGE || hit.op === OP_RENEW) hit.reject(new Error('Redis is down'));
+            if (hit.op === OP_CHARGE || hit.op === OP_RENEW || hit.op === OP_LOWER) hit.reject(new Error('Redis is down'));
             else if (hit.op === OP_BLOCK) hit.reject(this.#unavailable(undefined));
             else if (hit.hold === true) hit.resolve(this.#holdLocally(key, hit.cost));
             else hit.resolve(this.#outage.decide(key, hit.op, hit.cost, hit.maxWait));

@@ -14,7 +14,7 @@
 --   state.lua      an entry's states: load, commit, store
 --   gates.lua      every gate decided together
 --   limit.lua, reserve.lua, refund.lua, reset.lua, charge.lua, lease.lua,
---   release.lua (with incarnation.lua), block.lua
+--   release.lua (with incarnation.lua), block.lua, lower.lua
 --                  the operations, one a file, dispatched below
 --
 -- One script for every operation, dispatching each hit by its op, rather
@@ -35,6 +35,7 @@
 --#include lease.lua
 --#include release.lua
 --#include block.lua
+--#include lower.lua
 
 -- Each op takes (cost, arg) as wire.lua describes and emits 4 values.
 local OPS = {
@@ -48,6 +49,7 @@ local OPS = {
   [OP_RELEASE] = release,
   [OP_RENEW] = renew,
   [OP_BLOCK] = block,
+  [OP_LOWER] = lower,
 }
 
 if G == 0 then

@@ -40,6 +40,9 @@
 --                                  ms on the script's clock at which it was
 --                                  taken or last renewed
 --                      OP_BLOCK    the block's duration (ms); 0 unblocks
+--                      OP_LOWER    the remaining to lower the key to (a
+--                                  count from 0, what an upstream reported;
+--                                  cost is 0): lower.lua
 --          deadline  (optional) epoch ms on the script's clock after which
 --                    the batch is refused unrun (TOOLATE): its client has
 --                    stopped waiting and decided it by its fallback
