@@ -8,9 +8,13 @@
 // limitedFetch let it go (its pace checked, fetch called).
 // Usage: node upstream-worker.mjs <redis port> <prefix> <url> <ms> <options JSON>
 //   options: { shared?: boolean, rate?: number (gcra per second, default 60),
+//              bucket?: { capacity, period, mode } (a tokenBucket instead),
+//              name?: string (a limiter with plans), shape?: 'auto', quota?,
 //              loops?: number (default 3), maxRetryAfterMs?: number, pod?: number }
+// The JSON line also has `stats`: the wrapper's stats('upstream') at the end,
+// and `remaining`: the limiter's peek of the key then.
 import { Redis } from 'ioredis';
-import { Limiter, gcra } from '../build/lib/src/index.js';
+import { Limiter, gcra, tokenBucket } from '../build/lib/src/index.js';
 import { limitedFetch } from '../build/lib/src/http/index.js';
 import { RedisStore } from '../build/lib/src/stores/redis/index.js';
 
@@ -19,7 +23,8 @@ const options = JSON.parse(json ?? '{}');
 const client = new Redis({ host: '127.0.0.1', port: Number(port), maxRetriesPerRequest: 1 });
 client.on('error', () => {});
 const store = new RedisStore({ client, prefix, timeoutMs: 1000 });
-const limiter = new Limiter({ policy: gcra({ limit: options.rate ?? 60, period: '1s' }), store });
+const policy = options.bucket ? tokenBucket(options.bucket) : gcra({ limit: options.rate ?? 60, period: '1s' });
+const limiter = new Limiter({ policy, store, ...(options.name === undefined ? {} : { name: options.name }) });
 const pod = String(options.pod ?? process.pid);
 const tagged = (input, init) => fetch(input, { ...init, headers: { 'x-pod': pod, 'x-checked': String(Date.now()) } });
 const api = limitedFetch(tagged, {
@@ -27,6 +32,8 @@ const api = limitedFetch(tagged, {
   key: 'upstream',
   ...(options.shared === undefined ? {} : { shared: options.shared }),
   ...(options.maxRetryAfterMs === undefined ? {} : { maxRetryAfterMs: options.maxRetryAfterMs }),
+  ...(options.shape === undefined ? {} : { shape: options.shape }),
+  ...(options.quota === undefined ? {} : { quota: options.quota }),
 });
 await client.ping();
 process.stdout.write('ready\n');
@@ -51,6 +58,8 @@ const loop = async () => {
   }
 };
 await Promise.all(Array.from({ length: options.loops ?? 3 }, loop));
+const stats = await api.stats('upstream');
+const { remaining } = await limiter.peek('upstream');
 await store.close();
 client.disconnect();
-process.stdout.write(JSON.stringify({ ...counts, handled429 }) + '\n');
+process.stdout.write(JSON.stringify({ ...counts, handled429, stats, remaining }) + '\n');

@@ -193,7 +193,7 @@ describe('the shared pace in Redis: keys, shards and faults', () => {
         const free = ['a|', 'a|^x', '\u00e9te\u0301', 'lone \ud801 surrogate', 'x'.repeat(511), ...Array.from({ length: 60 }, (_, i) => `tenant:${i + 60}`)];
         for (const k of held) expect((await pace.pause(k, 60_000))!.holdMs).toBeGreaterThan(59_000);
         for (const k of held) expect((await pace.book(k, undefined))!.waitMs).toBeGreaterThan(59_000);
-        for (const k of free) expect(await pace.book(k, undefined)).toEqual({ waitMs: 0, ticket: 0, spacingMs: 0, shape: -1, shapeVersion: 0, budgeted: false });
+        for (const k of free) expect(await pace.book(k, undefined)).toEqual({ waitMs: 0, ticket: 0, spacingMs: 0, shape: -1, shapeVersion: 0, budgeted: false, burstIntolerant: false });
         await store.close();
       }
     } finally {
@@ -270,6 +270,130 @@ describe('the shared pace in Redis: keys, shards and faults', () => {
       await store.close();
       client.disconnect();
       await own.stop();
+    }
+  }, 60_000);
+});
+
+/** A provider's quota: `quota` calls per window of `windowMs` from the first arrival, X-RateLimit-Remaining/-Reset (and -Limit) on every answer, Retry-After on 429s. */
+function windowQuota(quota: number, windowMs: number): Answer {
+  let origin: number | undefined;
+  let window = -1;
+  let left = 0;
+  return ({ at }) => {
+    origin ??= at;
+    const i = Math.floor((at - origin) / windowMs);
+    if (i !== window) [window, left] = [i, quota];
+    const endsIn = origin + (i + 1) * windowMs - at;
+    const ok = left > 0;
+    if (ok) left--;
+    const headers: Record<string, string> = { 'x-ratelimit-limit': String(quota), 'x-ratelimit-remaining': String(left), 'x-ratelimit-reset': (endsIn / 1000).toFixed(3) };
+    if (!ok) headers['retry-after'] = String(Math.max(1, Math.ceil(endsIn / 1000)));
+    return { status: ok ? 200 : 429, headers };
+  };
+}
+
+/** A burst-intolerant upstream: a token bucket of `burst` refilled at `rate` per second, which also states a large hourly quota on every answer (remaining far above 0, 429s included), as many APIs do: a 429 while quota remains. */
+function burstIntolerant(rate: number, burst: number): Answer {
+  let tokens = burst;
+  let last: number | undefined;
+  let used = 0;
+  return ({ at }) => {
+    tokens = Math.min(burst, tokens + ((at - (last ?? at)) * rate) / 1000);
+    last = at;
+    const ok = tokens >= 1;
+    if (ok) [tokens, used] = [tokens - 1, used + 1];
+    const headers: Record<string, string> = { 'x-ratelimit-limit': '100000', 'x-ratelimit-remaining': String(100_000 - used), 'x-ratelimit-reset': '3600' };
+    if (!ok) headers['retry-after'] = '1';
+    return { status: ok ? 200 : 429, headers };
+  };
+}
+
+interface FleetResult extends PodResult {
+  stats: { shared: boolean; holdMs: number; spacingMs: number; shape?: { shape: string; reason: string; quotaAnswers: number } };
+  remaining: number;
+}
+
+describe('quotas the upstream says, kept by the fleet (3 OS processes, one RedisStore)', () => {
+  const hourBucket = { capacity: 100, period: '1h', mode: 'interval' };
+
+  it("the provider's counter brings the shared bucket down: 40 left of its 40, the fleet's 100 follow, and it stops at 40 with no more refusals than calls in flight", async () => {
+    const { results, arrivals } = await fleet(3, 2500, windowQuota(40, 3_600_000), { bucket: hourBucket });
+    const ok = arrivals.filter((a) => a.status === 200).length;
+    const refused = arrivals.filter((a) => a.status === 429).length;
+    expect(ok).toBe(40);
+    expect(refused).toBeLessThanOrEqual(9);
+    // Every pod's limiter sees the shared bucket at 0, not at 100 - 49.
+    for (const r of results as FleetResult[]) expect(r.remaining).toBe(0);
+    console.log(`quota 40 (limiter 100): 2xx ${ok}, 429 ${refused}, the pods' remaining ${(results as FleetResult[]).map((r) => r.remaining).join(', ')}`);
+  }, 60_000);
+
+  it('with quota: false the bucket keeps its own count (the control)', async () => {
+    const { results } = await fleet(3, 2500, windowQuota(40, 3_600_000), { bucket: hourBucket, quota: false });
+    for (const r of results as FleetResult[]) expect(r.remaining).toBeGreaterThan(40);
+  }, 60_000);
+
+  it("a too-generous limiter (60 a second) against the provider's 20 a second: the fleet's starts go into the provider's windows, without the refusals each window's reset brings to pods pacing alone", async () => {
+    const opts = { bucket: { capacity: 60, period: '1s', mode: 'interval' }, loops: 8 };
+    const shared = await fleet(3, 3600, windowQuota(20, 1000), opts);
+    const alone = await fleet(3, 3600, windowQuota(20, 1000), { ...opts, shared: false, quota: false });
+    const after = (xs: Arrival[]) => {
+      const first = xs[0]!.at;
+      const later = xs.filter((a) => a.at >= first + 1000);
+      return { ok: later.filter((a) => a.status === 200).length, refused: later.filter((a) => a.status === 429).length };
+    };
+    const [s, a] = [after(shared.arrivals), after(alone.arrivals)];
+    if (process.env.DBG) console.log('DBG', shared.arrivals.map((x) => `${x.at - shared.arrivals[0]!.at}${x.status === 200 ? '' : '!'}`).join(' '));
+    console.log(`provider 20/s, limiter 60/s, 24 loops, after the first second: fleet-wide 2xx ${s.ok} 429 ${s.refused}; each pod alone 2xx ${a.ok} 429 ${a.refused}`);
+    expect(s.refused).toBeLessThanOrEqual(3);
+    expect(a.refused).toBeGreaterThan(s.refused + 5);
+    expect(s.ok).toBeGreaterThanOrEqual(45); // 2.6 s of windows at 20
+  }, 60_000);
+
+  it('a reset far in the future is held for maxRetryAfterMs at most, then the fleet asks again', async () => {
+    let first: number | undefined;
+    const answer: Answer = ({ at }) => {
+      first ??= at;
+      // From 300 ms on: spent, "until" an epoch second in 2096.
+      return at - first < 300 ? { status: 200 } : { status: 200, headers: { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '4000000000' } };
+    };
+    const { arrivals } = await fleet(2, 3000, answer, { maxRetryAfterMs: 1000 });
+    const spentAt = arrivals.find((a) => a.at - arrivals[0]!.at >= 300)!.at;
+    const resumed = arrivals.filter((a) => a.at > spentAt + 200);
+    expect(resumed.length).toBeGreaterThan(0);
+    expect(resumed[0]!.at).toBeLessThan(spentAt + 1500);
+    expect(resumed[0]!.at).toBeGreaterThanOrEqual(spentAt + 900);
+  }, 60_000);
+});
+
+describe("shape: 'auto' learns the upstream, fleet-wide (3 OS processes)", () => {
+  const auto = { name: 'auto', shape: 'auto', rate: 30, loops: 6 };
+
+  it('a quota-bound upstream (30 per 1 s window, headers on every answer): every pod spends it as a quota', async () => {
+    const { results, arrivals } = await fleet(3, 3500, windowQuota(30, 1000), auto);
+    for (const r of results as FleetResult[]) {
+      expect(r.stats.shape!.shape).toBe('quota');
+      expect(r.stats.shape!.reason).toMatch(/^quota-bound/);
+    }
+    const later = arrivals.filter((a) => a.at >= arrivals[0]!.at + 2000);
+    console.log(`auto, quota upstream 30/s: after 2 s 2xx ${later.filter((a) => a.status === 200).length}, 429 ${later.filter((a) => a.status === 429).length}; ${(results as FleetResult[])[0]!.stats.shape!.reason}`);
+  }, 60_000);
+
+  it('a burst-intolerant upstream (30/s, burst 1) that also states an hourly quota: tried as a quota, refused while quota remained, paced for good', async () => {
+    const { results, arrivals } = await fleet(3, 3500, burstIntolerant(30, 1), auto);
+    if (process.env.DBG) console.log('DBG', JSON.stringify(results.map((r) => (r as FleetResult).stats)), arrivals.map((x) => `${x.at - arrivals[0]!.at}${x.status === 200 ? '' : '!'}`).join(' '));
+    for (const r of results as FleetResult[]) {
+      expect(r.stats.shape!.shape).toBe('pacing');
+      expect(r.stats.shape!.reason).toMatch(/^burst-intolerant/);
+    }
+    const later = arrivals.filter((a) => a.at >= arrivals[0]!.at + 2000);
+    console.log(`auto, burst-intolerant upstream 30/s: after 2 s 2xx ${later.filter((a) => a.status === 200).length}, 429 ${later.filter((a) => a.status === 429).length}`);
+  }, 60_000);
+
+  it('an upstream that says nothing of a quota: the starting pace stays', async () => {
+    const { results } = await fleet(3, 1500, () => ({ status: 200 }), auto);
+    for (const r of results as FleetResult[]) {
+      expect(r.stats.shape!.shape).toBe('pacing');
+      expect(r.stats.shape!.reason).toMatch(/^starting pace/);
     }
   }, 60_000);
 });

@@ -91,7 +91,13 @@ export function fleetPace(shared: SharedPace, pacer: AdaptivePacer): CallPace {
         const slot = await shared.book(key, again);
         if (slot === undefined) return { local: await pacer.admit(key, signal), fleet: undefined, spacingMs: 0 };
         if (slot.waitMs <= 0) return { local: undefined, fleet: slot.ticket, spacingMs: slot.spacingMs, slot };
-        await sleep(slot.waitMs, signal);
+        try {
+          await sleep(slot.waitMs, signal);
+        } catch (error) {
+          // Aborted while waiting: the start and quota it booked go back to the fleet.
+          await shared.cancel(key, slot);
+          throw error;
+        }
         again = slot;
       }
     },

@@ -114,8 +114,8 @@ export interface LimitedFetchOptions {
    * interval token bucket of the same rate (bursts, the fleet's starts
    * booked into the upstream's quota window) once 5
    * accepted answers carried quota headers with a reset and no call was
-   * refused while quota remained; a refusal within the upstream's quota (or
-   * without quota headers) paces it again, for good. Needs a limiter with
+   * refused while quota remained; a 429 whose headers say quota remains
+   * paces it again, for good. Needs a limiter with
    * plans (a `name`) whose policy is one `gcra` or `tokenBucket`: its rate
    * is what is shaped, and the limiter answers each key's shape by a
    * resolver. With a `RedisStore` the verdict is the fleet's. See
@@ -278,7 +278,7 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
       try {
         turn = await pace.admit(k, signal);
         // The shape the fleet learned, applied for the key's next admission.
-        if (shaper !== undefined && turn.slot !== undefined) shaper.observe(k, turn.slot.shape, turn.slot.shapeVersion);
+        if (shaper !== undefined && turn.slot !== undefined) shaper.observe(k, turn.slot.shape, turn.slot.shapeVersion, turn.slot.burstIntolerant);
       } catch (error) {
         // Admitted by the limiter but never sent: give the slot, or the unit, back
         // (not both: a refund takes holders from the concurrency gate too).
@@ -328,11 +328,13 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
       }
       if (refused) {
         const until = retryAfter === undefined ? resetMs : resetMs === undefined ? retryAfter : Math.max(retryAfter, resetMs);
-        await pace.pushback(k, turn, until === undefined ? undefined : hold(until));
-        // Refused within the upstream's own quota: it does not take bursts.
-        if (shaper !== undefined && status === 429 && ((requests !== undefined && requests.remaining > 0) || turn.slot?.budgeted === true)) {
-          await shaper.learn(k, 'burst');
-        }
+        // Refused with its quota said spent until a reset: the key is held
+        // until then without slowing it (information, not a complaint). Any
+        // other refusal halves the pace.
+        if (resetMs !== undefined) await pace.pause(k, hold(until!));
+        else await pace.pushback(k, turn, until === undefined ? undefined : hold(until));
+        // Refused while it said quota remained: the upstream does not take bursts.
+        if (shaper !== undefined && status === 429 && requests !== undefined && requests.remaining > 0) await shaper.learn(k, 'burst');
         if (status === 429 && !last) {
           // Free the connection before waiting for the retry.
           await response.body?.cancel().catch(() => {});

@@ -4,8 +4,10 @@
 // to the rate's count, the fleet's starts booked into the upstream's own
 // quota window by the shared pace) once answers show a quota: accepted
 // answers with quota headers and a reset, and no refusal while quota
-// remained. A refusal while the upstream's quota remained (or with no quota
-// headers at all) shows a burst-intolerant upstream: paced again, for good.
+// remained. A refusal while the upstream said quota remained shows a
+// burst-intolerant upstream: paced again, for good. (A refusal with the
+// quota said spent is what a quota does; one with no quota headers says
+// nothing of the shape: the pace slows, the shape stays.)
 // On a RedisStore the verdict is the fleet's (pace.lua's 'learn'), and each
 // process applies it with its next call; elsewhere each process learns alone.
 import { QUOTA_EVIDENCE, SHAPE_PACING, SHAPE_QUOTA } from '../../build/abi.js';
@@ -109,10 +111,11 @@ export class AutoShape {
     }
   }
 
-  /** What a booking said the fleet learned for `key` (a shape and its version): applied if newer. */
-  observe(key: string, shape: number, version: number): void {
+  /** What a booking said the fleet learned for `key` (a shape and its version, whether it saw a burst refused): applied if newer. */
+  observe(key: string, shape: number, version: number, burstIntolerant = false): void {
     if (shape < 0) return;
     const known = this.#known(key);
+    if (burstIntolerant) known.burstIntolerant = true;
     if (version <= known.version) return;
     const changed = known.shape !== shape;
     known.shape = shape;
@@ -123,7 +126,7 @@ export class AutoShape {
 
   /**
    * What an answer showed: `'quota'` (accepted, with quota headers and a
-   * reset) or `'burst'` (refused while quota remained). Resolves once the
+   * reset) or `'burst'` (refused while its headers said quota remained). Resolves once the
    * verdict (the fleet's, or this process's) is applied.
    */
   async learn(key: string, evidence: 'quota' | 'burst'): Promise<void> {
@@ -162,7 +165,7 @@ export class AutoShape {
       shape === 'quota'
         ? `quota-bound: ${evidence} accepted answers carried quota headers with a reset, and no call was refused while quota remained`
         : known?.burstIntolerant
-          ? 'burst-intolerant: a call was refused while the upstream said quota remained (or named no quota)'
+          ? 'burst-intolerant: a call was refused while the upstream said quota remained'
           : `starting pace: ${evidence} of ${QUOTA_EVIDENCE} accepted answers with quota headers seen, no burst refused yet`;
     return { shape, version: known?.version ?? START_VERSION, quotaAnswers: evidence, reason };
   }

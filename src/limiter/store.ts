@@ -68,7 +68,7 @@ export interface SharedPacing {
  *
  * @example
  * ```ts
- * const slot: PaceSlot = { waitMs: 0, ticket: 0, spacingMs: 0, shape: -1, shapeVersion: 0, budgeted: false }; // an upstream that never pushed back
+ * const slot: PaceSlot = { waitMs: 0, ticket: 0, spacingMs: 0, shape: -1, shapeVersion: 0, budgeted: false, burstIntolerant: false }; // an upstream that never pushed back
  * ```
  */
 export interface PaceSlot {
@@ -81,6 +81,8 @@ export interface PaceSlot {
   readonly shapeVersion: number;
   /** Whether the start was taken from a quota the upstream had said remained: a refusal of it shows the upstream refuses within its own quota. */
   readonly budgeted: boolean;
+  /** Whether the fleet saw the upstream refuse within its own quota (shape 'auto' paces the key for good). */
+  readonly burstIntolerant: boolean;
 }
 
 /**
@@ -150,6 +152,8 @@ export interface SharedPace {
   success(key: string, ticket: number): Promise<PaceStanding | undefined>;
   /** How the key stands, changing nothing. */
   peek(key: string): Promise<PaceStanding | undefined>;
+  /** A caller stopped waiting for the start `slot` booked: what the booking took is given back while it is still ahead. */
+  cancel(key: string, slot: PaceSlot): Promise<void>;
   /**
    * An answer's quota headers: the fleet's starts are booked into the
    * upstream's window, at most what it accepts before its reset, the rest

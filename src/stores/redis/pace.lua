@@ -30,7 +30,8 @@
 --            sh  SHAPE_PACING or SHAPE_QUOTA (none until it learns)
 --            sv  its version: a limiter's plan version (setPolicy), rising
 --            ev  accepted answers seen with quota headers and a reset
---            bi  1 once a refusal came while quota remained: burst-intolerant
+--            bi  1 once a refusal came while its headers said quota remained:
+--                burst-intolerant
 --          A key the upstream never pushed back on, nor told its quota, has
 --          no hash: a booking then reads it and writes nothing.
 -- ARGV[1]  the op, then its arguments:
@@ -41,7 +42,10 @@
 --               -> { wait ms (ceil), ticket, spacing ms (ceil), shape (sh, or
 --                    -1 when none), shape version (sv, or 0), 1 when the
 --                    start was taken from a quota the upstream had said
---                    remained (qr known), else 0 }
+--                    remained (qr known), else 0; bi (0 or 1); the start
+--                    (epoch ms) and the window its quota came from (qt),
+--                    as strings for 'cancel' ('' when there is nothing to
+--                    give back) }
 --   'pushback'  ARGV[2] the call's ticket ('' unknown: counted as current),
 --               ARGV[3] the upstream's delay in ms ('' none: one spacing),
 --               ARGV[4] initial spacing, ARGV[5] most spacing,
@@ -51,6 +55,9 @@
 --               until its reset)            -> same as pushback
 --   'success'   ARGV[2] the call's ticket   -> same as pushback
 --   'peek'      (nothing)                   -> same as pushback
+--   'cancel'    ARGV[2] a booking's start, ARGV[3] its window (both as the
+--               booking answered them): a caller that stopped waiting gives
+--               its start and quota back  -> same as pushback
 --   'quota'     ARGV[2] remaining, ARGV[3] reset ms, ARGV[4] limit ('' not
 --               said), ARGV[5] window ms ('' not said): what an answer's
 --               quota headers said     -> { ms to the window's end, qr }
@@ -129,6 +136,8 @@ local function roll(p, at)
   else
     p.qt, p.qr = nil, nil
   end
+  -- The last count said was the old window's: the next answer is this one's.
+  p.qlast = nil
 end
 
 -- The earliest start at or after `slot` that the provider's window has
@@ -162,17 +171,18 @@ end
 
 if op == 'book' then
   local p = load()
-  if p == nil then return { 0, 0, 0, -1, 0, 0 } end
+  if p == nil then return { 0, 0, 0, -1, 0, 0, 0, '', '' } end
   local sh, sv = shapeOf(p)
   if ARGV[2] == '1' and p.u <= now then
     -- Its booked start has come and no hold covers it: it goes (its quota
     -- was taken when it was booked).
-    return { 0, p.g, math.ceil(p.s), sh, sv, tonumber(ARGV[3]) or 0 }
+    return { 0, p.g, math.ceil(p.s), sh, sv, tonumber(ARGV[3]) or 0, p.bi or 0, '', '' }
   end
   local slot, budgeted = takeQuota(p, math.max(now, p.u, p.n))
   p.n = math.max(p.n, slot + p.s)
   save(p)
-  return { math.ceil(slot - now), p.g, math.ceil(p.s), sh, sv, budgeted }
+  -- (As strings: Redis would truncate the fractions 'cancel' compares.)
+  return { math.ceil(slot - now), p.g, math.ceil(p.s), sh, sv, budgeted, p.bi or 0, tostring(slot), budgeted == 1 and tostring(p.qt) or '' }
 elseif op == 'pushback' then
   local p = load() or fresh()
   local ticket = tonumber(ARGV[2])
@@ -202,18 +212,21 @@ elseif op == 'quota' then
   local limit, window = tonumber(ARGV[4]), clampDelay(ARGV[5])
   local p = load() or fresh()
   local ends = now + reset
-  -- Remaining goes up only at a reset: a count above the last one, or a
-  -- window already past, is a new window. Otherwise it is the same one,
-  -- and the provider's count (the calls it has seen) lowers ours (the calls
-  -- we have booked) when others spend the quota too; its end is the latest
-  -- said (resets in whole seconds are rounded up, never down).
+  -- Remaining goes up only at a reset: a count above the last one of this
+  -- window, or a window already past, is a new window (one the fleet did not
+  -- see coming). Otherwise it is the same one (a window the fleet rolled
+  -- into by itself included), and the provider's count (the calls it has
+  -- seen) lowers ours (the calls we booked) when others spend the quota
+  -- too; its end is the earliest said (a reset in whole seconds is rounded
+  -- up, and the end of an upstream that refills continuously would creep
+  -- on with every answer).
   if p.qt == nil or now >= p.qt or (p.qlast ~= nil and remaining > p.qlast) then
     p.qt, p.qr = ends, remaining
     -- Without a stated window, the longest reset a window's first answer gave.
     if window == nil and (p.qw == nil or reset > p.qw) then p.qw = reset end
   else
     p.qr = math.min(p.qr or remaining, remaining)
-    if ends > p.qt then p.qt = ends end
+    if ends < p.qt then p.qt = ends end
   end
   p.qlast = remaining
   if window ~= nil and window > 0 then p.qw = window end
@@ -224,7 +237,7 @@ elseif op == 'quota' then
 elseif op == 'learn' then
   -- ARGV[2] what an answer showed: 'quota' (accepted, with quota headers
   -- and a reset), 'burst' (refused while its quota headers said some
-  -- remained, or said nothing of a quota)
+  -- remained)
   local p = load() or fresh()
   if ARGV[2] == 'burst' then
     -- Burst-intolerant: paced from now on, for as long as the pace lives.
@@ -249,6 +262,18 @@ elseif op == 'success' then
     if p.s < p.st / 2 then p.s = 0 end
   end
   -- (Saved even unchanged: a pace back at 0 whose holds have passed goes.)
+  save(p)
+  return standing(p)
+elseif op == 'cancel' then
+  -- ARGV[2] the booked start, ARGV[3] the window it took its quota from
+  -- ('' none): a caller that stopped waiting gives back what its booking
+  -- took, if it is still ahead (a start behind others stays taken: the
+  -- spacing after it is theirs).
+  local p = load()
+  local slot = tonumber(ARGV[2])
+  if p == nil or slot == nil or slot <= now then return { 0, 0 } end
+  if ARGV[3] ~= '' and p.qt ~= nil and tostring(p.qt) == ARGV[3] and p.qr ~= nil then p.qr = p.qr + 1 end
+  if p.n == slot + p.s then p.n = slot end
   save(p)
   return standing(p)
 elseif op == 'peek' then

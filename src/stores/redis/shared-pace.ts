@@ -3,7 +3,7 @@
 // so that a Redis that is down costs a call nothing but the local pace.
 import type { LearnedShape, PaceSlot, PaceStanding, QuotaReport, SharedPace, SharedPacing } from '../../limiter/store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
-import type { RedisConnection } from './connection.js';
+import { replyText, type RedisConnection } from './connection.js';
 import { keyBytes } from './key-bytes.js';
 import type { Lifecycle } from './lifecycle.js';
 import { PACE_SCRIPT } from './scripts.js';
@@ -18,6 +18,12 @@ export interface RedisSharedPaceOptions {
   lifecycle: Lifecycle;
 }
 
+/** A booking as this store answers it: with its start and window as the script wrote them, for 'cancel'. */
+interface BookedSlot extends PaceSlot {
+  readonly at: string | undefined;
+  readonly window: string | undefined;
+}
+
 /** The suffix of a pace's Redis key: see pace.lua's header for why it is never a state's. */
 const PACE_SUFFIX = Buffer.from('|^');
 
@@ -29,7 +35,7 @@ const PACE_SUFFIX = Buffer.from('|^');
  *
  * @example
  * ```ts
- * const slot = await store.sharedPace.book('https://api.example', undefined); // { waitMs: 0, ticket: 0, spacingMs: 0, shape: -1, shapeVersion: 0, budgeted: false }
+ * const slot = await store.sharedPace.book('https://api.example', undefined); // { waitMs: 0, ticket: 0, spacingMs: 0, shape: -1, shapeVersion: 0, budgeted: false, burstIntolerant: false }
  * ```
  */
 export class RedisSharedPace implements SharedPace {
@@ -41,18 +47,28 @@ export class RedisSharedPace implements SharedPace {
 
   async book(key: string, again: PaceSlot | undefined): Promise<PaceSlot | undefined> {
     const r = await this.#run(key, again === undefined ? ['book', ''] : ['book', '1', again.budgeted ? '1' : '0']);
-    return r === undefined ? undefined : { waitMs: r[0]!, ticket: r[1]!, spacingMs: r[2]!, shape: r[3]!, shapeVersion: r[4]!, budgeted: r[5] === 1 };
+    if (r === undefined) return undefined;
+    const n = r.map(Number);
+    // With what 'cancel' needs to give the booking back, exactly as the script wrote it.
+    const slot: BookedSlot = { waitMs: n[0]!, ticket: n[1]!, spacingMs: n[2]!, shape: n[3]!, shapeVersion: n[4]!, budgeted: n[5] === 1, burstIntolerant: n[6] === 1, at: r[7], window: r[8] };
+    return slot;
+  }
+
+  async cancel(key: string, slot: PaceSlot): Promise<void> {
+    const { at, window } = slot as BookedSlot;
+    if (at === undefined || at === '') return;
+    await this.#run(key, ['cancel', at, window ?? '']);
   }
 
   async quota(key: string, q: QuotaReport): Promise<{ endsInMs: number; left: number } | undefined> {
     const opt = (v: number | undefined) => (v === undefined ? '' : String(v));
     const r = await this.#run(key, ['quota', String(q.remaining), String(q.resetMs), opt(q.limit), opt(q.windowMs)]);
-    return r === undefined ? undefined : { endsInMs: r[0]!, left: r[1]! };
+    return r === undefined ? undefined : { endsInMs: Number(r[0]), left: Number(r[1]) };
   }
 
   async learn(key: string, evidence: 'quota' | 'burst'): Promise<LearnedShape | undefined> {
     const r = await this.#run(key, ['learn', evidence]);
-    return r === undefined ? undefined : { shape: r[0]!, version: r[1]!, evidence: r[2]! };
+    return r === undefined ? undefined : { shape: Number(r[0]), version: Number(r[1]), evidence: Number(r[2]) };
   }
 
   pushback(key: string, ticket: number | undefined, delayMs: number | undefined, pacing: SharedPacing): Promise<PaceStanding | undefined> {
@@ -75,11 +91,11 @@ export class RedisSharedPace implements SharedPace {
 
   async #standing(key: string, args: string[]): Promise<PaceStanding | undefined> {
     const r = await this.#run(key, args);
-    return r === undefined ? undefined : { holdMs: r[0]!, spacingMs: r[1]! };
+    return r === undefined ? undefined : { holdMs: Number(r[0]), spacingMs: Number(r[1]) };
   }
 
-  /** The script's integers, or undefined when Redis did not answer (the failure recorded by the breaker). */
-  async #run(key: string, args: string[]): Promise<number[] | undefined> {
+  /** The script's reply as texts (integers, and the strings 'book' answers), or undefined when Redis did not answer (the failure recorded by the breaker). */
+  async #run(key: string, args: string[]): Promise<string[] | undefined> {
     const o = this.#o;
     if (o.lifecycle.closed) return undefined;
     const shard = o.shardOf(key);
@@ -87,6 +103,6 @@ export class RedisSharedPace implements SharedPace {
     if (o.breaker.isOpen(slot) || o.connection.state === 'down' || o.connection.state === 'idle') return undefined;
     const redisKey = Buffer.concat([Buffer.from(`${o.shardKey(shard)}:`), keyBytes(key), PACE_SUFFIX]);
     const reply = await o.breaker.run(slot, () => o.connection.evalScript(PACE_SCRIPT, redisKey, args));
-    return Array.isArray(reply) ? reply.map(Number) : undefined;
+    return Array.isArray(reply) ? reply.map((v) => (typeof v === 'number' ? String(v) : replyText(v))) : undefined;
   }
 }
