@@ -71,6 +71,17 @@ export default {
       ],
     },
     {
+      title: 'Upstream shapes',
+      doc: "How `limitedFetch(..., { shape: 'auto' })` spends a key's rate, as the fleet learned it from the upstream's answers (src/http/shape.ts, src/stores/redis/pace.lua's 'learn').",
+      example: "const shape = code === SHAPE_QUOTA ? 'quota' : 'pacing';",
+      lua: true,
+      entries: [
+        { name: 'SHAPE_PACING', type: 'u32', value: 0, doc: 'Paced: GCRA at the rate with a burst of 1, calls evenly spaced (a burst-intolerant upstream, and where every shaping starts).' },
+        { name: 'SHAPE_QUOTA', type: 'u32', value: 1, doc: "Spent in bursts: an interval token bucket of the rate, whose window the fleet aligns to the upstream's reset (a quota-bound upstream)." },
+        { name: 'QUOTA_EVIDENCE', type: 'u32', value: 5, doc: "Accepted answers carrying quota headers with a reset, with no refusal while quota remained, that make a key's shape SHAPE_QUOTA." },
+      ],
+    },
+    {
       title: 'Limits',
       doc: 'Bounds both sides of the core rely on.',
       example: 'if (gates.length > MAX_GATES) throw new RangeError(`at most ${MAX_GATES} gates`);',

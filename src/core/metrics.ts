@@ -20,7 +20,9 @@ export type MetricName =
   | 'cellgate.redis.batch.duration'
   | 'cellgate.breaker.transitions'
   | 'cellgate.evictions'
-  | 'cellgate.refusals';
+  | 'cellgate.refusals'
+  | 'cellgate.upstream.answers'
+  | 'cellgate.upstream.shape';
 
 /** Attributes of one measurement (shared, frozen objects: do not mutate). */
 export type MetricAttributes = Readonly<Record<string, string>>;
@@ -51,6 +53,8 @@ const DESCRIPTIONS: Record<MetricName, [description: string, unit: string]> = {
   'cellgate.breaker.transitions': ['Shards whose circuit breaker opened or closed', '{shard}'],
   'cellgate.evictions': ['Live records evicted from the embedded table to make room', '{record}'],
   'cellgate.refusals': ['New keys denied because the embedded table was full at its cap', '{key}'],
+  'cellgate.upstream.answers': ["limitedFetch's answers from the upstream, by kind: accepted, refused (429, or 503 with Retry-After), other", '{answer}'],
+  'cellgate.upstream.shape': ["Shapes limitedFetch's shape 'auto' applied to a key, by shape: pacing or quota", '{change}'],
 };
 
 /** The part of an OpenTelemetry `Meter` used (from `@opentelemetry/api`). */
@@ -111,6 +115,8 @@ const LABELS: Record<MetricName, string[]> = {
   'cellgate.breaker.transitions': ['to'],
   'cellgate.evictions': [],
   'cellgate.refusals': [],
+  'cellgate.upstream.answers': ['kind'],
+  'cellgate.upstream.shape': ['shape'],
 };
 
 /**

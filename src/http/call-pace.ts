@@ -3,7 +3,7 @@
 // SharedPace, with the AdaptivePacer for the moments the store cannot
 // answer). One interface, so that limitedFetch has one code path.
 import { sleep } from '../core/clock.js';
-import type { SharedPace } from '../limiter/store.js';
+import type { PaceSlot, QuotaReport, SharedPace } from '../limiter/store.js';
 import type { AdaptivePacer } from './adaptive.js';
 
 /** A call's turn: the ticket(s) its outcome is reported with. */
@@ -14,6 +14,8 @@ export interface Turn {
   readonly fleet: number | undefined;
   /** The fleet's spacing when the call was booked: 0 means a success moves nothing. */
   readonly spacingMs: number;
+  /** The booking's slot in the shared pace (its shape, whether it took a known quota), when it admitted the call. */
+  readonly slot?: PaceSlot | undefined;
 }
 
 /**
@@ -29,6 +31,8 @@ export interface CallPace {
   pause(key: string, holdMs: number): Promise<void>;
   /** The upstream accepted the call. */
   success(key: string, turn: Turn): void;
+  /** An answer's request quota with its reset: the fleet's starts are booked into the upstream's window (a shared pace only). */
+  quota(key: string, report: QuotaReport): Promise<void>;
 }
 
 /** A ticket that counts as current in an AdaptivePacer: for a call it did not admit. */
@@ -59,6 +63,8 @@ export function localPace(pacer: AdaptivePacer): CallPace {
     success(key, turn) {
       if (turn.local !== undefined) pacer.success(key, turn.local);
     },
+    // One process alone holds at a spent quota (limitedFetch's pause), no more.
+    async quota() {},
   };
 }
 
@@ -80,13 +86,13 @@ export function localPace(pacer: AdaptivePacer): CallPace {
 export function fleetPace(shared: SharedPace, pacer: AdaptivePacer): CallPace {
   return {
     async admit(key, signal) {
-      let again = false;
+      let again: PaceSlot | undefined;
       for (;;) {
         const slot = await shared.book(key, again);
         if (slot === undefined) return { local: await pacer.admit(key, signal), fleet: undefined, spacingMs: 0 };
-        if (slot.waitMs <= 0) return { local: undefined, fleet: slot.ticket, spacingMs: slot.spacingMs };
+        if (slot.waitMs <= 0) return { local: undefined, fleet: slot.ticket, spacingMs: slot.spacingMs, slot };
         await sleep(slot.waitMs, signal);
-        again = true;
+        again = slot;
       }
     },
     async pushback(key, turn, holdMs) {
@@ -102,6 +108,9 @@ export function fleetPace(shared: SharedPace, pacer: AdaptivePacer): CallPace {
       if (turn.local !== undefined) pacer.success(key, turn.local);
       // A call booked at full pace moves nothing (see pace.lua): no round trip.
       else if (turn.spacingMs > 0 && turn.fleet !== undefined) void shared.success(key, turn.fleet);
+    },
+    async quota(key, report) {
+      await shared.quota(key, report);
     },
   };
 }

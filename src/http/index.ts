@@ -5,6 +5,7 @@ export { clientAddress, type ForwardedHeader, type TrustProxy } from './client-a
 export { canonicalIp, ipKey } from './ip.js';
 export { keyDigest } from './sha256.js';
 export type { CommonOptions } from './options.js';
-export { limitedFetch, type FetchFunction, type LimitedFetchOptions } from './limited-fetch.js';
+export { limitedFetch, type FetchFunction, type LimitedFetch, type LimitedFetchOptions, type LimitedFetchStats } from './limited-fetch.js';
+export type { Shape, ShapeStats } from './shape.js';
 export { parseRetryAfter, parseQuotaHeaders, type QuotaUnit, type UpstreamQuota } from './upstream-headers.js';
 export { AdaptivePacer, DEFAULT_PACING, type AdaptivePacerOptions, type PaceStats } from './adaptive.js';

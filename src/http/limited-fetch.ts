@@ -7,7 +7,10 @@ import { AdaptivePacer } from './adaptive.js';
 import { fleetPace, localPace, type Turn } from './call-pace.js';
 import { holdsSlots } from '../policies/concurrency.js';
 import { releasingBody } from './releasing-body.js';
-import { parseQuotaHeaders, parseRetryAfter, serverNow } from './upstream-headers.js';
+import { AutoShape, type ShapeStats } from './shape.js';
+import { checkMetrics, type MetricsSink } from '../core/metrics.js';
+import { parseQuotaHeaders, parseRetryAfter, serverNow, type QuotaUnit, type UpstreamQuota } from './upstream-headers.js';
+import { MAX_COUNT } from '../policies/policy.js';
 
 /**
  * The signature of `fetch`: what {@link limitedFetch} takes and returns.
@@ -40,7 +43,7 @@ export interface LimitedFetchOptions {
    * while it is in flight, its response's body included (see
    * {@link limitedFetch}).
    */
-  limiter: Pick<Limiter, 'acquire'> & Partial<Pick<Limiter, 'refund' | 'policies' | 'store'>>;
+  limiter: Pick<Limiter, 'acquire'> & Partial<Pick<Limiter, 'refund' | 'policies' | 'store' | 'lower' | 'penalize' | 'setPolicy' | 'invalidate'>>;
   /**
    * The budget a call counts against: a fixed string, or a function of a
    * `Request` with the call's URL, method and headers (no body, so the key
@@ -79,6 +82,83 @@ export interface LimitedFetchOptions {
    * holds and paces on its own.
    */
   shared?: boolean;
+  /**
+   * Which of the upstream's remaining-quota headers the limiter follows
+   * (default `'requests'`; see {@link parseQuotaHeaders} for the forms):
+   * an answer saying fewer remain than the key's limiter has left brings
+   * the key down to that number with `limiter.lower` (never up beyond the
+   * configured policy; atomic in Redis, so the fleet's bucket follows the
+   * provider's counter). `'tokens'` follows the token quotas instead (a
+   * limiter counting tokens, with `cost`); `false` follows none. Whatever
+   * this says, a quota of either unit at 0 with a reset holds the key
+   * until the reset.
+   */
+  quota?: QuotaUnit | false;
+  /**
+   * The units a call used, read from its response: a header's name (its
+   * value a whole number, e.g. `'x-tokens-used'`), or a function of the
+   * response (given a clone, so its body can be read; it may return a
+   * promise, e.g. an LLM answer's `usage.total_tokens`). Admission took 1
+   * unit; a call that used n is charged n − 1 more after its response
+   * (`limiter.penalize`: past the limit if need be, a debt the key waits
+   * off), and one that used 0 gets its unit back. An answer that is not a
+   * whole number from 0 to 10^9, or a function that throws, charges
+   * nothing. Not for 429s and 503s with `Retry-After`, which were not
+   * processed. Default: every call counts 1.
+   */
+  cost?: string | ((response: Response) => number | undefined | Promise<number | undefined>);
+  /**
+   * How the limiter's rate is spent (default `'fixed'`: its policy as
+   * configured). `'auto'` learns it per key from the upstream's answers: it
+   * starts paced (GCRA at the rate with a burst of 1) and moves a key to an
+   * interval token bucket of the same rate (bursts, the fleet's starts
+   * booked into the upstream's quota window) once 5
+   * accepted answers carried quota headers with a reset and no call was
+   * refused while quota remained; a refusal within the upstream's quota (or
+   * without quota headers) paces it again, for good. Needs a limiter with
+   * plans (a `name`) whose policy is one `gcra` or `tokenBucket`: its rate
+   * is what is shaped, and the limiter answers each key's shape by a
+   * resolver. With a `RedisStore` the verdict is the fleet's. See
+   * `stats()` for the current choice and why.
+   */
+  shape?: 'fixed' | 'auto';
+  /** Counts the upstream's answers (`cellgate.upstream.answers` by `kind`: accepted, refused, other) and the shapes applied (`cellgate.upstream.shape` by `shape`). */
+  metrics?: MetricsSink;
+}
+
+/**
+ * A key's standing in a {@link limitedFetch} wrapper, from its `stats()`.
+ *
+ * @example
+ * ```ts
+ * const s: LimitedFetchStats = await api.stats('https://api.example');
+ * if (s.holdMs > 0) console.log(`held ${s.holdMs} ms by the upstream`);
+ * ```
+ */
+export interface LimitedFetchStats {
+  /** Whether the hold and pace are the fleet's (a `RedisStore` that answered) or this process's. */
+  readonly shared: boolean;
+  /** How long the key is held by what the upstream said, ms. */
+  readonly holdMs: number;
+  /** The extra spacing between call starts its pushbacks set, ms. */
+  readonly spacingMs: number;
+  /** `shape: 'auto'`: how the key's rate is spent, and why (undefined with `'fixed'`). */
+  readonly shape: ShapeStats | undefined;
+}
+
+/**
+ * What {@link limitedFetch} returns: a `fetch`, and what it knows of a key.
+ *
+ * @example
+ * ```ts
+ * const api: LimitedFetch = limitedFetch(fetch, { limiter });
+ * await api('https://api.example/v1/items');
+ * console.log(await api.stats('https://api.example'));
+ * ```
+ */
+export interface LimitedFetch extends FetchFunction {
+  /** The key's hold, pace and shape now (the default key is the URL's origin). */
+  stats(key: string): Promise<LimitedFetchStats>;
 }
 
 /** One hour: see {@link LimitedFetchOptions.maxRetryAfterMs}. */
@@ -142,9 +222,9 @@ const DEFAULT_MAX_RETRY_AFTER_MS = 3_600_000;
  * const res = await api('https://partner.example/v1/items', { signal: AbortSignal.timeout(30_000) });
  * ```
  */
-export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOptions): FetchFunction {
+export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOptions): LimitedFetch {
   if (typeof fetchFn !== 'function') throw new ConfigError('fetch', fetchFn, 'a function with the signature of fetch');
-  const o = strictOptions(options, 'limitedFetch', ['limiter', 'key', 'retry429', 'maxRetryAfterMs', 'pacer', 'shared']);
+  const o = strictOptions(options, 'limitedFetch', ['limiter', 'key', 'retry429', 'maxRetryAfterMs', 'pacer', 'shared', 'quota', 'cost', 'shape', 'metrics']);
   const limiter = o.limiter as Partial<Limiter> | undefined;
   if (typeof limiter !== 'object' || limiter === null || typeof limiter.acquire !== 'function') {
     throw new ConfigError('limiter', limiter, 'a Limiter (an object with acquire)');
@@ -165,6 +245,15 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
   if (typeof share !== 'boolean') throw new ConfigError('shared', share, 'a boolean');
   const sharedPace = share ? (limiter.store as { sharedPace?: Parameters<typeof fleetPace>[0] } | undefined)?.sharedPace : undefined;
   const pace = sharedPace === undefined ? localPace(pacer) : fleetPace(sharedPace, pacer);
+  const unit = o.quota === undefined ? 'requests' : o.quota;
+  if (unit !== 'requests' && unit !== 'tokens' && unit !== false) throw new ConfigError('quota', unit, "'requests', 'tokens' or false");
+  const lower = unit !== false && typeof limiter.lower === 'function' ? limiter.lower.bind(limiter) : undefined;
+  const charge = costCharge(o.cost, limiter);
+  const metrics = checkMetrics(o.metrics);
+  const shapeMode = o.shape === undefined ? 'fixed' : o.shape;
+  if (shapeMode !== 'fixed' && shapeMode !== 'auto') throw new ConfigError('shape', shapeMode, "'fixed' or 'auto'");
+  const shaper =
+    shapeMode === 'auto' ? new AutoShape(limiter as ConstructorParameters<typeof AutoShape>[0], sharedPace, metrics && ((shape) => metrics.count('cellgate.upstream.shape', 1, { shape }))) : undefined;
 
   if (limiter.policies !== undefined && !Array.isArray(limiter.policies)) throw new ConfigError('limiter', limiter, 'a Limiter (its policies an array)');
   const slots = holdsSlots(limiter.policies);
@@ -173,7 +262,7 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
   const keyOf = keyFunction(key as LimitedFetchOptions['key']);
   const hold = (ms: number) => Math.min(ms, maxHold);
 
-  return async (input, init) => {
+  const call = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const k = keyOf(input, init);
     const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
     // What each attempt sends: a Request or a stream body can be sent only once.
@@ -188,6 +277,8 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
       let turn: Turn;
       try {
         turn = await pace.admit(k, signal);
+        // The shape the fleet learned, applied for the key's next admission.
+        if (shaper !== undefined && turn.slot !== undefined) shaper.observe(k, turn.slot.shape, turn.slot.shapeVersion);
       } catch (error) {
         // Admitted by the limiter but never sent: give the slot, or the unit, back
         // (not both: a refund takes holders from the concurrency gate too).
@@ -219,11 +310,29 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
       const headers = response.headers;
       const wallNow = serverNow(headers);
       const retryAfter = parseRetryAfter(headers.get('retry-after'), wallNow);
-      const quota = parseQuotaHeaders(headers, wallNow);
-      const resetMs = quota?.remaining === 0 ? quota.resetMs : undefined;
-      if (status === 429 || (status === 503 && retryAfter !== undefined)) {
+      const requests = parseQuotaHeaders(headers, wallNow);
+      const tokens = parseQuotaHeaders(headers, wallNow, 'tokens');
+      const resetMs = spentUntil(requests, tokens);
+      const refused = status === 429 || (status === 503 && retryAfter !== undefined);
+      metrics?.count('cellgate.upstream.answers', 1, refused ? REFUSED : status < 500 ? ACCEPTED : OTHER);
+      // The provider's counter below the limiter's: the key comes down to it.
+      // An admission that left no more than the provider says changes nothing,
+      // and costs no round trip.
+      const synced = unit === 'requests' ? requests : unit === 'tokens' ? tokens : undefined;
+      if (lower !== undefined && synced !== undefined && synced.remaining <= MAX_COUNT && !(permit.remaining <= synced.remaining)) {
+        await lower(k, synced.remaining).catch(() => {});
+      }
+      // The provider's window, for the fleet's bookings (a shared pace).
+      if (requests?.resetMs !== undefined) {
+        await pace.quota(k, { remaining: requests.remaining, resetMs: hold(requests.resetMs), limit: requests.limit, windowMs: requests.windowMs });
+      }
+      if (refused) {
         const until = retryAfter === undefined ? resetMs : resetMs === undefined ? retryAfter : Math.max(retryAfter, resetMs);
         await pace.pushback(k, turn, until === undefined ? undefined : hold(until));
+        // Refused within the upstream's own quota: it does not take bursts.
+        if (shaper !== undefined && status === 429 && ((requests !== undefined && requests.remaining > 0) || turn.slot?.budgeted === true)) {
+          await shaper.learn(k, 'burst');
+        }
         if (status === 429 && !last) {
           // Free the connection before waiting for the retry.
           await response.body?.cancel().catch(() => {});
@@ -231,14 +340,30 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
           continue;
         }
       } else {
-        const until = resetMs ?? (quota?.remaining === 0 ? retryAfter : undefined);
+        const spent = requests?.remaining === 0 || tokens?.remaining === 0;
+        const until = resetMs ?? (spent ? retryAfter : undefined);
         if (until !== undefined) await pace.pause(k, hold(until));
         if (status < 500) pace.success(k, turn);
+        if (charge !== undefined) charge(k, response);
+        if (shaper !== undefined && status >= 200 && status < 300 && requests?.resetMs !== undefined) await shaper.learn(k, 'quota');
       }
       return release === undefined ? response : releasingBody(response, release);
     }
   };
+  const stats = async (key: string): Promise<LimitedFetchStats> => {
+    checkKey(key, 'key');
+    const shape = shaper?.stats(key);
+    const standing = sharedPace === undefined ? undefined : await sharedPace.peek(key);
+    if (standing !== undefined) return { shared: true, holdMs: standing.holdMs, spacingMs: standing.spacingMs, shape };
+    const local = pacer.stats(key);
+    return { shared: false, holdMs: local?.waitMs ?? 0, spacingMs: local?.spacingMs ?? 0, shape };
+  };
+  return Object.assign(call, { stats });
 }
+
+const ACCEPTED = Object.freeze({ kind: 'accepted' });
+const REFUSED = Object.freeze({ kind: 'refused' });
+const OTHER = Object.freeze({ kind: 'other' });
 
 /** The default key, or the caller's, as a function of the call's arguments. */
 function keyFunction(key: LimitedFetchOptions['key']): (input: RequestInfo | URL, init: RequestInit | undefined) => string {
@@ -256,4 +381,54 @@ function keyFunction(key: LimitedFetchOptions['key']): (input: RequestInfo | URL
 
 function urlOf(input: RequestInfo | URL): string {
   return input instanceof Request ? input.url : input instanceof URL ? input.href : String(input);
+}
+
+/** The latest reset among the quotas at 0 (a spent quota holds the key until then), or undefined. */
+function spentUntil(...quotas: (UpstreamQuota | undefined)[]): number | undefined {
+  let until: number | undefined;
+  for (const q of quotas) if (q?.remaining === 0 && q.resetMs !== undefined) until = Math.max(until ?? 0, q.resetMs);
+  return until;
+}
+
+/** A whole number of units from 0 to MAX_COUNT, or undefined. */
+function units(value: unknown): number | undefined {
+  if (typeof value === 'string') value = /^[0-9]{1,10}$/.test(value.trim()) ? Number(value.trim()) : undefined;
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_COUNT ? value : undefined;
+}
+
+/**
+ * What charges a call's used units after its response (see
+ * {@link LimitedFetchOptions.cost}), or undefined without `cost`.
+ */
+function costCharge(cost: unknown, limiter: Partial<Limiter>): ((key: string, response: Response) => void) | undefined {
+  if (cost === undefined) return undefined;
+  if (typeof limiter.penalize !== 'function') throw new ConfigError('cost', cost, 'a limiter with penalize (a Limiter) to charge what calls used');
+  let read: (response: Response) => unknown;
+  if (typeof cost === 'string') {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/.test(cost)) throw new ConfigError('cost', cost, "a header name (such as 'x-tokens-used') or a function (response) => number");
+    read = (response) => response.headers.get(cost);
+  } else if (typeof cost === 'function') {
+    read = (response) => cost(response.clone());
+  } else {
+    throw new ConfigError('cost', cost, "a header name (such as 'x-tokens-used') or a function (response) => number");
+  }
+  const penalize = limiter.penalize.bind(limiter);
+  const refund = typeof limiter.refund === 'function' ? limiter.refund.bind(limiter) : undefined;
+  const settle = (key: string, used: unknown) => {
+    const n = units(used);
+    if (n === undefined || n === 1) return;
+    if (n === 0) void refund?.(key, 1).catch(() => {});
+    else void penalize(key, n - 1).catch(() => {});
+  };
+  return (key, response) => {
+    let used: unknown;
+    try {
+      used = read(response);
+    } catch {
+      return;
+    }
+    // A promise (a body read) settles later: the call is not held for it.
+    if (used instanceof Promise) used.then((n) => settle(key, n), () => {});
+    else settle(key, used);
+  };
 }

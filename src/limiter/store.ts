@@ -68,13 +68,50 @@ export interface SharedPacing {
  *
  * @example
  * ```ts
- * const slot: PaceSlot = { waitMs: 0, ticket: 0, spacingMs: 0 }; // an upstream that never pushed back
+ * const slot: PaceSlot = { waitMs: 0, ticket: 0, spacingMs: 0, shape: -1, shapeVersion: 0, budgeted: false }; // an upstream that never pushed back
  * ```
  */
 export interface PaceSlot {
   readonly waitMs: number;
   readonly ticket: number;
   readonly spacingMs: number;
+  /** The shape the fleet learned for the key (SHAPE_* of abi/abi.mjs), -1 before it learns one. */
+  readonly shape: number;
+  /** That shape's version (a plan version for setPolicy), 0 before. */
+  readonly shapeVersion: number;
+  /** Whether the start was taken from a quota the upstream had said remained: a refusal of it shows the upstream refuses within its own quota. */
+  readonly budgeted: boolean;
+}
+
+/**
+ * What an upstream's quota headers said, as a shared pace is told it: the
+ * calls it still accepts in its window, and when that window ends.
+ *
+ * @example
+ * ```ts
+ * const q: QuotaReport = { remaining: 40, resetMs: 20_000, limit: 100, windowMs: 60_000 };
+ * ```
+ */
+export interface QuotaReport {
+  readonly remaining: number;
+  readonly resetMs: number;
+  readonly limit?: number | undefined;
+  readonly windowMs?: number | undefined;
+}
+
+/**
+ * A key's shape as a shared pace has learned it (see {@link SharedPace.learn}).
+ *
+ * @example
+ * ```ts
+ * const learned: LearnedShape = { shape: 1, version: 61_000_000, evidence: 5 }; // SHAPE_QUOTA
+ * ```
+ */
+export interface LearnedShape {
+  readonly shape: number;
+  readonly version: number;
+  /** Accepted answers seen with quota headers and a reset. */
+  readonly evidence: number;
 }
 
 /**
@@ -99,12 +136,12 @@ export interface PaceStanding {
  *
  * @example
  * ```ts
- * const slot = await store.sharedPace?.book('https://api.example', false);
+ * const slot = await store.sharedPace?.book('https://api.example', undefined);
  * ```
  */
 export interface SharedPace {
-  /** Books the key's next start: wait `waitMs`, then book `again`. */
-  book(key: string, again: boolean): Promise<PaceSlot | undefined>;
+  /** Books the key's next start: wait `waitMs`, then book again, passing that slot as `again`. */
+  book(key: string, again: PaceSlot | undefined): Promise<PaceSlot | undefined>;
   /** The upstream refused a call: hold the key `delayMs` (or one spacing), and halve its pace if the ticket is current. */
   pushback(key: string, ticket: number | undefined, delayMs: number | undefined, pacing: SharedPacing): Promise<PaceStanding | undefined>;
   /** Hold the key `delayMs` without slowing it (a quota spent until its reset). */
@@ -113,6 +150,15 @@ export interface SharedPace {
   success(key: string, ticket: number): Promise<PaceStanding | undefined>;
   /** How the key stands, changing nothing. */
   peek(key: string): Promise<PaceStanding | undefined>;
+  /**
+   * An answer's quota headers: the fleet's starts are booked into the
+   * upstream's window, at most what it accepts before its reset, the rest
+   * into the next window. Resolves with the ms to the window's end and the
+   * calls still bookable in it.
+   */
+  quota(key: string, report: QuotaReport): Promise<{ readonly endsInMs: number; readonly left: number } | undefined>;
+  /** What an answer showed of the upstream: `'quota'` (accepted, with quota headers) or `'burst'` (refused while quota remained). */
+  learn(key: string, evidence: 'quota' | 'burst'): Promise<LearnedShape | undefined>;
 }
 
 /** What decides for one limiter's gates in a {@link Store}. */

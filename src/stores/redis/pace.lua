@@ -17,13 +17,31 @@
 --                last reduction move the pace (the rest of the burst that
 --                caused it does not halve it again)
 --            n   the next free start (epoch ms): starts are s apart
---          A key the upstream never pushed back on has no hash: a booking
---          then reads one field and writes nothing.
+--          the upstream's quota window, as its headers said ('quota'):
+--            qt  when its current window ends (epoch ms)
+--            qr  the calls it will still accept before qt: what it said,
+--                less every start booked since (a booking takes one; a
+--                window spent books its callers into the next)
+--            ql  its limit per window (said, or the most seen left + 1)
+--            qw  its window's length, ms (said, or the longest reset seen)
+--            qlast  the last remaining it said (a higher one: a new window)
+--          the shape limitedFetch's shape 'auto' spends the key's rate in
+--          ('learn'; SHAPE_* and QUOTA_EVIDENCE in constants.lua):
+--            sh  SHAPE_PACING or SHAPE_QUOTA (none until it learns)
+--            sv  its version: a limiter's plan version (setPolicy), rising
+--            ev  accepted answers seen with quota headers and a reset
+--            bi  1 once a refusal came while quota remained: burst-intolerant
+--          A key the upstream never pushed back on, nor told its quota, has
+--          no hash: a booking then reads it and writes nothing.
 -- ARGV[1]  the op, then its arguments:
 --   'book'      ARGV[2] '1' when the call already waited for an earlier
 --               booking (it keeps its start unless a hold set since covers
---               it), '' for a first booking
---               -> { wait ms (ceil), ticket, spacing ms (ceil) }
+--               it), '' for a first booking; ARGV[3] (with '1') whether
+--               that booking took from a known quota, echoed back
+--               -> { wait ms (ceil), ticket, spacing ms (ceil), shape (sh, or
+--                    -1 when none), shape version (sv, or 0), 1 when the
+--                    start was taken from a quota the upstream had said
+--                    remained (qr known), else 0 }
 --   'pushback'  ARGV[2] the call's ticket ('' unknown: counted as current),
 --               ARGV[3] the upstream's delay in ms ('' none: one spacing),
 --               ARGV[4] initial spacing, ARGV[5] most spacing,
@@ -33,8 +51,14 @@
 --               until its reset)            -> same as pushback
 --   'success'   ARGV[2] the call's ticket   -> same as pushback
 --   'peek'      (nothing)                   -> same as pushback
+--   'quota'     ARGV[2] remaining, ARGV[3] reset ms, ARGV[4] limit ('' not
+--               said), ARGV[5] window ms ('' not said): what an answer's
+--               quota headers said     -> { ms to the window's end, qr }
+--   'learn'     ARGV[2] 'quota' or 'burst': what an answer showed of the
+--               upstream (see below)   -> { sh, sv, ev }
 -- Delays arrive clamped by the client (its maxRetryAfterMs); this script
 -- clamps again to MAX_HOLD_MS, so that no value can hold a key forever.
+--#include constants.lua
 local MAX_HOLD_MS = 86400000000 -- 1000 days, the library's longest duration
 -- How long a pace outlives its last hold or booked start without traffic:
 -- past it the upstream is asked at full pace again.
@@ -53,20 +77,36 @@ local function clampDelay(s)
   return d
 end
 
+-- Every field, numeric. The quota mirror (q*) and the shape (sh, sv, ev, bi)
+-- are described in the header.
+local FIELDS = { 'u', 's', 'st', 'g', 'n', 'qr', 'qt', 'ql', 'qw', 'qlast', 'sh', 'sv', 'ev', 'bi' }
+
 local function load()
-  local f = redis.call('HMGET', key, 'u', 's', 'st', 'g', 'n')
+  local f = redis.call('HMGET', key, unpack(FIELDS))
   if f[1] == false then return nil end
-  return { u = tonumber(f[1]), s = tonumber(f[2]), st = tonumber(f[3]), g = tonumber(f[4]), n = tonumber(f[5]) }
+  local p = {}
+  for i, name in ipairs(FIELDS) do
+    if f[i] ~= false then p[name] = tonumber(f[i]) end
+  end
+  return p
 end
 
 local function save(p)
-  if p.s == 0 and p.u <= now and p.n <= now then
-    -- Back to full pace and nothing held: forgotten, as a key that never was.
-    redis.call('DEL', key)
+  redis.call('DEL', key)
+  if p.s == 0 and p.u <= now and p.n <= now and p.qt == nil and p.sh == nil then
+    -- Back to full pace, nothing held, no quota or shape known: forgotten,
+    -- as a key that never was.
     return
   end
-  redis.call('HSET', key, 'u', tostring(p.u), 's', tostring(p.s), 'st', tostring(p.st), 'g', tostring(p.g), 'n', tostring(p.n))
-  redis.call('PEXPIRE', key, math.ceil(math.max(p.u, p.n) - now) + IDLE_MS)
+  local args = {}
+  for _, name in ipairs(FIELDS) do
+    if p[name] ~= nil then
+      args[#args + 1] = name
+      args[#args + 1] = tostring(p[name])
+    end
+  end
+  redis.call('HSET', key, unpack(args))
+  redis.call('PEXPIRE', key, math.ceil(math.max(p.u, p.n, p.qt or 0) - now) + IDLE_MS)
 end
 
 local function fresh()
@@ -78,19 +118,61 @@ local function standing(p)
   return { math.ceil(math.max(0, p.u - now)), math.ceil(p.s) }
 end
 
+-- The provider's window moved on to the one holding `at`: a known window
+-- length and limit start the next one full; without them nothing is known
+-- of it until an answer says.
+local function roll(p, at)
+  if p.qt == nil or at < p.qt then return end
+  if p.qw ~= nil and p.qw > 0 and p.ql ~= nil then
+    p.qt = p.qt + (math.floor((at - p.qt) / p.qw) + 1) * p.qw
+    p.qr = p.ql
+  else
+    p.qt, p.qr = nil, nil
+  end
+end
+
+-- The earliest start at or after `slot` that the provider's window has
+-- room for, taking it: a window spent sends its callers to the next one,
+-- which they fill in turn, so that a reset releases no more calls than the
+-- provider accepts.
+local function takeQuota(p, slot)
+  if p.qt == nil then return slot, 0 end
+  roll(p, slot)
+  if p.qr ~= nil and p.qr < 1 and p.qt ~= nil then
+    slot = p.qt
+    roll(p, slot)
+  end
+  if p.qr == nil then return slot, 0 end
+  p.qr = p.qr - 1
+  return slot, 1
+end
+
+-- The shape's version: Redis's clock in seconds since 2025 (so that a
+-- pace forgotten and learned again never goes back), and always above the
+-- last one.
+local EPOCH_S = 1735689600
+local function nextVersion(p)
+  return math.max((p.sv or 0) + 1, math.floor(now / 1000) - EPOCH_S)
+end
+
+local function shapeOf(p)
+  if p == nil or p.sh == nil then return -1, 0 end
+  return p.sh, p.sv
+end
+
 if op == 'book' then
   local p = load()
-  if p == nil then return { 0, 0, 0 } end
+  if p == nil then return { 0, 0, 0, -1, 0, 0 } end
+  local sh, sv = shapeOf(p)
   if ARGV[2] == '1' and p.u <= now then
-    -- Its booked start has come and no hold covers it: it goes.
-    return { 0, p.g, math.ceil(p.s) }
+    -- Its booked start has come and no hold covers it: it goes (its quota
+    -- was taken when it was booked).
+    return { 0, p.g, math.ceil(p.s), sh, sv, tonumber(ARGV[3]) or 0 }
   end
-  local slot = math.max(now, p.u, p.n)
-  if p.s > 0 or slot > p.n then
-    p.n = slot + p.s
-    save(p)
-  end
-  return { math.ceil(slot - now), p.g, math.ceil(p.s) }
+  local slot, budgeted = takeQuota(p, math.max(now, p.u, p.n))
+  p.n = math.max(p.n, slot + p.s)
+  save(p)
+  return { math.ceil(slot - now), p.g, math.ceil(p.s), sh, sv, budgeted }
 elseif op == 'pushback' then
   local p = load() or fresh()
   local ticket = tonumber(ARGV[2])
@@ -112,6 +194,51 @@ elseif op == 'pause' then
   p.u = math.max(p.u, now + d)
   save(p)
   return standing(p)
+elseif op == 'quota' then
+  -- ARGV[2] remaining, ARGV[3] reset ms, ARGV[4] limit ('' unknown),
+  -- ARGV[5] window ms ('' unknown)
+  local remaining, reset = tonumber(ARGV[2]), clampDelay(ARGV[3])
+  if remaining == nil or not (remaining >= 0) or reset == nil then return redis.error_reply('cellgate: quota needs remaining and reset') end
+  local limit, window = tonumber(ARGV[4]), clampDelay(ARGV[5])
+  local p = load() or fresh()
+  local ends = now + reset
+  -- Remaining goes up only at a reset: a count above the last one, or a
+  -- window already past, is a new window. Otherwise it is the same one,
+  -- and the provider's count (the calls it has seen) lowers ours (the calls
+  -- we have booked) when others spend the quota too; its end is the latest
+  -- said (resets in whole seconds are rounded up, never down).
+  if p.qt == nil or now >= p.qt or (p.qlast ~= nil and remaining > p.qlast) then
+    p.qt, p.qr = ends, remaining
+    -- Without a stated window, the longest reset a window's first answer gave.
+    if window == nil and (p.qw == nil or reset > p.qw) then p.qw = reset end
+  else
+    p.qr = math.min(p.qr or remaining, remaining)
+    if ends > p.qt then p.qt = ends end
+  end
+  p.qlast = remaining
+  if window ~= nil and window > 0 then p.qw = window end
+  -- Without a stated limit, the most a window was seen to have left, and one.
+  if limit ~= nil and limit >= 0 then p.ql = limit elseif p.ql == nil or remaining + 1 > p.ql then p.ql = remaining + 1 end
+  save(p)
+  return { math.ceil(math.max(0, p.qt - now)), math.ceil(p.qr) }
+elseif op == 'learn' then
+  -- ARGV[2] what an answer showed: 'quota' (accepted, with quota headers
+  -- and a reset), 'burst' (refused while its quota headers said some
+  -- remained, or said nothing of a quota)
+  local p = load() or fresh()
+  if ARGV[2] == 'burst' then
+    -- Burst-intolerant: paced from now on, for as long as the pace lives.
+    p.bi = 1
+    if p.sh ~= SHAPE_PACING then p.sh, p.sv = SHAPE_PACING, nextVersion(p) end
+  elseif ARGV[2] == 'quota' then
+    p.ev = (p.ev or 0) + 1
+    if p.sh == nil then p.sh, p.sv = SHAPE_PACING, nextVersion(p) end
+    if p.bi == nil and p.ev >= QUOTA_EVIDENCE and p.sh ~= SHAPE_QUOTA then p.sh, p.sv = SHAPE_QUOTA, nextVersion(p) end
+  else
+    return redis.error_reply('cellgate: unknown evidence ' .. tostring(ARGV[2]))
+  end
+  save(p)
+  return { p.sh, p.sv, p.ev or 0 }
 elseif op == 'success' then
   local p = load()
   if p == nil then return { 0, 0 } end

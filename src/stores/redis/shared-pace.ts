@@ -1,7 +1,7 @@
 // A RedisStore's side of the fleet's upstream pace: runs pace.lua for one
 // key on the shard that key's states live on, through the store's breaker,
 // so that a Redis that is down costs a call nothing but the local pace.
-import type { PaceSlot, PaceStanding, SharedPace, SharedPacing } from '../../limiter/store.js';
+import type { LearnedShape, PaceSlot, PaceStanding, QuotaReport, SharedPace, SharedPacing } from '../../limiter/store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import type { RedisConnection } from './connection.js';
 import { keyBytes } from './key-bytes.js';
@@ -29,7 +29,7 @@ const PACE_SUFFIX = Buffer.from('|^');
  *
  * @example
  * ```ts
- * const slot = await store.sharedPace.book('https://api.example', false); // { waitMs: 0, ticket: 0, spacingMs: 0 }
+ * const slot = await store.sharedPace.book('https://api.example', undefined); // { waitMs: 0, ticket: 0, spacingMs: 0, shape: -1, shapeVersion: 0, budgeted: false }
  * ```
  */
 export class RedisSharedPace implements SharedPace {
@@ -39,9 +39,20 @@ export class RedisSharedPace implements SharedPace {
     this.#o = options;
   }
 
-  async book(key: string, again: boolean): Promise<PaceSlot | undefined> {
-    const r = await this.#run(key, ['book', again ? '1' : '']);
-    return r === undefined ? undefined : { waitMs: r[0]!, ticket: r[1]!, spacingMs: r[2]! };
+  async book(key: string, again: PaceSlot | undefined): Promise<PaceSlot | undefined> {
+    const r = await this.#run(key, again === undefined ? ['book', ''] : ['book', '1', again.budgeted ? '1' : '0']);
+    return r === undefined ? undefined : { waitMs: r[0]!, ticket: r[1]!, spacingMs: r[2]!, shape: r[3]!, shapeVersion: r[4]!, budgeted: r[5] === 1 };
+  }
+
+  async quota(key: string, q: QuotaReport): Promise<{ endsInMs: number; left: number } | undefined> {
+    const opt = (v: number | undefined) => (v === undefined ? '' : String(v));
+    const r = await this.#run(key, ['quota', String(q.remaining), String(q.resetMs), opt(q.limit), opt(q.windowMs)]);
+    return r === undefined ? undefined : { endsInMs: r[0]!, left: r[1]! };
+  }
+
+  async learn(key: string, evidence: 'quota' | 'burst'): Promise<LearnedShape | undefined> {
+    const r = await this.#run(key, ['learn', evidence]);
+    return r === undefined ? undefined : { shape: r[0]!, version: r[1]!, evidence: r[2]! };
   }
 
   pushback(key: string, ticket: number | undefined, delayMs: number | undefined, pacing: SharedPacing): Promise<PaceStanding | undefined> {
