@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { benchRedis, formatBench } from './bench-redis.js';
 import { doctor, formatReport } from './doctor.js';
 import { parseRedisUrl } from './redis-clients.js';
-import { SCENARIOS, scenarioDefaults, simulate } from './simulate/run.js';
+import { SCENARIOS, scenarioDefaults, scenarioReport, simulate, type SimulateReport } from './simulate/run.js';
 import { UsageError } from './usage-error.js';
 
 /**
@@ -80,7 +80,7 @@ ${CLIENT_HELP}
   -h, --help     print this help
 `;
 
-const SIMULATE_USAGE = `Usage: cellgate simulate --scenario NAME [--pods N] [--seconds S] [--out DIR]
+const SIMULATE_USAGE = `Usage: cellgate simulate --scenario NAME[,NAME...] [--pods N] [--seconds S] [--out DIR] [--json]
 
 N pod processes start at one instant and call a mock upstream on loopback that
 admits RATE requests per second (a token bucket of BURST) and answers 429
@@ -96,24 +96,31 @@ Scenarios (all but stampede start a redis-server on a free loopback port, or use
   misconfigured      shared GCRA set 1.5x above the upstream's limit: steady 429s
   lock-contention    500 requests/s wanted, first through a leaky bucket in Redis behind a SET NX lock
                      (retry every 10 ms), then the shared GCRA, both at 600/s: waits side by side
+  retry-after        every 429 says Retry-After: 2; shared GCRA 1.5x too generous, through limitedFetch:
+                     (a) shared: false, each pod holds alone; (b) holds shared fleet-wide in Redis
+  quota-sync         quota upstream (QUOTA, default 50) with X-RateLimit-* headers, shared interval bucket
+                     at 2x QUOTA, through limitedFetch: (a) quota: false; (b) remaining lowers the bucket
+  auto-pacing        burst-1 upstream with X-RateLimit-Remaining/-Reset; limitedFetch shape: 'auto'
+  auto-quota         the quota-sync upstream; limitedFetch shape: 'auto' over gcra({ limit: QUOTA })
 
 Options:
-  --scenario NAME  one of the scenarios above (required)
+  --scenario NAME  one of the scenarios above (required); several, run in order: a,b,c or --scenario repeated
   --pods N         number of pod processes (default 8)
-  --seconds S      how long each pod calls the upstream (default 3)
+  --seconds S      how long each pod calls the upstream (default 3; 8 for the last four)
   --out DIR        where to write the SVG and HTML (default ./cellgate-simulate/)
   --rate R         the upstream's limit, requests per second (default 50; lock-contention 600,
                    where both limiters pace at R)
-  --burst B        the upstream's burst (default 5; lock-contention 60)
+  --burst B        the upstream's burst (default 5; lock-contention 60, auto-pacing 1)
   --demand D       lock-contention: requests per second the pods want in total (default 500)
-  --quota Q        quota and pacing: the upstream's quota per 1 s window (default 100)
+  --quota Q        quota upstreams: the quota per 1 s window (default 100; quota-sync, auto-quota 50)
   --redis URL      an existing Redis instead of starting one (not for the redis-outage scenarios)
+  --json           print one JSON document on stdout ({"scenarios":[...]}), no tables and no progress
   -h, --help       print this help
 `;
 
-type Flags = Record<string, { type: 'string' | 'boolean' }>;
+type Flags = Record<string, { type: 'string' | 'boolean'; multiple?: true }>;
 /** The parsed values of `Flags`, plus --help. */
-type Values<F extends Flags> = { [K in keyof F]?: F[K]['type'] extends 'boolean' ? boolean : string } & { help?: boolean };
+type Values<F extends Flags> = { [K in keyof F]?: F[K]['type'] extends 'boolean' ? boolean : F[K]['multiple'] extends true ? string[] : string } & { help?: boolean };
 
 /** Parses `args` strictly (no positionals, no unknown flags); a parse error is a usage error. */
 function parse<F extends Flags>(args: string[], options: F, usage: string): Values<F> {
@@ -196,7 +203,7 @@ async function simulateCommand(args: string[]): Promise<number> {
   const v = parse(
     args,
     {
-      scenario: { type: 'string' },
+      scenario: { type: 'string', multiple: true },
       pods: { type: 'string' },
       seconds: { type: 'string' },
       out: { type: 'string' },
@@ -205,6 +212,7 @@ async function simulateCommand(args: string[]): Promise<number> {
       quota: { type: 'string' },
       demand: { type: 'string' },
       redis: { type: 'string' },
+      json: { type: 'boolean' },
     },
     SIMULATE_USAGE,
   );
@@ -212,24 +220,36 @@ async function simulateCommand(args: string[]): Promise<number> {
     process.stdout.write(SIMULATE_USAGE);
     return 0;
   }
-  if (v.scenario === undefined) throw new UsageError(`--scenario is required\n\n${SIMULATE_USAGE}`);
-  if (!Object.hasOwn(SCENARIOS, v.scenario)) {
-    throw new UsageError(`unknown scenario "${v.scenario}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  const scenarios = (v.scenario ?? []).flatMap((list) => list.split(','));
+  if (scenarios.length === 0) throw new UsageError(`--scenario is required\n\n${SIMULATE_USAGE}`);
+  // Every name and flag is checked before the first scenario runs: a typo in the third must not cost the first two's minutes.
+  const runs = scenarios.map((scenario) => {
+    if (!Object.hasOwn(SCENARIOS, scenario)) {
+      throw new UsageError(`unknown scenario "${scenario}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
+    }
+    const defaults = scenarioDefaults(scenario);
+    const options = {
+      scenario,
+      pods: positiveNumber('pods', v.pods ?? '8', { integer: true, max: 256 }),
+      seconds: positiveNumber('seconds', v.seconds ?? String(defaults.seconds), { max: 3600 }),
+      out: v.out ?? 'cellgate-simulate',
+      rate: positiveNumber('rate', v.rate ?? String(defaults.rate), { max: 100_000 }),
+      burst: positiveNumber('burst', v.burst ?? String(defaults.burst), { integer: true, max: 100_000 }),
+      quota: positiveNumber('quota', v.quota ?? String(defaults.quota), { integer: true, max: 100_000 }),
+      redis: v.redis,
+      quiet: v.json === true,
+    };
+    if (v.demand !== undefined && defaults.demand === undefined) throw new UsageError(`--demand is for the lock-contention scenario only\n\n${SIMULATE_USAGE}`);
+    const demand = defaults.demand === undefined ? {} : { demand: positiveNumber('demand', v.demand ?? String(defaults.demand), { max: 100_000 }) };
+    return { ...options, ...demand };
+  });
+  const reports: SimulateReport['scenarios'] = [];
+  for (const [i, options] of runs.entries()) {
+    // Several tables: a blank line between them.
+    if (i > 0 && v.json !== true) process.stdout.write('\n');
+    reports.push(scenarioReport(await simulate(options)));
   }
-  const defaults = scenarioDefaults(v.scenario);
-  const options = {
-    scenario: v.scenario,
-    pods: positiveNumber('pods', v.pods ?? '8', { integer: true, max: 256 }),
-    seconds: positiveNumber('seconds', v.seconds ?? '3', { max: 3600 }),
-    out: v.out ?? 'cellgate-simulate',
-    rate: positiveNumber('rate', v.rate ?? String(defaults.rate), { max: 100_000 }),
-    burst: positiveNumber('burst', v.burst ?? String(defaults.burst), { integer: true, max: 100_000 }),
-    quota: positiveNumber('quota', v.quota ?? '100', { integer: true, max: 100_000 }),
-    redis: v.redis,
-  };
-  if (v.demand !== undefined && defaults.demand === undefined) throw new UsageError(`--demand is for the lock-contention scenario only\n\n${SIMULATE_USAGE}`);
-  const demand = defaults.demand === undefined ? {} : { demand: positiveNumber('demand', v.demand ?? String(defaults.demand), { max: 100_000 }) };
-  await simulate({ ...options, ...demand });
+  if (v.json === true) process.stdout.write(`${JSON.stringify({ scenarios: reports } satisfies SimulateReport)}\n`);
   return 0;
 }
 

@@ -37,8 +37,8 @@ export interface Timeline {
   allowedPerBucket: number;
   /** The run's length (marked on the time axis). */
   seconds: number;
-  /** An interval to shade (e.g. an outage). */
-  shaded?: { fromMs: number; toMs: number; label: string };
+  /** Intervals to shade (e.g. an outage, the holds an upstream announced). */
+  shaded?: ShadedBand | ShadedBand[];
   /**
    * Every request by pod: drawn below the bars as one row per pod, a tick per
    * request (green accepted, red rejected).
@@ -50,6 +50,13 @@ export interface Timeline {
    * p50 marked, up to `scaleMs` (give two timelines one scale to compare them).
    */
   waits?: { scaleMs: number; buckets: { p50: number; p99: number; count: number }[] };
+}
+
+/** An interval of a {@link Timeline} shaded under the bars, its label drawn where the band is wide enough. */
+export interface ShadedBand {
+  fromMs: number;
+  toMs: number;
+  label: string;
 }
 
 const WAIT_PANEL_H = 190;
@@ -94,13 +101,15 @@ export function timelineSvg({ title, bucketMs, buckets, allowedPerBucket, second
   }
   out.push('</g>');
 
-  // The shaded interval, under the bars.
-  if (shaded !== undefined) {
-    const x0 = Math.max(m.left, x(shaded.fromMs));
-    const x1 = Math.min(m.left + plotW, x(shaded.toMs));
+  // The shaded intervals, under the bars.
+  for (const band of shaded === undefined ? [] : Array.isArray(shaded) ? shaded : [shaded]) {
+    const x0 = Math.max(m.left, x(band.fromMs));
+    const x1 = Math.min(m.left + plotW, x(band.toMs));
     if (x1 > x0) {
-      out.push(`<g class="shaded"><rect x="${fmt(x0)}" y="${m.top}" width="${fmt(x1 - x0)}" height="${plotH}" fill="#ffb300" fill-opacity="0.18"><title>${esc(`${shaded.label}: ${fmt(shaded.fromMs / 1000)} s to ${fmt(shaded.toMs / 1000)} s`)}</title></rect>`);
-      out.push(`<text x="${fmt((x0 + x1) / 2)}" y="${m.top + 14}" text-anchor="middle" fill="#8d6e00">${esc(shaded.label)}</text></g>`);
+      out.push(`<g class="shaded"><rect x="${fmt(x0)}" y="${m.top}" width="${fmt(x1 - x0)}" height="${plotH}" fill="#ffb300" fill-opacity="0.18"><title>${esc(`${band.label}: ${fmt(band.fromMs / 1000)} s to ${fmt(band.toMs / 1000)} s`)}</title></rect>`);
+      // A label wider than its band would run into the next one's.
+      if (x1 - x0 >= 8 * band.label.length) out.push(`<text x="${fmt((x0 + x1) / 2)}" y="${m.top + 14}" text-anchor="middle" fill="#8d6e00">${esc(band.label)}</text>`);
+      out.push('</g>');
     }
   }
 

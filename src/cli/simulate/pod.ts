@@ -8,6 +8,7 @@ import http from 'node:http';
 import type { Redis } from 'ioredis';
 import { Limiter, gcra, tokenBucket, AcquireTimeoutError, type Decision } from '../../index.js';
 import type { FallbackOption } from '../../stores/redis/index.js';
+import { bursts } from './bursts.js';
 import type { LockedLeakyBucketOptions } from './lock-bucket.js';
 
 /** A pod's config, built by run.ts for each scenario and passed as JSON in argv[2]. */
@@ -39,6 +40,13 @@ export interface PodConfig {
    * The first arrive `phaseMs` after "go" (so that pods can take turns).
    */
   demand?: { count: number; everyMs: number; deadlineMs: number; phaseMs?: number };
+  /**
+   * Present: the pod calls the upstream through `limitedFetch` (global
+   * `fetch`) over its Limiter on the RedisStore (store 'redis' only), with
+   * these of its options; `name` names the Limiter (`shape: 'auto'` needs
+   * one). Without `demand`, fetch-loop.ts's FETCH_LOOPS calls loop back to back.
+   */
+  fetch?: { shared?: boolean; quota?: false; shape?: 'auto'; name?: string };
 }
 
 /** What a pod prints as its last line. */
@@ -55,6 +63,12 @@ export interface PodResult {
   waits: number[];
   /** ms from asking the limiter to giving up, per request dropped. */
   gaveUp: number[];
+  /**
+   * Through limitedFetch: each 429 answered, as [the request's `x-id`, the
+   * Date.now() at which limitedFetch returned it]: by then its hold is
+   * written (for the fleet, when shared).
+   */
+  handled429?: [string, number][];
 }
 
 const MAX_INFLIGHT = 32;
@@ -75,6 +89,8 @@ if (policy === undefined) throw new Error(`unknown policy ${JSON.stringify(p)}`)
 /** What the pod's loops need of a limiter: Limiter, or the lock scenario's bucket. */
 let limiter: { acquire(key: string, options: { maxWaitMs: number }): Promise<Decision | void> };
 let client: Redis | undefined;
+/** store 'redis': the store, which limitedFetch's `shared` holds go through. */
+let limitedStore: { close(): Promise<void> } | undefined;
 if (config.store === 'lock') {
   const [{ Redis }, { lockedLeakyBucket }] = await Promise.all([import('ioredis'), import('./lock-bucket.js')]);
   client = new Redis({ host: config.redis!.host, port: config.redis!.port });
@@ -99,11 +115,13 @@ if (config.store === 'lock') {
     timeoutMs: config.timeoutMs ?? 5_000,
     ...(config.fallback !== undefined ? { fallback: config.fallback } : {}),
   });
-  limiter = new Limiter({ policy, store });
+  limiter = new Limiter({ policy, store, ...(config.fetch?.name !== undefined ? { name: config.fetch.name } : {}) });
+  limitedStore = store;
 } else {
   throw new Error(`unknown store ${config.store}`);
 }
 const key = config.key ?? 'upstream';
+if (config.fetch !== undefined && !(limiter instanceof Limiter)) throw new Error(`fetch needs store redis: ${JSON.stringify(config)}`);
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 const target = new URL(url);
@@ -123,9 +141,21 @@ function call(waitMs: number): Promise<number> {
   });
 }
 
+// Loaded before "ready", so that no pod spends its first moments after "go" loading modules.
+const fetchLoop = config.fetch === undefined ? undefined : (await import('./fetch-loop.js')).fetchLoop;
 const go = new Promise<unknown>((resolve) => process.stdin.once('data', resolve));
 process.stdout.write('ready\n');
 await go;
+
+if (fetchLoop !== undefined) {
+  // limitedFetch does its own admission, holds and sending: fetch-loop.ts.
+  const result = await fetchLoop(config, limiter as Limiter, key);
+  await limitedStore?.close();
+  client?.disconnect();
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  // The rest of this file is the acquire-then-send pod.
+  process.exit(0);
+}
 
 const start = performance.now();
 const end = start + seconds * 1000;
@@ -173,7 +203,6 @@ if (demand === undefined) {
   }
 } else {
   // Bursty demand: `count` requests at once every `everyMs`; each gives up after `deadlineMs`.
-  const waiting = new Set<Promise<void>>();
   const one = async (asked: number) => {
     const maxWaitMs = Math.max(0, Math.floor(Math.min(demand.deadlineMs, end - asked)));
     try {
@@ -184,19 +213,7 @@ if (demand === undefined) {
       gaveUp.push(performance.now() - asked);
     }
   };
-  for (let i = 0; ; i++) {
-    const at = start + (demand.phaseMs ?? 0) + i * demand.everyMs;
-    if (at >= end) break;
-    const sleep = at - performance.now();
-    if (sleep > 0) await new Promise((r) => setTimeout(r, sleep));
-    const asked = performance.now();
-    for (let j = 0; j < demand.count; j++) {
-      const w = one(asked);
-      waiting.add(w);
-      w.finally(() => waiting.delete(w));
-    }
-  }
-  await Promise.all(waiting);
+  await bursts(demand, start, end, one);
 }
 await Promise.all(inflight);
 agent.destroy();

@@ -30,9 +30,21 @@ const MISCONFIGURED = 1.5;
  * harder, longer ones wait longer; either way the lock serializes the fleet).
  */
 const LOCK = { lockTtlMs: 1000, retryMs: 10 };
+/** retry-after: the Retry-After (seconds) the upstream answers every 429 with. */
+const RETRY_AFTER_S = 2;
+/** quota-sync: the fleet's interval token bucket, as a multiple of the upstream's quota (100 for the default 50: too generous). */
+const QUOTA_SYNC_GENEROUS = 2;
+/** "After the first 2 s": the figures of upstream arrivals at t >= this (ms after "go"), once the fleet has had time to learn. */
+export const SETTLED_MS = 2000;
+/** The scenarios whose pods call through limitedFetch and whose tables show the figures after {@link SETTLED_MS}. */
+const LISTENING = new Set(['retry-after', 'quota-sync', 'auto-pacing', 'auto-quota']);
 
 /**
- * A scenario's defaults of --rate, --burst and --demand: 50/s with burst 5;
+ * A scenario's defaults of --rate, --burst, --demand, --seconds and --quota:
+ * 50/s with burst 5, 3 s, a quota of 100; the four scenarios about listening
+ * to the upstream (retry-after, quota-sync, auto-pacing, auto-quota) run 8 s,
+ * so that "after the first 2 s" is most of the run, with a quota of 50
+ * (auto-pacing: burst 1, an upstream that takes no bursts);
  * for lock-contention an upstream (and both limiters) at 600/s with burst 60
  * (the same 100 ms of slack for a pod woken late that burst 5 is at 50/s),
  * and the pods wanting 500/s in total: the rate locks are said to collapse
@@ -44,8 +56,10 @@ const LOCK = { lockTtlMs: 1000, retryMs: 10 };
  * scenarioDefaults('lock-contention'); // { rate: 600, burst: 60, demand: 500 }
  * ```
  */
-export function scenarioDefaults(scenario: string): { rate: number; burst: number; demand?: number } {
-  return scenario === 'lock-contention' ? { rate: 600, burst: 60, demand: 500 } : { rate: 50, burst: 5 };
+export function scenarioDefaults(scenario: string): { rate: number; burst: number; demand?: number; seconds: number; quota: number } {
+  if (scenario === 'lock-contention') return { rate: 600, burst: 60, demand: 500, seconds: 3, quota: 100 };
+  if (LISTENING.has(scenario)) return { rate: 50, burst: scenario === 'auto-pacing' ? 1 : 5, seconds: 8, quota: 50 };
+  return { rate: 50, burst: 5, seconds: 3, quota: 100 };
 }
 
 /** The scenarios by name, each with the line printed under the table's title. */
@@ -61,6 +75,15 @@ export const SCENARIOS: Record<string, string> = {
     `the pods together want --demand requests/s, evenly spaced; first (a) a leaky bucket in Redis behind a lock, as commonly written: SET lock NX PX ${LOCK.lockTtlMs}, ` +
     `retry every ${LOCK.retryMs} ms while taken, GET the bucket, leak in the client, SET it, DEL the lock (a round trip each); ` +
     'then (b) one GCRA in Redis (RedisStore, strict), acquire(); both at the upstream\'s rate',
+  'retry-after':
+    `the upstream answers each 429 with Retry-After: ${RETRY_AFTER_S}; the pods share a GCRA in Redis at ${MISCONFIGURED}x its rate and call through limitedFetch: ` +
+    '(a) shared: false, each pod holds on its own; (b) the default, holds shared fleet-wide in Redis',
+  'quota-sync':
+    `a quota upstream sending X-RateLimit-Limit/-Remaining/-Reset on every answer; the pods share tokenBucket({ capacity: ${QUOTA_SYNC_GENEROUS}x quota, period: 1s, mode: interval }) in Redis ` +
+    '(too generous) through limitedFetch: (a) quota: false, the headers hold the key only at remaining 0; (b) the default, each remaining lowers the shared bucket; bursty demand',
+  'auto-pacing':
+    "a burst-intolerant upstream (burst 1) sending X-RateLimit-Remaining/-Reset; the pods share gcra({ limit: rate }) in Redis through limitedFetch with shape: 'auto'; bursty demand",
+  'auto-quota': "the quota upstream of quota-sync; the pods share gcra({ limit: quota }) in Redis through limitedFetch with shape: 'auto'; bursty demand",
 };
 
 /** The options of one simulation (the command's flags, parsed). */
@@ -75,6 +98,8 @@ export interface SimulateOptions {
   demand?: number;
   out: string;
   redis?: string | undefined;
+  /** Print nothing (the caller prints the JSON document); the SVG and HTML are still written. */
+  quiet?: boolean;
 }
 
 type PodSetup = Omit<PodConfig, 'pod' | 'scenario' | 'url' | 'seconds' | 'key' | 'redis'>;
@@ -82,6 +107,10 @@ type PodSetup = Omit<PodConfig, 'pod' | 'scenario' | 'url' | 'seconds' | 'key' |
 /** What a scenario's pods and upstream are (see pod.ts for the pod config). */
 interface ScenarioSetup {
   upstream: 'bucket' | 'quota';
+  /** Bucket mode: the Retry-After (seconds) of every 429, instead of the time to the next token. */
+  retryAfterS?: number;
+  /** X-RateLimit-* headers on every answer (see {@link startUpstream}). */
+  headers?: boolean;
   outage?: boolean;
   pod: PodSetup;
   /** Pod i's demand starts i / pods of a period after "go": the fleet's arrivals evenly spaced. */
@@ -91,7 +120,7 @@ interface ScenarioSetup {
 }
 
 /** What each scenario's pods and upstream are. */
-function scenarioSetup(o: Required<Omit<SimulateOptions, 'redis'>>): ScenarioSetup {
+function scenarioSetup(o: Resolved): ScenarioSetup {
   const gcraAt = (limit: number, burst?: number): PodSetup['policy'] => ({ kind: 'gcra', limit, ...(burst !== undefined ? { burst } : {}) });
   switch (o.scenario) {
     case 'stampede':
@@ -120,16 +149,46 @@ function scenarioSetup(o: Required<Omit<SimulateOptions, 'redis'>>): ScenarioSet
         versus: ['lock + leaky bucket', 'cellgate GCRA', { store: 'redis', policy: gcraAt(o.rate, 1), demand }],
       };
     }
+    case 'retry-after': {
+      const pod = (fetch: NonNullable<PodSetup['fetch']>): PodSetup => ({ store: 'redis', policy: gcraAt(o.rate * MISCONFIGURED), fetch });
+      return {
+        upstream: 'bucket',
+        retryAfterS: RETRY_AFTER_S,
+        pod: pod({ shared: false }),
+        versus: ['shared: false (each pod holds alone)', 'shared (holds fleet-wide in Redis)', pod({})],
+      };
+    }
+    case 'quota-sync': {
+      const pod = (fetch: NonNullable<PodSetup['fetch']>): PodSetup => ({
+        store: 'redis',
+        policy: { kind: 'quota', capacity: o.quota * QUOTA_SYNC_GENEROUS },
+        demand: BURSTY,
+        fetch,
+      });
+      return { upstream: 'quota', headers: true, pod: pod({ quota: false }), versus: ['quota: false', "quota: 'requests' (the default)", pod({})] };
+    }
+    case 'auto-pacing':
+      return { upstream: 'bucket', headers: true, pod: { store: 'redis', policy: gcraAt(o.rate), demand: BURSTY, fetch: { shape: 'auto', name: 'auto' } } };
+    case 'auto-quota':
+      return { upstream: 'quota', headers: true, pod: { store: 'redis', policy: gcraAt(o.quota), demand: BURSTY, fetch: { shape: 'auto', name: 'auto' } } };
     default:
       throw new UsageError(`unknown scenario "${o.scenario}"`);
   }
+}
+
+/** One request as the upstream saw it, with the tags of a limitedFetch pod (fetch-loop.ts). */
+interface Arrival extends SeenRequest {
+  /** `x-id`: pod:serial. */
+  id?: string | undefined;
+  /** `x-checked`: the Date.now() at which limitedFetch let the request go. */
+  checked?: number | undefined;
 }
 
 /** The mock upstream, listening. */
 interface Upstream {
   url: string;
   /** `origin`: performance.now() at "go"; `seen`: every request, in arrival order; the 2xx and 429 counts. */
-  state: { origin: number; seen: SeenRequest[]; ok: number; limited: number };
+  state: { origin: number; seen: Arrival[]; ok: number; limited: number };
   start(): void;
   close(): Promise<void>;
 }
@@ -140,42 +199,77 @@ interface Upstream {
  * given back at each window boundary (windows counted from "go"), like a
  * provider's quota. Records every request it sees (time since `origin`, pod,
  * accepted).
+ *
+ * A 429's Retry-After is the whole seconds until a token (bucket) or the
+ * next window (quota), at least 1 for a quota, or `retryAfterS` when given.
+ * With `headers`, every answer says what is left: `X-RateLimit-Remaining`
+ * (bucket: whole tokens; quota: left in the window) and `X-RateLimit-Reset`
+ * (seconds, fractional: bucket, until the next token, 0 when full; quota,
+ * until the window ends), and for a quota `X-RateLimit-Limit`.
  */
-function startUpstream({ mode = 'bucket', rate, burst, quota }: { mode?: 'bucket' | 'quota'; rate: number; burst: number; quota: number }): Promise<Upstream> {
+function startUpstream({
+  mode = 'bucket',
+  rate,
+  burst,
+  quota,
+  retryAfterS: fixedRetryAfterS,
+  headers: sendHeaders = false,
+}: {
+  mode?: 'bucket' | 'quota';
+  rate: number;
+  burst: number;
+  quota: number;
+  retryAfterS?: number | undefined;
+  headers?: boolean | undefined;
+}): Promise<Upstream> {
   const full = mode === 'quota' ? quota : burst;
   let tokens = full;
   let last = performance.now();
   let window = 0;
-  const seen: SeenRequest[] = [];
+  const seen: Arrival[] = [];
   const state = { origin: 0, seen, ok: 0, limited: 0 };
   const server = http.createServer((req, res) => {
     const now = performance.now();
     let retryAfterS: number;
+    let windowEnd = 0;
     if (mode === 'quota') {
       const w = Math.floor((now - state.origin) / 1000);
       if (w !== window) {
         window = w;
         tokens = quota;
       }
-      retryAfterS = Math.max(1, Math.ceil((state.origin + (w + 1) * 1000 - now) / 1000));
+      windowEnd = state.origin + (w + 1) * 1000;
+      retryAfterS = Math.max(1, Math.ceil((windowEnd - now) / 1000));
     } else {
       tokens = Math.min(burst, tokens + ((now - last) * rate) / 1000);
       last = now;
       retryAfterS = Math.ceil((1 - tokens) / rate);
     }
+    if (fixedRetryAfterS !== undefined) retryAfterS = fixedRetryAfterS;
     const pod = Number(req.headers['x-pod'] ?? -1);
     // How long the pod waited for its limiter before sending this request.
     const wait = req.headers['x-wait'] === undefined ? undefined : Number(req.headers['x-wait']);
-    if (tokens >= 1) {
-      tokens -= 1;
+    const id = req.headers['x-id'] === undefined ? undefined : String(req.headers['x-id']);
+    const checked = req.headers['x-checked'] === undefined ? undefined : Number(req.headers['x-checked']);
+    const ok = tokens >= 1;
+    if (ok) tokens -= 1;
+    const told: Record<string, string> = {};
+    if (sendHeaders) {
+      // What is left after this request, as the upstream's own numbers.
+      const resetS = mode === 'quota' ? (windowEnd - now) / 1000 : tokens >= burst ? 0 : (Math.floor(tokens) + 1 - tokens) / rate;
+      told['x-ratelimit-remaining'] = String(Math.floor(tokens));
+      told['x-ratelimit-reset'] = resetS.toFixed(3);
+      if (mode === 'quota') told['x-ratelimit-limit'] = String(quota);
+    }
+    if (ok) {
       state.ok++;
-      seen.push({ t: now - state.origin, pod, ok: true, wait });
-      res.writeHead(200, { 'content-type': 'text/plain' });
+      seen.push({ t: now - state.origin, pod, ok: true, wait, id, checked });
+      res.writeHead(200, { 'content-type': 'text/plain', ...told });
       res.end('ok\n');
     } else {
       state.limited++;
-      seen.push({ t: now - state.origin, pod, ok: false, wait });
-      res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': String(retryAfterS) });
+      seen.push({ t: now - state.origin, pod, ok: false, wait, id, checked });
+      res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': String(retryAfterS), ...told });
       res.end('too many requests\n');
     }
   });
@@ -290,8 +384,56 @@ export interface Figures {
   waitAllP99: number;
   outage: { down: number; up: number } | undefined;
   limitedInOutage?: number;
+  /** What the upstream saw from {@link SETTLED_MS} after "go" on: arrivals, 2xx, 429. */
+  after2s: { sent: number; ok: number; limited: number };
+  /** 2xx after {@link SETTLED_MS} / what the upstream admits from then to the end of the run (its rate or quota x the seconds left). */
+  utilizationAfter2s: number;
+  /** retry-after: the holds the upstream announced and the arrivals inside them (see {@link holdsOf}). */
+  holds?: Holds;
   /** A two-phase scenario's second phase (lock-contention: cellgate's GCRA). */
   versus?: Figures;
+  /** A two-phase scenario's label of this phase. */
+  label?: string;
+  /** Where the picture went (set by {@link simulate}). */
+  svg?: string;
+  html?: string;
+}
+
+/**
+ * The holds an upstream announced with Retry-After, and who called inside
+ * them. The first 429 opens a window from its arrival to its Retry-After
+ * moment; the first 429 arriving at or after a window's end opens the next.
+ * An arrival strictly inside a window was let go (`x-checked`) either before
+ * the pod told that window's 429 had handled it (`inFlight`: nothing could
+ * hold it) or after (`late`: a hold written by then should have).
+ */
+export interface Holds {
+  windows: { fromMs: number; toMs: number }[];
+  /** Arrivals strictly inside a window. */
+  inside: number;
+  /** Of those, let go before the window's 429 was handled by its pod. */
+  inFlight: number;
+  /** Of those, let go after it (or not tagged). */
+  late: number;
+}
+
+/** The hold windows of a run whose every 429 said Retry-After `retryAfterS` (see {@link Holds}). */
+export function holdsOf(seen: Arrival[], retryAfterS: number, handled: Map<string, number>): Holds {
+  const holds: Holds = { windows: [], inside: 0, inFlight: 0, late: 0 };
+  let handledAt = -Infinity;
+  for (const s of seen) {
+    const open = holds.windows[holds.windows.length - 1];
+    if (open !== undefined && s.t > open.fromMs && s.t < open.toMs) {
+      holds.inside++;
+      if (s.checked !== undefined && s.checked <= handledAt) holds.inFlight++;
+      else holds.late++;
+    } else if (!s.ok && (open === undefined || s.t >= open.toMs)) {
+      holds.windows.push({ fromMs: s.t, toMs: s.t + retryAfterS * 1000 });
+      // A 429 its pod never reported handling (it ended first) let nothing count as in flight.
+      handledAt = (s.id !== undefined ? handled.get(s.id) : undefined) ?? Infinity;
+    }
+  }
+  return holds;
 }
 
 /** The Redis a simulation's pods share: one started here, or the one given with --redis. */
@@ -306,16 +448,16 @@ interface SimulationRedis {
 /** What one run of the pods left: their results and what the upstream saw. */
 interface Measured {
   results: PodResult[];
-  seen: SeenRequest[];
+  seen: Arrival[];
   ok: number;
   limited: number;
   outage: { planned: [number, number]; down?: number; up?: number } | undefined;
 }
 
-type Resolved = Required<Omit<SimulateOptions, 'redis'>>;
+type Resolved = Required<Omit<SimulateOptions, 'redis' | 'quiet'>>;
 
 /** Starts the pods of one phase against `upstream` and `redis`, and waits for them. */
-async function runPhase(o: Resolved, setup: ScenarioSetup, podSetup: PodSetup, upstream: Upstream, redis: SimulationRedis | undefined): Promise<Measured> {
+async function runPhase(o: Resolved, setup: ScenarioSetup, podSetup: PodSetup, upstream: Upstream, redis: SimulationRedis | undefined, quiet: boolean): Promise<Measured> {
   const key = `simulate:${randomBytes(6).toString('hex')}`;
   const configs = Array.from({ length: o.pods }, (_, pod): PodConfig => ({
     pod,
@@ -354,7 +496,7 @@ async function runPhase(o: Resolved, setup: ScenarioSetup, podSetup: PodSetup, u
           }, outage.planned[1]),
         );
       }
-      if (process.stderr.isTTY) {
+      if (process.stderr.isTTY && !quiet) {
         progress = setInterval(() => {
           const t = since() / 1000;
           process.stderr.write(`\r  ${Math.min(t, o.seconds).toFixed(1)} / ${o.seconds} s   2xx ${upstream.state.ok}   429 ${upstream.state.limited}   `);
@@ -380,6 +522,8 @@ function figuresOf(o: Resolved, setup: ScenarioSetup, podSetup: PodSetup, m: Mea
   const times = m.seen.map((s) => s.t).sort((a, b) => a - b);
   const waits = m.results.flatMap((r) => r.waits).sort((a, b) => a - b);
   const all = [...waits, ...m.results.flatMap((r) => r.gaveUp)].sort((a, b) => a - b);
+  const settled = m.seen.filter((s) => s.t >= SETTLED_MS);
+  const settledOk = settled.filter((s) => s.ok).length;
   const figures: Figures = {
     scenario: o.scenario,
     pods: o.pods,
@@ -403,10 +547,16 @@ function figuresOf(o: Resolved, setup: ScenarioSetup, podSetup: PodSetup, m: Mea
     waitAllP50: quantile(all, 0.5),
     waitAllP99: quantile(all, 0.99),
     outage: m.outage && m.outage.down !== undefined ? { down: m.outage.down, up: m.outage.up ?? m.outage.planned[1] } : undefined,
+    after2s: { sent: settled.length, ok: settledOk, limited: settled.length - settledOk },
+    utilizationAfter2s: o.seconds * 1000 > SETTLED_MS ? settledOk / (((quotaUpstream ? o.quota : o.rate) * (o.seconds * 1000 - SETTLED_MS)) / 1000) : 0,
   };
   if (figures.outage) {
     const [a, b] = [figures.outage.down, figures.outage.up];
     figures.limitedInOutage = m.seen.filter((s) => !s.ok && s.t >= a && s.t < b + 500).length;
+  }
+  if (setup.retryAfterS !== undefined) {
+    const handled = new Map(m.results.flatMap((r) => r.handled429 ?? []));
+    figures.holds = holdsOf(m.seen, setup.retryAfterS, handled);
   }
   return figures;
 }
@@ -431,6 +581,7 @@ function phaseTimeline(o: Resolved, setup: ScenarioSetup, f: Figures, m: Measure
     seconds: o.seconds,
     pods: { count: o.pods, requests: m.seen },
     ...(f.outage ? { shaded: { fromMs: f.outage.down, toMs: f.outage.up, label: 'Redis down' } } : {}),
+    ...(f.holds ? { shaded: f.holds.windows.map((w) => ({ ...w, label: 'hold' })) } : {}),
     ...(waits
       ? {
           waits: {
@@ -450,7 +601,7 @@ export async function simulate(options: SimulateOptions): Promise<Figures> {
   if (!Object.hasOwn(SCENARIOS, options.scenario)) {
     throw new UsageError(`unknown scenario "${options.scenario}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
   }
-  const o = { quota: 100, ...options, demand: options.demand ?? scenarioDefaults(options.scenario).demand ?? options.rate };
+  const o = { quota: scenarioDefaults(options.scenario).quota, ...options, demand: options.demand ?? scenarioDefaults(options.scenario).demand ?? options.rate };
   const setup = scenarioSetup(o);
   // Phases run one after another, not at once: each gets the whole machine
   // and the whole Redis, so neither one's load shows up in the other's waits.
@@ -474,15 +625,15 @@ export async function simulate(options: SimulateOptions): Promise<Figures> {
       redis = await startRedis({ bin });
     }
   }
-  const upstream = await startUpstream({ mode: setup.upstream, rate: o.rate, burst: o.burst, quota: o.quota });
+  const upstream = await startUpstream({ mode: setup.upstream, rate: o.rate, burst: o.burst, quota: o.quota, retryAfterS: setup.retryAfterS, headers: setup.headers });
   const measured: Measured[] = [];
   try {
-    for (const pod of phases) measured.push(await runPhase(o, setup, pod, upstream, redis));
+    for (const pod of phases) measured.push(await runPhase(o, setup, pod, upstream, redis, options.quiet === true));
   } finally {
     await upstream.close();
     await redis?.stop();
   }
-  const figures = measured.map((m, i) => figuresOf(o, setup, phases[i]!, m));
+  const figures = measured.map((m, i): Figures => ({ ...figuresOf(o, setup, phases[i]!, m), ...(setup.versus ? { label: setup.versus[i] as string } : {}) }));
 
   const quotaUpstream = setup.upstream === 'quota';
   const upstreamText = quotaUpstream ? `upstream quota ${o.quota} per 1 s window` : `upstream ${o.rate}/s burst ${o.burst}`;
@@ -493,10 +644,10 @@ export async function simulate(options: SimulateOptions): Promise<Figures> {
     // One wait scale for both, so that the picture compares them.
     const scaleMs = Math.max(...figures.map((f) => f.waitMax));
     svg = stackSvg(measured.map((m, i) => timelineSvg(phaseTimeline(o, setup, figures[i]!, m, `${title}: (${'ab'[i]}) ${setup.versus![i]}`, { scaleMs }))), title);
-    rows = versusRows(figures[0]!, figures[1]!, [setup.versus[0], setup.versus[1]]);
+    rows = LISTENING.has(o.scenario) ? listeningRows(figures, [setup.versus[0], setup.versus[1]]) : versusRows(figures[0]!, figures[1]!, [setup.versus[0], setup.versus[1]]);
   } else {
     svg = timelineSvg(phaseTimeline(o, setup, figures[0]!, measured[0]!, title));
-    rows = tableRows(figures[0]!);
+    rows = LISTENING.has(o.scenario) ? listeningRows(figures) : tableRows(figures[0]!);
   }
   const dir = resolve(o.out);
   mkdirSync(dir, { recursive: true });
@@ -516,8 +667,9 @@ export async function simulate(options: SimulateOptions): Promise<Figures> {
     `  wrote ${svgPath}`,
     `        ${htmlPath}`,
   ];
-  process.stdout.write(`${lines.join('\n')}\n`);
-  return setup.versus ? { ...figures[0]!, versus: figures[1]! } : figures[0]!;
+  if (options.quiet !== true) process.stdout.write(`${lines.join('\n')}\n`);
+  const first = { ...figures[0]!, svg: svgPath, html: htmlPath };
+  return setup.versus ? { ...first, versus: figures[1]! } : first;
 }
 
 /** The two phases' figures side by side: a header row, then [label, first, second] rows. */
@@ -580,3 +732,151 @@ function tableRows(f: Figures): [string, string][] {
   rows.push(['admission wait p50', ms(f.waitP50)], ['admission wait p99', ms(f.waitP99)]);
   return rows;
 }
+
+/**
+ * The table of a scenario about listening to the upstream: one column of
+ * values per phase (a header row of labels when there are two), the
+ * figures after {@link SETTLED_MS} under the whole run's, and the holds
+ * when the upstream announced them.
+ */
+function listeningRows(figs: Figures[], labels?: [string, string]): string[][] {
+  const ms = (v: number) => `${v.toFixed(1)} ms`;
+  const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+  const row = (label: string, f: (x: Figures) => string): string[] => [label, ...figs.map(f)];
+  const a = figs[0]!;
+  const capacity = a.quota !== undefined ? `${a.quota} per window` : `${a.rate}/s`;
+  const rows: string[][] = [];
+  if (a.demand) rows.push(['demand', `${a.demand.count} requests at once per pod every ${a.demand.everyMs} ms, each waits at most ${a.demand.deadlineMs} ms`]);
+  if (labels) rows.push(['', ...labels]);
+  rows.push(row('requests sent', (x) => String(x.sent)), row('upstream 2xx', (x) => String(x.ok)), row('upstream 429', (x) => String(x.limited)));
+  if (figs.some((x) => x.dropped > 0)) rows.push(row('gave up waiting', (x) => String(x.dropped)));
+  if (figs.some((x) => x.errors > 0)) rows.push(row('errors', (x) => String(x.errors)));
+  rows.push(
+    row('utilization', (x) => `${pct(x.utilization)} (2xx / (${capacity} x ${x.seconds} s))`),
+    row('arrivals after 2 s', (x) => String(x.after2s.sent)),
+    row('2xx after 2 s', (x) => String(x.after2s.ok)),
+    row('429 after 2 s', (x) => `${x.after2s.limited} (${pct(x.after2s.sent === 0 ? 0 : x.after2s.limited / x.after2s.sent)})`),
+    row('utilization after 2 s', (x) => `${pct(x.utilizationAfter2s)} (2xx after 2 s / (${capacity} x ${Math.max(0, x.seconds - SETTLED_MS / 1000)} s))`),
+  );
+  if (figs.some((x) => x.holds)) {
+    rows.push(
+      row('hold windows', (x) => String(x.holds?.windows.length ?? 0)),
+      row('arrivals inside holds', (x) => String(x.holds?.inside ?? 0)),
+      row('  let go before the hold', (x) => String(x.holds?.inFlight ?? 0)),
+      row('  let go after it (late)', (x) => String(x.holds?.late ?? 0)),
+    );
+  }
+  rows.push(
+    row('peak in any 100 ms', (x) => String(x.peak100ms)),
+    row('peak in any 1 s', (x) => String(x.peak1s)),
+    row('admission wait p50', (x) => ms(x.waitP50)),
+    row('admission wait p99', (x) => ms(x.waitP99)),
+  );
+  return rows;
+}
+
+/** One phase in the JSON document of `cellgate simulate --json` (ms since "go"; counts of upstream arrivals unless said). */
+export interface PhaseReport {
+  /** A two-phase scenario's label of the phase; absent with one phase. */
+  label?: string;
+  /** Requests the pods sent (for limitedFetch pods: calls that reached fetch). */
+  sent: number;
+  /** 2xx and 429 answers the upstream gave. */
+  ok: number;
+  limited: number;
+  /** Network errors and other statuses; requests given up unsent at their deadline. */
+  errors: number;
+  dropped: number;
+  /** What the upstream saw at t >= 2000 ms. */
+  after2s: { sent: number; ok: number; limited: number };
+  /** 2xx / what the upstream admits in the run; the same from 2 s on. */
+  utilization: number;
+  utilizationAfter2s: number;
+  peak100ms: number;
+  peak1s: number;
+  waitP50Ms: number;
+  waitP99Ms: number;
+  /** retry-after only: see {@link Holds}. */
+  holds?: Holds;
+  /** The redis-outage scenarios: when Redis was down, and the 429s from then to 0.5 s after. */
+  outage?: { downMs: number; upMs: number; limited: number };
+}
+
+/**
+ * One scenario in the JSON document of `cellgate simulate --json`: its
+ * run, the upstream, each phase's figures, and at the top the figures of
+ * the scenario's configuration under test: the only phase's, or for a
+ * two-phase scenario its second, (b) (the default or the fix; `phases[0]`
+ * is (a), what it is compared with).
+ */
+export interface ScenarioReport extends PhaseReport {
+  scenario: string;
+  description: string;
+  pods: number;
+  seconds: number;
+  upstream: { mode: 'bucket'; rate: number; burst: number } | { mode: 'quota'; quota: number };
+  /** The pods' bursty or open demand; absent: as fast as admitted. */
+  demand?: { count: number; everyMs: number; deadlineMs: number };
+  phases: PhaseReport[];
+  /** The files written. */
+  svg: string;
+  html: string;
+}
+
+/**
+ * The document `cellgate simulate --json` prints: one entry per scenario, in the order asked.
+ *
+ * @example
+ * ```ts
+ * const doc: SimulateReport = JSON.parse(stdout);
+ * const [retry] = doc.scenarios;
+ * console.log(retry.phases[1].holds?.late); // 0: no call let go after a hold was written arrived inside it
+ * ```
+ */
+export interface SimulateReport {
+  scenarios: ScenarioReport[];
+}
+
+/**
+ * The JSON entry of one run's figures (as {@link simulate} resolves them).
+ *
+ * @example
+ * ```ts
+ * const doc: SimulateReport = { scenarios: [scenarioReport(await simulate({ ...options, quiet: true }))] };
+ * ```
+ */
+export function scenarioReport(f: Figures): ScenarioReport {
+  const phase = (x: Figures, label?: string): PhaseReport => ({
+    ...(label !== undefined ? { label } : {}),
+    sent: x.sent,
+    ok: x.ok,
+    limited: x.limited,
+    errors: x.errors,
+    dropped: x.dropped,
+    after2s: x.after2s,
+    utilization: round(x.utilization),
+    utilizationAfter2s: round(x.utilizationAfter2s),
+    peak100ms: x.peak100ms,
+    peak1s: x.peak1s,
+    waitP50Ms: round(x.waitP50),
+    waitP99Ms: round(x.waitP99),
+    ...(x.holds ? { holds: { ...x.holds, windows: x.holds.windows.map((w) => ({ fromMs: round(w.fromMs), toMs: round(w.toMs) })) } } : {}),
+    ...(x.outage ? { outage: { downMs: round(x.outage.down), upMs: round(x.outage.up), limited: x.limitedInOutage ?? 0 } } : {}),
+  });
+  const phases = f.versus ? [phase(f, f.label), phase(f.versus, f.versus.label)] : [phase(f)];
+  return {
+    scenario: f.scenario,
+    description: SCENARIOS[f.scenario]!,
+    pods: f.pods,
+    seconds: f.seconds,
+    upstream: f.quota !== undefined ? { mode: 'quota', quota: f.quota } : { mode: 'bucket', rate: f.rate, burst: f.burst },
+    ...(f.demand ? { demand: { count: f.demand.count, everyMs: round(f.demand.everyMs), deadlineMs: f.demand.deadlineMs } } : {}),
+    ...phases[phases.length - 1]!,
+    phases,
+    svg: f.svg ?? '',
+    html: f.html ?? '',
+  };
+}
+
+/** Two decimals: the document carries measurements, not float noise. */
+const round = (v: number): number => Math.round(v * 100) / 100;
