@@ -371,6 +371,16 @@ export function refund(kind: u32, p0: f64, p1: f64, p2: f64, cost: f64, t: f64):
       }
     }
     tokens = tokens + cost;
+    // A booked interval not yet started, given back whole (its bookings
+    // aborted): what is left goes back to the interval before it, spent for
+    // it to be booked. Without this the booked interval stayed, however many
+    // came back, and each burst of callers that booked ahead and gave up
+    // pushed the key's next admission further out (a key lockable by aborts).
+    let unbooked = p1 < p0 ? p1 : p0;
+    while (tokens > unbooked && anchor > t) {
+      tokens = tokens - unbooked;
+      anchor = anchor - p2;
+    }
     if (tokens > p0) tokens = p0;
     oA = anchor;
     oB = tokens;
@@ -380,12 +390,20 @@ export function refund(kind: u32, p0: f64, p1: f64, p2: f64, cost: f64, t: f64):
     if (anchor > t && oExp < anchor) oExp = anchor;
   } else if (kind == KIND_FIXED || kind == KIND_LINEAR) {
     let count = sB - cost;
+    // Likewise a booked window not yet open, given back whole: the rest goes
+    // to the window before it, full for it to be booked.
+    let win = sA;
+    while (count < 0 && (kind == KIND_FIXED ? win * p0 : win) > t) {
+      count = count + p1;
+      win = kind == KIND_FIXED ? win - 1 : win - p0;
+    }
     if (count < 0) count = 0;
+    oA = win;
     oB = count;
-    oExp = count > 0 ? (kind == KIND_FIXED ? (sA + 1) * p0 : sA + p0) : -Infinity;
+    oExp = count > 0 ? (kind == KIND_FIXED ? (win + 1) * p0 : win + p0) : -Infinity;
     // Likewise for a booked window that has not started: the window it
     // replaced was full, so nothing passes before the booked one starts.
-    let start = kind == KIND_FIXED ? sA * p0 : sA;
+    let start = kind == KIND_FIXED ? win * p0 : win;
     if (count <= 0 && start > t) oExp = start;
   } else {
     // Sliding, and concurrency (a refund there is a release of the latest

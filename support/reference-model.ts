@@ -268,17 +268,26 @@ export function refundState(policy: Policy, s: State, cost: number, t: number): 
         anchor = anchor + k * p2;
       }
     }
-    tokens = Math.min(tokens + cost, p0);
+    tokens += cost;
+    // A booked interval not yet started, given back whole: the rest goes back to the interval before it.
+    const unbooked = Math.min(p0, p1);
+    while (tokens > unbooked && anchor > t) [tokens, anchor] = [tokens - unbooked, anchor - p2];
+    tokens = Math.min(tokens, p0);
     const exp = tokens >= p0 ? -Infinity : anchor + Math.ceil((p0 - tokens) / p1) * p2;
     // A booked interval not yet started replaced an empty one: deny until it starts.
     return { a: anchor, b: tokens, c: 0, exp: anchor > t ? Math.max(exp, anchor) : exp };
   }
   if (code === FIXED || code === LINEAR) {
-    const count = Math.max(s.b - cost, 0);
+    let count = s.b - cost;
+    let win = s.a;
+    const opens = (w: number) => (code === FIXED ? w * p0 : w);
+    // A booked window not yet open, given back whole: the rest goes to the window before it.
+    while (count < 0 && opens(win) > t) [count, win] = [count + p1, code === FIXED ? win - 1 : win - p0];
+    count = Math.max(count, 0);
     // Likewise a booked window not yet started: the one it replaced was full.
-    const start = code === FIXED ? s.a * p0 : s.a;
-    const exp = count > 0 ? (code === FIXED ? (s.a + 1) * p0 : s.a + p0) : start > t ? start : -Infinity;
-    return { a: s.a, b: count, c: 0, exp };
+    const start = opens(win);
+    const exp = count > 0 ? (code === FIXED ? (win + 1) * p0 : win + p0) : start > t ? start : -Infinity;
+    return { a: win, b: count, c: 0, exp };
   }
   const idx = Math.floor(t / p0);
   let cur = s.b;

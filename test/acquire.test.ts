@@ -1,6 +1,6 @@
 // acquire waits (never drops), rejects only on abort or maxWaitMs.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AcquireTimeoutError, Limiter, fixedWindow, gcra, linearWindow } from '../build/lib/src/index.js';
+import { AcquireTimeoutError, Limiter, fixedWindow, gcra, linearWindow, tokenBucket } from '../build/lib/src/index.js';
 
 describe('acquire', () => {
   beforeEach(() => {
@@ -58,6 +58,40 @@ describe('acquire', () => {
     const aborted = AbortSignal.abort();
     await expect(limiter.acquire('k', { signal: aborted })).rejects.toBe(aborted.reason);
   });
+
+  // Found by `cellgate simulate --scenario quota-sync`: waiters booked into
+  // intervals and windows ahead, then gave up; their refunds could not move a
+  // booked interval back, so each burst pushed the key's next admission a
+  // period further out, and a client that books and aborts locked the key.
+  for (const [name, policy, perPeriod] of [
+    ['an interval token bucket', tokenBucket({ capacity: 100, period: '1s', mode: 'interval' }), 100],
+    ['an interval token bucket refilling less than its capacity', tokenBucket({ capacity: 100, refill: 40, period: '1s', mode: 'interval' }), 40],
+    ['a fixed window', fixedWindow({ limit: 100, window: '1s' }), 100],
+    ['a linear window', linearWindow({ limit: 100, within: '1s' }), 100],
+  ] as const) {
+    it(`${name}: callers that book periods ahead and abort give them back whole, however far they booked`, async () => {
+      const limiter = new Limiter({ policy, clock: () => Date.now() });
+      // Bursts of 350 callers every 1 s, each giving up after 250 ms: 3 periods booked ahead each time.
+      const admitted: number[] = [];
+      for (let burst = 0; burst < 6; burst++) {
+        let ok = 0;
+        const all = Array.from({ length: 350 }, () => {
+          // (setTimeout, not AbortSignal.timeout: the fake timers run it.)
+          const controller = new AbortController();
+          setTimeout(() => controller.abort(), 250);
+          return limiter.acquire('k', { signal: controller.signal }).then(() => ok++, () => {});
+        });
+        await vi.advanceTimersByTimeAsync(1000);
+        await Promise.all(all);
+        admitted.push(ok);
+      }
+      // Every period admits what it holds: the first the capacity, then what a period brings back.
+      expect(admitted[0]).toBe(100);
+      for (const n of admitted.slice(1)) expect(n).toBeGreaterThanOrEqual(perPeriod);
+      // Nothing stays booked: a caller after the last burst waits at most one period.
+      expect((await limiter.reserve('k')).waitMs).toBeLessThanOrEqual(1000);
+    });
+  }
 });
 
 describe('acquire past the timer limit', () => {

@@ -88,17 +88,26 @@ describe('hand-computed cases, through the script and the model', () => {
     expect(states[0]).toEqual([{ a: 1400, b: 0, c: 0, exp: 1400 }]);
   });
 
-  it('a refund to an interval booked ahead fills it only to capacity, and it stays booked', async () => {
-    // Capacity 2 a second: used up at 0, the next interval booked at 0.1 s, then 5 refunded.
-    const { answers, states } = await both(tokenBucket({ capacity: 2, period: 1000, mode: 'interval' }), [
+  it('a refund to an interval booked ahead fills it to capacity and it stays booked; given back whole, the rest goes to the interval before it', async () => {
+    // Capacity 2 a second: used up at 0, the next interval booked at 0.1 s, then 1 refunded: it stays booked.
+    const kept = await both(tokenBucket({ capacity: 2, period: 1000, mode: 'interval' }), [
       [0, 'limit', 2],
       [100, 'reserve', 1, Infinity],
-      [200, 'refund', 5],
+      [200, 'refund', 1],
       [300, 'limit', 1],
     ]);
-    expect(answers[1]).toEqual({ allowed: true, waitMs: 900, limit: 2, capacity: 2, gate: 0, remaining: 1 });
-    expect(states[2]).toEqual([{ a: 1000, b: 2, c: 0, exp: 1000 }]);
-    expect(answers[3]).toMatchObject({ allowed: false, retryAfterMs: 700 });
+    expect(kept.answers[1]).toEqual({ allowed: true, waitMs: 900, limit: 2, capacity: 2, gate: 0, remaining: 1 });
+    expect(kept.states[2]).toEqual([{ a: 1000, b: 2, c: 0, exp: 1000 }]);
+    expect(kept.answers[3]).toMatchObject({ allowed: false, retryAfterMs: 700 });
+    // 2 more come back: the booked interval is whole again, and the current one gets them.
+    const back = await both(tokenBucket({ capacity: 2, period: 1000, mode: 'interval' }), [
+      [0, 'limit', 2],
+      [100, 'reserve', 1, Infinity],
+      [200, 'refund', 3],
+      [300, 'limit', 1],
+    ]);
+    expect(back.states[2]).toEqual([undefined]); // full: as a key never seen
+    expect(back.answers[3]).toMatchObject({ allowed: true, remaining: 1 });
   });
 
   it('the model alone gives the same (it is no copy of the script)', () => {

@@ -79,7 +79,7 @@ export interface PaceSlot {
   readonly shape: number;
   /** That shape's version (a plan version for setPolicy), 0 before. */
   readonly shapeVersion: number;
-  /** Whether the start was taken from a quota the upstream had said remained: a refusal of it shows the upstream refuses within its own quota. */
+  /** Whether the call took one of the calls the upstream's window still accepts (as its quota headers said). */
   readonly budgeted: boolean;
   /** Whether the fleet saw the upstream refuse within its own quota (shape 'auto' paces the key for good). */
   readonly burstIntolerant: boolean;

@@ -20,8 +20,8 @@
 --          the upstream's quota window, as its headers said ('quota'):
 --            qt  when its current window ends (epoch ms)
 --            qr  the calls it will still accept before qt: what it said,
---                less every start booked since (a booking takes one; a
---                window spent books its callers into the next)
+--                less every call started since (a window spent sends its
+--                callers back at its end)
 --            ql  its limit per window (said, or the most seen left + 1)
 --            qw  its window's length, ms (said, or the longest reset seen)
 --            qlast  the last remaining it said (a higher one: a new window)
@@ -35,17 +35,18 @@
 --          A key the upstream never pushed back on, nor told its quota, has
 --          no hash: a booking then reads it and writes nothing.
 -- ARGV[1]  the op, then its arguments:
---   'book'      ARGV[2] '1' when the call already waited for an earlier
---               booking (it keeps its start unless a hold set since covers
---               it), '' for a first booking; ARGV[3] (with '1') whether
---               that booking took from a known quota, echoed back
+--   'book'      ARGV[2] '1' when the call already waited for a start it
+--               booked (it keeps it unless a hold set since covers it), ''
+--               for a first booking (and after a wait for a window's end)
 --               -> { wait ms (ceil), ticket, spacing ms (ceil), shape (sh, or
 --                    -1 when none), shape version (sv, or 0), 1 when the
---                    start was taken from a quota the upstream had said
---                    remained (qr known), else 0; bi (0 or 1); the start
---                    (epoch ms) and the window its quota came from (qt),
---                    as strings for 'cancel' ('' when there is nothing to
---                    give back) }
+--                    call took one of the calls the upstream's window still
+--                    accepts (qr known) else 0, bi (0 or 1), the start booked
+--                    as a string for 'cancel' ('' when nothing is to be
+--                    given back), 1 when the wait is for the window's end
+--                    (book afresh then) else 0 }
+--               A call takes its place in the window only when it starts:
+--               one that waits reserves its start (the spacing), never quota.
 --   'pushback'  ARGV[2] the call's ticket ('' unknown: counted as current),
 --               ARGV[3] the upstream's delay in ms ('' none: one spacing),
 --               ARGV[4] initial spacing, ARGV[5] most spacing,
@@ -55,9 +56,8 @@
 --               until its reset)            -> same as pushback
 --   'success'   ARGV[2] the call's ticket   -> same as pushback
 --   'peek'      (nothing)                   -> same as pushback
---   'cancel'    ARGV[2] a booking's start, ARGV[3] its window (both as the
---               booking answered them): a caller that stopped waiting gives
---               its start and quota back  -> same as pushback
+--   'cancel'    ARGV[2] a booking's start (as the booking answered it): a
+--               caller that stopped waiting gives it back -> same as pushback
 --   'quota'     ARGV[2] remaining, ARGV[3] reset ms, ARGV[4] limit ('' not
 --               said), ARGV[5] window ms ('' not said): what an answer's
 --               quota headers said     -> { ms to the window's end, qr }
@@ -140,20 +140,20 @@ local function roll(p, at)
   p.qlast = nil
 end
 
--- The earliest start at or after `slot` that the provider's window has
--- room for, taking it: a window spent sends its callers to the next one,
--- which they fill in turn, so that a reset releases no more calls than the
--- provider accepts.
-local function takeQuota(p, slot)
-  if p.qt == nil then return slot, 0 end
-  roll(p, slot)
-  if p.qr ~= nil and p.qr < 1 and p.qt ~= nil then
-    slot = p.qt
-    roll(p, slot)
+-- A call about to start now takes one of the calls the upstream's window
+-- still accepts: 1 when it did (or no window is known: 0 and it goes), or
+-- the window's end when it is spent, for the caller to book again then
+-- (nothing reserved: a caller that stops waiting takes nothing from the
+-- others, and a reset lets through no more than it accepts, in the order
+-- callers come back).
+local function takeQuota(p)
+  roll(p, now)
+  if p.qr == nil then return 0, nil end
+  if p.qr >= 1 then
+    p.qr = p.qr - 1
+    return 1, nil
   end
-  if p.qr == nil then return slot, 0 end
-  p.qr = p.qr - 1
-  return slot, 1
+  return 0, p.qt
 end
 
 -- The shape's version: Redis's clock in seconds since 2025 (so that a
@@ -171,18 +171,26 @@ end
 
 if op == 'book' then
   local p = load()
-  if p == nil then return { 0, 0, 0, -1, 0, 0, 0, '', '' } end
+  if p == nil then return { 0, 0, 0, -1, 0, 0, 0, '', 0 } end
   local sh, sv = shapeOf(p)
+  local slot
   if ARGV[2] == '1' and p.u <= now then
-    -- Its booked start has come and no hold covers it: it goes (its quota
-    -- was taken when it was booked).
-    return { 0, p.g, math.ceil(p.s), sh, sv, tonumber(ARGV[3]) or 0, p.bi or 0, '', '' }
+    -- Its booked start has come and no hold covers it (the spacing after
+    -- it was taken when it was booked).
+    slot = now
+  else
+    slot = math.max(now, p.u, p.n)
+    p.n = math.max(p.n, slot + p.s)
   end
-  local slot, budgeted = takeQuota(p, math.max(now, p.u, p.n))
-  p.n = math.max(p.n, slot + p.s)
+  local budgeted, reset = 0, nil
+  if slot <= now then budgeted, reset = takeQuota(p) end
   save(p)
-  -- (As strings: Redis would truncate the fractions 'cancel' compares.)
-  return { math.ceil(slot - now), p.g, math.ceil(p.s), sh, sv, budgeted, p.bi or 0, tostring(slot), budgeted == 1 and tostring(p.qt) or '' }
+  if reset ~= nil then
+    -- The window is spent: wait for its end, then book afresh.
+    return { math.ceil(reset - now), p.g, math.ceil(p.s), sh, sv, 0, p.bi or 0, '', 1 }
+  end
+  -- (The start as a string: Redis would truncate the fraction 'cancel' compares.)
+  return { math.ceil(slot - now), p.g, math.ceil(p.s), sh, sv, budgeted, p.bi or 0, slot > now and tostring(slot) or '', 0 }
 elseif op == 'pushback' then
   local p = load() or fresh()
   local ticket = tonumber(ARGV[2])
@@ -265,16 +273,16 @@ elseif op == 'success' then
   save(p)
   return standing(p)
 elseif op == 'cancel' then
-  -- ARGV[2] the booked start, ARGV[3] the window it took its quota from
-  -- ('' none): a caller that stopped waiting gives back what its booking
-  -- took, if it is still ahead (a start behind others stays taken: the
-  -- spacing after it is theirs).
+  -- ARGV[2] the booked start, as the booking answered it: a caller that
+  -- stopped waiting gives it back if it is the last one booked (a start
+  -- behind others stays taken: the spacing after it is theirs).
   local p = load()
   local slot = tonumber(ARGV[2])
   if p == nil or slot == nil or slot <= now then return { 0, 0 } end
-  if ARGV[3] ~= '' and p.qt ~= nil and tostring(p.qt) == ARGV[3] and p.qr ~= nil then p.qr = p.qr + 1 end
-  if p.n == slot + p.s then p.n = slot end
-  save(p)
+  if p.n == slot + p.s then
+    p.n = slot
+    save(p)
+  end
   return standing(p)
 elseif op == 'peek' then
   return standing(load())

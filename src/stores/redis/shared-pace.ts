@@ -18,10 +18,10 @@ export interface RedisSharedPaceOptions {
   lifecycle: Lifecycle;
 }
 
-/** A booking as this store answers it: with its start and window as the script wrote them, for 'cancel'. */
+/** A booking as this store answers it: with its start as the script wrote it (for 'cancel'), and whether its wait is for a window's end. */
 interface BookedSlot extends PaceSlot {
   readonly at: string | undefined;
-  readonly window: string | undefined;
+  readonly forWindow: boolean;
 }
 
 /** The suffix of a pace's Redis key: see pace.lua's header for why it is never a state's. */
@@ -46,18 +46,19 @@ export class RedisSharedPace implements SharedPace {
   }
 
   async book(key: string, again: PaceSlot | undefined): Promise<PaceSlot | undefined> {
-    const r = await this.#run(key, again === undefined ? ['book', ''] : ['book', '1', again.budgeted ? '1' : '0']);
+    // After a wait for a window's end the call books afresh (it reserved nothing).
+    const kept = again !== undefined && !(again as BookedSlot).forWindow;
+    const r = await this.#run(key, ['book', kept ? '1' : '']);
     if (r === undefined) return undefined;
     const n = r.map(Number);
-    // With what 'cancel' needs to give the booking back, exactly as the script wrote it.
-    const slot: BookedSlot = { waitMs: n[0]!, ticket: n[1]!, spacingMs: n[2]!, shape: n[3]!, shapeVersion: n[4]!, budgeted: n[5] === 1, burstIntolerant: n[6] === 1, at: r[7], window: r[8] };
+    const slot: BookedSlot = { waitMs: n[0]!, ticket: n[1]!, spacingMs: n[2]!, shape: n[3]!, shapeVersion: n[4]!, budgeted: n[5] === 1, burstIntolerant: n[6] === 1, at: r[7], forWindow: n[8] === 1 };
     return slot;
   }
 
   async cancel(key: string, slot: PaceSlot): Promise<void> {
-    const { at, window } = slot as BookedSlot;
+    const { at } = slot as BookedSlot;
     if (at === undefined || at === '') return;
-    await this.#run(key, ['cancel', at, window ?? '']);
+    await this.#run(key, ['cancel', at]);
   }
 
   async quota(key: string, q: QuotaReport): Promise<{ endsInMs: number; left: number } | undefined> {

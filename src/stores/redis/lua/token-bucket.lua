@@ -55,6 +55,14 @@ end
 function BUCKET.refund(p0, p1, p2, sa, sb, sc, cost, t)
   local anchor, tokens = refill(p0, p1, p2, sa, sb, t)
   tokens = tokens + cost
+  -- A booked interval not yet started, given back whole: the rest goes back
+  -- to the interval before it (spent for it to be booked), as the core does.
+  local unbooked = p0
+  if p1 < p0 then unbooked = p1 end
+  while tokens > unbooked and anchor > t do
+    tokens = tokens - unbooked
+    anchor = anchor - p2
+  end
   if tokens > p0 then tokens = p0 end
   -- A booked interval not yet started replaced an empty one: deny until it starts.
   if tokens >= p0 then

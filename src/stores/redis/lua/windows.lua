@@ -32,8 +32,15 @@ local function admit(p1, a, count, finish, cost, t)
 end
 
 -- Gives cost back to the window that opens at opens and ends at finish.
-local function giveBack(sa, sb, sc, cost, t, opens, finish)
+-- `back(sa)`: the window before sa, and when it opens and ends.
+local function giveBack(p1, sa, sb, sc, cost, t, opens, finish, back)
   local count = sb - cost
+  -- A booked window not yet open, given back whole: the rest goes to the
+  -- window before it, full for it to be booked (as the core does).
+  while count < 0 and opens > t do
+    count = count + p1
+    sa, opens, finish = back(sa)
+  end
   if count < 0 then count = 0 end
   if count <= 0 then
     -- A booked window not yet open stays: the one it replaced was full.
@@ -55,7 +62,7 @@ function FIXED.evaluate(p0, p1, p2, live, sa, sb, sc, cost, t)
 end
 
 function FIXED.refund(p0, p1, p2, sa, sb, sc, cost, t)
-  return giveBack(sa, sb, sc, cost, t, sa * p0, (sa + 1) * p0)
+  return giveBack(p1, sa, sb, sc, cost, t, sa * p0, (sa + 1) * p0, function(i) return i - 1, (i - 1) * p0, i * p0 end)
 end
 
 -- Into the state's window when it is the current one or a booked later one.
@@ -79,7 +86,7 @@ function LINEAR.evaluate(p0, p1, p2, live, sa, sb, sc, cost, t)
 end
 
 function LINEAR.refund(p0, p1, p2, sa, sb, sc, cost, t)
-  return giveBack(sa, sb, sc, cost, t, sa, sa + p0)
+  return giveBack(p1, sa, sb, sc, cost, t, sa, sa + p0, function(start) return start - p0, start - p0, start end)
 end
 
 -- Into the state's window while it has not ended at t, else into one opened at t.
