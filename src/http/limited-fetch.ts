@@ -306,6 +306,7 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
         release?.();
         throw error;
       }
+      const answeredAt = performance.now();
       const status = response.status;
       const headers = response.headers;
       const wallNow = serverNow(headers);
@@ -315,16 +316,18 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
       const resetMs = spentUntil(requests, tokens);
       const refused = status === 429 || (status === 503 && retryAfter !== undefined);
       metrics?.count('cellgate.upstream.answers', 1, refused ? REFUSED : status < 500 ? ACCEPTED : OTHER);
+      // The provider's window, for the fleet's bookings (a shared pace),
+      // first: its reset counts from the answer, less the time since.
+      if (requests?.resetMs !== undefined) {
+        const resetMs = Math.max(0, hold(requests.resetMs) - (performance.now() - answeredAt));
+        await pace.quota(k, { remaining: requests.remaining, resetMs, limit: requests.limit, windowMs: requests.windowMs });
+      }
       // The provider's counter below the limiter's: the key comes down to it.
       // An admission that left no more than the provider says changes nothing,
       // and costs no round trip.
       const synced = unit === 'requests' ? requests : unit === 'tokens' ? tokens : undefined;
       if (lower !== undefined && synced !== undefined && synced.remaining <= MAX_COUNT && !(permit.remaining <= synced.remaining)) {
         await lower(k, synced.remaining).catch(() => {});
-      }
-      // The provider's window, for the fleet's bookings (a shared pace).
-      if (requests?.resetMs !== undefined) {
-        await pace.quota(k, { remaining: requests.remaining, resetMs: hold(requests.resetMs), limit: requests.limit, windowMs: requests.windowMs });
       }
       if (refused) {
         const until = retryAfter === undefined ? resetMs : resetMs === undefined ? retryAfter : Math.max(retryAfter, resetMs);

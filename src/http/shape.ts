@@ -67,7 +67,7 @@ interface KnownShape {
 /**
  * The shapes of a limiter's keys: each key's plan is the shape it learned
  * (the limiter answers by a resolver), moved with `invalidate` when it
- * changes, its use carried (the limiter's `carry`).
+ * changes; each key starts its new shape afresh (carry 'reset', at a newer version).
  * @internal
  *
  * @example
@@ -105,7 +105,11 @@ export class AutoShape {
       return { policy: this.#plans[known.shape === SHAPE_QUOTA ? SHAPE_QUOTA : SHAPE_PACING]!.policy, version: known.version };
     };
     try {
-      limiter.setPolicy(resolver);
+      // 'reset' (each key starts its new shape afresh, at a newer version):
+      // a pacing key's one unit used would otherwise be a whole bucket used,
+      // and the upstream's own window (the shared pace's quota) is what
+      // keeps the fleet within its quota across the change.
+      limiter.setPolicy(resolver, { carry: 'reset' });
     } catch (error) {
       throw new ConfigError('shape', 'auto', `a Limiter with plans (one with a name) for shape 'auto' (${(error as Error).message})`);
     }

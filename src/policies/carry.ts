@@ -105,7 +105,16 @@ export function usedOf(core: CoreParams, state: ArrayLike<number>, now: number):
  */
 export function carriedUse(used: number, from: CoreParams, to: CoreParams, carry: Carry): number {
   if (carry === 'reset' || used <= 0) return 0;
-  const units = carry === 'as-is' ? to.capacity - Math.min(from.capacity - used, to.capacity) : (used * to.capacity) / from.capacity;
+  // Proportional scales the share of the capacity used; what is owed past
+  // it (bookings ahead, a penalty's debt) is time to wait, kept as time: the
+  // units scale by the rates' ratio (capacity over horizon). Scaled by the
+  // capacities' ratio, 28 bookings ahead under gcra 50/s (a burst of 1)
+  // would owe 1400 units of a bucket of 50 a second: 28 s for 0.56 s.
+  const rates = to.capacity / horizonOf(to) / (from.capacity / horizonOf(from));
+  const units =
+    carry === 'as-is'
+      ? to.capacity - Math.min(from.capacity - used, to.capacity)
+      : (Math.min(used, from.capacity) * to.capacity) / from.capacity + Math.max(0, used - from.capacity) * rates;
   if (units <= EPSILON) return 0;
   // GCRA's TAT holds a fraction of a unit; the other algorithms count whole ones.
   return to.code === CODE.gcra ? units : Math.ceil(units - EPSILON);

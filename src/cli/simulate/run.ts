@@ -512,6 +512,7 @@ async function runPhase(o: Resolved, setup: ScenarioSetup, podSetup: PodSetup, u
     }
   }
   const { seen, ok, limited } = upstream.state;
+  if (process.env.CELLGATE_SIMULATE_DUMP) writeFileSync(process.env.CELLGATE_SIMULATE_DUMP, JSON.stringify(seen));
   return { results, seen: [...seen], ok, limited, outage };
 }
 

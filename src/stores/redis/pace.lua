@@ -220,15 +220,27 @@ elseif op == 'quota' then
   local limit, window = tonumber(ARGV[4]), clampDelay(ARGV[5])
   local p = load() or fresh()
   local ends = now + reset
-  -- Remaining goes up only at a reset: a count above the last one of this
-  -- window, or a window already past, is a new window (one the fleet did not
-  -- see coming). Otherwise it is the same one (a window the fleet rolled
-  -- into by itself included), and the provider's count (the calls it has
-  -- seen) lowers ours (the calls we booked) when others spend the quota
-  -- too; its end is the earliest said (a reset in whole seconds is rounded
-  -- up, and the end of an upstream that refills continuously would creep
-  -- on with every answer).
-  if p.qt == nil or now >= p.qt or (p.qlast ~= nil and remaining > p.qlast) then
+  -- A new window (one the fleet did not see coming) starts from what the
+  -- answer says. In the same one (a window the fleet rolled into by itself
+  -- included), the provider's count (the calls it has seen) lowers ours
+  -- (the calls we started) when others spend the quota too; its end is the
+  -- earliest said (a reset in whole seconds is rounded up, and the end of an
+  -- upstream that refills continuously would creep on with every answer).
+  -- Which window the answer is of: with a known window length, by its end
+  -- (answers come back out of order across processes, so a count above the
+  -- last one may be an older answer of this window); without, by its count.
+  local newWindow = p.qt == nil or now >= p.qt
+  if not newWindow and p.qw ~= nil then
+    if ends <= p.qt - p.qw / 2 then
+      -- An answer from the window before this one, come late (the fleet has
+      -- rolled into this window): it says nothing of this one.
+      return { math.ceil(math.max(0, p.qt - now)), math.ceil(p.qr or 0) }
+    end
+    newWindow = ends >= p.qt + p.qw / 2
+  elseif not newWindow then
+    newWindow = p.qlast ~= nil and remaining > p.qlast
+  end
+  if newWindow then
     p.qt, p.qr = ends, remaining
     -- Without a stated window, the longest reset a window's first answer gave.
     if window == nil and (p.qw == nil or reset > p.qw) then p.qw = reset end

@@ -40,7 +40,7 @@ local function usedOf(code, p0, p1, p2, live, a, b, c, t)
   return 0
 end
 
-local function carriedUse(used, fromCapacity, toCode, toCapacity, carry)
+local function carriedUse(used, fromCapacity, fromHorizon, toCode, toCapacity, toHorizon, carry)
   if carry == CARRY_RESET or used <= 0 then return 0 end
   local units
   if carry == CARRY_AS_IS then
@@ -48,7 +48,11 @@ local function carriedUse(used, fromCapacity, toCode, toCapacity, carry)
     if available > toCapacity then available = toCapacity end
     units = toCapacity - available
   else
-    units = used * toCapacity / fromCapacity
+    -- The share of the capacity used scales; what is owed past it is time,
+    -- kept as time: scaled by the rates' ratio (carry.ts says why).
+    local within, owed = used, 0
+    if used > fromCapacity then within, owed = fromCapacity, used - fromCapacity end
+    units = within * toCapacity / fromCapacity + owed * (toCapacity / toHorizon) / (fromCapacity / fromHorizon)
   end
   if units <= CARRY_EPSILON then return 0 end
   -- GCRA's TAT holds a fraction of a unit; the other algorithms count whole ones.

@@ -152,7 +152,7 @@ carryEntry = function(key)
     if st then
       local q = old[j]
       local used = usedOf(q.code, q.p0, q.p1, q.p2, true, st[1], st[2], st[3], now)
-      local units = carriedUse(used, capacityOf(q.code, q.p0, q.p1), gcode[g], capacityOf(gcode[g], gp0[g], gp1[g]), carryMode)
+      local units = carriedUse(used, capacityOf(q.code, q.p0, q.p1), horizonOf(q.code, q.p0, q.p1, q.p2), gcode[g], capacityOf(gcode[g], gp0[g], gp1[g]), horizonOf(gcode[g], gp0[g], gp1[g], gp2[g]), carryMode)
       local have = usedOf(gcode[g], gp0[g], gp1[g], gp2[g], live[g], sa[g], sb[g], sc[g], now)
       if units > 0 and units > have then
         commit(g, carriedState(gcode[g], gp0[g], gp1[g], gp2[g], units, st[4], now))
