@@ -192,8 +192,8 @@ describe('the shared pace in Redis: keys, shards and faults', () => {
         const held = ['a', 'a|^', 'a|^|^', '\u00e9t\u00e9', 'lone \ud800 surrogate', 'x'.repeat(512), ...Array.from({ length: 60 }, (_, i) => `tenant:${i}`)];
         const free = ['a|', 'a|^x', '\u00e9te\u0301', 'lone \ud801 surrogate', 'x'.repeat(511), ...Array.from({ length: 60 }, (_, i) => `tenant:${i + 60}`)];
         for (const k of held) expect((await pace.pause(k, 60_000))!.holdMs).toBeGreaterThan(59_000);
-        for (const k of held) expect((await pace.book(k, undefined))!.waitMs).toBeGreaterThan(59_000);
-        for (const k of free) expect(await pace.book(k, undefined)).toMatchObject({ waitMs: 0, ticket: 0, spacingMs: 0, shape: -1, shapeVersion: 0, budgeted: false, burstIntolerant: false });
+        for (const k of held) expect((await pace.book(k, 'start'))!.waitMs).toBeGreaterThan(59_000);
+        for (const k of free) expect(await pace.book(k, 'start')).toMatchObject({ waitMs: 0, ticket: 0, spacingMs: 0, shape: -1, shapeVersion: 0, budgeted: false, burstIntolerant: false });
         await store.close();
       }
     } finally {
@@ -207,23 +207,23 @@ describe('the shared pace in Redis: keys, shards and faults', () => {
     const store = new RedisStore({ client: redis.client, prefix: `pacerule${++run}:`, timeoutMs: 5000 });
     const pace = store.sharedPace;
     const pacing = { initialSpacingMs: 100, maxSpacingMs: 400, recoverySuccesses: 4 };
-    const burst = await Promise.all([pace.book('k', undefined), pace.book('k', undefined)]);
+    const burst = await Promise.all([pace.book('k', 'start'), pace.book('k', 'start')]);
     expect(burst.map((s) => s!.ticket)).toEqual([0, 0]);
     expect(await pace.pushback('k', 0, 0, pacing)).toEqual({ holdMs: 0, spacingMs: 100 });
     // The rest of the burst that caused it does not halve it again.
     expect(await pace.pushback('k', 0, 0, pacing)).toEqual({ holdMs: 0, spacingMs: 100 });
-    const next = (await pace.book('k', undefined))!;
+    const next = (await pace.book('k', 'start'))!;
     expect(next.ticket).toBe(1);
     expect((await pace.pushback('k', next.ticket, 0, pacing))!.spacingMs).toBe(200);
-    const a = (await pace.book('k', undefined))!;
+    const a = (await pace.book('k', 'start'))!;
     const aStart = performance.now() + a.waitMs;
-    const b = (await pace.book('k', undefined))!;
+    const b = (await pace.book('k', 'start'))!;
     const bStart = performance.now() + b.waitMs;
     // Starts are one spacing apart across every caller (less the replies' jitter: a 0 spacing would give 0).
     expect(bStart - aStart).toBeGreaterThanOrEqual(190);
     expect((await pace.pushback('k', a.ticket, 0, pacing))!.spacingMs).toBe(400);
     expect((await pace.pushback('k', 99, 0, pacing))!.spacingMs).toBe(400); // capped at maxSpacingMs
-    const t = (await pace.book('k', undefined))!.ticket;
+    const t = (await pace.book('k', 'start'))!.ticket;
     expect((await pace.success('k', 0))!.spacingMs).toBe(400); // booked before the last reduction: moves nothing
     for (const left of [300, 200, 100, 0]) expect((await pace.success('k', t))!.spacingMs).toBe(left);
     // Nothing held and full pace: the hash is gone once its booked starts have passed.
@@ -262,7 +262,7 @@ describe('the shared pace in Redis: keys, shards and faults', () => {
       // Another process's view (another store and client): the hold is in Redis again.
       const other = new Redis({ host: own.host, port: own.port, maxRetriesPerRequest: 1 });
       const otherStore = new RedisStore({ client: other, prefix: 'pacefault:', timeoutMs: 1000 });
-      expect((await otherStore.sharedPace.book('upstream', undefined))!.waitMs).toBeGreaterThan(1500);
+      expect((await otherStore.sharedPace.book('upstream', 'start'))!.waitMs).toBeGreaterThan(1500);
       await otherStore.close();
       other.disconnect();
     } finally {

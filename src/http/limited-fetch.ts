@@ -88,10 +88,13 @@ export interface LimitedFetchOptions {
    * an answer saying fewer remain than the key's limiter has left brings
    * the key down to that number with `limiter.lower` (never up beyond the
    * configured policy; atomic in Redis, so the fleet's bucket follows the
-   * provider's counter). `'tokens'` follows the token quotas instead (a
-   * limiter counting tokens, with `cost`); `false` follows none. Whatever
-   * this says, a quota of either unit at 0 with a reset holds the key
-   * until the reset.
+   * provider's counter). With a shared pace (see `shared`) the request
+   * quota's window is followed too: the fleet's calls are booked into it,
+   * at most what the upstream still accepts before its reset, the rest at
+   * the reset. `'tokens'` lowers by the token quotas instead (a limiter
+   * counting tokens, with `cost`); `false` follows none. Whatever this
+   * says, a quota of either unit at 0 with a reset holds the key until the
+   * reset.
    */
   quota?: QuotaUnit | false;
   /**
@@ -244,7 +247,6 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
   const share = o.shared === undefined ? true : o.shared;
   if (typeof share !== 'boolean') throw new ConfigError('shared', share, 'a boolean');
   const sharedPace = share ? (limiter.store as { sharedPace?: Parameters<typeof fleetPace>[0] } | undefined)?.sharedPace : undefined;
-  const pace = sharedPace === undefined ? localPace(pacer) : fleetPace(sharedPace, pacer);
   const unit = o.quota === undefined ? 'requests' : o.quota;
   if (unit !== 'requests' && unit !== 'tokens' && unit !== false) throw new ConfigError('quota', unit, "'requests', 'tokens' or false");
   const lower = unit !== false && typeof limiter.lower === 'function' ? limiter.lower.bind(limiter) : undefined;
@@ -254,6 +256,7 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
   if (shapeMode !== 'fixed' && shapeMode !== 'auto') throw new ConfigError('shape', shapeMode, "'fixed' or 'auto'");
   const shaper =
     shapeMode === 'auto' ? new AutoShape(limiter as ConstructorParameters<typeof AutoShape>[0], sharedPace, metrics && ((shape) => metrics.count('cellgate.upstream.shape', 1, { shape }))) : undefined;
+  const pace = sharedPace === undefined ? localPace(pacer) : fleetPace(sharedPace, pacer, shaper?.intervalMs ?? rateInterval(limiter.policies));
 
   if (limiter.policies !== undefined && !Array.isArray(limiter.policies)) throw new ConfigError('limiter', limiter, 'a Limiter (its policies an array)');
   const slots = holdsSlots(limiter.policies);
@@ -268,24 +271,43 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
     // What each attempt sends: a Request or a stream body can be sent only once.
     let body = init?.body;
     for (let attempt = 0; ; attempt++) {
-      // The limiter first, the pacer last: a hold the upstream sets while a
-      // call waits for the limiter still applies to it, since nothing is
-      // awaited between the pacer's admission and the send.
-      const permit = await acquire(k, { signal });
-      // A concurrency gate's slot is held while the call is in flight.
-      const release = slots ? () => void permit.release() : undefined;
-      let turn: Turn;
-      try {
-        turn = await pace.admit(k, signal);
-        // The shape the fleet learned, applied for the key's next admission.
-        if (shaper !== undefined && turn.slot !== undefined) shaper.observe(k, turn.slot.shape, turn.slot.shapeVersion, turn.slot.burstIntolerant);
-      } catch (error) {
-        // Admitted by the limiter but never sent: give the slot, or the unit, back
-        // (not both: a refund takes holders from the concurrency gate too).
-        if (release !== undefined) release();
-        else if (refund !== undefined) await refund(k, 1).catch(() => {});
-        throw error;
-      }
+      // The fleet's hold before the limiter (so that the limiter spaces what
+      // it held back), the pace's admission last: a hold the upstream sets
+      // while a call waits for the limiter still applies to it, since nothing
+      // is awaited between the pace's admission and the send.
+      let permit: Awaited<ReturnType<typeof acquire>>;
+      let release: (() => void) | undefined;
+      let turn: Turn | undefined;
+      do {
+        const start = await pace.before(k, signal);
+        try {
+          permit = await acquire(k, { signal });
+        } catch (error) {
+          await pace.giveBack(k, start);
+          throw error;
+        }
+        // A concurrency gate's slot is held while the call is in flight.
+        const held = permit;
+        release = slots ? () => void held.release() : undefined;
+        // Admitted by the limiter but not sent: the slot, or the unit, goes
+        // back (not both: a refund takes holders from the concurrency gate too).
+        const giveBack = async () => {
+          if (release !== undefined) release();
+          else if (refund !== undefined) await refund(k, 1).catch(() => {});
+          await pace.giveBack(k, start);
+        };
+        try {
+          turn = await pace.admit(k, signal);
+        } catch (error) {
+          await giveBack();
+          throw error;
+        }
+        // Held since `before` (a hold written, the upstream's window spent):
+        // over again, so that the limiter spaces what waited.
+        if (turn === undefined) await giveBack();
+      } while (turn === undefined);
+      // The shape the fleet learned, applied for the key's next admission.
+      if (shaper !== undefined && turn.slot !== undefined) shaper.observe(k, turn.slot.shape, turn.slot.shapeVersion, turn.slot.burstIntolerant);
       const last = attempt >= retries;
       let attemptInput = input;
       let attemptInit = init;
@@ -318,7 +340,7 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
       metrics?.count('cellgate.upstream.answers', 1, refused ? REFUSED : status < 500 ? ACCEPTED : OTHER);
       // The provider's window, for the fleet's bookings (a shared pace),
       // first: its reset counts from the answer, less the time since.
-      if (requests?.resetMs !== undefined) {
+      if (unit !== false && requests?.resetMs !== undefined) {
         const resetMs = Math.max(0, hold(requests.resetMs) - (performance.now() - answeredAt));
         await pace.quota(k, { remaining: requests.remaining, resetMs, limit: requests.limit, windowMs: requests.windowMs });
       }
@@ -436,4 +458,13 @@ function costCharge(cost: unknown, limiter: Partial<Limiter>): ((key: string, re
     if (used instanceof Promise) used.then((n) => settle(key, n), () => {});
     else settle(key, used);
   };
+}
+
+/** The ms between two units at the rate of the limiter's first rate gate (GCRA, a bucket's refill, a window's limit), or undefined. */
+function rateInterval(policies: unknown): number | undefined {
+  for (const p of Array.isArray(policies) ? (policies as { kind?: string; limit?: number; refill?: number; periodMs?: number; windowMs?: number; withinMs?: number }[]) : []) {
+    if (p.kind === 'gcra') return p.periodMs! / p.limit!;
+    if (p.kind === 'tokenBucket') return p.periodMs! / p.refill!;
+  }
+  return undefined;
 }

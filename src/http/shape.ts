@@ -82,6 +82,8 @@ export class AutoShape {
   readonly #keys = new Map<string, KnownShape>();
 
   readonly #onChange: ((shape: Shape) => void) | undefined;
+  /** The ms between two calls at the rate being shaped. */
+  readonly intervalMs: number;
 
   /** `onChange`: told each shape this process applies to a key (for metrics). */
   constructor(limiter: ShapedLimiter, shared: SharedPace | undefined, onChange?: (shape: Shape) => void) {
@@ -90,6 +92,7 @@ export class AutoShape {
       throw new ConfigError('shape', 'auto', "a Limiter with plans (one with a name) for shape 'auto', which moves each key between GCRA pacing and a token bucket");
     }
     const { count, periodMs } = rateOf(limiter.policies);
+    this.intervalMs = periodMs / count;
     const pacing = gcra({ limit: count, period: periodMs, burst: 1 });
     const quota = tokenBucket({ capacity: count, refill: count, period: periodMs, mode: 'interval' });
     this.#plans = [

@@ -68,7 +68,7 @@ export interface SharedPacing {
  *
  * @example
  * ```ts
- * const slot: PaceSlot = { waitMs: 0, ticket: 0, spacingMs: 0, shape: -1, shapeVersion: 0, budgeted: false, burstIntolerant: false }; // an upstream that never pushed back
+ * const slot: PaceSlot = { waitMs: 0, ticket: 0, spacingMs: 0, shape: -1, shapeVersion: 0, budgeted: false, burstIntolerant: false, forWindow: false }; // an upstream that never pushed back
  * ```
  */
 export interface PaceSlot {
@@ -83,7 +83,21 @@ export interface PaceSlot {
   readonly budgeted: boolean;
   /** Whether the fleet saw the upstream refuse within its own quota (shape 'auto' paces the key for good). */
   readonly burstIntolerant: boolean;
+  /** Whether the wait is for the upstream's window to end (nothing reserved: ask again with 'start', or 'go' again). */
+  readonly forWindow: boolean;
 }
+
+/**
+ * A call's step through a shared pace (src/stores/redis/pace.lua's 'book'
+ * has the rule): `'start'` before the limiter, `'kept'` once a reserved
+ * start has come, `'go'` once the limiter admitted it, just before it is sent.
+ *
+ * @example
+ * ```ts
+ * const step: PaceStep = 'start';
+ * ```
+ */
+export type PaceStep = 'start' | 'kept' | 'go';
 
 /**
  * What an upstream's quota headers said, as a shared pace is told it: the
@@ -138,12 +152,12 @@ export interface PaceStanding {
  *
  * @example
  * ```ts
- * const slot = await store.sharedPace?.book('https://api.example', undefined);
+ * const slot = await store.sharedPace?.book('https://api.example', 'start');
  * ```
  */
 export interface SharedPace {
-  /** Books the key's next start: wait `waitMs`, then book again, passing that slot as `again`. */
-  book(key: string, again: PaceSlot | undefined): Promise<PaceSlot | undefined>;
+  /** A call's `step` (see {@link PaceStep}): wait `waitMs`, then take the next step (the same after a wait for a hold or a window's end). */
+  book(key: string, step: PaceStep): Promise<PaceSlot | undefined>;
   /** The upstream refused a call: hold the key `delayMs` (or one spacing), and halve its pace if the ticket is current. */
   pushback(key: string, ticket: number | undefined, delayMs: number | undefined, pacing: SharedPacing): Promise<PaceStanding | undefined>;
   /** Hold the key `delayMs` without slowing it (a quota spent until its reset). */

@@ -20,6 +20,9 @@ import type { PodConfig, PodResult } from './pod.js';
 const POD_SCRIPT = fileURLToPath(new URL('./pod.js', import.meta.url));
 const BUCKET_MS = 100;
 
+/** The hourly quota a burst-intolerant upstream with `headers` states (see startUpstream). */
+const HOURLY = 100_000;
+
 /** Bursty demand of quota and pacing: each pod wants 20 requests at once every 500 ms, each gives up after 250 ms. */
 export const BURSTY = { count: 20, everyMs: 500, deadlineMs: 250 };
 /** The misconfigured fleet's limit, as a multiple of the upstream's rate. */
@@ -58,7 +61,7 @@ const LISTENING = new Set(['retry-after', 'quota-sync', 'auto-pacing', 'auto-quo
  */
 export function scenarioDefaults(scenario: string): { rate: number; burst: number; demand?: number; seconds: number; quota: number } {
   if (scenario === 'lock-contention') return { rate: 600, burst: 60, demand: 500, seconds: 3, quota: 100 };
-  if (LISTENING.has(scenario)) return { rate: 50, burst: scenario === 'auto-pacing' ? 1 : 5, seconds: 8, quota: 50 };
+  if (LISTENING.has(scenario)) return { rate: 50, burst: scenario === 'auto-pacing' ? 2 : 5, seconds: 8, quota: 50 };
   return { rate: 50, burst: 5, seconds: 3, quota: 100 };
 }
 
@@ -82,7 +85,7 @@ export const SCENARIOS: Record<string, string> = {
     `a quota upstream sending X-RateLimit-Limit/-Remaining/-Reset on every answer; the pods share tokenBucket({ capacity: ${QUOTA_SYNC_GENEROUS}x quota, period: 1s, mode: interval }) in Redis ` +
     '(too generous) through limitedFetch: (a) quota: false, the headers hold the key only at remaining 0; (b) the default, each remaining lowers the shared bucket; bursty demand',
   'auto-pacing':
-    "a burst-intolerant upstream (burst 1) sending X-RateLimit-Remaining/-Reset; the pods share gcra({ limit: rate }) in Redis through limitedFetch with shape: 'auto'; bursty demand",
+    "a burst-intolerant upstream (--burst, default 2: room for the network's jitter at exactly its rate) stating an hourly quota far from spent on every answer; the pods share gcra({ limit: rate }) in Redis through limitedFetch with shape: 'auto'; bursty demand",
   'auto-quota': "the quota upstream of quota-sync; the pods share gcra({ limit: quota }) in Redis through limitedFetch with shape: 'auto'; bursty demand",
 };
 
@@ -202,10 +205,12 @@ interface Upstream {
  *
  * A 429's Retry-After is the whole seconds until a token (bucket) or the
  * next window (quota), at least 1 for a quota, or `retryAfterS` when given.
- * With `headers`, every answer says what is left: `X-RateLimit-Remaining`
- * (bucket: whole tokens; quota: left in the window) and `X-RateLimit-Reset`
- * (seconds, fractional: bucket, until the next token, 0 when full; quota,
- * until the window ends), and for a quota `X-RateLimit-Limit`.
+ * With `headers`, every answer says what is left: a quota says
+ * `X-RateLimit-Limit`, `-Remaining` (left in the window) and `-Reset`
+ * (seconds, fractional, until the window ends); a bucket states an hourly
+ * quota of 100000 far from spent, as many burst-intolerant APIs do beside
+ * their burst limit, so that its 429s come while its headers say quota
+ * remains.
  */
 function startUpstream({
   mode = 'bucket',
@@ -254,12 +259,15 @@ function startUpstream({
     const ok = tokens >= 1;
     if (ok) tokens -= 1;
     const told: Record<string, string> = {};
-    if (sendHeaders) {
+    if (sendHeaders && mode === 'quota') {
       // What is left after this request, as the upstream's own numbers.
-      const resetS = mode === 'quota' ? (windowEnd - now) / 1000 : tokens >= burst ? 0 : (Math.floor(tokens) + 1 - tokens) / rate;
+      told['x-ratelimit-limit'] = String(quota);
       told['x-ratelimit-remaining'] = String(Math.floor(tokens));
-      told['x-ratelimit-reset'] = resetS.toFixed(3);
-      if (mode === 'quota') told['x-ratelimit-limit'] = String(quota);
+      told['x-ratelimit-reset'] = ((windowEnd - now) / 1000).toFixed(3);
+    } else if (sendHeaders) {
+      told['x-ratelimit-limit'] = String(HOURLY);
+      told['x-ratelimit-remaining'] = String(HOURLY - state.ok - (ok ? 1 : 0));
+      told['x-ratelimit-reset'] = String(Math.ceil(3600 - (now - state.origin) / 1000));
     }
     if (ok) {
       state.ok++;
@@ -512,7 +520,6 @@ async function runPhase(o: Resolved, setup: ScenarioSetup, podSetup: PodSetup, u
     }
   }
   const { seen, ok, limited } = upstream.state;
-  if (process.env.CELLGATE_SIMULATE_DUMP) writeFileSync(process.env.CELLGATE_SIMULATE_DUMP, JSON.stringify(seen));
   return { results, seen: [...seen], ok, limited, outage };
 }
 

@@ -35,18 +35,22 @@
 --          A key the upstream never pushed back on, nor told its quota, has
 --          no hash: a booking then reads it and writes nothing.
 -- ARGV[1]  the op, then its arguments:
---   'book'      ARGV[2] '1' when the call already waited for a start it
---               booked (it keeps it unless a hold set since covers it), ''
---               for a first booking (and after a wait for a window's end)
+--   'book'      ARGV[2] the call's step: 'start' (before the limiter: past
+--               the hold, one spacing after the fleet's previous start, while
+--               the upstream's window has room; a start ahead is reserved),
+--               'kept' (its reserved start has come: a hold set since makes
+--               it start afresh), 'go' (admitted by the limiter, about to be
+--               sent: a hold set since holds it, and it takes one of the
+--               calls the upstream's window still accepts, or waits for the
+--               window's end)
 --               -> { wait ms (ceil), ticket, spacing ms (ceil), shape (sh, or
---                    -1 when none), shape version (sv, or 0), 1 when the
---                    call took one of the calls the upstream's window still
---                    accepts (qr known) else 0, bi (0 or 1), the start booked
---                    as a string for 'cancel' ('' when nothing is to be
---                    given back), 1 when the wait is for the window's end
---                    (book afresh then) else 0 }
---               A call takes its place in the window only when it starts:
---               one that waits reserves its start (the spacing), never quota.
+--                    -1 when none), shape version (sv, or 0), 1 when 'go'
+--                    took one of the calls the upstream's window accepts (qr
+--                    known) else 0, bi (0 or 1), the start reserved (for
+--                    'cancel'; '' when none was), 1 when the wait is for the window's end (then
+--                    'start' afresh, or 'go' again) else 0 }
+--               After any other wait the caller asks again with the same
+--               step ('start' after 'start' became 'kept').
 --   'pushback'  ARGV[2] the call's ticket ('' unknown: counted as current),
 --               ARGV[3] the upstream's delay in ms ('' none: one spacing),
 --               ARGV[4] initial spacing, ARGV[5] most spacing,
@@ -57,7 +61,8 @@
 --   'success'   ARGV[2] the call's ticket   -> same as pushback
 --   'peek'      (nothing)                   -> same as pushback
 --   'cancel'    ARGV[2] a booking's start (as the booking answered it): a
---               caller that stopped waiting gives it back -> same as pushback
+--               caller that stopped waiting gives its place back (see
+--               below)                 -> same as pushback
 --   'quota'     ARGV[2] remaining, ARGV[3] reset ms, ARGV[4] limit ('' not
 --               said), ARGV[5] window ms ('' not said): what an answer's
 --               quota headers said     -> { ms to the window's end, qr }
@@ -173,24 +178,40 @@ if op == 'book' then
   local p = load()
   if p == nil then return { 0, 0, 0, -1, 0, 0, 0, '', 0 } end
   local sh, sv = shapeOf(p)
-  local slot
-  if ARGV[2] == '1' and p.u <= now then
-    -- Its booked start has come and no hold covers it (the spacing after
-    -- it was taken when it was booked).
-    slot = now
-  else
-    slot = math.max(now, p.u, p.n)
-    p.n = math.max(p.n, slot + p.s)
+  local mode = ARGV[2]
+  local function answer(wait, budgeted, kept, forWindow)
+    save(p)
+    return { math.ceil(wait), p.g, math.ceil(p.s), sh, sv, budgeted, p.bi or 0, kept, forWindow }
   end
-  local budgeted, reset = 0, nil
-  if slot <= now then budgeted, reset = takeQuota(p) end
-  save(p)
-  if reset ~= nil then
-    -- The window is spent: wait for its end, then book afresh.
-    return { math.ceil(reset - now), p.g, math.ceil(p.s), sh, sv, 0, p.bi or 0, '', 1 }
+  -- Whether the upstream's window is spent now (the fleet knows its quota).
+  local function spent()
+    roll(p, now)
+    return p.qr ~= nil and p.qr < 1
   end
-  -- (The start as a string: Redis would truncate the fraction 'cancel' compares.)
-  return { math.ceil(slot - now), p.g, math.ceil(p.s), sh, sv, budgeted, p.bi or 0, slot > now and tostring(slot) or '', 0 }
+  if mode == 'go' then
+    -- Admitted by the limiter, about to be sent: a hold set since holds it
+    -- (the caller asks again at its end), and it takes its place in the
+    -- upstream's window, or waits for the window's end.
+    if p.u > now then return answer(p.u - now, 0, '', 0) end
+    local budgeted, reset = takeQuota(p)
+    if reset ~= nil then return answer(reset - now, 0, '', 1) end
+    return answer(0, budgeted, '', 0)
+  end
+  -- 'start' (before the limiter) or 'kept' (its reserved start has come):
+  -- past the hold and one spacing after the fleet's previous start, and only
+  -- while the upstream's window has room, so that the limiter spaces what a
+  -- hold held back instead of releasing it at once.
+  if mode == 'kept' and p.u <= now then
+    if spent() then return answer(p.qt - now, 0, '', 1) end
+    return answer(0, 0, '', 0)
+  end
+  local slot = math.max(now, p.u, p.n)
+  if slot <= now and spent() then
+    -- Spent: wait for the window's end, reserving nothing, then start afresh.
+    return answer(p.qt - now, 0, '', 1)
+  end
+  p.n = math.max(p.n, slot + p.s)
+  return answer(slot - now, 0, tostring(slot), 0)
 elseif op == 'pushback' then
   local p = load() or fresh()
   local ticket = tonumber(ARGV[2])
@@ -286,15 +307,16 @@ elseif op == 'success' then
   return standing(p)
 elseif op == 'cancel' then
   -- ARGV[2] the booked start, as the booking answered it: a caller that
-  -- stopped waiting gives it back if it is the last one booked (a start
-  -- behind others stays taken: the spacing after it is theirs).
+  -- stopped waiting, or was never sent (it gave up waiting for the limiter,
+  -- or a hold sent it back), gives back its place. The starts booked after it stay
+  -- where they are, so the next booking takes the last one's time (two
+  -- starts together, once) and the count of starts over the span is kept:
+  -- if they stayed taken, callers that book and give up (a burst with
+  -- deadlines) would push the fleet's next start out without end.
   local p = load()
-  local slot = tonumber(ARGV[2])
-  if p == nil or slot == nil or slot <= now then return { 0, 0 } end
-  if p.n == slot + p.s then
-    p.n = slot
-    save(p)
-  end
+  if p == nil or tonumber(ARGV[2]) == nil or p.n <= now then return standing(p) end
+  p.n = math.max(now, p.n - p.s)
+  save(p)
   return standing(p)
 elseif op == 'peek' then
   return standing(load())

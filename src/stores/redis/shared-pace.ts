@@ -1,7 +1,7 @@
 // A RedisStore's side of the fleet's upstream pace: runs pace.lua for one
 // key on the shard that key's states live on, through the store's breaker,
 // so that a Redis that is down costs a call nothing but the local pace.
-import type { LearnedShape, PaceSlot, PaceStanding, QuotaReport, SharedPace, SharedPacing } from '../../limiter/store.js';
+import type { LearnedShape, PaceSlot, PaceStanding, PaceStep, QuotaReport, SharedPace, SharedPacing } from '../../limiter/store.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import { replyText, type RedisConnection } from './connection.js';
 import { keyBytes } from './key-bytes.js';
@@ -18,10 +18,9 @@ export interface RedisSharedPaceOptions {
   lifecycle: Lifecycle;
 }
 
-/** A booking as this store answers it: with its start as the script wrote it (for 'cancel'), and whether its wait is for a window's end. */
+/** A booking as this store answers it: with its start as the script wrote it (for 'cancel'). */
 interface BookedSlot extends PaceSlot {
   readonly at: string | undefined;
-  readonly forWindow: boolean;
 }
 
 /** The suffix of a pace's Redis key: see pace.lua's header for why it is never a state's. */
@@ -35,7 +34,7 @@ const PACE_SUFFIX = Buffer.from('|^');
  *
  * @example
  * ```ts
- * const slot = await store.sharedPace.book('https://api.example', undefined); // { waitMs: 0, ticket: 0, spacingMs: 0, shape: -1, shapeVersion: 0, budgeted: false, burstIntolerant: false }
+ * const slot = await store.sharedPace.book('https://api.example', 'start'); // { waitMs: 0, ticket: 0, spacingMs: 0, shape: -1, ... }
  * ```
  */
 export class RedisSharedPace implements SharedPace {
@@ -45,13 +44,12 @@ export class RedisSharedPace implements SharedPace {
     this.#o = options;
   }
 
-  async book(key: string, again: PaceSlot | undefined): Promise<PaceSlot | undefined> {
-    // After a wait for a window's end the call books afresh (it reserved nothing).
-    const kept = again !== undefined && !(again as BookedSlot).forWindow;
-    const r = await this.#run(key, ['book', kept ? '1' : '']);
+  async book(key: string, step: PaceStep): Promise<PaceSlot | undefined> {
+    const r = await this.#run(key, ['book', step]);
     if (r === undefined) return undefined;
     const n = r.map(Number);
-    const slot: BookedSlot = { waitMs: n[0]!, ticket: n[1]!, spacingMs: n[2]!, shape: n[3]!, shapeVersion: n[4]!, budgeted: n[5] === 1, burstIntolerant: n[6] === 1, at: r[7], forWindow: n[8] === 1 };
+    // With what 'cancel' needs to give a reserved start back, exactly as the script wrote it.
+    const slot: BookedSlot = { waitMs: n[0]!, ticket: n[1]!, spacingMs: n[2]!, shape: n[3]!, shapeVersion: n[4]!, budgeted: n[5] === 1, burstIntolerant: n[6] === 1, forWindow: n[8] === 1, at: r[7] };
     return slot;
   }
 
