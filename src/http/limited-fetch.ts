@@ -298,6 +298,8 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
         };
         try {
           turn = await pace.admit(k, signal);
+          // A caller that gave up while its admission was answered is not sent.
+          signal?.throwIfAborted();
         } catch (error) {
           await giveBack();
           throw error;

@@ -44,7 +44,7 @@ export interface ShapeStats {
   readonly shape: Shape;
   /** The plan version the shape was applied at (rising; 1 for the starting pace). */
   readonly version: number;
-  /** Accepted answers seen with quota headers and a reset. */
+  /** Accepted answers with quota headers and a reset this process saw (the fleet's verdict may come from others'). */
   readonly quotaAnswers: number;
   /** Why: in words, for logs and dashboards. */
   readonly reason: string;
@@ -170,7 +170,7 @@ export class AutoShape {
     const evidence = known?.evidence ?? 0;
     const reason =
       shape === 'quota'
-        ? `quota-bound: ${evidence} accepted answers carried quota headers with a reset, and no call was refused while quota remained`
+        ? `quota-bound: ${QUOTA_EVIDENCE} accepted answers carried quota headers with a reset, and no call was refused while quota remained`
         : known?.burstIntolerant
           ? 'burst-intolerant: a call was refused while the upstream said quota remained'
           : `starting pace: ${evidence} of ${QUOTA_EVIDENCE} accepted answers with quota headers seen, no burst refused yet`;

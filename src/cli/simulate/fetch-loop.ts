@@ -44,6 +44,7 @@ export async function fetchLoop(config: PodConfig, limiter: Limiter, key: string
   const waits: number[] = [];
   const gaveUp: number[] = [];
   const handled429: [string, number][] = [];
+  const errorSamples: string[] = [];
 
   const tagged: typeof fetch = (input, init) => {
     // First: the moment limitedFetch let the call go, before anything here can take time.
@@ -92,14 +93,20 @@ export async function fetchLoop(config: PodConfig, limiter: Limiter, key: string
       else if (res.status === 429) {
         counts.limited++;
         handled429.push([id, Date.now()]);
-      } else counts.other++;
-    } catch {
+      } else {
+        counts.other++;
+        if (errorSamples.length < 3) errorSamples.push(`status ${res.status}`);
+      }
+    } catch (error) {
       if (!sent) {
         if (countDrop) {
           counts.dropped++;
           gaveUp.push(performance.now() - asked);
         }
-      } else counts.errors++;
+      } else {
+        counts.errors++;
+        if (errorSamples.length < 3) errorSamples.push(String((error as Error)?.cause ?? error));
+      }
     } finally {
       clearTimeout(timer);
       calls.delete(id);
@@ -117,5 +124,5 @@ export async function fetchLoop(config: PodConfig, limiter: Limiter, key: string
     await bursts(demand, start, end, (asked) => one(asked, Math.min(demand.deadlineMs, end - asked), true));
   }
   const round = (ms: number[]) => ms.map((w) => Math.round(w * 100) / 100);
-  return { pod, ...counts, waits: round(waits), gaveUp: round(gaveUp), handled429 };
+  return { pod, ...counts, errorSamples, waits: round(waits), gaveUp: round(gaveUp), handled429 };
 }

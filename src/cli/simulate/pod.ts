@@ -59,6 +59,8 @@ export interface PodResult {
   errors: number;
   fallback: number;
   dropped: number;
+  /** The first few errors and other statuses, as text (what `errors` counts). */
+  errorSamples?: string[];
   /** ms from asking the limiter to being admitted, per request sent. */
   waits: number[];
   /** ms from asking the limiter to giving up, per request dropped. */

@@ -85,7 +85,7 @@ export const SCENARIOS: Record<string, string> = {
     `a quota upstream sending X-RateLimit-Limit/-Remaining/-Reset on every answer; the pods share tokenBucket({ capacity: ${QUOTA_SYNC_GENEROUS}x quota, period: 1s, mode: interval }) in Redis ` +
     '(too generous) through limitedFetch: (a) quota: false, the headers hold the key only at remaining 0; (b) the default, each remaining lowers the shared bucket; bursty demand',
   'auto-pacing':
-    "a burst-intolerant upstream (--burst, default 2: room for the network's jitter at exactly its rate) stating an hourly quota far from spent on every answer; the pods share gcra({ limit: rate }) in Redis through limitedFetch with shape: 'auto'; bursty demand",
+    "a burst-intolerant upstream (--burst, default 2: room for the network's jitter at exactly its rate) stating an hourly quota far from spent on every answer; the pods share gcra({ limit: rate }) in Redis through limitedFetch with shape: 'auto'; each pod calls back to back",
   'auto-quota': "the quota upstream of quota-sync; the pods share gcra({ limit: quota }) in Redis through limitedFetch with shape: 'auto'; bursty demand",
 };
 
@@ -171,7 +171,10 @@ function scenarioSetup(o: Resolved): ScenarioSetup {
       return { upstream: 'quota', headers: true, pod: pod({ quota: false }), versus: ['quota: false', "quota: 'requests' (the default)", pod({})] };
     }
     case 'auto-pacing':
-      return { upstream: 'bucket', headers: true, pod: { store: 'redis', policy: gcraAt(o.rate), demand: BURSTY, fetch: { shape: 'auto', name: 'auto' } } };
+      // Steady demand (each pod's calls back to back): under the bursty demand
+      // of auto-quota, whose calls give up after 250 ms of each 500, no
+      // client can use much more than half a burst-intolerant upstream's rate.
+      return { upstream: 'bucket', headers: true, pod: { store: 'redis', policy: gcraAt(o.rate), fetch: { shape: 'auto', name: 'auto' } } };
     case 'auto-quota':
       return { upstream: 'quota', headers: true, pod: { store: 'redis', policy: gcraAt(o.quota), demand: BURSTY, fetch: { shape: 'auto', name: 'auto' } } };
     default:
@@ -378,6 +381,8 @@ export interface Figures {
   ok: number;
   limited: number;
   errors: number;
+  /** The first few of them, as text. */
+  errorSamples: string[];
   fallback: number;
   dropped: number;
   demand: PodConfig['demand'];
@@ -543,6 +548,7 @@ function figuresOf(o: Resolved, setup: ScenarioSetup, podSetup: PodSetup, m: Mea
     ok: m.ok,
     limited: m.limited,
     errors: sum('errors') + sum('other'),
+    errorSamples: m.results.flatMap((r) => r.errorSamples ?? []).slice(0, 3),
     fallback: sum('fallback'),
     dropped: sum('dropped'),
     demand: podSetup.demand,
@@ -718,7 +724,7 @@ function tableRows(f: Figures): [string, string][] {
     ['upstream 429', String(f.limited)],
   );
   if (f.dropped > 0) rows.push(['gave up waiting', `${f.dropped} (not admitted within ${f.demand!.deadlineMs} ms)`]);
-  if (f.errors > 0) rows.push(['errors', String(f.errors)]);
+  if (f.errors > 0) rows.push(['errors', `${f.errors}${f.errorSamples.length > 0 ? ` (${f.errorSamples.join('; ')})` : ''}`]);
   if (f.outage) {
     rows.push(['redis down', `${s(f.outage.down)} to ${s(f.outage.up)} (SIGKILL, then restarted)`]);
     rows.push(['429 in outage', `${f.limitedInOutage} (from the kill to 0.5 s after the restart)`]);
@@ -794,6 +800,8 @@ export interface PhaseReport {
   limited: number;
   /** Network errors and other statuses; requests given up unsent at their deadline. */
   errors: number;
+  /** The first few errors, as text. */
+  errorSamples?: string[];
   dropped: number;
   /** What the upstream saw at t >= 2000 ms. */
   after2s: { sent: number; ok: number; limited: number };
@@ -860,6 +868,7 @@ export function scenarioReport(f: Figures): ScenarioReport {
     ok: x.ok,
     limited: x.limited,
     errors: x.errors,
+    ...(x.errorSamples.length > 0 ? { errorSamples: x.errorSamples } : {}),
     dropped: x.dropped,
     after2s: x.after2s,
     utilization: round(x.utilization),
