@@ -83,7 +83,7 @@ export const SCENARIOS: Record<string, string> = {
     '(a) shared: false, each pod holds on its own; (b) the default, holds shared fleet-wide in Redis',
   'quota-sync':
     `a quota upstream sending X-RateLimit-Limit/-Remaining/-Reset on every answer; the pods share tokenBucket({ capacity: ${QUOTA_SYNC_GENEROUS}x quota, period: 1s, mode: interval }) in Redis ` +
-    '(too generous) through limitedFetch: (a) quota: false, the headers hold the key only at remaining 0; (b) the default, each remaining lowers the shared bucket; bursty demand',
+    '(too generous) through limitedFetch: (a) quota: false, the headers hold the key only at remaining 0; (b) the default: each remaining lowers the shared bucket, and the fleet\'s calls are booked into the provider\'s window; bursty demand',
   'auto-pacing':
     "a burst-intolerant upstream (--burst, default 2: room for the network's jitter at exactly its rate) stating an hourly quota far from spent on every answer; the pods share gcra({ limit: rate }) in Redis through limitedFetch with shape: 'auto'; each pod calls back to back",
   'auto-quota': "the quota upstream of quota-sync; the pods share gcra({ limit: quota }) in Redis through limitedFetch with shape: 'auto'; bursty demand",

@@ -75,6 +75,8 @@ local MAX_HOLD_MS = 86400000000 -- 1000 days, the library's longest duration
 -- How long a pace outlives its last hold or booked start without traffic:
 -- past it the upstream is asked at full pace again.
 local IDLE_MS = 3600000
+-- The end of a window no call is started in (at most a twentieth of it).
+local WINDOW_MARGIN_MS = 50
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -154,7 +156,12 @@ end
 local function takeQuota(p)
   roll(p, now)
   if p.qr == nil then return 0, nil end
-  if p.qr >= 1 then
+  -- The last moments of a window are left alone: a call taken there and
+  -- delayed on its way (a busy process, the network) would reach the
+  -- upstream in the next window, on top of that window's whole quota.
+  local margin = 0
+  if p.qw ~= nil then margin = math.min(WINDOW_MARGIN_MS, p.qw / 20) end
+  if p.qr >= 1 and now < p.qt - margin then
     p.qr = p.qr - 1
     return 1, nil
   end
