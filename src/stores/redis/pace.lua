@@ -25,6 +25,9 @@
 --            ql  its limit per window (said, or the most seen left + 1)
 --            qw  its window's length, ms (said, or the longest reset seen)
 --            qlast  the last remaining it said (a higher one: a new window)
+--            qs  where the window the fleet rolled into began (the last end)
+--            qp  1 while qt is the fleet's prediction (rolled), until an
+--                answer of the window says its end
 --          the shape limitedFetch's shape 'auto' spends the key's rate in
 --          ('learn'; SHAPE_* and QUOTA_EVIDENCE in constants.lua):
 --            sh  SHAPE_PACING or SHAPE_QUOTA (none until it learns)
@@ -93,7 +96,7 @@ end
 
 -- Every field, numeric. The quota mirror (q*) and the shape (sh, sv, ev, bi)
 -- are described in the header.
-local FIELDS = { 'u', 's', 'st', 'g', 'n', 'qr', 'qt', 'ql', 'qw', 'qlast', 'sh', 'sv', 'ev', 'bi' }
+local FIELDS = { 'u', 's', 'st', 'g', 'n', 'qr', 'qt', 'ql', 'qw', 'qlast', 'qs', 'qp', 'sh', 'sv', 'ev', 'bi' }
 
 local function load()
   local f = redis.call('HMGET', key, unpack(FIELDS))
@@ -138,10 +141,15 @@ end
 local function roll(p, at)
   if p.qt == nil or at < p.qt then return end
   if p.qw ~= nil and p.qw > 0 and p.ql ~= nil then
-    p.qt = p.qt + (math.floor((at - p.qt) / p.qw) + 1) * p.qw
+    local steps = math.floor((at - p.qt) / p.qw) + 1
+    -- Where the window the fleet rolled into began, and that its end is a
+    -- prediction, until an answer of it says.
+    p.qs = p.qt + (steps - 1) * p.qw
+    p.qt = p.qs + p.qw
+    p.qp = 1
     p.qr = p.ql
   else
-    p.qt, p.qr = nil, nil
+    p.qt, p.qr, p.qs, p.qp = nil, nil, nil, nil
   end
   -- The last count said was the old window's: the next answer is this one's.
   p.qlast = nil
@@ -153,19 +161,23 @@ end
 -- (nothing reserved: a caller that stops waiting takes nothing from the
 -- others, and a reset lets through no more than it accepts, in the order
 -- callers come back).
-local function takeQuota(p)
+-- Whether the window (rolled to now) has no call left to start: spent, or
+-- in its last moments, which are left alone: a call started there and
+-- delayed on its way (a busy process, the network) would reach the upstream
+-- in the next window, on top of that window's whole quota.
+local function spentNow(p)
   roll(p, now)
-  if p.qr == nil then return 0, nil end
-  -- The last moments of a window are left alone: a call taken there and
-  -- delayed on its way (a busy process, the network) would reach the
-  -- upstream in the next window, on top of that window's whole quota.
+  if p.qr == nil then return false end
   local margin = 0
   if p.qw ~= nil then margin = math.min(WINDOW_MARGIN_MS, p.qw / 20) end
-  if p.qr >= 1 and now < p.qt - margin then
-    p.qr = p.qr - 1
-    return 1, nil
-  end
-  return 0, p.qt
+  return p.qr < 1 or now >= p.qt - margin
+end
+
+local function takeQuota(p)
+  if spentNow(p) then return 0, p.qt end
+  if p.qr == nil then return 0, nil end
+  p.qr = p.qr - 1
+  return 1, nil
 end
 
 -- The shape's version: Redis's clock in seconds since 2025 (so that a
@@ -190,10 +202,8 @@ if op == 'book' then
     save(p)
     return { math.ceil(wait), p.g, math.ceil(p.s), sh, sv, budgeted, p.bi or 0, kept, forWindow }
   end
-  -- Whether the upstream's window is spent now (the fleet knows its quota).
   local function spent()
-    roll(p, now)
-    return p.qr ~= nil and p.qr < 1
+    return spentNow(p)
   end
   if mode == 'go' then
     -- Admitted by the limiter, about to be sent: a hold set since holds it
@@ -269,9 +279,17 @@ elseif op == 'quota' then
     newWindow = p.qlast ~= nil and remaining > p.qlast
   end
   if newWindow then
-    p.qt, p.qr = ends, remaining
+    p.qt, p.qr, p.qs, p.qp = ends, remaining, nil, nil
     -- Without a stated window, the longest reset a window's first answer gave.
     if window == nil and (p.qw == nil or reset > p.qw) then p.qw = reset end
+  elseif p.qp ~= nil then
+    -- The first answer of a window the fleet rolled into by itself: its end
+    -- is the upstream's (a window length taken from the longest reset seen
+    -- is short of the real one: answers come after their window began), and
+    -- so is the window's length, from where the window began.
+    if p.qs ~= nil and ends > p.qs then p.qw = ends - p.qs end
+    p.qt, p.qp = ends, nil
+    p.qr = math.min(p.qr or remaining, remaining)
   else
     p.qr = math.min(p.qr or remaining, remaining)
     if ends < p.qt then p.qt = ends end
