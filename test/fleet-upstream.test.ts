@@ -398,3 +398,51 @@ describe("shape: 'auto' learns the upstream, fleet-wide (3 OS processes)", () =>
     }
   }, 60_000);
 });
+
+describe('the quota mirror against a hostile upstream (found by a review)', () => {
+  const answering = (headers: Record<string, string>, status = 200) => {
+    const f = async () => {
+      f.calls++;
+      return new Response('x', { status, headers });
+    };
+    f.calls = 0;
+    return f;
+  };
+  const timed = async (api: (url: string, init?: RequestInit) => Promise<Response>, ms: number) => {
+    try {
+      return (await api('https://up.example/', { signal: AbortSignal.timeout(ms) })).status;
+    } catch {
+      return 'gave up';
+    }
+  };
+
+  it("a stated window (RateLimit-Policy w=) is held for maxRetryAfterMs at most, and a stated limit of 0 is no limit: calls go again after the reset", async () => {
+    for (const headers of [
+      { RateLimit: '"p";r=0;t=1', 'RateLimit-Policy': '"p";q=5;w=100000000' },
+      { 'x-ratelimit-limit': '0', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '1' },
+    ]) {
+      const store = new RedisStore({ client: redis.client, prefix: `hostile${++run}:`, timeoutMs: 5000 });
+      const upstream = answering(headers);
+      const api = limitedFetch(upstream, { limiter: new Limiter({ policy: gcra({ limit: 100, period: '1s' }), store }), key: 'k', maxRetryAfterMs: 1500 });
+      const started = Date.now();
+      while (Date.now() - started < 4000) await timed(api, 500);
+      // Not held for 1000 days (nor until an idle hour): the upstream is asked again after each bounded hold.
+      expect(upstream.calls).toBeGreaterThanOrEqual(3);
+      const pace = await redis.client.hgetall(`hostile${run}:{${store.shardOf('k')}}:k|^`);
+      expect(Number(pace.qw ?? 0)).toBeLessThanOrEqual(1500);
+      await store.close();
+    }
+  }, 30_000);
+
+  it("a value of another type at a key's pace is left alone: that key is paced per process, and the store's breaker stays closed for every other key", async () => {
+    const store = new RedisStore({ client: redis.client, prefix: `foreign${++run}:`, timeoutMs: 5000 });
+    await redis.client.set(`foreign${run}:{${store.shardOf('k')}}:k|^`, 'not ours');
+    const limiter = new Limiter({ policy: gcra({ limit: 100, period: '1s' }), store });
+    const api = limitedFetch(answering({}), { limiter, key: 'k' });
+    for (let i = 0; i < 3; i++) expect(await timed(api, 2000)).toBe(200);
+    expect(store.breaker.state).toBe('closed');
+    expect((await limiter.limit('other')).source).toBe('redis');
+    expect(await redis.client.get(`foreign${run}:{${store.shardOf('k')}}:k|^`)).toBe('not ours');
+    await store.close();
+  }, 30_000);
+});

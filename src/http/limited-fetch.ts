@@ -344,7 +344,8 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
       // first: its reset counts from the answer, less the time since.
       if (unit !== false && requests?.resetMs !== undefined) {
         const resetMs = Math.max(0, hold(requests.resetMs) - (performance.now() - answeredAt));
-        await pace.quota(k, { remaining: requests.remaining, resetMs, limit: requests.limit, windowMs: requests.windowMs });
+        const windowMs = requests.windowMs === undefined ? undefined : hold(requests.windowMs);
+        await pace.quota(k, { remaining: requests.remaining, resetMs, limit: requests.limit, windowMs });
       }
       // The provider's counter below the limiter's: the key comes down to it.
       // An admission that left no more than the provider says changes nothing,

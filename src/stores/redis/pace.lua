@@ -81,6 +81,13 @@ local IDLE_MS = 3600000
 -- The end of a window no call is started in (at most a twentieth of it).
 local WINDOW_MARGIN_MS = 50
 
+-- A value of another type at the key (not ours: left alone) answers {-1}:
+-- the caller paces that key by what its process knows, and no error reaches
+-- the store's breaker, which would send every key of the store to its
+-- fallback.
+local held = redis.pcall('HLEN', KEYS[1])
+if type(held) == 'table' and held.err ~= nil then return { -1 } end
+
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local key = KEYS[1]
@@ -268,8 +275,12 @@ elseif op == 'quota' then
   -- (answers come back out of order across processes, so a count above the
   -- last one may be an older answer of this window); without, by its count.
   local newWindow = p.qt == nil or now >= p.qt
+  -- In a window the fleet predicted, an answer ending by the window's start
+  -- is of the one before; otherwise, one ending half a window early.
+  local staleBy = p.qw ~= nil and p.qt ~= nil and p.qt - p.qw / 2 or nil
+  if p.qp ~= nil and p.qs ~= nil then staleBy = p.qs + math.min(WINDOW_MARGIN_MS, (p.qw or 0) / 20) end
   if not newWindow and p.qw ~= nil then
-    if ends <= p.qt - p.qw / 2 then
+    if ends <= staleBy then
       -- An answer from the window before this one, come late (the fleet has
       -- rolled into this window): it says nothing of this one.
       return { math.ceil(math.max(0, p.qt - now)), math.ceil(p.qr or 0) }
@@ -296,8 +307,10 @@ elseif op == 'quota' then
   end
   p.qlast = remaining
   if window ~= nil and window > 0 then p.qw = window end
-  -- Without a stated limit, the most a window was seen to have left, and one.
-  if limit ~= nil and limit >= 0 then p.ql = limit elseif p.ql == nil or remaining + 1 > p.ql then p.ql = remaining + 1 end
+  -- Without a stated limit, the most a window was seen to have left, and
+  -- one. A stated limit below 1 is no limit (it would start every window
+  -- spent, and no answer would ever come to say otherwise).
+  if limit ~= nil and limit >= 1 then p.ql = limit elseif p.ql == nil or remaining + 1 > p.ql then p.ql = remaining + 1 end
   save(p)
   return { math.ceil(math.max(0, p.qt - now)), math.ceil(p.qr) }
 elseif op == 'learn' then

@@ -102,6 +102,9 @@ export class RedisSharedPace implements SharedPace {
     if (o.breaker.isOpen(slot) || o.connection.state === 'down' || o.connection.state === 'idle') return undefined;
     const redisKey = Buffer.concat([Buffer.from(`${o.shardKey(shard)}:`), keyBytes(key), PACE_SUFFIX]);
     const reply = await o.breaker.run(slot, () => o.connection.evalScript(PACE_SCRIPT, redisKey, args));
-    return Array.isArray(reply) ? reply.map((v) => (typeof v === 'number' ? String(v) : replyText(v))) : undefined;
+    if (!Array.isArray(reply)) return undefined;
+    // {-1}: a value of another type at the pace key (pace.lua), left alone.
+    if (reply.length === 1 && Number(reply[0]) === -1) return undefined;
+    return reply.map((v) => (typeof v === 'number' ? String(v) : replyText(v)));
   }
 }
