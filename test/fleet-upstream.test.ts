@@ -417,10 +417,11 @@ describe('the quota mirror against a hostile upstream (found by a review)', () =
   };
 
   it("a stated window (RateLimit-Policy w=) is held for maxRetryAfterMs at most, and a stated limit of 0 is no limit: calls go again after the reset", async () => {
-    for (const headers of [
+    const hostile: Record<string, string>[] = [
       { RateLimit: '"p";r=0;t=1', 'RateLimit-Policy': '"p";q=5;w=100000000' },
       { 'x-ratelimit-limit': '0', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '1' },
-    ]) {
+    ];
+    for (const headers of hostile) {
       const store = new RedisStore({ client: redis.client, prefix: `hostile${++run}:`, timeoutMs: 5000 });
       const upstream = answering(headers);
       const api = limitedFetch(upstream, { limiter: new Limiter({ policy: gcra({ limit: 100, period: '1s' }), store }), key: 'k', maxRetryAfterMs: 1500 });
