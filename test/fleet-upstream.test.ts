@@ -379,7 +379,7 @@ describe("shape: 'auto' learns the upstream, fleet-wide (3 OS processes)", () =>
     console.log(`auto, quota upstream 30/s: after 2 s 2xx ${later.filter((a) => a.status === 200).length}, 429 ${later.filter((a) => a.status === 429).length}; ${(results as FleetResult[])[0]!.stats.shape!.reason}`);
   }, 60_000);
 
-  it('a burst-intolerant upstream (30/s, burst 1) that also states an hourly quota: tried as a quota, refused while quota remained, paced for good', async () => {
+  it('a burst-intolerant upstream (30/s, burst 1) that also states an hourly quota: refused while its headers say quota remains, paced for good', async () => {
     const { results, arrivals } = await fleet(3, 3500, burstIntolerant(30, 1), auto);
 
     for (const r of results as FleetResult[]) {
