@@ -6,16 +6,12 @@ import { sleep } from '../core/clock.js';
 import type { PaceSlot, PaceStep, QuotaReport, SharedPace } from '../limiter/store.js';
 import type { AdaptivePacer } from './adaptive.js';
 
-/** A call's turn: the ticket(s) its outcome is reported with. */
+/** A call's turn: what its outcome is reported with. */
 export interface Turn {
-  /** The local pacer's ticket, when it admitted the call (the store could not answer). */
+  /** The local pacer's ticket, when it admitted the call (no shared pace, or the store could not answer). */
   readonly local: number | undefined;
-  /** The shared pace's ticket, when it admitted the call. */
-  readonly fleet: number | undefined;
-  /** The fleet's spacing when the call was booked: 0 means a success moves nothing. */
-  readonly spacingMs: number;
-  /** The booking's slot in the shared pace (its shape, whether it took a known quota), when it admitted the call. */
-  readonly slot?: PaceSlot | undefined;
+  /** The shared pace's answer, when it admitted the call: its ticket, the fleet's spacing then, the shape learned. */
+  readonly slot: PaceSlot | undefined;
 }
 
 /**
@@ -70,7 +66,7 @@ export function localPace(pacer: AdaptivePacer): CallPace {
     async before() {},
     async giveBack() {},
     async admit(key, signal) {
-      return { local: await pacer.admit(key, signal), fleet: undefined, spacingMs: 0 };
+      return { local: await pacer.admit(key, signal), slot: undefined };
     },
     async pushback(key, turn, holdMs) {
       pacer.pushback(key, turn.local ?? CURRENT, holdMs);
@@ -95,8 +91,8 @@ export function localPace(pacer: AdaptivePacer): CallPace {
  * Once admitted, just before the send, it asks again: it takes one of the
  * calls the upstream's window still accepts, or, held by a hold written
  * while it waited for the limiter (or the window spent meanwhile), gives its
- * admission back and starts over. What the
- * upstream answers is written there before the caller sees the answer.
+ * admission back and starts over. What the upstream answers is written
+ * there before the caller sees the answer.
  * Whenever the store cannot answer, the process's own pacer decides, and it
  * keeps every hold this process learned, so that an outage of the store
  * does not release what the upstream asked for.
@@ -115,7 +111,7 @@ export function fleetPace(shared: SharedPace, pacer: AdaptivePacer, rateInterval
     rateIntervalMs === undefined || !(rateIntervalMs > 0)
       ? pacer.pacing
       : { ...pacer.pacing, initialSpacingMs: Math.min(pacer.pacing.initialSpacingMs, 2 * rateIntervalMs) };
-  /** The steps of `from` until one answers without a wait; undefined when the store did not answer. */
+  /** 'start', then 'kept' after each wait, until an answer without a wait: the booking that reserved the start (for giveBack), undefined when none did or the store did not answer. */
   const walk = async (key: string, signal: AbortSignal | undefined): Promise<PaceSlot | undefined> => {
     let step: PaceStep = 'start';
     // The booking that reserved the call's start: what giveBack returns.
@@ -144,12 +140,11 @@ export function fleetPace(shared: SharedPace, pacer: AdaptivePacer, rateInterval
     },
     async admit(key, signal) {
       const slot = await shared.book(key, 'go');
-      if (slot === undefined) return { local: await pacer.admit(key, signal), fleet: undefined, spacingMs: 0 };
-      if (slot.waitMs > 0) return undefined;
-      return { local: undefined, fleet: slot.ticket, spacingMs: slot.spacingMs, slot };
+      if (slot === undefined) return { local: await pacer.admit(key, signal), slot: undefined };
+      return slot.waitMs > 0 ? undefined : { local: undefined, slot };
     },
     async pushback(key, turn, holdMs) {
-      const standing = await shared.pushback(key, turn.fleet, holdMs, pacing);
+      const standing = await shared.pushback(key, turn.slot?.ticket, holdMs, pacing);
       if (standing === undefined) pacer.pushback(key, turn.local ?? CURRENT, holdMs);
       else if (standing.holdMs > 0) pacer.pause(key, standing.holdMs);
     },
@@ -160,7 +155,7 @@ export function fleetPace(shared: SharedPace, pacer: AdaptivePacer, rateInterval
     success(key, turn) {
       if (turn.local !== undefined) pacer.success(key, turn.local);
       // A call booked at full pace moves nothing (see pace.lua): no round trip.
-      else if (turn.spacingMs > 0 && turn.fleet !== undefined) void shared.success(key, turn.fleet);
+      else if (turn.slot !== undefined && turn.slot.spacingMs > 0) void shared.success(key, turn.slot.ticket);
     },
     async quota(key, report) {
       await shared.quota(key, report);

@@ -7,7 +7,7 @@ import { AdaptivePacer } from './adaptive.js';
 import { fleetPace, localPace, type Turn } from './call-pace.js';
 import { holdsSlots } from '../policies/concurrency.js';
 import { releasingBody } from './releasing-body.js';
-import { AutoShape, type ShapeStats } from './shape.js';
+import { AutoShape, rateOf, type ShapeStats } from './shape.js';
 import { checkMetrics, type MetricsSink } from '../core/metrics.js';
 import { parseQuotaHeaders, parseRetryAfter, serverNow, type QuotaUnit, type UpstreamQuota } from './upstream-headers.js';
 import { MAX_COUNT } from '../policies/policy.js';
@@ -265,49 +265,54 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
   const keyOf = keyFunction(key as LimitedFetchOptions['key']);
   const hold = (ms: number) => Math.min(ms, maxHold);
 
+  /**
+   * A call admitted: the fleet's hold first (so that the limiter spaces what
+   * it held back), the limiter, then the pace's admission last, with nothing
+   * awaited between it and the send, so that a hold the upstream sets while
+   * a call waits for the limiter still applies to it. Held since (a hold
+   * written, the upstream's window spent), the call gives its admission back
+   * and starts over.
+   */
+  const admitted = async (k: string, signal: AbortSignal | undefined) => {
+    for (;;) {
+      const start = await pace.before(k, signal);
+      let permit: Awaited<ReturnType<typeof acquire>>;
+      try {
+        permit = await acquire(k, { signal });
+      } catch (error) {
+        await pace.giveBack(k, start);
+        throw error;
+      }
+      // A concurrency gate's slot is held while the call is in flight.
+      const held = permit;
+      const release = slots ? () => void held.release() : undefined;
+      // Admitted by the limiter but not sent: the slot, or the unit, goes
+      // back (not both: a refund takes holders from the concurrency gate too).
+      const giveBack = async () => {
+        if (release !== undefined) release();
+        else if (refund !== undefined) await refund(k, 1).catch(() => {});
+        await pace.giveBack(k, start);
+      };
+      let turn: Turn | undefined;
+      try {
+        turn = await pace.admit(k, signal);
+        // A caller that gave up while its admission was answered is not sent.
+        signal?.throwIfAborted();
+      } catch (error) {
+        await giveBack();
+        throw error;
+      }
+      if (turn !== undefined) return { permit, release, turn };
+      await giveBack();
+    }
+  };
   const call = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const k = keyOf(input, init);
     const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
     // What each attempt sends: a Request or a stream body can be sent only once.
     let body = init?.body;
     for (let attempt = 0; ; attempt++) {
-      // The fleet's hold before the limiter (so that the limiter spaces what
-      // it held back), the pace's admission last: a hold the upstream sets
-      // while a call waits for the limiter still applies to it, since nothing
-      // is awaited between the pace's admission and the send.
-      let permit: Awaited<ReturnType<typeof acquire>>;
-      let release: (() => void) | undefined;
-      let turn: Turn | undefined;
-      do {
-        const start = await pace.before(k, signal);
-        try {
-          permit = await acquire(k, { signal });
-        } catch (error) {
-          await pace.giveBack(k, start);
-          throw error;
-        }
-        // A concurrency gate's slot is held while the call is in flight.
-        const held = permit;
-        release = slots ? () => void held.release() : undefined;
-        // Admitted by the limiter but not sent: the slot, or the unit, goes
-        // back (not both: a refund takes holders from the concurrency gate too).
-        const giveBack = async () => {
-          if (release !== undefined) release();
-          else if (refund !== undefined) await refund(k, 1).catch(() => {});
-          await pace.giveBack(k, start);
-        };
-        try {
-          turn = await pace.admit(k, signal);
-          // A caller that gave up while its admission was answered is not sent.
-          signal?.throwIfAborted();
-        } catch (error) {
-          await giveBack();
-          throw error;
-        }
-        // Held since `before` (a hold written, the upstream's window spent):
-        // over again, so that the limiter spaces what waited.
-        if (turn === undefined) await giveBack();
-      } while (turn === undefined);
+      const { permit, release, turn } = await admitted(k, signal);
       // The shape the fleet learned, applied for the key's next admission.
       if (shaper !== undefined && turn.slot !== undefined) shaper.observe(k, turn.slot.shape, turn.slot.shapeVersion, turn.slot.burstIntolerant);
       const last = attempt >= retries;
@@ -343,9 +348,9 @@ export function limitedFetch(fetchFn: FetchFunction, options: LimitedFetchOption
       // The provider's window, for the fleet's bookings (a shared pace),
       // first: its reset counts from the answer, less the time since.
       if (unit !== false && requests?.resetMs !== undefined) {
-        const resetMs = Math.max(0, hold(requests.resetMs) - (performance.now() - answeredAt));
+        const endsInMs = Math.max(0, hold(requests.resetMs) - (performance.now() - answeredAt));
         const windowMs = requests.windowMs === undefined ? undefined : hold(requests.windowMs);
-        await pace.quota(k, { remaining: requests.remaining, resetMs, limit: requests.limit, windowMs });
+        await pace.quota(k, { remaining: requests.remaining, resetMs: endsInMs, limit: requests.limit, windowMs });
       }
       // The provider's counter below the limiter's: the key comes down to it.
       // An admission that left no more than the provider says changes nothing,
@@ -463,11 +468,11 @@ function costCharge(cost: unknown, limiter: Partial<Limiter>): ((key: string, re
   };
 }
 
-/** The ms between two units at the rate of the limiter's first rate gate (GCRA, a bucket's refill, a window's limit), or undefined. */
-function rateInterval(policies: unknown): number | undefined {
-  for (const p of Array.isArray(policies) ? (policies as { kind?: string; limit?: number; refill?: number; periodMs?: number; windowMs?: number; withinMs?: number }[]) : []) {
-    if (p.kind === 'gcra') return p.periodMs! / p.limit!;
-    if (p.kind === 'tokenBucket') return p.periodMs! / p.refill!;
+/** The ms between two units at the rate of the limiter's first gcra or tokenBucket gate, or undefined. */
+function rateInterval(policies: readonly unknown[] | undefined): number | undefined {
+  for (const policy of policies ?? []) {
+    const rate = rateOf(policy);
+    if (rate !== undefined) return rate.periodMs / rate.count;
   }
   return undefined;
 }

@@ -91,7 +91,7 @@ export class AutoShape {
     if (typeof limiter.setPolicy !== 'function' || typeof limiter.invalidate !== 'function') {
       throw new ConfigError('shape', 'auto', "a Limiter with plans (one with a name) for shape 'auto', which moves each key between GCRA pacing and a token bucket");
     }
-    const { count, periodMs } = rateOf(limiter.policies);
+    const { count, periodMs } = shapedRate(limiter.policies);
     this.intervalMs = periodMs / count;
     const pacing = gcra({ limit: count, period: periodMs, burst: 1 });
     const quota = tokenBucket({ capacity: count, refill: count, period: periodMs, mode: 'interval' });
@@ -191,11 +191,26 @@ export class AutoShape {
   }
 }
 
-/** The rate of a limiter's one gcra or tokenBucket gate: `count` per `periodMs`. */
-function rateOf(policies: readonly unknown[] | undefined): { count: number; periodMs: number } {
-  const gates = policies ?? [];
-  const only = gates.length === 1 ? (gates[0] as { kind?: string; limit?: number; refill?: number; periodMs?: number }) : undefined;
-  if (only?.kind === 'gcra') return { count: only.limit!, periodMs: only.periodMs! };
-  if (only?.kind === 'tokenBucket') return { count: only.refill!, periodMs: only.periodMs! };
-  throw new ConfigError('shape', 'auto', "a limiter whose policy is one gcra or tokenBucket (its rate is what shape 'auto' spends)");
+/**
+ * The rate of a gcra or tokenBucket policy, `count` per `periodMs` (a
+ * bucket's refill), or undefined for any other gate.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * rateOf(gcra({ limit: 50, period: '1s' })); // { count: 50, periodMs: 1000 }
+ * ```
+ */
+export function rateOf(policy: unknown): { count: number; periodMs: number } | undefined {
+  const p = policy as { kind?: string; limit?: number; refill?: number; periodMs?: number } | undefined;
+  if (p?.kind === 'gcra') return { count: p.limit!, periodMs: p.periodMs! };
+  if (p?.kind === 'tokenBucket') return { count: p.refill!, periodMs: p.periodMs! };
+  return undefined;
+}
+
+/** The rate of a limiter's one gcra or tokenBucket gate, what shape 'auto' spends. */
+function shapedRate(policies: readonly unknown[] | undefined): { count: number; periodMs: number } {
+  const rate = policies?.length === 1 ? rateOf(policies[0]) : undefined;
+  if (rate === undefined) throw new ConfigError('shape', 'auto', "a limiter whose policy is one gcra or tokenBucket (its rate is what shape 'auto' spends)");
+  return rate;
 }

@@ -209,9 +209,6 @@ if op == 'book' then
     save(p)
     return { math.ceil(wait), p.g, math.ceil(p.s), sh, sv, budgeted, p.bi or 0, kept, forWindow }
   end
-  local function spent()
-    return spentNow(p)
-  end
   if mode == 'go' then
     -- Admitted by the limiter, about to be sent: a hold set since holds it
     -- (the caller asks again at its end), and it takes its place in the
@@ -226,11 +223,11 @@ if op == 'book' then
   -- while the upstream's window has room, so that the limiter spaces what a
   -- hold held back instead of releasing it at once.
   if mode == 'kept' and p.u <= now then
-    if spent() then return answer(p.qt - now, 0, '', 1) end
+    if spentNow(p) then return answer(p.qt - now, 0, '', 1) end
     return answer(0, 0, '', 0)
   end
   local slot = math.max(now, p.u, p.n)
-  if slot <= now and spent() then
+  if slot <= now and spentNow(p) then
     -- Spent: wait for the window's end, reserving nothing, then start afresh.
     return answer(p.qt - now, 0, '', 1)
   end
